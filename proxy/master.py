@@ -1,0 +1,82 @@
+"""`rtrec proxy`: mitmproxy in-process with only the addons a relay needs, plus the recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from mitmproxy import exceptions
+from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+from mitmproxy.options import Options
+
+from proxy.addon import Recorder
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    listen_host: str
+    listen_port: int
+    upstream: str
+    mode: str
+    db: str
+    record: str
+    pricing: str
+    metrics_host: str
+    metrics_port: int
+    retention_days: int
+    queue_size: int
+    flush_interval_ms: int
+
+    def mitmproxy_options(self) -> dict[str, Any]:
+        mode = f"reverse:{self.upstream}" if self.mode == "reverse" else "regular"
+        return {
+            "mode": [mode],
+            "listen_host": self.listen_host,
+            "listen_port": self.listen_port,
+            "rtrec_db": self.db,
+            "rtrec_record": self.record,
+            "rtrec_pricing": self.pricing,
+            "rtrec_metrics_host": self.metrics_host,
+            "rtrec_metrics_port": self.metrics_port,
+            "rtrec_retention_days": self.retention_days,
+            "rtrec_queue_size": self.queue_size,
+            "rtrec_flush_interval_ms": self.flush_interval_ms,
+        }
+
+
+class ProxyStartError(Exception):
+    """The proxy cannot start with this configuration; the message is one line for the user."""
+
+
+async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> None:
+    """Run until SIGINT/SIGTERM; on the way out the recorder flushes every queued record."""
+    master = Master(Options(), with_termlog=False)
+    master.addons.add(
+        core.Core(),
+        proxyserver.Proxyserver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
+        recorder or Recorder(),
+    )
+    try:
+        master.options.update(**config.mitmproxy_options())
+    except exceptions.OptionsError as exc:
+        raise ProxyStartError(str(exc)) from exc
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    logger.info(
+        "rtrec proxy on http://%s:%d (%s%s)",
+        config.listen_host,
+        config.listen_port,
+        config.mode,
+        f" to {config.upstream}" if config.mode == "reverse" else "",
+    )
+    await master.run()

@@ -1,0 +1,393 @@
+"""Realtime API protocol knowledge as pure functions over decoded events (beta and GA alike)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+BINARY = "binary"
+INVALID = "invalid"
+
+AUDIO_APPEND = "input_audio_buffer.append"
+AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"})
+TEXT_DELTAS = frozenset(
+    {
+        "response.text.delta",
+        "response.output_text.delta",
+        "response.audio_transcript.delta",
+        "response.output_audio_transcript.delta",
+    }
+)
+SESSION_STATE_EVENTS = frozenset(
+    {
+        "session.created",
+        "session.updated",
+        "transcription_session.created",
+        "transcription_session.updated",
+    }
+)
+SESSION_UPDATES = frozenset({"session.update", "transcription_session.update"})
+TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
+
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """How audio bytes in a session are encoded: `pcm16`, `g711_ulaw` or `g711_alaw`."""
+
+    name: str
+    sample_rate: int
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.sample_rate * (2 if self.name == "pcm16" else 1)
+
+
+PCM16 = AudioFormat("pcm16", 24_000)
+G711_ULAW = AudioFormat("g711_ulaw", 8_000)
+G711_ALAW = AudioFormat("g711_alaw", 8_000)
+_BETA_FORMATS = {"pcm16": PCM16, "g711_ulaw": G711_ULAW, "g711_alaw": G711_ALAW}
+_GA_FORMATS = {"audio/pcm": PCM16, "audio/pcmu": G711_ULAW, "audio/pcma": G711_ALAW}
+
+
+def parse_frame(content: bytes, is_text: bool) -> tuple[str, Any]:
+    """The event type and decoded JSON of one WebSocket message (`binary` / `invalid` when odd)."""
+    if not is_text:
+        return BINARY, None
+    try:
+        event = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        try:  # orjson refuses integers past 64 bits and lone surrogates; the stdlib does not.
+            event = json.loads(content)
+        except (ValueError, RecursionError):
+            return INVALID, None
+    if isinstance(event, dict) and isinstance(event.get("type"), str):
+        return event["type"], event
+    return INVALID, event
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def int64_or_none(value: Any) -> int | None:
+    """An integer that fits a BIGINT column, else None (bools and floats are not counters)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -INT64_MAX <= value <= INT64_MAX:
+        return value
+    return None
+
+
+def float_or_none(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if abs(value) < 1e300 else None
+    return None
+
+
+def event_refs(event: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """`event_id`, `response_id` and `item_id` of an event, looking inside `response`/`item`."""
+    response_id = _str_or_none(event.get("response_id"))
+    if response_id is None:
+        response_id = _str_or_none(_dict(event.get("response")).get("id"))
+    item_id = _str_or_none(event.get("item_id"))
+    if item_id is None:
+        item_id = _str_or_none(_dict(event.get("item")).get("id"))
+    return _str_or_none(event.get("event_id")), response_id, item_id
+
+
+def error_fields(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    """`error.type` and `error.code` of an `error` event."""
+    error = _dict(event.get("error"))
+    return _str_or_none(error.get("type")), _str_or_none(error.get("code"))
+
+
+USAGE_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_image_tokens",
+    "cached_tokens",
+    "cached_text_tokens",
+    "cached_audio_tokens",
+    "cached_image_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+)
+
+
+def response_usage(usage: Any) -> dict[str, int | None]:
+    """Every counter of a `response.done` usage as sent; None where the server left it out."""
+    usage = _dict(usage)
+    itd = _dict(usage.get("input_token_details"))
+    ctd = _dict(itd.get("cached_tokens_details"))
+    otd = _dict(usage.get("output_token_details"))
+    return {
+        "input_tokens": int64_or_none(usage.get("input_tokens")),
+        "output_tokens": int64_or_none(usage.get("output_tokens")),
+        "total_tokens": int64_or_none(usage.get("total_tokens")),
+        "input_text_tokens": int64_or_none(itd.get("text_tokens")),
+        "input_audio_tokens": int64_or_none(itd.get("audio_tokens")),
+        "input_image_tokens": int64_or_none(itd.get("image_tokens")),
+        "cached_tokens": int64_or_none(itd.get("cached_tokens")),
+        "cached_text_tokens": int64_or_none(ctd.get("text_tokens")),
+        "cached_audio_tokens": int64_or_none(ctd.get("audio_tokens")),
+        "cached_image_tokens": int64_or_none(ctd.get("image_tokens")),
+        "output_text_tokens": int64_or_none(otd.get("text_tokens")),
+        "output_audio_tokens": int64_or_none(otd.get("audio_tokens")),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseOutcome:
+    status: str | None
+    reason: str | None
+    error_type: str | None
+    error_code: str | None
+
+
+def response_outcome(response: Any) -> ResponseOutcome:
+    """Status, `status_details.reason` and the error of a failed response."""
+    response = _dict(response)
+    details = _dict(response.get("status_details"))
+    error = _dict(details.get("error"))
+    return ResponseOutcome(
+        status=_str_or_none(response.get("status")),
+        reason=_str_or_none(details.get("reason")),
+        error_type=_str_or_none(error.get("type")),
+        error_code=_str_or_none(error.get("code")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitEntry:
+    name: str | None
+    limit: int | None
+    remaining: int | None
+    reset_seconds: float | None
+
+
+def rate_limit_entries(event: dict[str, Any]) -> list[RateLimitEntry]:
+    """One entry per element of a `rate_limits.updated` event's `rate_limits` list."""
+    entries = event.get("rate_limits")
+    if not isinstance(entries, list):
+        return []
+    return [
+        RateLimitEntry(
+            name=_str_or_none(entry.get("name")),
+            limit=int64_or_none(entry.get("limit")),
+            remaining=int64_or_none(entry.get("remaining")),
+            reset_seconds=float_or_none(entry.get("reset_seconds")),
+        )
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
+
+
+def transcription_usage(usage: Any) -> dict[str, Any]:
+    """Columns of a transcription usage: billed by `tokens` or by `duration`."""
+    usage = _dict(usage)
+    details = _dict(usage.get("input_token_details"))
+    return {
+        "usage_type": _str_or_none(usage.get("type")),
+        "input_tokens": int64_or_none(usage.get("input_tokens")),
+        "output_tokens": int64_or_none(usage.get("output_tokens")),
+        "total_tokens": int64_or_none(usage.get("total_tokens")),
+        "input_audio_tokens": int64_or_none(details.get("audio_tokens")),
+        "input_text_tokens": int64_or_none(details.get("text_tokens")),
+        "seconds": float_or_none(usage.get("seconds")),
+    }
+
+
+def audio_format(value: Any) -> AudioFormat | None:
+    """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`)."""
+    if isinstance(value, str):
+        return _BETA_FORMATS.get(value)
+    value = _dict(value)
+    fmt = _GA_FORMATS.get(value.get("type"))
+    rate = int64_or_none(value.get("rate"))
+    if fmt is not None and rate and rate > 0 and fmt.name == "pcm16":
+        return AudioFormat(fmt.name, rate)
+    return fmt
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """What the recorder needs from a session object; None where the object does not say."""
+
+    model: str | None = None
+    openai_session_id: str | None = None
+    input_format: AudioFormat | None = None
+    output_format: AudioFormat | None = None
+    transcription_model: str | None = None
+
+
+def session_config(session: Any) -> SessionConfig:
+    """Model, id, audio formats and transcription model of a beta (flat) or GA (nested) session."""
+    session = _dict(session)
+    audio = _dict(session.get("audio"))
+    audio_in, audio_out = _dict(audio.get("input")), _dict(audio.get("output"))
+    transcription = audio_in.get("transcription", session.get("input_audio_transcription"))
+    return SessionConfig(
+        model=_str_or_none(session.get("model")),
+        openai_session_id=_str_or_none(session.get("id")),
+        input_format=audio_format(audio_in.get("format", session.get("input_audio_format"))),
+        output_format=audio_format(audio_out.get("format", session.get("output_audio_format"))),
+        transcription_model=_str_or_none(_dict(transcription).get("model")),
+    )
+
+
+def response_output_format(response: Any) -> AudioFormat | None:
+    """The audio format a `response` object (or `response.create` params) asks for, if any."""
+    response = _dict(response)
+    ga = _dict(_dict(response.get("audio")).get("output")).get("format")
+    return audio_format(ga if ga is not None else response.get("output_audio_format"))
+
+
+def base64_decoded_size(text: str) -> int:
+    """Bytes that a base64 string decodes to, computed without decoding it."""
+    length = len(text.rstrip())
+    if length == 0:
+        return 0
+    padding = (text[length - 1] == "=") + (length > 1 and text[length - 2] == "=")
+    return length * 3 // 4 - padding
+
+
+def strip_payload(event_type: str, event: dict[str, Any]) -> str | None:
+    """Remove audio and padding from `event` in place; returns the base64 audio it carried.
+
+    The audio field keeps its decoded byte count, and the GA `obfuscation` padding is dropped.
+    """
+    event.pop("obfuscation", None)
+    field = (
+        "audio" if event_type == AUDIO_APPEND else "delta" if event_type in AUDIO_DELTAS else None
+    )
+    if field is None:
+        return None
+    audio = event.get(field)
+    if not isinstance(audio, str):
+        return None
+    event[field] = base64_decoded_size(audio)
+    return audio
+
+
+def model_from_path(path: str) -> str | None:
+    """The model named by a `/realtime` URL: `model=` (OpenAI) or `deployment=` (Azure)."""
+    query = parse_qs(urlsplit(path).query)
+    for name in ("model", "deployment"):
+        if query.get(name):
+            return query[name][0]
+    return None
+
+
+def is_realtime_path(path: str) -> bool:
+    """A WebSocket to a path ending in `/realtime` is a Realtime session (query string aside)."""
+    return urlsplit(path).path.rstrip("/").endswith("/realtime")
+
+
+def is_beta(headers: dict[str, str], subprotocols: list[str]) -> bool:
+    """True when the client opts into the beta interface by header or subprotocol."""
+    beta_header = headers.get("openai-beta", "").replace(" ", "").lower()
+    return "realtime=v1" in beta_header.split(",") or BETA_SUBPROTOCOL in subprotocols
+
+
+def transcript_of(event: dict[str, Any]) -> str | None:
+    return _str_or_none(event.get("transcript"))
+
+
+# Every event name of reference §1.1/§1.2 (beta and GA); anything else is `other` in metric labels.
+KNOWN_EVENT_TYPES = frozenset(
+    {
+        # client
+        "session.update",
+        "transcription_session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "output_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.retrieve",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+        "response.create",
+        "response.cancel",
+        "session.close",
+        "session.input_audio_buffer.append",
+        # server
+        "error",
+        "session.created",
+        "session.updated",
+        "session.closed",
+        "transcription_session.created",
+        "transcription_session.updated",
+        "conversation.created",
+        "conversation.item.created",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.retrieved",
+        "conversation.item.truncated",
+        "conversation.item.deleted",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "response.created",
+        "response.done",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.text.delta",
+        "response.text.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.audio.delta",
+        "response.audio.done",
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.audio_transcript.delta",
+        "response.audio_transcript.done",
+        "response.output_audio_transcript.delta",
+        "response.output_audio_transcript.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "rate_limits.updated",
+        "session.input_transcript.delta",
+        "session.output_transcript.delta",
+        "session.output_audio.delta",
+    }
+)
+
+
+def metric_event_type(event_type: str) -> str:
+    """A bounded label value: known event types, `binary`, `invalid`, else `other`."""
+    if event_type in KNOWN_EVENT_TYPES or event_type in (BINARY, INVALID):
+        return event_type
+    return "other"

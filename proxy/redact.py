@@ -1,0 +1,108 @@
+"""Secret redaction (spec §4): keys are replaced before anything is stored, logged or exported."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+REDACTED = "[REDACTED]"
+KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+
+SECRET_HEADERS = frozenset({"authorization", "api-key", "proxy-authorization", "cookie"})
+SECRET_QUERY_PARAMS = frozenset({"api-key", "api_key", "authorization", "key"})
+SECRET_FIELDS = frozenset({"client_secret", "api_key", "api-key", "authorization"})
+
+# OpenAI keys (`sk-...`, `sk-proj-...`) and ephemeral keys (`ek_...`) wherever they appear in text.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:sk-|ek_)[A-Za-z0-9_\-]{6,}")
+# Cheap pre-check on raw frames: only frames that might hold a secret are walked.
+_MAYBE_SECRET = re.compile(rb"sk-|ek_|client_secret|api[_-]key|authorization", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` with every `sk-…`/`ek_…` token replaced."""
+    return _TOKEN.sub(REDACTED, text)
+
+
+def might_hold_secret(raw: bytes) -> bool:
+    return _MAYBE_SECRET.search(raw) is not None
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of a decoded JSON value with secret fields and embedded tokens replaced."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if key.lower() in SECRET_FIELDS and value else redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+def redact_url(url: str) -> str:
+    """A path or URL with secret query parameters and embedded tokens replaced."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return redact_text(url)
+    pairs = [
+        (name, REDACTED if name.lower() in SECRET_QUERY_PARAMS else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    query = "&".join(f"{quote(n, safe='')}={quote(v, safe='[]')}" for n, v in pairs)
+    return redact_text(urlunsplit(parts._replace(query=query)))
+
+
+def redact_subprotocols(subprotocols: list[str]) -> list[str]:
+    return [
+        KEY_SUBPROTOCOL_PREFIX + REDACTED
+        if p.startswith(KEY_SUBPROTOCOL_PREFIX)
+        else redact_text(p)
+        for p in subprotocols
+    ]
+
+
+def redact_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Handshake headers fit for logs: credentials and key subprotocols replaced."""
+    redacted = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in SECRET_HEADERS:
+            value = REDACTED
+        elif lower == "sec-websocket-protocol":
+            value = ", ".join(redact_subprotocols(split_subprotocols(value)))
+        redacted.append((name, redact_text(value)))
+    return redacted
+
+
+def split_subprotocols(header_value: str) -> list[str]:
+    return [p.strip() for p in header_value.split(",") if p.strip()]
+
+
+def api_key(headers: dict[str, str], subprotocols: list[str], path: str) -> str | None:
+    """The API key a client presented, from any of the places spec §4 names."""
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip() or None
+    if headers.get("api-key"):
+        return headers["api-key"].strip()
+    for protocol in subprotocols:
+        if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return protocol[len(KEY_SUBPROTOCOL_PREFIX) :] or None
+    for name, value in parse_qsl(urlsplit(path).query):
+        lower = name.lower()
+        if lower in ("api-key", "api_key") and value:
+            return value
+        if lower == "authorization" and value.lower().startswith("bearer "):
+            return value[7:].strip() or None
+    return None
+
+
+def key_fingerprint(key: str | None) -> str | None:
+    """First 8 hex digits of SHA-256 of the key: identifies it without revealing it."""
+    if not key:
+        return None
+    return hashlib.sha256(key.encode()).hexdigest()[:8]

@@ -1,0 +1,276 @@
+"""Turns one Realtime connection's messages into storage records (no mitmproxy, no I/O)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from proxy import protocol
+from proxy.redact import might_hold_secret, redact_text, redact_value
+from storage.records import (
+    AudioRecord,
+    EventRecord,
+    RateLimitRecord,
+    Record,
+    ResponseCreated,
+    ResponseDone,
+    SessionChanged,
+    SessionClosed,
+    SessionOpened,
+    TranscriptionRecord,
+)
+
+RECORD_MODES = ("full", "text", "metadata")
+
+
+@dataclass
+class ResponseTiming:
+    """Frame timestamps of one response, for the latency columns."""
+
+    created_ts: float
+    output_format: protocol.AudioFormat | None = None
+    first_audio_ts: float | None = None
+    first_text_ts: float | None = None
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _ms_between(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000.0, 3)
+
+
+@dataclass
+class SessionRecorder:
+    """State of one recorded WebSocket: sequence numbers, audio formats, open responses."""
+
+    opened: SessionOpened
+    record_mode: str = "full"
+    seq: int = 0
+    model: str | None = None
+    input_format: protocol.AudioFormat = protocol.PCM16
+    output_format: protocol.AudioFormat = protocol.PCM16
+    transcription_model: str | None = None
+    responses: dict[str, ResponseTiming] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model = self.opened.model
+
+    @property
+    def id(self) -> str:
+        return self.opened.id
+
+    def on_message(
+        self, from_client: bool, content: bytes, is_text: bool, ts: float
+    ) -> list[Record]:
+        """Records for one message: its event row, plus responses, limits, audio it carries."""
+        seq, self.seq = self.seq, self.seq + 1
+        direction = "client" if from_client else "server"
+        event_type, event = protocol.parse_frame(content, is_text)
+        ts_utc = _utc(ts)
+        if not isinstance(event, dict) or event_type in (protocol.BINARY, protocol.INVALID):
+            return [
+                EventRecord(
+                    session_id=self.id,
+                    seq=seq,
+                    ts=ts_utc,
+                    direction=direction,
+                    type=event_type,
+                    size_bytes=len(content),
+                    payload=self._odd_payload(content, event_type, event),
+                )
+            ]
+        audio = protocol.strip_payload(event_type, event)
+        if might_hold_secret(content):
+            event = redact_value(event)
+        event_id, response_id, item_id = protocol.event_refs(event)
+        error_type, error_code = (
+            protocol.error_fields(event) if event_type == "error" else (None, None)
+        )
+        records: list[Record] = [
+            EventRecord(
+                session_id=self.id,
+                seq=seq,
+                ts=ts_utc,
+                direction=direction,
+                type=event_type,
+                size_bytes=len(content),
+                payload=None if self.record_mode == "metadata" else event,
+                event_id=event_id,
+                response_id=response_id,
+                item_id=item_id,
+                error_type=error_type,
+                error_code=error_code,
+            )
+        ]
+        if audio is not None and self.record_mode == "full":
+            fmt = self._audio_format(from_client, response_id)
+            records.append(
+                AudioRecord(
+                    session_id=self.id,
+                    seq=seq,
+                    ts=ts_utc,
+                    direction=direction,
+                    audio_format=fmt.name,
+                    sample_rate=fmt.sample_rate,
+                    audio_base64=audio,
+                    response_id=response_id,
+                    item_id=item_id,
+                )
+            )
+        records.extend(self._interpret(from_client, event_type, event, ts, response_id))
+        return records
+
+    def close(
+        self, ts: float, code: int | None, reason: str | None, closed_by: str | None
+    ) -> SessionClosed:
+        return SessionClosed(
+            id=self.id,
+            ended_at=_utc(ts),
+            close_code=code,
+            close_reason=redact_text(reason) if reason else reason,
+            closed_by=closed_by,
+        )
+
+    def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
+        """What is kept of a frame that is not a JSON object with a string `type`."""
+        if self.record_mode == "metadata":
+            return None
+        if event_type == protocol.BINARY:  # kept whole under `full` only, like audio
+            return (
+                {"base64": base64.b64encode(content).decode()}
+                if self.record_mode == "full"
+                else None
+            )
+        if decoded is not None:
+            return redact_value(decoded)
+        return redact_text(content.decode("utf-8", errors="replace"))
+
+    def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
+        if from_client:
+            return self.input_format
+        timing = self.responses.get(response_id or "")
+        if timing is not None and timing.output_format is not None:
+            return timing.output_format
+        return self.output_format
+
+    def _interpret(
+        self,
+        from_client: bool,
+        event_type: str,
+        event: dict[str, Any],
+        ts: float,
+        response_id: str | None,
+    ) -> list[Record]:
+        if from_client:
+            if event_type in protocol.SESSION_UPDATES:
+                self._apply_session(event.get("session"))
+            return []
+        if event_type in protocol.AUDIO_DELTAS or event_type in protocol.TEXT_DELTAS:
+            self._mark_first_output(event_type, response_id, ts)
+            return []
+        if event_type in protocol.SESSION_STATE_EVENTS:
+            return self._session_changed(event.get("session"))
+        if event_type == "response.created" and response_id is not None:
+            return [self._response_created(event, response_id, ts)]
+        if event_type == "response.done" and response_id is not None:
+            return [self._response_done(event, response_id, ts)]
+        if event_type == "rate_limits.updated":
+            return self._rate_limits(event, ts)
+        if event_type == protocol.TRANSCRIPTION_COMPLETED:
+            return [self._transcription(event, ts)]
+        return []
+
+    def _apply_session(self, session: Any) -> protocol.SessionConfig:
+        config = protocol.session_config(session)
+        self.input_format = config.input_format or self.input_format
+        self.output_format = config.output_format or self.output_format
+        self.transcription_model = config.transcription_model or self.transcription_model
+        return config
+
+    def _session_changed(self, session: Any) -> list[Record]:
+        config = self._apply_session(session)
+        if config.model is not None:
+            self.model = config.model
+        if config.model is None and config.openai_session_id is None:
+            return []
+        return [
+            SessionChanged(
+                id=self.id, model=config.model, openai_session_id=config.openai_session_id
+            )
+        ]
+
+    def _mark_first_output(self, event_type: str, response_id: str | None, ts: float) -> None:
+        timing = self.responses.get(response_id or "")
+        if timing is None:
+            return
+        if event_type in protocol.AUDIO_DELTAS:
+            if timing.first_audio_ts is None:
+                timing.first_audio_ts = ts
+        elif timing.first_text_ts is None:
+            timing.first_text_ts = ts
+
+    def _response_created(
+        self, event: dict[str, Any], response_id: str, ts: float
+    ) -> ResponseCreated:
+        response = event.get("response")
+        self.responses[response_id] = ResponseTiming(
+            created_ts=ts, output_format=protocol.response_output_format(response)
+        )
+        return ResponseCreated(
+            session_id=self.id,
+            response_id=response_id,
+            created_at=_utc(ts),
+            status=protocol.response_outcome(response).status,
+        )
+
+    def _response_done(self, event: dict[str, Any], response_id: str, ts: float) -> ResponseDone:
+        response = event.get("response")
+        outcome = protocol.response_outcome(response)
+        timing = self.responses.pop(response_id, None)
+        usage = protocol.response_usage(
+            response.get("usage") if isinstance(response, dict) else None
+        )
+        return ResponseDone(
+            session_id=self.id,
+            response_id=response_id,
+            done_at=_utc(ts),
+            status=outcome.status,
+            status_reason=outcome.reason,
+            usage=usage,
+            error_type=outcome.error_type,
+            error_code=outcome.error_code,
+            time_to_first_audio_ms=(
+                _ms_between(timing.created_ts, timing.first_audio_ts) if timing else None
+            ),
+            time_to_first_text_ms=(
+                _ms_between(timing.created_ts, timing.first_text_ts) if timing else None
+            ),
+        )
+
+    def _rate_limits(self, event: dict[str, Any], ts: float) -> list[Record]:
+        return [
+            RateLimitRecord(
+                session_id=self.id,
+                ts=_utc(ts),
+                name=entry.name,
+                limit_value=entry.limit,
+                remaining=entry.remaining,
+                reset_seconds=entry.reset_seconds,
+            )
+            for entry in protocol.rate_limit_entries(event)
+        ]
+
+    def _transcription(self, event: dict[str, Any], ts: float) -> TranscriptionRecord:
+        _, _, item_id = protocol.event_refs(event)
+        return TranscriptionRecord(
+            session_id=self.id,
+            ts=_utc(ts),
+            item_id=item_id,
+            model=self.transcription_model,
+            transcript=None if self.record_mode == "metadata" else protocol.transcript_of(event),
+            **protocol.transcription_usage(event.get("usage")),
+        )

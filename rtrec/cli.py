@@ -1,0 +1,233 @@
+"""The `rtrec` command line: argument parsing and the edges where databases are opened."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from rtrec import __version__, export
+from rtrec.settings import DB, PROXY_SETTINGS, add_settings, non_negative_int, positive_int
+from storage import queries
+from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
+
+logger = logging.getLogger("rtrec")
+
+
+class CommandError(Exception):
+    """A problem the user can fix, reported as one line and exit status 1."""
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _engine(url: str, *, read_only: bool) -> Engine:
+    try:
+        engine = make_engine(url, read_only=read_only)
+    except DatabaseURLError as exc:
+        raise CommandError(str(exc)) from exc
+    if read_only:
+        try:
+            revision = current_revision(engine)
+        except SQLAlchemyError as exc:
+            raise CommandError(f"cannot read the database: {exc.__class__.__name__}") from exc
+        if revision != head_revision():
+            raise CommandError(
+                f"the database is at schema {revision or 'none'}, this rtrec needs "
+                f"{head_revision()}: run `rtrec db upgrade --db …` first"
+            )
+    return engine
+
+
+@contextlib.contextmanager
+def _reading(url: str) -> Iterator[Connection]:
+    with _engine(url, read_only=True).connect() as connection:
+        yield connection
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from proxy.master import ProxyConfig, ProxyStartError, run_proxy
+
+    fields = ProxyConfig.__dataclass_fields__
+    config = ProxyConfig(**{name: getattr(args, name) for name in fields})
+    try:
+        asyncio.run(run_proxy(config))
+    except ProxyStartError as exc:
+        raise CommandError(str(exc)) from exc
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    engine = _engine(args.db, read_only=False)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise CommandError(f"upgrade failed: {exc.__class__.__name__}: {exc}") from exc
+    print(f"database at schema {current_revision(engine)}")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
+    return value
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    with _reading(args.db) as connection:
+        rows = [
+            {k: _plain(v) for k, v in row.items()}
+            for row in queries.list_sessions(connection, args.limit)
+        ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no sessions recorded yet: point a client at `rtrec proxy`")
+        return 0
+    print(
+        f"{'id':36}  {'started_at':25}  {'model':24} {'api':4} {'events':>7} {'resp':>5} "
+        f"{'tokens':>8}  closed"
+    )
+    for row in rows:
+        closed = f"{row['close_code'] or ''} {row['closed_by'] or ''}".strip() or "open"
+        print(
+            f"{row['id']:36}  {row['started_at'][:25]:25}  {(row['model'] or '-')[:24]:24} "
+            f"{row['api']:4} {row['events']:>7} {row['responses']:>5} "
+            f"{row['total_tokens'] or 0:>8}  {closed}"
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _output(path: str | None, default: str | None) -> Iterator[IO[bytes]]:
+    target = path or default
+    if target is None or target == "-":
+        yield sys.stdout.buffer
+        return
+    try:
+        with open(target, "wb") as out:
+            yield out
+    except OSError as exc:
+        raise CommandError(f"cannot write {target}: {exc.strerror}") from exc
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _reading(args.db) as connection:
+        if queries.get_session(connection, args.session_id) is None:
+            raise CommandError(f"no session {args.session_id!r} in the database")
+        if args.format == "jsonl":
+            with _output(args.output, None) as out:
+                export.write_jsonl(out, queries.session_events(connection, args.session_id))
+            return 0
+        user = queries.session_audio(connection, args.session_id, "client")
+        assistant = queries.session_audio(connection, args.session_id, "server")
+    chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
+    if not chosen:
+        raise CommandError(
+            f"session {args.session_id} has no recorded {args.side} audio "
+            "(was it recorded with --record full?)"
+        )
+    try:
+        if args.side == "both" and user and assistant:
+            audio_format, rate, data = export.conversation_audio(user, assistant)
+            channels = 2
+        else:
+            audio_format, rate, data = export.side_audio(chosen)
+            channels = 1
+    except export.ExportError as exc:
+        raise CommandError(str(exc)) from exc
+    with _output(args.output, f"{args.session_id}.wav") as out:
+        export.write_wav(out, audio_format, rate, channels, data)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    engine = _engine(args.db, read_only=False)
+    cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
+    with engine.begin() as connection:
+        deleted = queries.prune_sessions(connection, cutoff)
+    print(f"deleted {deleted} session(s) started before {cutoff.isoformat(timespec='seconds')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtrec", description="Recording proxy for the OpenAI Realtime API."
+    )
+    parser.add_argument("--version", action="version", version=f"rtrec {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
+    add_settings(proxy, PROXY_SETTINGS)
+    proxy.set_defaults(run=cmd_proxy)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_upgrade = db_commands.add_parser("upgrade", help="run schema migrations")
+    add_settings(db_upgrade, [DB])
+    db_upgrade.set_defaults(run=cmd_db_upgrade)
+
+    sessions = commands.add_parser("sessions", help="list recorded sessions, newest first")
+    add_settings(sessions, [DB])
+    sessions.add_argument("--json", action="store_true", help="one JSON array of objects")
+    sessions.add_argument("--limit", type=positive_int, default=50, help="at most this many")
+    sessions.set_defaults(run=cmd_sessions)
+
+    exporter = commands.add_parser("export", help="export one session's events or audio")
+    exporter.add_argument("session_id", metavar="SESSION_ID")
+    exporter.add_argument("--format", choices=("jsonl", "wav"), required=True)
+    exporter.add_argument("-o", "--output", help="file to write (jsonl: stdout by default)")
+    exporter.add_argument(
+        "--side",
+        choices=("both", "user", "assistant"),
+        default="both",
+        help="wav: user, assistant, or both as stereo (user left) on one timeline",
+    )
+    add_settings(exporter, [DB])
+    exporter.set_defaults(run=cmd_export)
+
+    prune = commands.add_parser("prune", help="delete old sessions with everything under them")
+    prune.add_argument(
+        "--older-than",
+        type=non_negative_int,
+        required=True,
+        metavar="DAYS",
+        help="sessions started more than DAYS ago (0: all)",
+    )
+    add_settings(prune, [DB])
+    prune.set_defaults(run=cmd_prune)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CommandError as exc:
+        print(f"rtrec {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

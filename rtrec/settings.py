@@ -1,0 +1,148 @@
+"""Every command-line setting, declared once: flag, environment variable, default, help, parser."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from storage.db import DEFAULT_DB_URL
+
+
+def port(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def upstream_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s):// or ws(s):// URL with a host"
+        )
+    # mitmproxy's reverse mode speaks http(s) upstream and upgrades from there.
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return parts._replace(scheme=scheme).geturl().rstrip("/")
+
+
+def readable_file(text: str) -> str:
+    if text and not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"file {text!r} not found")
+    if text and not os.access(text, os.R_OK):
+        raise argparse.ArgumentTypeError(f"file {text!r} is not readable")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+    choices: Sequence[str] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    def env_var(self, prefix: str = "RTREC_") -> str:
+        return prefix + self.dest.upper()
+
+
+DB = Setting("db", DEFAULT_DB_URL, "SQLAlchemy database URL (postgresql+psycopg://… to share)")
+
+PROXY_SETTINGS = (
+    Setting("listen-host", "127.0.0.1", "where clients connect"),
+    Setting("listen-port", 8080, "port clients connect to", port),
+    Setting(
+        "upstream",
+        "https://api.openai.com",
+        "reverse-proxy target (Azure: https://<res>.openai.azure.com)",
+        upstream_url,
+    ),
+    Setting(
+        "mode",
+        "reverse",
+        "reverse, or regular for HTTPS_PROXY-style clients",
+        choices=("reverse", "regular"),
+    ),
+    DB,
+    Setting("metrics-host", "127.0.0.1", "where /metrics and /healthz listen"),
+    Setting("metrics-port", 9464, "Prometheus endpoint port; 0 turns it off", port),
+    Setting(
+        "record",
+        "full",
+        "full: events, text, audio; text: no audio bytes; metadata: no content at all",
+        choices=("full", "text", "metadata"),
+    ),
+    Setting("pricing", "", "TOML file that overrides or adds model prices", readable_file),
+    Setting(
+        "retention-days",
+        0,
+        "delete sessions older than this every hour; 0 keeps all",
+        non_negative_int,
+    ),
+    Setting("queue-size", 100_000, "records buffered before the recorder drops", positive_int),
+    Setting(
+        "flush-interval-ms",
+        250,
+        "longest a record waits before its batch is committed",
+        positive_int,
+    ),
+)
+
+
+def add_settings(
+    parser: argparse.ArgumentParser, settings: Sequence[Setting], env_prefix: str = "RTREC_"
+) -> None:
+    """Add `settings` as flags whose defaults come from the environment when set there."""
+    for setting in settings:
+        env_var = setting.env_var(env_prefix)
+        default = setting.default
+        if env_var in os.environ:
+            raw = os.environ[env_var]
+            try:
+                default = setting.parse(raw)
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{env_var}: {exc}")
+            if setting.choices and default not in setting.choices:
+                parser.error(f"{env_var}: {raw!r} is not one of {', '.join(setting.choices)}")
+        parser.add_argument(
+            setting.flag,
+            dest=setting.dest,
+            default=default,
+            type=setting.parse,
+            choices=setting.choices,
+            metavar=setting.dest.upper() if not setting.choices else None,
+            help=f"{setting.help} [{env_var}, default: {setting.default}]",
+        )

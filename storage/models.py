@@ -1,0 +1,181 @@
+"""SQLAlchemy models for the tables of spec §3; the schema itself is made by Alembic migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for event volumes.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+Payload = JSON().with_variant(JSONB(), "postgresql")
+UtcDateTime = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
+
+
+def _session_fk() -> Mapped[str]:
+    return mapped_column(String(36), ForeignKey("sessions.id", ondelete="CASCADE"), index=False)
+
+
+class RealtimeSession(Base):
+    """One WebSocket connection to a `/realtime` endpoint."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    model: Mapped[str | None] = mapped_column(String(200))
+    api: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    upstream: Mapped[str | None] = mapped_column(Text)
+    client_addr: Mapped[str | None] = mapped_column(String(100))
+    openai_session_id: Mapped[str | None] = mapped_column(String(200))
+    close_code: Mapped[int | None]
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    closed_by: Mapped[str | None] = mapped_column(String(8))
+    key_fingerprint: Mapped[str | None] = mapped_column(String(16))
+    record_mode: Mapped[str] = mapped_column(String(16))
+
+
+class Event(Base):
+    """One WebSocket message, either direction, in arrival order."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    seq: Mapped[int]
+    ts: Mapped[datetime]
+    direction: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    response_id: Mapped[str | None] = mapped_column(String(200))
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    size_bytes: Mapped[int]
+    payload: Mapped[Any | None] = mapped_column(Payload)
+    error_type: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(200))
+
+
+class Response(Base):
+    """One model response, from `response.created` to `response.done`, with its usage."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("session_id", "response_id"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    response_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    status: Mapped[str | None] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    total_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    input_text_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    input_audio_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    input_image_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cached_text_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cached_audio_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    cached_image_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_text_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_audio_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    error_type: Mapped[str | None] = mapped_column(String(200))
+    error_code: Mapped[str | None] = mapped_column(String(200))
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    cost_estimated: Mapped[bool | None]
+    time_to_first_audio_ms: Mapped[float | None] = mapped_column(Float)
+    time_to_first_text_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class RateLimit(Base):
+    """One entry of a `rate_limits.updated` event."""
+
+    __tablename__ = "rate_limits"
+    __table_args__ = (Index(None, "session_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    ts: Mapped[datetime]
+    name: Mapped[str | None] = mapped_column(String(200))
+    limit_value: Mapped[int | None] = mapped_column(BigInteger)
+    remaining: Mapped[int | None] = mapped_column(BigInteger)
+    reset_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class Transcription(Base):
+    """A completed input-audio transcription, billed at the ASR model's price."""
+
+    __tablename__ = "transcriptions"
+    __table_args__ = (Index(None, "session_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    ts: Mapped[datetime]
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    usage_type: Mapped[str | None] = mapped_column(String(16))
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    total_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    input_audio_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    input_text_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+
+class AudioChunk(Base):
+    """Decoded audio of one `input_audio_buffer.append` or audio delta, with its format."""
+
+    __tablename__ = "audio_chunks"
+    __table_args__ = (Index(None, "session_id", "direction", "seq"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    seq: Mapped[int]
+    ts: Mapped[datetime]
+    direction: Mapped[str] = mapped_column(String(8))
+    response_id: Mapped[str | None] = mapped_column(String(200))
+    item_id: Mapped[str | None] = mapped_column(String(200))
+    audio_format: Mapped[str] = mapped_column(String(16))
+    sample_rate: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of `model`, for fast executemany inserts and bulk updates."""
+    return Base.metadata.tables[model.__tablename__]

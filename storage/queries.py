@@ -1,0 +1,99 @@
+"""Read (and prune) queries shared by the CLI and the dashboard; callers own the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+
+from storage.models import (
+    AudioChunk,
+    Event,
+    RateLimit,
+    RealtimeSession,
+    Response,
+    Transcription,
+    table,
+)
+
+SESSION_COLUMNS = [c.name for c in table(RealtimeSession).columns]
+
+
+def list_sessions(connection: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    """Newest sessions first, each with its `sessions` columns and per-session totals."""
+    sessions = table(RealtimeSession)
+    events = (
+        select(func.count())
+        .where(table(Event).c.session_id == sessions.c.id)
+        .scalar_subquery()
+        .label("events")
+    )
+    responses = table(Response)
+    totals = (
+        select(
+            responses.c.session_id,
+            func.count().label("responses"),
+            func.sum(responses.c.total_tokens).label("total_tokens"),
+            func.sum(responses.c.input_tokens).label("input_tokens"),
+            func.sum(responses.c.output_tokens).label("output_tokens"),
+            func.sum(responses.c.cost_usd).label("cost_usd"),
+        )
+        .group_by(responses.c.session_id)
+        .subquery()
+    )
+    query = (
+        select(
+            sessions,
+            events,
+            func.coalesce(totals.c.responses, 0).label("responses"),
+            totals.c.input_tokens,
+            totals.c.output_tokens,
+            totals.c.total_tokens,
+            totals.c.cost_usd,
+        )
+        .outerjoin(totals, totals.c.session_id == sessions.c.id)
+        .order_by(sessions.c.started_at.desc(), sessions.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def get_session(connection: Connection, session_id: str) -> dict[str, Any] | None:
+    sessions = table(RealtimeSession)
+    row = connection.execute(select(sessions).where(sessions.c.id == session_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def session_events(connection: Connection, session_id: str) -> Iterator[dict[str, Any]]:
+    """A session's events in `seq` order, streamed so huge sessions stay out of memory."""
+    events = table(Event)
+    query = (
+        select(events).where(events.c.session_id == session_id).order_by(events.c.seq)
+    ).execution_options(yield_per=1000)
+    for row in connection.execute(query):
+        yield dict(row._mapping)
+
+
+def session_audio(connection: Connection, session_id: str, direction: str) -> list[dict[str, Any]]:
+    """One side's audio chunks (`client` = user, `server` = assistant) in arrival order."""
+    audio = table(AudioChunk)
+    query = (
+        select(audio.c.seq, audio.c.ts, audio.c.audio_format, audio.c.sample_rate, audio.c.data)
+        .where(audio.c.session_id == session_id, audio.c.direction == direction)
+        .order_by(audio.c.seq)
+    )
+    return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def prune_sessions(connection: Connection, started_before: datetime) -> int:
+    """Delete sessions that started before the cutoff, with every row that refers to them."""
+    sessions = table(RealtimeSession)
+    doomed = select(sessions.c.id).where(sessions.c.started_at < started_before)
+    # Children first: SQLite only cascades when foreign keys are on for the connection.
+    for model in (Event, Response, RateLimit, Transcription, AudioChunk):
+        child = table(model)
+        connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
+    result = connection.execute(delete(sessions).where(sessions.c.started_at < started_before))
+    return int(result.rowcount)

@@ -1,0 +1,135 @@
+"""What the recorder asks the writer to store: plain, immutable values, one per database change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    id: str
+    started_at: datetime
+    api: str
+    path: str
+    record_mode: str
+    model: str | None = None
+    upstream: str | None = None
+    client_addr: str | None = None
+    key_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """Fields learnt from `session.created`/`session.updated`; None leaves a column as it is."""
+
+    id: str
+    model: str | None = None
+    openai_session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    id: str
+    ended_at: datetime
+    close_code: int | None
+    close_reason: str | None
+    closed_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    session_id: str
+    seq: int
+    ts: datetime
+    direction: str
+    type: str
+    size_bytes: int
+    payload: Any = None
+    event_id: str | None = None
+    response_id: str | None = None
+    item_id: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    session_id: str
+    response_id: str
+    created_at: datetime
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """The final state of a response; `usage` maps `responses` column names to counters."""
+
+    session_id: str
+    response_id: str
+    done_at: datetime
+    status: str | None
+    status_reason: str | None = None
+    usage: dict[str, int | None] = field(default_factory=dict)
+    error_type: str | None = None
+    error_code: str | None = None
+    cost_usd: float | None = None
+    cost_estimated: bool | None = None
+    time_to_first_audio_ms: float | None = None
+    time_to_first_text_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRecord:
+    session_id: str
+    ts: datetime
+    name: str | None
+    limit_value: int | None
+    remaining: int | None
+    reset_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRecord:
+    session_id: str
+    ts: datetime
+    item_id: str | None
+    model: str | None
+    transcript: str | None
+    usage_type: str | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    input_audio_tokens: int | None = None
+    input_text_tokens: int | None = None
+    seconds: float | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioRecord:
+    """Base64 audio of one event; decoded by the writer thread, off the proxy's event loop."""
+
+    session_id: str
+    seq: int
+    ts: datetime
+    direction: str
+    audio_format: str
+    sample_rate: int
+    audio_base64: str
+    response_id: str | None = None
+    item_id: str | None = None
+
+
+Record = (
+    SessionOpened
+    | SessionChanged
+    | SessionClosed
+    | EventRecord
+    | ResponseCreated
+    | ResponseDone
+    | RateLimitRecord
+    | TranscriptionRecord
+    | AudioRecord
+)

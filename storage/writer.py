@@ -1,0 +1,275 @@
+"""The writer thread: the only code that writes recorded traffic, in batches, off the loop."""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Table, insert, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from storage import models
+from storage.records import (
+    AudioRecord,
+    EventRecord,
+    RateLimitRecord,
+    Record,
+    ResponseCreated,
+    ResponseDone,
+    SessionChanged,
+    SessionClosed,
+    SessionOpened,
+    TranscriptionRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 2000
+RETRY_BACKOFF_MAX_S = 5.0
+GIVE_UP_ON_CLOSE_S = 10.0
+
+
+class WriterObserver(Protocol):
+    """What the writer reports; the proxy turns these into metrics."""
+
+    def batch_written(self, records: int, seconds: float) -> None: ...
+    def dropped_records(self, reason: str, count: int) -> None: ...
+    def db_error(self) -> None: ...
+
+
+class _NullObserver:
+    def batch_written(self, records: int, seconds: float) -> None:
+        pass
+
+    def dropped_records(self, reason: str, count: int) -> None:
+        pass
+
+    def db_error(self) -> None:
+        pass
+
+
+@dataclass
+class _Barrier:
+    """Queued behind everything submitted before it; set once those records are committed."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: bool = False
+
+
+def _row(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
+    row = _row(record)
+    try:
+        row["data"] = binascii.a2b_base64(row.pop("audio_base64"), strict_mode=True)
+    except (binascii.Error, ValueError):
+        logger.warning("audio of event %d in session %s is not valid base64", *_where(record))
+        return None
+    return row
+
+
+def _where(record: AudioRecord) -> tuple[int, str]:
+    return record.seq, record.session_id
+
+
+_INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
+    SessionOpened: (models.table(models.RealtimeSession), _row),
+    EventRecord: (models.table(models.Event), _row),
+    ResponseCreated: (models.table(models.Response), _row),
+    RateLimitRecord: (models.table(models.RateLimit), _row),
+    TranscriptionRecord: (models.table(models.Transcription), _row),
+    AudioRecord: (models.table(models.AudioChunk), _audio_row),
+}
+
+
+def apply_records(connection: Connection, records: Sequence[Record]) -> None:
+    """Write `records` in one transaction: inserts first (sessions before what refers to them)."""
+    inserts: dict[type, list[dict[str, Any]]] = {kind: [] for kind in _INSERTS}
+    updates: list[Record] = []
+    for record in records:
+        target = _INSERTS.get(type(record))
+        if target is None:
+            updates.append(record)
+            continue
+        row = target[1](record)
+        if row is not None:
+            inserts[type(record)].append(row)
+    for kind, rows in inserts.items():
+        if rows:
+            connection.execute(insert(_INSERTS[kind][0]), rows)
+    for record in updates:
+        _apply_update(connection, record)
+
+
+def _apply_update(connection: Connection, record: Record) -> None:
+    sessions = models.table(models.RealtimeSession)
+    if isinstance(record, SessionChanged):
+        values = {
+            k: v
+            for k, v in (("model", record.model), ("openai_session_id", record.openai_session_id))
+            if v is not None
+        }
+        if values:
+            connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
+    elif isinstance(record, SessionClosed):
+        values = _row(record)
+        del values["id"]
+        connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
+    elif isinstance(record, ResponseDone):
+        _apply_response_done(connection, record)
+
+
+def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
+    responses = models.table(models.Response)
+    values = _row(record)
+    values.update(values.pop("usage"))
+    del values["session_id"], values["response_id"]
+    result = connection.execute(
+        update(responses)
+        .where(responses.c.session_id == record.session_id)
+        .where(responses.c.response_id == record.response_id)
+        .values(values)
+    )
+    if result.rowcount == 0:  # its response.created was never seen (or dropped)
+        values.update(session_id=record.session_id, response_id=record.response_id)
+        connection.execute(insert(responses), [values])
+
+
+class Writer:
+    """A bounded queue drained by one thread that commits batches at least every flush interval."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        queue_size: int = 100_000,
+        flush_interval_s: float = 0.25,
+        observer: WriterObserver | None = None,
+    ) -> None:
+        self._engine = engine
+        self._queue: queue.Queue[Record | _Barrier] = queue.Queue(maxsize=queue_size)
+        self._flush_interval_s = flush_interval_s
+        self._observer: WriterObserver = observer or _NullObserver()
+        self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
+        self._closing = threading.Event()
+        self.failing_since: float | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, record: Record) -> bool:
+        """Queue `record` without ever blocking; a full queue drops it and counts the drop."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._observer.dropped_records("queue_full", 1)
+            return False
+        return True
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Block until every record submitted so far is committed (or dropped)."""
+        barrier = _Barrier()
+        self._queue.put(barrier, timeout=timeout_s)
+        return barrier.done.wait(timeout_s)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Commit everything queued, then stop the thread."""
+        if not self._thread.is_alive():
+            return
+        self._closing.set()
+        self._queue.put(_Barrier(stop=True), timeout=timeout_s)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            batch, barrier = self._collect()
+            if batch:
+                self._write(batch)
+            if barrier is not None:
+                barrier.done.set()
+                if barrier.stop:
+                    return
+
+    def _collect(self) -> tuple[list[Record], _Barrier | None]:
+        first = self._queue.get()
+        if isinstance(first, _Barrier):
+            return [], first
+        batch: list[Record] = [first]
+        deadline = time.monotonic() + self._flush_interval_s
+        while len(batch) < MAX_BATCH_RECORDS:
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if isinstance(item, _Barrier):
+                return batch, item
+            batch.append(item)
+        return batch, None
+
+    def _write(self, batch: list[Record]) -> None:
+        backoff_s = 0.1
+        give_up_at: float | None = None
+        while True:
+            started = time.perf_counter()
+            try:
+                with self._engine.begin() as connection:
+                    apply_records(connection, batch)
+            except OperationalError as exc:
+                # The database is unreachable, locked or full: keep the batch and try again.
+                self._observer.db_error()
+                now = time.monotonic()
+                if self.failing_since is None:
+                    self.failing_since = now
+                    logger.error("database unavailable, holding %d records: %s", len(batch), exc)
+                if self._closing.is_set():
+                    give_up_at = give_up_at or now + GIVE_UP_ON_CLOSE_S
+                    if now >= give_up_at:
+                        logger.error("giving up on %d records at shutdown", len(batch))
+                        self._observer.dropped_records("db_unavailable", len(batch))
+                        return
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
+                continue
+            except (SQLAlchemyError, ValueError, TypeError) as exc:
+                logger.warning(
+                    "batch of %d records failed (%s); writing them one by one", len(batch), exc
+                )
+                self._observer.db_error()
+                self._write_one_by_one(batch)
+                return
+            if self.failing_since is not None:
+                logger.warning("database available again")
+                self.failing_since = None
+            self._observer.batch_written(len(batch), time.perf_counter() - started)
+            return
+
+    def _write_one_by_one(self, batch: Iterable[Record]) -> None:
+        for record in batch:
+            try:
+                with self._engine.begin() as connection:
+                    apply_records(connection, [record])
+            except (SQLAlchemyError, ValueError, TypeError) as exc:
+                logger.error("dropping one %s record: %s", type(record).__name__, exc)
+                self._observer.db_error()
+                self._observer.dropped_records("db_error", 1)
