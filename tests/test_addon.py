@@ -1,0 +1,152 @@
+"""The recorder addon inside mitmproxy's own test harness (`taddons`, `tflow`)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.http import Headers, Response
+from mitmproxy.test import taddons, tflow
+from mitmproxy.websocket import WebSocketMessage
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select
+from wsproto.frame_protocol import Opcode
+
+from proxy.addon import Recorder
+from storage.db import make_engine
+from storage.models import Event, RealtimeSession, table
+
+KEY = "sk-test-addon-0123456789abcdef"
+
+
+def realtime_flow(path: str = "/v1/realtime?model=gpt-realtime") -> tflow.HTTPFlow:
+    flow = tflow.twebsocketflow(messages=False)
+    flow.request.path = path
+    flow.request.headers["Authorization"] = f"Bearer {KEY}"
+    flow.websocket.messages.clear()
+    return flow
+
+
+def send(
+    recorder: Recorder,
+    flow: tflow.HTTPFlow,
+    from_client: bool,
+    content: bytes,
+    opcode: Opcode = Opcode.TEXT,
+) -> WebSocketMessage:
+    message = WebSocketMessage(opcode, from_client, content)
+    flow.websocket.messages.append(message)
+    recorder.websocket_message(flow)
+    return message
+
+
+@pytest.fixture
+def recorder_ctx(db_url: str):
+    recorder = Recorder(CollectorRegistry())
+    with taddons.context(recorder) as tctx:
+        tctx.configure(recorder, rtrec_db=db_url, rtrec_metrics_port=0, rtrec_flush_interval_ms=5)
+        yield recorder, tctx
+        recorder.done()
+
+
+def rows(db_url: str, model: type) -> list:
+    with make_engine(db_url).connect() as connection:
+        return list(connection.execute(select(table(model))))
+
+
+def test_messages_are_recorded_and_left_untouched(recorder_ctx, db_url: str):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow()
+    recorder.websocket_start(flow)
+    first = b'{"type":"session.update","session":{"type":"realtime"}}'
+    sent = send(recorder, flow, True, first)
+    second = send(recorder, flow, False, b'{"type":"session.updated","event_id":"event_1"}')
+    assert sent.content == first
+    assert flow.websocket.messages == [second]  # trimmed to the newest message
+    flow.websocket.close_code = 1000
+    flow.websocket.closed_by_client = True
+    recorder.websocket_end(flow)
+    recorder.done()
+    events = rows(db_url, Event)
+    assert [(e.seq, e.direction, e.type) for e in events] == [
+        (0, "client", "session.update"),
+        (1, "server", "session.updated"),
+    ]
+    (session,) = rows(db_url, RealtimeSession)
+    assert (session.model, session.api, session.close_code, session.closed_by) == (
+        "gpt-realtime",
+        "ga",
+        1000,
+        "client",
+    )
+    assert session.key_fingerprint is not None
+    assert KEY not in repr(session)
+
+
+def test_other_websockets_are_not_recorded(recorder_ctx, db_url: str):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow("/socket.io/?x=1")
+    recorder.websocket_start(flow)
+    send(recorder, flow, True, b'{"type":"hello"}')
+    send(recorder, flow, True, b'{"type":"hello again"}')
+    assert len(flow.websocket.messages) == 2  # not ours: left alone
+    recorder.done()
+    assert rows(db_url, RealtimeSession) == []
+
+
+def test_odd_frames_are_recorded(recorder_ctx, db_url: str):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow()
+    recorder.websocket_start(flow)
+    send(recorder, flow, True, b"\x00\xffbinary", Opcode.BINARY)
+    send(recorder, flow, True, b"{not json")
+    send(recorder, flow, False, orjson.dumps({"type": "future.event", "x": "y" * 2_000_000}))
+    recorder.done()
+    events = rows(db_url, Event)
+    assert [e.type for e in events] == ["binary", "invalid", "future.event"]
+    assert events[1].payload == "{not json"
+    assert events[2].size_bytes > 2_000_000
+
+
+def test_beta_is_detected_from_the_subprotocol(recorder_ctx, db_url: str):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow("/v1/realtime?model=gpt-4o-realtime-preview")
+    flow.request.headers["Sec-WebSocket-Protocol"] = "realtime, openai-beta.realtime-v1"
+    recorder.websocket_start(flow)
+    recorder.done()
+    (session,) = rows(db_url, RealtimeSession)
+    assert session.api == "beta"
+
+
+def test_refused_upgrade_is_counted(recorder_ctx):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow()
+    flow.response = Response.make(403, b"no", Headers())
+    recorder.response(flow)
+    value = recorder.metrics.registry.get_sample_value(
+        "openai_realtime_upgrade_failures_total", {"status": "403"}
+    )
+    assert value == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("rtrec_queue_size", 0, "rtrec_queue_size"),
+        ("rtrec_flush_interval_ms", 0, "rtrec_flush_interval_ms"),
+        ("rtrec_metrics_port", 70000, "rtrec_metrics_port"),
+        ("rtrec_db", "nosuchdriver://x", "database URL"),
+        ("rtrec_db", "sqlite:////no/such/dir/x.db", "does not exist"),
+        ("rtrec_pricing", "/no/such/pricing.toml", "pricing file"),
+    ],
+)
+def test_bad_options_are_refused(recorder_ctx, option: str, value: object, message: str):
+    recorder, tctx = recorder_ctx
+    with pytest.raises(exceptions.OptionsError, match=message):
+        tctx.configure(recorder, **{option: value})
+
+
+def test_addon_loads_as_a_script():
+    with taddons.context() as tctx:
+        script = tctx.script("proxy/addon.py")
+        assert [type(addon).__name__ for addon in script.addons] == ["Recorder"]
