@@ -77,10 +77,15 @@ class Recorder:
             raise exceptions.OptionsError("rtrec_retention_days must be 0 or more")
         if opts.rtrec_pricing and not os.path.isfile(opts.rtrec_pricing):
             raise exceptions.OptionsError(f"pricing file {opts.rtrec_pricing} not found")
-        if updated & {"rtrec_db", "rtrec_queue_size", "rtrec_flush_interval_ms"}:
-            self._open_store(opts.rtrec_db, opts.rtrec_queue_size, opts.rtrec_flush_interval_ms)
+        if updated & {
+            "rtrec_db",
+            "rtrec_queue_size",
+            "rtrec_flush_interval_ms",
+            "rtrec_retention_days",
+        }:
+            self._open_store(opts.rtrec_db)
 
-    def _open_store(self, url: str, queue_size: int, flush_interval_ms: int) -> None:
+    def _open_store(self, url: str) -> None:
         try:
             engine = make_engine(url)
             upgrade(engine)
@@ -92,9 +97,10 @@ class Recorder:
             self.writer.close()
         self.writer = Writer(
             engine,
-            queue_size=queue_size,
-            flush_interval_s=flush_interval_ms / 1000,
+            queue_size=ctx.options.rtrec_queue_size,
+            flush_interval_s=ctx.options.rtrec_flush_interval_ms / 1000,
             observer=self.metrics,
+            retention_days=ctx.options.rtrec_retention_days,
         )
         self.writer.start()
         logger.info("recording to %s", engine.url.render_as_string(hide_password=True))

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage import models
+from storage.queries import prune_sessions
 from storage.records import (
     AudioRecord,
     EventRecord,
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 2000
 RETRY_BACKOFF_MAX_S = 5.0
 GIVE_UP_ON_CLOSE_S = 10.0
+PRUNE_EVERY_S = 3600.0
 
 
 class WriterObserver(Protocol):
@@ -153,6 +156,7 @@ class Writer:
         queue_size: int = 100_000,
         flush_interval_s: float = 0.25,
         observer: WriterObserver | None = None,
+        retention_days: int = 0,
     ) -> None:
         self._engine = engine
         self._queue: queue.Queue[Record | _Barrier] = queue.Queue(maxsize=queue_size)
@@ -161,6 +165,8 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
         self._closing = threading.Event()
         self.failing_since: float | None = None
+        self._retention_days = retention_days
+        self._next_prune = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -198,6 +204,8 @@ class Writer:
 
     def _run(self) -> None:
         while True:
+            if self._retention_days and time.monotonic() >= self._next_prune:
+                self._prune()
             batch, barrier = self._collect()
             if batch:
                 self._write(batch)
@@ -206,8 +214,25 @@ class Writer:
                 if barrier.stop:
                     return
 
+    def _prune(self) -> None:
+        """Apply `retention_days`; runs here so that this thread stays the only writer."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        cutoff = datetime.now(UTC) - timedelta(days=self._retention_days)
+        try:
+            with self._engine.begin() as connection:
+                deleted = prune_sessions(connection, cutoff)
+        except SQLAlchemyError as exc:
+            logger.error("retention pruning failed: %s", exc)
+            self._observer.db_error()
+            return
+        if deleted:
+            logger.info("retention: deleted %d session(s) started before %s", deleted, cutoff)
+
     def _collect(self) -> tuple[list[Record], _Barrier | None]:
-        first = self._queue.get()
+        try:
+            first = self._queue.get(timeout=PRUNE_EVERY_S if self._retention_days else None)
+        except queue.Empty:
+            return [], None
         if isinstance(first, _Barrier):
             return [], first
         batch: list[Record] = [first]

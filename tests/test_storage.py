@@ -188,3 +188,17 @@ def test_uuid7_sorts_by_time_and_is_version_7():
     assert first < second
     assert first[14] == "7"
     assert second[19] in "89ab"
+
+
+def test_retention_prunes_old_sessions_from_the_writer_thread(engine: Engine):
+    loader = Writer(engine)
+    loader.start()
+    loader.submit(opened("ancient", datetime.now(UTC) - timedelta(days=40)))
+    loader.submit(opened("recent", datetime.now(UTC) - timedelta(days=1)))
+    loader.close()
+    writer = Writer(engine, retention_days=30)
+    writer.start()
+    assert writer.flush(timeout_s=10)
+    writer.close()
+    with engine.connect() as connection:
+        assert [r["id"] for r in queries.list_sessions(connection)] == ["recent"]

@@ -1,0 +1,40 @@
+"""The README documents every setting, environment variable, addon option and metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mitmproxy.test import taddons
+from prometheus_client import CollectorRegistry
+
+from proxy.addon import Recorder
+from proxy.metrics import Metrics
+from rtrec.settings import PROXY_SETTINGS
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("setting", PROXY_SETTINGS, ids=lambda s: s.name)
+def test_every_proxy_setting_is_documented(setting):
+    assert f"`{setting.flag}`" in README
+    assert f"`{setting.env_var()}`" in README
+
+
+def test_every_addon_option_is_documented():
+    recorder = Recorder(CollectorRegistry())
+    with taddons.context(recorder) as tctx:
+        names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]
+    assert len(names) == 8
+    for name in names:
+        assert f"`{name}`" in README
+
+
+def test_every_metric_is_documented():
+    metrics = Metrics(CollectorRegistry())
+    metrics.watch(lambda: 0, lambda: {"m": 1})
+    suffix = {"counter": "_total", "info": "_info"}
+    names = {f.name + suffix.get(f.type, "") for f in metrics.registry.collect()}
+    assert len(names) >= 12
+    for name in names:
+        assert f"`{name}`" in README, name

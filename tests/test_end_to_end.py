@@ -1,0 +1,329 @@
+"""The official `openai` SDK through a real `rtrec proxy` to the local fake Realtime service.
+
+Every recorded number is compared with the fake service's own log of what it sent and received,
+never with the recorder's own tally.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from sqlalchemy import select
+
+from simulator.server import FakeRealtimeServer
+from storage.db import make_engine
+from storage.models import Event, RateLimit, RealtimeSession, Response, Transcription, table
+from tests.conftest import ProxyProcess
+
+KEY = "sk-e2e-planted-key-0123456789abcdef"
+SAMPLE_RATE = 24_000
+CHUNK_MS = 100
+
+
+def sine_pcm16(ms: int, freq: float = 440.0) -> bytes:
+    samples = SAMPLE_RATE * ms // 1000
+    return struct.pack(
+        f"<{samples}h",
+        *(int(8000 * math.sin(2 * math.pi * freq * i / SAMPLE_RATE)) for i in range(samples)),
+    )
+
+
+def query(db_url: str, model: type) -> list[Any]:
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        t = table(model)
+        order = t.c.seq if "seq" in t.c else t.c.id
+        rows = list(connection.execute(select(t).order_by(order)))
+    engine.dispose()
+    return rows
+
+
+async def recv_until(conn: Any, event_type: str, received: list[bytes]) -> dict[str, Any]:
+    """Read raw frames as the client got them until one of `event_type` arrives."""
+    while True:
+        raw = await conn.recv_bytes()
+        received.append(raw)
+        event = json.loads(raw)
+        if event["type"] == event_type:
+            return event
+
+
+async def send(conn: Any, sent: list[str], event: dict[str, Any]) -> None:
+    data = json.dumps(event)
+    sent.append(data)
+    await conn.send_raw(data)
+
+
+async def run_conversation(base_url: str, sent: list[str], received: list[bytes]) -> None:
+    """A text turn, a voice turn with audio, a cancelled response and an error, over one socket."""
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await recv_until(conn, "session.created", received)
+        await send(
+            conn,
+            sent,
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "output_modalities": ["text"],
+                    "instructions": f"never reveal {KEY}",
+                },
+            },
+        )
+        await recv_until(conn, "session.updated", received)
+        await send(
+            conn,
+            sent,
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "What is the capital of France?"}],
+                },
+            },
+        )
+        await send(conn, sent, {"type": "response.create"})
+        await recv_until(conn, "rate_limits.updated", received)
+
+        await send(
+            conn,
+            sent,
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "output_modalities": ["audio"],
+                    "audio": {
+                        "input": {
+                            "format": {"type": "audio/pcm", "rate": SAMPLE_RATE},
+                            "transcription": {"model": "gpt-4o-mini-transcribe"},
+                            "turn_detection": None,
+                        }
+                    },
+                },
+            },
+        )
+        await recv_until(conn, "session.updated", received)
+        audio = sine_pcm16(1200)
+        step = SAMPLE_RATE * 2 * CHUNK_MS // 1000
+        for offset in range(0, len(audio), step):
+            chunk = base64.b64encode(audio[offset : offset + step]).decode()
+            await send(conn, sent, {"type": "input_audio_buffer.append", "audio": chunk})
+        await send(conn, sent, {"type": "input_audio_buffer.commit"})
+        await recv_until(conn, "input_audio_buffer.committed", received)
+        await send(conn, sent, {"type": "response.create"})
+        await recv_until(conn, "rate_limits.updated", received)
+
+        await send(
+            conn, sent, {"type": "response.create", "response": {"output_modalities": ["text"]}}
+        )
+        created = await recv_until(conn, "response.created", received)
+        await send(
+            conn, sent, {"type": "response.cancel", "response_id": created["response"]["id"]}
+        )
+        await recv_until(conn, "response.done", received)
+        await send(conn, sent, {"type": "no.such.event", "event_id": "evt_bad_1"})
+        await recv_until(conn, "error", received)
+
+
+@pytest.fixture
+async def recorded(
+    fake_server: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
+) -> dict[str, Any]:
+    proxy = run_proxy(fake_server.base_url, db_url, verbose=True)
+    sent: list[str] = []
+    received: list[bytes] = []
+    await run_conversation(proxy.base_url, sent, received)
+    assert proxy.stop() == 0
+    return {"proxy": proxy, "server": fake_server, "sent": sent, "received": received}
+
+
+async def test_frames_cross_the_proxy_byte_identical(recorded: dict[str, Any]):
+    server: FakeRealtimeServer = recorded["server"]
+    got_by_server = [m.data for m in server.messages(direction="client")]
+    sent_by_server = [m.data for m in server.messages(direction="server")]
+    assert got_by_server == recorded["sent"]
+    received = recorded["received"]
+    assert [
+        d.encode() if isinstance(d, str) else d for d in sent_by_server[: len(received)]
+    ] == received
+
+
+async def test_every_message_is_an_event_in_arrival_order(recorded: dict[str, Any], db_url: str):
+    server: FakeRealtimeServer = recorded["server"]
+    events = query(db_url, Event)
+    assert [e.seq for e in events] == list(range(len(events)))
+    for direction in ("client", "server"):
+        logged = server.messages(direction=direction)
+        rows = [e for e in events if e.direction == direction]
+        assert [r.type for r in rows] == [m.event["type"] for m in logged]
+        assert [r.size_bytes for r in rows] == [len(m.data.encode()) for m in logged]
+        assert [r.event_id for r in rows] == [m.event.get("event_id") for m in logged]
+
+
+async def test_session_row_matches_the_server(recorded: dict[str, Any], db_url: str):
+    server: FakeRealtimeServer = recorded["server"]
+    (session,) = query(db_url, RealtimeSession)
+    created = next(
+        m.event for m in server.messages(direction="server") if m.event["type"] == "session.created"
+    )
+    assert session.model == created["session"]["model"]
+    assert session.openai_session_id == created["session"]["id"]
+    assert session.api == "ga"
+    assert session.path == "/v1/realtime?model=gpt-realtime"
+    code, _reason, closed_by = next(iter(server.closes.values()))
+    assert (session.close_code, session.closed_by) == (code, closed_by)
+    assert session.ended_at is not None
+
+
+async def test_responses_hold_the_usage_the_server_sent(recorded: dict[str, Any], db_url: str):
+    server: FakeRealtimeServer = recorded["server"]
+    done = [
+        m.event["response"]
+        for m in server.messages(direction="server")
+        if m.event["type"] == "response.done"
+    ]
+    rows = {r.response_id: r for r in query(db_url, Response)}
+    assert sorted(rows) == sorted(r["id"] for r in done)
+    assert [r["status"] for r in done] == ["completed", "completed", "cancelled"]
+    for response in done:
+        row = rows[response["id"]]
+        usage = response["usage"]
+        itd, otd = usage["input_token_details"], usage["output_token_details"]
+        assert (row.status, row.status_reason) == (
+            response["status"],
+            (response.get("status_details") or {}).get("reason"),
+        )
+        assert (row.input_tokens, row.output_tokens, row.total_tokens) == (
+            usage["input_tokens"],
+            usage["output_tokens"],
+            usage["total_tokens"],
+        )
+        assert (row.input_text_tokens, row.input_audio_tokens, row.cached_tokens) == (
+            itd["text_tokens"],
+            itd["audio_tokens"],
+            itd["cached_tokens"],
+        )
+        assert (row.cached_text_tokens, row.cached_audio_tokens) == (
+            itd["cached_tokens_details"]["text_tokens"],
+            itd["cached_tokens_details"]["audio_tokens"],
+        )
+        assert (row.output_text_tokens, row.output_audio_tokens) == (
+            otd["text_tokens"],
+            otd["audio_tokens"],
+        )
+        assert row.created_at is not None
+        assert row.done_at >= row.created_at
+    voice = rows[done[1]["id"]]
+    assert voice.time_to_first_audio_ms is not None
+    assert voice.time_to_first_audio_ms >= 0
+
+
+async def test_rate_limits_and_transcriptions_match(recorded: dict[str, Any], db_url: str):
+    server: FakeRealtimeServer = recorded["server"]
+    sent = [m.event for m in server.messages(direction="server")]
+    limits = [
+        (e["name"], e["limit"], e["remaining"], e["reset_seconds"])
+        for ev in sent
+        if ev["type"] == "rate_limits.updated"
+        for e in ev["rate_limits"]
+    ]
+    rows = query(db_url, RateLimit)
+    assert [(r.name, r.limit_value, r.remaining, r.reset_seconds) for r in rows] == limits
+    completed = [
+        ev for ev in sent if ev["type"] == "conversation.item.input_audio_transcription.completed"
+    ]
+    transcriptions = query(db_url, Transcription)
+    assert len(transcriptions) == len(completed) == 1
+    usage = completed[0]["usage"]
+    row = transcriptions[0]
+    assert (row.item_id, row.transcript, row.model, row.usage_type) == (
+        completed[0]["item_id"],
+        completed[0]["transcript"],
+        "gpt-4o-mini-transcribe",
+        usage["type"],
+    )
+    assert (row.input_tokens, row.output_tokens, row.total_tokens) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+        usage["total_tokens"],
+    )
+
+
+async def test_errors_are_recorded_with_type_and_code(recorded: dict[str, Any], db_url: str):
+    server: FakeRealtimeServer = recorded["server"]
+    errors = [
+        m.event["error"] for m in server.messages(direction="server") if m.event["type"] == "error"
+    ]
+    rows = [e for e in query(db_url, Event) if e.type == "error"]
+    assert [(r.error_type, r.error_code) for r in rows] == [
+        (e["type"], e.get("code")) for e in errors
+    ]
+    assert rows[-1].payload["error"]["event_id"] == "evt_bad_1"
+
+
+async def test_audio_payloads_keep_byte_counts(recorded: dict[str, Any], db_url: str):
+    events = query(db_url, Event)
+    appends = [e for e in events if e.type == "input_audio_buffer.append"]
+    assert sum(e.payload["audio"] for e in appends) == len(sine_pcm16(1200))
+    deltas = [e for e in events if e.type == "response.output_audio.delta"]
+    assert deltas
+    assert all(isinstance(e.payload["delta"], int) for e in deltas)
+    assert all("obfuscation" not in e.payload for e in events if e.payload)
+
+
+async def test_wav_export_has_each_sides_rate_and_length(
+    recorded: dict[str, Any], db_url: str, tmp_path: Path
+):
+    server: FakeRealtimeServer = recorded["server"]
+    session_id = query(db_url, RealtimeSession)[0].id
+    assistant_bytes = sum(
+        len(base64.b64decode(m.event["delta"]))
+        for m in server.messages(direction="server")
+        if m.event["type"] == "response.output_audio.delta"
+    )
+    expected_ms = {"user": 1200, "assistant": assistant_bytes / 48}
+    for side, ms in expected_ms.items():
+        out = tmp_path / f"{side}.wav"
+        from rtrec.cli import main
+
+        assert (
+            main(
+                [
+                    "export",
+                    session_id,
+                    "--format",
+                    "wav",
+                    "--side",
+                    side,
+                    "-o",
+                    str(out),
+                    "--db",
+                    db_url,
+                ]
+            )
+            == 0
+        )
+        with wave.open(str(out)) as wav:
+            assert wav.getframerate() == SAMPLE_RATE
+            assert abs(wav.getnframes() / SAMPLE_RATE * 1000 - ms) <= 20
+
+
+async def test_planted_key_is_nowhere_in_storage_or_logs(recorded: dict[str, Any], db_url: str):
+    proxy: ProxyProcess = recorded["proxy"]
+    database = Path(db_url.removeprefix("sqlite:///"))
+    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert KEY.encode() not in stored
+    assert KEY not in proxy.log
+    assert "DEBUG" in proxy.log  # the log was written at debug level

@@ -1,0 +1,680 @@
+"""Tests of the fake Realtime server (simulator/) driven by the official openai SDK and raw clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+from array import array
+from typing import Any
+
+import openai
+import pydantic
+import pytest
+import websockets
+from openai.types import realtime as ga_types
+from openai.types.beta import realtime as beta_types
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as sync_ws_connect
+
+from simulator import FakeRealtimeServer, LoggedMessage, run_in_thread
+
+GA_SERVER = pydantic.TypeAdapter(ga_types.RealtimeServerEvent)
+BETA_SERVER = pydantic.TypeAdapter(beta_types.RealtimeServerEvent)
+BETA_MODEL = "gpt-4o-realtime-preview-2025-06-03"
+#: Keys the SDK does not model but the real wire carries (reference §5, "extra-field audit").
+ALLOWED_EXTRAS = ("obfuscation", "session.object", "session.id", "session.expires_at")
+TIMEOUT = 5.0
+
+JSON = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- helpers
+def pcm16_sine(ms: int, freq: float = 330.0) -> bytes:
+    n = ms * 24
+    return array("h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(n))).tobytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unmodelled_keys(value: Any, path: str = "") -> list[str]:
+    """Keys the SDK model did not declare (they land in ``model_extra``), recursively."""
+    found: list[str] = []
+    if isinstance(value, pydantic.BaseModel):
+        found += [f"{path}.{key}".lstrip(".") for key in (value.model_extra or {})]
+        for name in type(value).model_fields:
+            found += unmodelled_keys(getattr(value, name), f"{path}.{name}")
+    elif isinstance(value, list):
+        for index, entry in enumerate(value):
+            found += unmodelled_keys(entry, f"{path}[{index}]")
+    return found
+
+
+def validate_server_events(server: FakeRealtimeServer, conn_id: int, *, beta: bool) -> list[JSON]:
+    """Every frame the server sent on ``conn_id`` is a JSON event the SDK union accepts."""
+    adapter = BETA_SERVER if beta else GA_SERVER
+    allowed = (*ALLOWED_EXTRAS, "cached_tokens_details") if beta else ALLOWED_EXTRAS
+    sent = server.messages(conn_id, "server")
+    assert sent
+    out: list[JSON] = []
+    for message in sent:
+        event = message.event
+        assert event is not None, message.data
+        model = adapter.validate_python(event)
+        assert model.type == event["type"]
+        extras = [k for k in unmodelled_keys(model) if not k.endswith(allowed)]
+        assert extras == [], (event["type"], extras)
+        out.append(event)
+    return out
+
+
+def check_usage(usage: JSON, *, beta: bool) -> None:
+    itd, otd = usage["input_token_details"], usage["output_token_details"]
+    ctd = itd["cached_tokens_details"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["input_tokens"] == itd["text_tokens"] + itd["audio_tokens"] + itd.get(
+        "image_tokens", 0
+    )
+    assert usage["output_tokens"] == otd["text_tokens"] + otd["audio_tokens"]
+    assert itd["cached_tokens"] == sum(ctd.values())
+    for key, cached in ctd.items():
+        assert 0 <= cached <= itd[key]
+    assert ("image_tokens" in itd) is not beta
+    assert ("image_tokens" in ctd) is not beta
+
+
+def done_usages(events: list[JSON], *, beta: bool) -> list[JSON]:
+    usages = []
+    for event in events:
+        if event["type"] == "response.done" and event["response"]["usage"] is not None:
+            check_usage(event["response"]["usage"], beta=beta)
+            usages.append(event["response"]["usage"])
+    return usages
+
+
+class Recorder:
+    """Wraps an SDK connection: remembers what was sent and the types ``recv()`` returned."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.sent: list[JSON] = []
+        self.received: list[Any] = []
+
+    async def send(self, event: JSON) -> None:
+        self.sent.append(event)
+        await self.conn.send(event)
+
+    async def recv(self) -> Any:
+        event = await asyncio.wait_for(self.conn.recv(), TIMEOUT)
+        self.received.append(event)
+        return event
+
+    async def until(self, event_type: str) -> list[Any]:
+        got = []
+        while True:
+            event = await self.recv()
+            got.append(event)
+            if event.type == event_type:
+                return got
+
+    @property
+    def types(self) -> list[str]:
+        return [e.type for e in self.received]
+
+
+def ga_client(server: FakeRealtimeServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key="sk-test-key", base_url=server.base_url + "/v1")
+
+
+def beta_client(server: FakeRealtimeServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key="sk-test-key", base_url=server.base_url + "/v1", websocket_base_url=server.ws_url
+    )
+
+
+async def finish(server: FakeRealtimeServer, rec: Recorder, conn_id: int, *, beta: bool) -> list[JSON]:
+    """After the client closed: SDK saw what the server logged, the log holds what was sent."""
+    await server.wait_closed(conn_id)
+    events = validate_server_events(server, conn_id, beta=beta)
+    assert rec.types == [e["type"] for e in events]
+    assert [m.event for m in server.messages(conn_id, "client")] == rec.sent
+    return events
+
+
+TEXT_RESPONSE_GA = [
+    "response.created",
+    "response.output_item.added",
+    "conversation.item.added",
+    "response.content_part.added",
+    *["response.output_text.delta"] * 10,
+    "response.output_text.done",
+    "response.content_part.done",
+    "conversation.item.done",
+    "response.output_item.done",
+    "response.done",
+    "rate_limits.updated",
+]
+AUDIO_RESPONSE_GA = [
+    "response.created",
+    "response.output_item.added",
+    "conversation.item.added",
+    "response.content_part.added",
+    *["response.output_audio_transcript.delta", "response.output_audio.delta"] * 10,
+    "response.output_audio.done",
+    "response.output_audio_transcript.done",
+    "response.content_part.done",
+    "conversation.item.done",
+    "response.output_item.done",
+    "response.done",
+    "rate_limits.updated",
+]
+
+
+# --------------------------------------------------------------------------- GA
+async def test_ga_text_turn() -> None:
+    async with FakeRealtimeServer() as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            created = await rec.recv()
+            assert created.type == "session.created"
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "event_id": "evt_1",
+                    "session": {
+                        "type": "realtime",
+                        "output_modalities": ["text"],
+                        "instructions": "Be terse.",
+                        "audio": {"input": {"turn_detection": None}},
+                    },
+                }
+            )
+            updated = await rec.recv()
+            assert updated.type == "session.updated"
+            assert updated.session.output_modalities == ["text"]
+            await rec.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "What is the capital of France?"}],
+                    },
+                }
+            )
+            await rec.send({"type": "response.create"})
+            await rec.until("rate_limits.updated")
+        conn_id = server.handshakes[-1].conn_id
+        events = await finish(server, rec, conn_id, beta=False)
+
+    assert [e["type"] for e in events] == [
+        "session.created",
+        "session.updated",
+        "conversation.item.added",
+        "conversation.item.done",
+        *TEXT_RESPONSE_GA,
+    ]
+    session = events[0]["session"]
+    assert session["id"].startswith("sess_") and len(session["id"]) == 26
+    assert all(e["event_id"].startswith("event_") and len(e["event_id"]) == 27 for e in events)
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert all(d["obfuscation"] for d in deltas)
+    done = events[-2]["response"]
+    text = "".join(d["delta"] for d in deltas)
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"] == [{"type": "output_text", "text": text}]
+    usage = done_usages(events, beta=False)[0]
+    assert usage["input_token_details"]["audio_tokens"] == 0
+    assert usage["input_token_details"]["cached_tokens"] == 0
+    assert usage["output_token_details"] == {"text_tokens": math.ceil(len(text) / 4), "audio_tokens": 0}
+    assert events[-1]["rate_limits"][0]["name"] == "tokens" and len(events[-1]["rate_limits"]) == 1
+    assert server.closes[conn_id] == (1000, "", "client")
+
+
+async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
+    audio = pcm16_sine(1000)
+    async with FakeRealtimeServer() as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "include": ["item.input_audio_transcription.logprobs"],
+                        "audio": {
+                            "input": {
+                                "format": {"type": "audio/pcm", "rate": 24000},
+                                "transcription": {"model": "gpt-4o-mini-transcribe"},
+                                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                            },
+                            "output": {"voice": "marin"},
+                        },
+                    },
+                }
+            )
+            updated = await rec.recv()
+            vad = updated.session.audio.input.turn_detection
+            assert vad.create_response is True and vad.silence_duration_ms == 500
+            for start in range(0, len(audio), 4800):
+                await rec.send({"type": "input_audio_buffer.append", "audio": b64(audio[start : start + 4800])})
+            await rec.send({"type": "input_audio_buffer.commit", "event_id": "evt_commit"})
+            turn1 = await rec.until("rate_limits.updated")
+            # Second turn: a text message, then an explicit response (re-bills the first turn).
+            await rec.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "And?"}]},
+                }
+            )
+            await rec.send({"type": "response.create", "response": {"metadata": {"turn": "2"}}})
+            await rec.until("rate_limits.updated")
+        events = await finish(server, rec, 1, beta=False)
+
+    types = [e.type for e in turn1]
+    assert types[:8] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.delta",
+    ]
+    assert types[8:] == ["conversation.item.input_audio_transcription.completed", *AUDIO_RESPONSE_GA]
+    by_type = {e["type"]: e for e in events}
+    assert by_type["input_audio_buffer.speech_started"]["audio_start_ms"] == 0
+    assert by_type["input_audio_buffer.speech_stopped"]["audio_end_ms"] == 1000
+    user_item_id = by_type["input_audio_buffer.committed"]["item_id"]
+    assert by_type["input_audio_buffer.speech_started"]["item_id"] == user_item_id
+    completed = by_type["conversation.item.input_audio_transcription.completed"]
+    words = len(completed["transcript"].split())
+    assert completed["usage"] == {
+        "type": "tokens",
+        "total_tokens": 10 + words,
+        "input_tokens": 10,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": 10},
+        "output_tokens": words,
+    }
+    assert completed["logprobs"]
+    chunks = [base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"]
+    assert [len(c) for c in chunks] == [4800] * 20  # two spoken answers of 1 s each
+    samples = array("h", chunks[0])
+    assert max(samples) > 5000 and min(samples) < -5000  # a real tone, not silence
+    dones = [e["response"] for e in events if e["type"] == "response.done"]
+    assert [d["status"] for d in dones] == ["completed", "completed"]
+    assert dones[0]["audio"]["output"]["voice"] == "marin"
+    assert dones[1]["metadata"] == {"turn": "2"}
+    first, second = done_usages(events, beta=False)
+    assert first["output_token_details"]["audio_tokens"] == 20  # 1 s at 1 token / 50 ms
+    assert first["input_token_details"]["audio_tokens"] == 10  # 1 s at 1 token / 100 ms
+    assert first["input_token_details"]["cached_tokens"] == 0
+    # The second response re-bills the user audio and the assistant audio, part of it cached.
+    assert second["input_token_details"]["audio_tokens"] == 10 + 20
+    assert second["input_tokens"] > first["input_tokens"]
+    assert second["input_token_details"]["cached_tokens"] > 0
+
+
+async def test_ga_client_cancel_and_errors_keep_socket_open() -> None:
+    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send({"type": "response.create", "event_id": "evt_create"})
+            got = await rec.until("response.output_audio.delta")
+            response_id = got[0].response.id
+            await rec.send({"type": "response.cancel", "event_id": "evt_cancel", "response_id": response_id})
+            await rec.until("rate_limits.updated")
+            await rec.send({"type": "response.cancel", "event_id": "evt_cancel_2"})
+            await rec.send({"type": "input_audio_buffer.commit", "event_id": "evt_commit"})
+            await rec.send({"type": "session.update", "event_id": "evt_no_type", "session": {}})
+            await rec.send(
+                {"type": "session.update", "event_id": "evt_voice", "session": {"type": "realtime", "audio": {"output": {"voice": "cedar"}}}}
+            )
+            errors = [await rec.recv() for _ in range(4)]
+            await conn.send_raw("{not json")
+            await conn.send_raw(b"\x00\x01binary")
+            await conn.send_raw(json.dumps({"type": "no.such.event", "event_id": "evt_unknown"}))
+            errors += [await rec.recv() for _ in range(3)]
+            await rec.send({"type": "session.update", "session": {"type": "realtime", "instructions": "still here"}})
+            assert (await rec.recv()).type == "session.updated"
+        conn_id = server.handshakes[-1].conn_id
+        await server.wait_closed(conn_id)
+        events = validate_server_events(server, conn_id, beta=False)
+        assert rec.types == [e["type"] for e in events]
+
+    done = next(e["response"] for e in events if e["type"] == "response.done")
+    assert done["id"] == response_id
+    assert done["status"] == "cancelled"
+    assert done["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+    assert done["output"][0]["status"] == "incomplete"
+    check_usage(done["usage"], beta=False)
+    assert 0 < done["usage"]["output_token_details"]["audio_tokens"] < 20
+    transcript = done["output"][0]["content"][0]["transcript"]
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta"]
+    assert transcript == "".join(deltas)
+    assert [(e.type, e.error.code, e.error.event_id, e.error.param) for e in errors] == [
+        ("error", "response_cancel_not_active", "evt_cancel_2", None),
+        ("error", "input_audio_buffer_commit_empty", "evt_commit", None),
+        ("error", "missing_required_parameter", "evt_no_type", "session.type"),
+        ("error", "cannot_update_voice", "evt_voice", "session.audio.output.voice"),
+        ("error", "invalid_json", None, None),
+        ("error", "invalid_event", None, None),
+        ("error", "invalid_value", "evt_unknown", "type"),
+    ]
+    assert all(e.error.type == "invalid_request_error" for e in errors)
+    client_frames = server.messages(conn_id, "client")
+    assert client_frames[-4].data == "{not json"
+    assert client_frames[-3].data == b"\x00\x01binary" and client_frames[-3].event is None
+
+
+async def test_ga_barge_in_cancels_with_turn_detected() -> None:
+    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send({"type": "response.create"})
+            await rec.until("response.output_audio.delta")
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(200))})
+            got = await rec.until("rate_limits.updated")
+        await finish(server, rec, 1, beta=False)
+
+    assert got[0].type == "input_audio_buffer.speech_started"
+    assert got[0].audio_start_ms == 0
+    done = next(e for e in got if e.type == "response.done").response
+    assert done.status == "cancelled"
+    assert done.status_details.reason == "turn_detected"
+    assert done.output[0].status == "incomplete"
+
+
+async def test_ga_transcription_session() -> None:
+    async with FakeRealtimeServer() as server:
+        client = ga_client(server)
+        async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+            rec = Recorder(conn)
+            created = await rec.recv()
+            assert created.session.type == "transcription"
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+                    },
+                }
+            )
+            await rec.recv()
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(500))})
+            await rec.send({"type": "input_audio_buffer.commit"})
+            got = await rec.until("conversation.item.input_audio_transcription.completed")
+            await rec.send({"type": "response.create", "event_id": "evt_resp"})
+            error = await rec.recv()
+        await finish(server, rec, 1, beta=False)
+
+    assert server.handshakes[0].path == "/v1/realtime?intent=transcription"
+    assert [e.type for e in got] == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert got[-1].usage.type == "duration" and got[-1].usage.seconds == 0.5
+    assert error.type == "error" and error.error.event_id == "evt_resp"
+    assert "rate_limits.updated" not in rec.types
+
+
+async def test_rate_limited_model_fails_every_response() -> None:
+    async with FakeRealtimeServer() as server:
+        async with ga_client(server).realtime.connect(model="rate-limited-model") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+            got = await rec.until("response.done")
+        await finish(server, rec, 1, beta=False)
+
+    assert [e.type for e in got] == ["response.created", "response.done"]
+    done = server.events(1, "server")[-1]["response"]
+    assert done["status"] == "failed"
+    assert done["usage"] is None and done["output"] == []
+    assert done["output_modalities"] == ["text"]
+    error = done["status_details"]["error"]
+    assert (error["type"], error["code"]) == ("tokens", "rate_limit_exceeded")
+    assert "rate-limited-model" in error["message"]
+
+
+async def test_g711_formats_count_ms_by_format() -> None:
+    async with FakeRealtimeServer(audio_chunk_ms=250) as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcma"}}},
+                    },
+                }
+            )
+            await rec.recv()
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(b"\xff" * 4000)})
+            await rec.send({"type": "input_audio_buffer.commit"})
+            await rec.until("rate_limits.updated")
+            await rec.send(
+                {"type": "session.update", "event_id": "evt_rate", "session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}}
+            )
+            error = await rec.recv()
+        events = await finish(server, rec, 1, beta=False)
+
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    assert stopped["audio_end_ms"] == 500  # 4000 bytes of G.711 at 8 bytes/ms
+    chunks = [base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"]
+    assert [len(c) for c in chunks] == [2000] * 4  # 250 ms of 8 kHz A-law
+    done = next(e for e in events if e["type"] == "response.done")["response"]
+    assert done["audio"]["output"]["format"] == {"type": "audio/pcma"}
+    assert done["usage"]["input_token_details"]["audio_tokens"] == 5
+    assert error.error.code == "integer_below_min_value"
+
+
+# --------------------------------------------------------------------------- beta
+async def test_beta_text_and_voice_turns() -> None:
+    audio = pcm16_sine(600)
+    async with FakeRealtimeServer() as server:
+        async with beta_client(server).beta.realtime.connect(model=BETA_MODEL) as conn:
+            rec = Recorder(conn)
+            created = await rec.recv()
+            assert created.session.modalities == ["audio", "text"]
+            await rec.send(
+                {"type": "session.update", "session": {"modalities": ["text"], "turn_detection": None}}
+            )
+            await rec.recv()
+            await rec.send(
+                {
+                    "type": "conversation.item.create",
+                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]},
+                }
+            )
+            await rec.send({"type": "response.create"})
+            text_turn = await rec.until("rate_limits.updated")
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "modalities": ["text", "audio"],
+                        "input_audio_transcription": {"model": "whisper-1"},
+                        "turn_detection": {"type": "server_vad"},
+                    },
+                }
+            )
+            await rec.recv()
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(audio)})
+            await rec.send({"type": "input_audio_buffer.commit"})
+            voice_turn = await rec.until("rate_limits.updated")
+        events = await finish(server, rec, 1, beta=True)
+
+    assert server.handshakes[0].headers["openai-beta"] == "realtime=v1"
+    assert [e.type for e in text_turn] == [
+        "conversation.item.created",
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.created",
+        "response.content_part.added",
+        *["response.text.delta"] * 10,
+        "response.text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    assert [e.type for e in voice_turn] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+        "conversation.item.input_audio_transcription.completed",
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.created",
+        "response.content_part.added",
+        *["response.audio_transcript.delta", "response.audio.delta"] * 10,
+        "response.audio.done",
+        "response.audio_transcript.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    assert voice_turn[4].usage.type == "duration" and voice_turn[4].usage.seconds == 0.6
+    assert not any("obfuscation" in e for e in events)
+    first, second = done_usages(events, beta=True)
+    assert second["input_tokens"] > first["input_tokens"]
+    assert second["input_token_details"]["cached_tokens"] > 0
+    assert second["input_token_details"]["audio_tokens"] == 6
+    assert [r["name"] for r in events[-1]["rate_limits"]] == ["requests", "tokens"]
+    done = [e for e in events if e["type"] == "response.done"][-1]["response"]
+    assert done["modalities"] == ["text", "audio"] and done["output_audio_format"] == "pcm16"
+    assert done["output"][0]["content"][0]["type"] == "audio"
+
+
+async def test_beta_by_subprotocol_with_browser_style_key() -> None:
+    async with FakeRealtimeServer() as server:
+        protocols = ["realtime", "openai-insecure-api-key.sk-browser", "openai-beta.realtime-v1"]
+        async with ws_connect(
+            server.ws_url + "/realtime?model=gpt-realtime", subprotocols=protocols  # type: ignore[arg-type]
+        ) as ws:
+            assert ws.subprotocol == "realtime"
+            created = json.loads(await ws.recv())
+        await server.wait_closed(1)
+
+    assert created["type"] == "session.created"
+    assert "modalities" in created["session"] and "audio" not in created["session"]
+    assert server.handshakes[0].subprotocols == protocols
+
+
+# --------------------------------------------------------------------------- handshake / auth / close
+async def test_missing_key_gets_error_then_close_3000() -> None:
+    async with FakeRealtimeServer() as server:
+        async with ws_connect(server.ws_url + "/realtime?model=gpt-realtime") as ws:
+            first = json.loads(await ws.recv())
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 3000
+            assert ws.close_reason == "invalid_request_error.missing_bearer"
+        close = await server.wait_closed(1)
+        validate_server_events(server, 1, beta=False)
+
+    assert first["type"] == "error"
+    assert first["error"]["type"] == "invalid_request_error"
+    assert first["error"]["code"] == "missing_bearer"
+    assert close == (3000, "invalid_request_error.missing_bearer", "server")
+    assert server.handshakes[0].status == 101
+
+
+async def test_refused_upgrade_404_and_azure_path() -> None:
+    async with FakeRealtimeServer() as server:
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_connect(
+                server.ws_url + "/realtime?model=gpt-realtime",
+                additional_headers={"Authorization": "Bearer sk-refuse-upgrade"},
+            )
+        assert refused.value.response.status_code == 403
+        with pytest.raises(InvalidStatus) as missing:
+            await ws_connect(server.ws_url + "/chat/completions", additional_headers={"Authorization": "Bearer x"})
+        assert missing.value.response.status_code == 404
+        azure = f"ws://127.0.0.1:{server.port}/openai/realtime?api-version=2025-04-01-preview&deployment=my-dep"
+        async with ws_connect(azure, additional_headers={"api-key": "azure-key"}) as ws:
+            created = json.loads(await ws.recv())
+        await server.wait_closed(3)
+
+    assert [h.status for h in server.handshakes] == [403, 404, 101]
+    assert set(server.closes) == {3}
+    assert created["session"]["model"] == "my-dep"
+    assert server.handshakes[2].headers["api-key"] == "azure-key"
+
+
+async def test_log_holds_exact_frames_and_close_records() -> None:
+    frames: list[str | bytes] = [
+        '{"type": "session.update",   "session": {"type": "realtime", "instructions": "é"}}',
+        '{"type":"input_audio_buffer.clear","event_id":"evt_clear"}',
+        b'{"type":"input_audio_buffer.clear"}',
+    ]
+    async with FakeRealtimeServer() as server:
+        headers = {"Authorization": "Bearer sk-test"}
+        async with ws_connect(server.ws_url + "/realtime?model=gpt-realtime", additional_headers=headers) as ws:
+            received: list[str | bytes] = [await ws.recv()]
+            for frame in frames:
+                await ws.send(frame)
+                received.append(await ws.recv())
+            await server.send_raw(1, "injected text")
+            await server.send_raw(1, b"\x01\x02")
+            received += [await ws.recv(), await ws.recv()]
+            await ws.close(4321, "client says bye")
+        assert await server.wait_closed(1) == (4321, "client says bye", "client")
+
+        async with ws_connect(server.ws_url + "/realtime", additional_headers=headers) as ws:
+            await ws.recv()
+            await server.close_connection(2, 4000, "server says bye")
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert (ws.close_code, ws.close_reason) == (4000, "server says bye")
+        assert server.closes[2] == (4000, "server says bye", "server")
+
+    client_log = server.messages(1, "client")
+    assert [m.data for m in client_log] == frames
+    assert [type(m.data) for m in client_log] == [str, str, bytes]
+    server_log = server.messages(1, "server")
+    assert [m.data for m in server_log] == received
+    assert [json.loads(r)["type"] for r in received[1:4] if isinstance(r, str)] == [
+        "session.updated",
+        "input_audio_buffer.cleared",
+        "error",
+    ]
+    assert server_log[-1].data == b"\x01\x02" and server_log[-1].event is None
+    assert all(isinstance(m, LoggedMessage) and m.ts > 0 for m in server.log)
+    assert server.messages(direction="server", conn_id=2)[0].event is not None
+
+
+def test_run_in_thread_with_sync_clients() -> None:
+    with run_in_thread() as server:
+        client = openai.OpenAI(api_key="sk-sync", base_url=server.base_url + "/v1")
+        with client.realtime.connect(model="gpt-realtime") as conn:
+            assert conn.recv().type == "session.created"
+            server.call_threadsafe(server.send_raw(1, '{"type":"input_audio_buffer.cleared","event_id":"event_x"}'))
+            assert conn.recv().type == "input_audio_buffer.cleared"
+        assert server.call_threadsafe(server.wait_closed(1)) == (1000, "", "client")
+        with sync_ws_connect(
+            server.ws_url + "/realtime", additional_headers={"Authorization": "Bearer k"}
+        ) as ws:
+            ws.recv()
+            server.call_threadsafe(server.close_connection(2, 1001, "going"))
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                ws.recv()
+        assert server.closes[2] == (1001, "going", "server")
+    with pytest.raises(RuntimeError):
+        FakeRealtimeServer().call_threadsafe(asyncio.sleep(0))
