@@ -34,6 +34,8 @@ def _configure_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not verbose:  # one line per client and server connection is too chatty for a service
+        logging.getLogger("mitmproxy").setLevel(logging.WARNING)
 
 
 def _engine(url: str, *, read_only: bool) -> Engine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -91,9 +92,9 @@ def start_proxy(args: list[str], port: int, metrics_port: int, log_path: Path) -
     return ProxyProcess(process, port, metrics_port, log_path)
 
 
-@pytest.fixture
-def run_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
-    """Starts `rtrec proxy --upstream URL --db DB [extra…]` on free ports; stopped at teardown."""
+@contextlib.contextmanager
+def proxy_runner(log_dir: Path) -> Iterator[Callable[..., ProxyProcess]]:
+    """Starts `rtrec proxy --upstream URL --db DB [extra…]` on free ports; all stopped at exit."""
     started: list[ProxyProcess] = []
 
     def run(upstream: str, db_url: str, *extra: str, verbose: bool = False) -> ProxyProcess:
@@ -116,13 +117,21 @@ def run_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
             "20",
             *extra,
         ]
-        proxy = start_proxy(args, port, metrics_port, tmp_path / f"proxy-{len(started)}.log")
+        proxy = start_proxy(args, port, metrics_port, log_dir / f"proxy-{len(started)}.log")
         started.append(proxy)
         return proxy
 
-    yield run
-    for proxy in started:
-        proxy.stop()
+    try:
+        yield run
+    finally:
+        for proxy in started:
+            proxy.stop()
+
+
+@pytest.fixture
+def run_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
+    with proxy_runner(tmp_path) as run:
+        yield run
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def test_every_proxy_setting_is_documented(setting):
 def test_every_addon_option_is_documented():
     recorder = Recorder(CollectorRegistry())
     with taddons.context(recorder) as tctx:
-        names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]
+        names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]  # noqa: SIM118
     assert len(names) == 8
     for name in names:
         assert f"`{name}`" in README

@@ -11,18 +11,19 @@ import json
 import math
 import struct
 import wave
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RateLimit, RealtimeSession, Response, Transcription, table
-from tests.conftest import ProxyProcess
+from tests.conftest import ProxyProcess, proxy_runner
 
 KEY = "sk-e2e-planted-key-0123456789abcdef"
 SAMPLE_RATE = 24_000
@@ -134,19 +135,32 @@ async def run_conversation(base_url: str, sent: list[str], received: list[bytes]
         )
         await recv_until(conn, "response.done", received)
         await send(conn, sent, {"type": "no.such.event", "event_id": "evt_bad_1"})
-        await recv_until(conn, "error", received)
+        while (await recv_until(conn, "error", received))["error"].get("event_id") != "evt_bad_1":
+            pass
 
 
-@pytest.fixture
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'rtrec.db'}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def recorded(
-    fake_server: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
-) -> dict[str, Any]:
-    proxy = run_proxy(fake_server.base_url, db_url, verbose=True)
-    sent: list[str] = []
-    received: list[bytes] = []
-    await run_conversation(proxy.base_url, sent, received)
-    assert proxy.stop() == 0
-    return {"proxy": proxy, "server": fake_server, "sent": sent, "received": received}
+    db_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Any]]:
+    """One conversation through the proxy, recorded once for every test in this module."""
+    # Paced deltas, so that a response.cancel lands while the response is still running.
+    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
+        with proxy_runner(tmp_path_factory.mktemp("proxy")) as run_proxy:
+            proxy = run_proxy(server.base_url, db_url, verbose=True)
+            sent: list[str] = []
+            received: list[bytes] = []
+            await run_conversation(proxy.base_url, sent, received)
+            assert proxy.stop() == 0
+        yield {"proxy": proxy, "server": server, "sent": sent, "received": received}
 
 
 async def test_frames_cross_the_proxy_byte_identical(recorded: dict[str, Any]):

@@ -1,4 +1,4 @@
-"""Tests of the fake Realtime server (simulator/) driven by the official openai SDK and raw clients."""
+"""Tests of the fake Realtime server (simulator/) via the openai SDK and raw WebSocket clients."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ JSON = dict[str, Any]
 # --------------------------------------------------------------------------- helpers
 def pcm16_sine(ms: int, freq: float = 330.0) -> bytes:
     n = ms * 24
-    return array("h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(n))).tobytes()
+    return array(
+        "h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(n))
+    ).tobytes()
 
 
 def b64(data: bytes) -> str:
@@ -136,7 +138,9 @@ def beta_client(server: FakeRealtimeServer) -> openai.AsyncOpenAI:
     )
 
 
-async def finish(server: FakeRealtimeServer, rec: Recorder, conn_id: int, *, beta: bool) -> list[JSON]:
+async def finish(
+    server: FakeRealtimeServer, rec: Recorder, conn_id: int, *, beta: bool
+) -> list[JSON]:
     """After the client closed: SDK saw what the server logged, the log holds what was sent."""
     await server.wait_closed(conn_id)
     events = validate_server_events(server, conn_id, beta=beta)
@@ -202,7 +206,9 @@ async def test_ga_text_turn() -> None:
                     "item": {
                         "type": "message",
                         "role": "user",
-                        "content": [{"type": "input_text", "text": "What is the capital of France?"}],
+                        "content": [
+                            {"type": "input_text", "text": "What is the capital of France?"}
+                        ],
                     },
                 }
             )
@@ -219,7 +225,8 @@ async def test_ga_text_turn() -> None:
         *TEXT_RESPONSE_GA,
     ]
     session = events[0]["session"]
-    assert session["id"].startswith("sess_") and len(session["id"]) == 26
+    assert session["id"].startswith("sess_")
+    assert len(session["id"]) == 26
     assert all(e["event_id"].startswith("event_") and len(e["event_id"]) == 27 for e in events)
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
     assert all(d["obfuscation"] for d in deltas)
@@ -230,8 +237,12 @@ async def test_ga_text_turn() -> None:
     usage = done_usages(events, beta=False)[0]
     assert usage["input_token_details"]["audio_tokens"] == 0
     assert usage["input_token_details"]["cached_tokens"] == 0
-    assert usage["output_token_details"] == {"text_tokens": math.ceil(len(text) / 4), "audio_tokens": 0}
-    assert events[-1]["rate_limits"][0]["name"] == "tokens" and len(events[-1]["rate_limits"]) == 1
+    assert usage["output_token_details"] == {
+        "text_tokens": math.ceil(len(text) / 4),
+        "audio_tokens": 0,
+    }
+    assert events[-1]["rate_limits"][0]["name"] == "tokens"
+    assert len(events[-1]["rate_limits"]) == 1
     assert server.closes[conn_id] == (1000, "", "client")
 
 
@@ -251,7 +262,10 @@ async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
                             "input": {
                                 "format": {"type": "audio/pcm", "rate": 24000},
                                 "transcription": {"model": "gpt-4o-mini-transcribe"},
-                                "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+                                "turn_detection": {
+                                    "type": "server_vad",
+                                    "silence_duration_ms": 500,
+                                },
                             },
                             "output": {"voice": "marin"},
                         },
@@ -260,16 +274,23 @@ async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
             )
             updated = await rec.recv()
             vad = updated.session.audio.input.turn_detection
-            assert vad.create_response is True and vad.silence_duration_ms == 500
+            assert vad.create_response is True
+            assert vad.silence_duration_ms == 500
             for start in range(0, len(audio), 4800):
-                await rec.send({"type": "input_audio_buffer.append", "audio": b64(audio[start : start + 4800])})
+                await rec.send(
+                    {"type": "input_audio_buffer.append", "audio": b64(audio[start : start + 4800])}
+                )
             await rec.send({"type": "input_audio_buffer.commit", "event_id": "evt_commit"})
             turn1 = await rec.until("rate_limits.updated")
             # Second turn: a text message, then an explicit response (re-bills the first turn).
             await rec.send(
                 {
                     "type": "conversation.item.create",
-                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "And?"}]},
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "And?"}],
+                    },
                 }
             )
             await rec.send({"type": "response.create", "response": {"metadata": {"turn": "2"}}})
@@ -287,7 +308,10 @@ async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
         "conversation.item.input_audio_transcription.delta",
         "conversation.item.input_audio_transcription.delta",
     ]
-    assert types[8:] == ["conversation.item.input_audio_transcription.completed", *AUDIO_RESPONSE_GA]
+    assert types[8:] == [
+        "conversation.item.input_audio_transcription.completed",
+        *AUDIO_RESPONSE_GA,
+    ]
     by_type = {e["type"]: e for e in events}
     assert by_type["input_audio_buffer.speech_started"]["audio_start_ms"] == 0
     assert by_type["input_audio_buffer.speech_stopped"]["audio_end_ms"] == 1000
@@ -303,10 +327,13 @@ async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
         "output_tokens": words,
     }
     assert completed["logprobs"]
-    chunks = [base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"]
+    chunks = [
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    ]
     assert [len(c) for c in chunks] == [4800] * 20  # two spoken answers of 1 s each
     samples = array("h", chunks[0])
-    assert max(samples) > 5000 and min(samples) < -5000  # a real tone, not silence
+    assert max(samples) > 5000
+    assert min(samples) < -5000
     dones = [e["response"] for e in events if e["type"] == "response.done"]
     assert [d["status"] for d in dones] == ["completed", "completed"]
     assert dones[0]["audio"]["output"]["voice"] == "marin"
@@ -329,20 +356,31 @@ async def test_ga_client_cancel_and_errors_keep_socket_open() -> None:
             await rec.send({"type": "response.create", "event_id": "evt_create"})
             got = await rec.until("response.output_audio.delta")
             response_id = got[0].response.id
-            await rec.send({"type": "response.cancel", "event_id": "evt_cancel", "response_id": response_id})
+            await rec.send(
+                {"type": "response.cancel", "event_id": "evt_cancel", "response_id": response_id}
+            )
             await rec.until("rate_limits.updated")
             await rec.send({"type": "response.cancel", "event_id": "evt_cancel_2"})
             await rec.send({"type": "input_audio_buffer.commit", "event_id": "evt_commit"})
             await rec.send({"type": "session.update", "event_id": "evt_no_type", "session": {}})
             await rec.send(
-                {"type": "session.update", "event_id": "evt_voice", "session": {"type": "realtime", "audio": {"output": {"voice": "cedar"}}}}
+                {
+                    "type": "session.update",
+                    "event_id": "evt_voice",
+                    "session": {"type": "realtime", "audio": {"output": {"voice": "cedar"}}},
+                }
             )
             errors = [await rec.recv() for _ in range(4)]
             await conn.send_raw("{not json")
             await conn.send_raw(b"\x00\x01binary")
             await conn.send_raw(json.dumps({"type": "no.such.event", "event_id": "evt_unknown"}))
             errors += [await rec.recv() for _ in range(3)]
-            await rec.send({"type": "session.update", "session": {"type": "realtime", "instructions": "still here"}})
+            await rec.send(
+                {
+                    "type": "session.update",
+                    "session": {"type": "realtime", "instructions": "still here"},
+                }
+            )
             assert (await rec.recv()).type == "session.updated"
         conn_id = server.handshakes[-1].conn_id
         await server.wait_closed(conn_id)
@@ -371,7 +409,8 @@ async def test_ga_client_cancel_and_errors_keep_socket_open() -> None:
     assert all(e.error.type == "invalid_request_error" for e in errors)
     client_frames = server.messages(conn_id, "client")
     assert client_frames[-4].data == "{not json"
-    assert client_frames[-3].data == b"\x00\x01binary" and client_frames[-3].event is None
+    assert client_frames[-3].data == b"\x00\x01binary"
+    assert client_frames[-3].event is None
 
 
 async def test_ga_barge_in_cancels_with_turn_detected() -> None:
@@ -405,7 +444,12 @@ async def test_ga_transcription_session() -> None:
                     "type": "session.update",
                     "session": {
                         "type": "transcription",
-                        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+                        "audio": {
+                            "input": {
+                                "transcription": {"model": "whisper-1"},
+                                "turn_detection": None,
+                            }
+                        },
                     },
                 }
             )
@@ -424,9 +468,90 @@ async def test_ga_transcription_session() -> None:
         "conversation.item.done",
         "conversation.item.input_audio_transcription.completed",
     ]
-    assert got[-1].usage.type == "duration" and got[-1].usage.seconds == 0.5
-    assert error.type == "error" and error.error.event_id == "evt_resp"
+    assert got[-1].usage.type == "duration"
+    assert got[-1].usage.seconds == 0.5
+    assert error.type == "error"
+    assert error.error.event_id == "evt_resp"
     assert "rate_limits.updated" not in rec.types
+
+
+async def test_ga_item_operations_and_out_of_band_response() -> None:
+    async with FakeRealtimeServer() as server:
+        async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
+            rec = Recorder(conn)
+            await rec.recv()
+            await rec.send({"type": "response.create"})
+            item_id = (await rec.until("rate_limits.updated"))[1].item.id
+            await rec.send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "audio_end_ms": 400,
+                }
+            )
+            truncated = await rec.recv()
+            await rec.send({"type": "conversation.item.retrieve", "item_id": item_id})
+            retrieved = await rec.recv()
+            await rec.send(
+                {
+                    "type": "conversation.item.create",
+                    "previous_item_id": "root",
+                    "item": {
+                        "type": "message",
+                        "role": "system",
+                        "content": [{"type": "input_text", "text": "Be nice."}],
+                    },
+                }
+            )
+            added = await rec.until("conversation.item.done")
+            await rec.send({"type": "conversation.item.delete", "item_id": item_id})
+            deleted = await rec.recv()
+            await rec.send(
+                {"type": "conversation.item.delete", "item_id": item_id, "event_id": "evt_del"}
+            )
+            error = await rec.recv()
+            await rec.send(
+                {
+                    "type": "response.create",
+                    "response": {
+                        "conversation": "none",
+                        "output_modalities": ["text"],
+                        "max_output_tokens": 3,
+                        "metadata": {"purpose": "oob"},
+                    },
+                }
+            )
+            oob = await rec.until("rate_limits.updated")
+        events = await finish(server, rec, 1, beta=False)
+
+    assert truncated.type == "conversation.item.truncated"
+    assert truncated.audio_end_ms == 400
+    content = retrieved.item.content[0]
+    assert content.type == "output_audio"
+    assert content.transcript == ""
+    assert len(base64.b64decode(content.audio)) == 400 * 48
+    assert added[0].previous_item_id is None
+    assert deleted.item_id == item_id
+    assert (error.error.event_id, error.error.param) == ("evt_del", "item_id")
+    assert [e.type for e in oob] == [
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * 3,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    done = events[-2]["response"]
+    assert done["conversation_id"] is None
+    assert done["metadata"] == {"purpose": "oob"}
+    assert done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+    assert done["usage"]["output_tokens"] == 3
+    assert done["usage"]["input_token_details"]["audio_tokens"] == 0
+    check_usage(done["usage"], beta=False)
 
 
 async def test_rate_limited_model_fails_every_response() -> None:
@@ -441,7 +566,8 @@ async def test_rate_limited_model_fails_every_response() -> None:
     assert [e.type for e in got] == ["response.created", "response.done"]
     done = server.events(1, "server")[-1]["response"]
     assert done["status"] == "failed"
-    assert done["usage"] is None and done["output"] == []
+    assert done["usage"] is None
+    assert done["output"] == []
     assert done["output_modalities"] == ["text"]
     error = done["status_details"]["error"]
     assert (error["type"], error["code"]) == ("tokens", "rate_limit_exceeded")
@@ -458,7 +584,10 @@ async def test_g711_formats_count_ms_by_format() -> None:
                     "type": "session.update",
                     "session": {
                         "type": "realtime",
-                        "audio": {"input": {"format": {"type": "audio/pcmu"}}, "output": {"format": {"type": "audio/pcma"}}},
+                        "audio": {
+                            "input": {"format": {"type": "audio/pcmu"}},
+                            "output": {"format": {"type": "audio/pcma"}},
+                        },
                     },
                 }
             )
@@ -467,14 +596,23 @@ async def test_g711_formats_count_ms_by_format() -> None:
             await rec.send({"type": "input_audio_buffer.commit"})
             await rec.until("rate_limits.updated")
             await rec.send(
-                {"type": "session.update", "event_id": "evt_rate", "session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}}
+                {
+                    "type": "session.update",
+                    "event_id": "evt_rate",
+                    "session": {
+                        "type": "realtime",
+                        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}},
+                    },
+                }
             )
             error = await rec.recv()
         events = await finish(server, rec, 1, beta=False)
 
     stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
     assert stopped["audio_end_ms"] == 500  # 4000 bytes of G.711 at 8 bytes/ms
-    chunks = [base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"]
+    chunks = [
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    ]
     assert [len(c) for c in chunks] == [2000] * 4  # 250 ms of 8 kHz A-law
     done = next(e for e in events if e["type"] == "response.done")["response"]
     assert done["audio"]["output"]["format"] == {"type": "audio/pcma"}
@@ -491,13 +629,20 @@ async def test_beta_text_and_voice_turns() -> None:
             created = await rec.recv()
             assert created.session.modalities == ["audio", "text"]
             await rec.send(
-                {"type": "session.update", "session": {"modalities": ["text"], "turn_detection": None}}
+                {
+                    "type": "session.update",
+                    "session": {"modalities": ["text"], "turn_detection": None},
+                }
             )
             await rec.recv()
             await rec.send(
                 {
                     "type": "conversation.item.create",
-                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]},
+                    "item": {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "Hello"}],
+                    },
                 }
             )
             await rec.send({"type": "response.create"})
@@ -550,7 +695,8 @@ async def test_beta_text_and_voice_turns() -> None:
         "response.done",
         "rate_limits.updated",
     ]
-    assert voice_turn[4].usage.type == "duration" and voice_turn[4].usage.seconds == 0.6
+    assert voice_turn[4].usage.type == "duration"
+    assert voice_turn[4].usage.seconds == 0.6
     assert not any("obfuscation" in e for e in events)
     first, second = done_usages(events, beta=True)
     assert second["input_tokens"] > first["input_tokens"]
@@ -558,7 +704,8 @@ async def test_beta_text_and_voice_turns() -> None:
     assert second["input_token_details"]["audio_tokens"] == 6
     assert [r["name"] for r in events[-1]["rate_limits"]] == ["requests", "tokens"]
     done = [e for e in events if e["type"] == "response.done"][-1]["response"]
-    assert done["modalities"] == ["text", "audio"] and done["output_audio_format"] == "pcm16"
+    assert done["modalities"] == ["text", "audio"]
+    assert done["output_audio_format"] == "pcm16"
     assert done["output"][0]["content"][0]["type"] == "audio"
 
 
@@ -566,18 +713,20 @@ async def test_beta_by_subprotocol_with_browser_style_key() -> None:
     async with FakeRealtimeServer() as server:
         protocols = ["realtime", "openai-insecure-api-key.sk-browser", "openai-beta.realtime-v1"]
         async with ws_connect(
-            server.ws_url + "/realtime?model=gpt-realtime", subprotocols=protocols  # type: ignore[arg-type]
+            server.ws_url + "/realtime?model=gpt-realtime",
+            subprotocols=protocols,  # type: ignore[arg-type]
         ) as ws:
             assert ws.subprotocol == "realtime"
             created = json.loads(await ws.recv())
         await server.wait_closed(1)
 
     assert created["type"] == "session.created"
-    assert "modalities" in created["session"] and "audio" not in created["session"]
+    assert "modalities" in created["session"]
+    assert "audio" not in created["session"]
     assert server.handshakes[0].subprotocols == protocols
 
 
-# --------------------------------------------------------------------------- handshake / auth / close
+# --------------------------------------------------------------------------- handshake, auth, close
 async def test_missing_key_gets_error_then_close_3000() -> None:
     async with FakeRealtimeServer() as server:
         async with ws_connect(server.ws_url + "/realtime?model=gpt-realtime") as ws:
@@ -605,7 +754,10 @@ async def test_refused_upgrade_404_and_azure_path() -> None:
             )
         assert refused.value.response.status_code == 403
         with pytest.raises(InvalidStatus) as missing:
-            await ws_connect(server.ws_url + "/chat/completions", additional_headers={"Authorization": "Bearer x"})
+            await ws_connect(
+                server.ws_url + "/chat/completions",
+                additional_headers={"Authorization": "Bearer x"},
+            )
         assert missing.value.response.status_code == 404
         azure = f"ws://127.0.0.1:{server.port}/openai/realtime?api-version=2025-04-01-preview&deployment=my-dep"
         async with ws_connect(azure, additional_headers={"api-key": "azure-key"}) as ws:
@@ -626,7 +778,9 @@ async def test_log_holds_exact_frames_and_close_records() -> None:
     ]
     async with FakeRealtimeServer() as server:
         headers = {"Authorization": "Bearer sk-test"}
-        async with ws_connect(server.ws_url + "/realtime?model=gpt-realtime", additional_headers=headers) as ws:
+        async with ws_connect(
+            server.ws_url + "/realtime?model=gpt-realtime", additional_headers=headers
+        ) as ws:
             received: list[str | bytes] = [await ws.recv()]
             for frame in frames:
                 await ws.send(frame)
@@ -655,17 +809,21 @@ async def test_log_holds_exact_frames_and_close_records() -> None:
         "input_audio_buffer.cleared",
         "error",
     ]
-    assert server_log[-1].data == b"\x01\x02" and server_log[-1].event is None
+    assert server_log[-1].data == b"\x01\x02"
+    assert server_log[-1].event is None
     assert all(isinstance(m, LoggedMessage) and m.ts > 0 for m in server.log)
     assert server.messages(direction="server", conn_id=2)[0].event is not None
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside the SDK's sync client
 def test_run_in_thread_with_sync_clients() -> None:
     with run_in_thread() as server:
         client = openai.OpenAI(api_key="sk-sync", base_url=server.base_url + "/v1")
         with client.realtime.connect(model="gpt-realtime") as conn:
             assert conn.recv().type == "session.created"
-            server.call_threadsafe(server.send_raw(1, '{"type":"input_audio_buffer.cleared","event_id":"event_x"}'))
+            server.call_threadsafe(
+                server.send_raw(1, '{"type":"input_audio_buffer.cleared","event_id":"event_x"}')
+            )
             assert conn.recv().type == "input_audio_buffer.cleared"
         assert server.call_threadsafe(server.wait_closed(1)) == (1000, "", "client")
         with sync_ws_connect(
@@ -678,3 +836,47 @@ def test_run_in_thread_with_sync_clients() -> None:
         assert server.closes[2] == (1001, "going", "server")
     with pytest.raises(RuntimeError):
         FakeRealtimeServer().call_threadsafe(asyncio.sleep(0))
+
+
+async def test_stop_closes_open_connections_with_1001() -> None:
+    server = FakeRealtimeServer()
+    await server.start()
+    headers = {"Authorization": "Bearer sk-test"}
+    async with ws_connect(server.ws_url + "/realtime", additional_headers=headers) as ws:
+        await ws.recv()
+        await server.stop()
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1001
+    assert server.closes[1] == (1001, "", "server")
+
+
+async def test_beta_transcription_session_first_frame() -> None:
+    async with FakeRealtimeServer() as server:
+        headers = {"Authorization": "Bearer sk-test", "OpenAI-Beta": "realtime=v1"}
+        url = server.ws_url + "/realtime?intent=transcription"
+        async with ws_connect(url, additional_headers=headers) as ws:
+            update = {
+                "type": "transcription_session.update",
+                "session": {"input_audio_transcription": {"model": "gpt-4o-transcribe"}},
+            }
+            await ws.send(json.dumps(update))
+            await ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(300))})
+            )
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            types: list[str] = []
+            while not types or types[-1] != "conversation.item.input_audio_transcription.completed":
+                types.append(json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"])
+
+    assert types[:3] == [
+        "transcription_session.created",
+        "transcription_session.updated",
+        "input_audio_buffer.speech_started",
+    ]
+    assert types[3:6] == [
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+    ]
+    assert "conversation.item.input_audio_transcription.delta" in types

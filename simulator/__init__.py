@@ -1,0 +1,23 @@
+"""A local fake of the OpenAI Realtime WebSocket service (GA and beta), with its own frame log."""
+
+from simulator.responses import RATE_LIMITED_MODEL
+from simulator.server import (
+    INVALID_KEY,
+    REFUSE_UPGRADE_KEY,
+    CloseInfo,
+    FakeRealtimeServer,
+    Handshake,
+    LoggedMessage,
+    run_in_thread,
+)
+
+__all__ = [
+    "INVALID_KEY",
+    "RATE_LIMITED_MODEL",
+    "REFUSE_UPGRADE_KEY",
+    "CloseInfo",
+    "FakeRealtimeServer",
+    "Handshake",
+    "LoggedMessage",
+    "run_in_thread",
+]

@@ -1,0 +1,137 @@
+"""Audio helpers for the simulator: format names, durations, token counts, sine synthesis, G.711."""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from functools import cache
+from typing import Literal
+
+AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+
+#: Canonical (beta) format name -> GA ``type`` of the format object.
+GA_FORMAT_TYPES: dict[str, str] = {
+    "pcm16": "audio/pcm",
+    "g711_ulaw": "audio/pcmu",
+    "g711_alaw": "audio/pcma",
+}
+#: GA ``type`` of the format object -> canonical (beta) format name.
+FORMAT_FROM_GA_TYPE: dict[str, AudioFormat] = {
+    "audio/pcm": "pcm16",
+    "audio/pcmu": "g711_ulaw",
+    "audio/pcma": "g711_alaw",
+}
+BETA_FORMATS: tuple[AudioFormat, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
+
+PCM16_RATE = 24_000
+G711_RATE = 8_000
+
+#: Billing rates (reference §4): user audio 1 token / 100 ms, assistant audio 1 token / 50 ms.
+USER_AUDIO_MS_PER_TOKEN = 100
+ASSISTANT_AUDIO_MS_PER_TOKEN = 50
+
+
+def ga_format(fmt: AudioFormat) -> dict[str, object]:
+    """The GA format object for a canonical format name."""
+    if fmt == "pcm16":
+        return {"type": "audio/pcm", "rate": PCM16_RATE}
+    return {"type": GA_FORMAT_TYPES[fmt]}
+
+
+def sample_rate(fmt: AudioFormat) -> int:
+    return PCM16_RATE if fmt == "pcm16" else G711_RATE
+
+
+def bytes_per_ms(fmt: AudioFormat) -> int:
+    """pcm16 24 kHz: 48 bytes per ms; G.711 8 kHz: 8 bytes per ms."""
+    return 48 if fmt == "pcm16" else 8
+
+
+def audio_ms(n_bytes: int, fmt: AudioFormat) -> float:
+    """Duration in milliseconds of ``n_bytes`` of audio in ``fmt``."""
+    return n_bytes / bytes_per_ms(fmt)
+
+
+def audio_tokens(ms: float, ms_per_token: int) -> int:
+    """Tokens billed for ``ms`` of audio at one token per ``ms_per_token`` (rounded up)."""
+    if ms <= 0:
+        return 0
+    return max(1, math.ceil(ms / ms_per_token - 1e-9))
+
+
+def text_tokens(text: str) -> int:
+    """A rough text token count, ~4 characters per token (rounded up)."""
+    if not text:
+        return 0
+    return max(1, math.ceil(len(text) / 4))
+
+
+# --------------------------------------------------------------------------- G.711 encoders
+_ULAW_BIAS = 0x84
+_ULAW_CLIP = 32635
+_ALAW_SEG_END = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)
+
+
+def linear_to_ulaw(sample: int) -> int:
+    """Encode one signed 16-bit sample as G.711 μ-law."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(-sample if sample < 0 else sample, _ULAW_CLIP) + _ULAW_BIAS
+    exponent = min(7, max(0, magnitude.bit_length() - 8))
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def linear_to_alaw(sample: int) -> int:
+    """Encode one signed 16-bit sample as G.711 A-law."""
+    value = sample >> 3
+    if value >= 0:
+        mask = 0xD5
+    else:
+        mask = 0x55
+        value = -value - 1
+    segment = 0
+    while segment < len(_ALAW_SEG_END) and value > _ALAW_SEG_END[segment]:
+        segment += 1
+    if segment >= len(_ALAW_SEG_END):
+        return 0x7F ^ mask
+    encoded = segment << 4
+    encoded |= (value >> 1) & 0x0F if segment < 2 else (value >> segment) & 0x0F
+    return encoded ^ mask
+
+
+@cache
+def _g711_table(fmt: AudioFormat) -> bytes:
+    encode = linear_to_ulaw if fmt == "g711_ulaw" else linear_to_alaw
+    return bytes(encode(s) for s in range(-32768, 32768))
+
+
+def encode_samples(samples: array[int], fmt: AudioFormat) -> bytes:
+    """Encode signed 16-bit samples (at the format's own sample rate) as ``fmt`` bytes."""
+    if fmt == "pcm16":
+        out = array("h", samples)
+        if sys.byteorder != "little":
+            out.byteswap()
+        return out.tobytes()
+    table = _g711_table(fmt)
+    return bytes(table[s + 32768] for s in samples)
+
+
+class SineSynth:
+    """A continuous sine tone, produced chunk by chunk in any output format."""
+
+    def __init__(self, frequency_hz: float = 440.0, amplitude: float = 0.3) -> None:
+        self.frequency_hz = frequency_hz
+        self.amplitude = amplitude
+        self._phase = 0.0
+
+    def chunk(self, ms: float, fmt: AudioFormat) -> bytes:
+        """The next ``ms`` milliseconds of the tone, encoded as ``fmt``."""
+        rate = sample_rate(fmt)
+        n = round(ms * rate / 1000)
+        step = 2 * math.pi * self.frequency_hz / rate
+        peak = self.amplitude * 32767
+        phase = self._phase
+        samples = array("h", (int(peak * math.sin(phase + i * step)) for i in range(n)))
+        self._phase = (phase + n * step) % (2 * math.pi)
+        return encode_samples(samples, fmt)

@@ -1,0 +1,482 @@
+"""The protocol state machine of one simulated Realtime connection (client -> server events)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from websockets.exceptions import ConnectionClosed
+
+from simulator import events
+from simulator.audio import (
+    ASSISTANT_AUDIO_MS_PER_TOKEN,
+    USER_AUDIO_MS_PER_TOKEN,
+    SineSynth,
+    audio_ms,
+    audio_tokens,
+)
+from simulator.events import JSON, new_id, obfuscation, server_event
+from simulator.items import (
+    MESSAGE_OVERHEAD_TOKENS,
+    ClientError,
+    ConvItem,
+    build_item,
+    decode_audio,
+)
+from simulator.responses import (
+    ActiveResponse,
+    RateLimitTracker,
+    ResponsePlan,
+    plan_response,
+    run_response,
+)
+from simulator.session import SessionConfig, SessionError, as_object, invalid_value
+
+SendText = Callable[[str], Awaitable[None]]
+
+#: Minimum audio for ``input_audio_buffer.commit`` (the real API rejects less).
+MIN_COMMIT_MS = 100.0
+
+GA_CLIENT_TYPES = (
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.retrieve",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "response.create",
+    "response.cancel",
+)
+BETA_CLIENT_TYPES = (*GA_CLIENT_TYPES, "transcription_session.update")
+
+
+class SimConnection:
+    """Handles the client events of one connection and produces the server's events."""
+
+    def __init__(
+        self,
+        *,
+        beta: bool,
+        transcription: bool,
+        model: str,
+        send_text: SendText,
+        rate_limits: RateLimitTracker,
+        delta_interval_s: float = 0.0,
+        audio_chunk_ms: int = 100,
+    ) -> None:
+        self.beta = beta
+        self.model = model
+        self.session = SessionConfig.create(
+            beta=beta,
+            transcription=transcription,
+            model=model,
+            session_id=new_id("sess"),
+            now=time.time(),
+        )
+        self._send_text = send_text
+        self.rate_limits = rate_limits
+        self.delta_interval_s = delta_interval_s
+        self.audio_chunk_ms = max(1, audio_chunk_ms)
+        self.conversation_id = new_id("conv")
+        self.conversation: list[ConvItem] = []
+        self.buffer = bytearray()
+        self.total_input_ms = 0.0
+        self.speech_item_id: str | None = None
+        self.active: ActiveResponse | None = None
+        self.assistant_audio_present = False
+        self.previous_context: tuple[int, int] | None = None
+        self.synth = SineSynth()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def transcription(self) -> bool:
+        return self.session.transcription
+
+    # ----------------------------------------------------------------- sending
+    async def send(self, event: JSON) -> None:
+        await self._send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+
+    async def send_error(
+        self, code: str | None, message: str, param: str | None, client_event_id: str | None
+    ) -> None:
+        await self.send(
+            events.error_event(code, message, param=param, client_event_id=client_event_id)
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+    async def open(self) -> None:
+        """Send ``session.created`` (beta transcription: ``transcription_session.created``)."""
+        kind = (
+            "transcription_session.created"
+            if self.beta and self.transcription
+            else "session.created"
+        )
+        await self.send(server_event(kind, session=self.session.data))
+
+    async def shutdown(self) -> None:
+        """Stop the response tasks that are still running (the socket is gone)."""
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await task
+
+    # ----------------------------------------------------------------- dispatch
+    async def handle(self, message: str | bytes) -> None:
+        """Process one frame from the client."""
+        if isinstance(message, bytes):
+            await self.send_error(
+                "invalid_event",
+                "Binary WebSocket frames are not supported. Send events as JSON text frames.",
+                None,
+                None,
+            )
+            return
+        try:
+            obj: Any = json.loads(message)
+        except json.JSONDecodeError as exc:
+            await self.send_error(
+                "invalid_json",
+                f"Invalid JSON: the event could not be parsed ({exc.msg}).",
+                None,
+                None,
+            )
+            return
+        if not isinstance(obj, dict):
+            await self.send_error(
+                "invalid_json",
+                f"Invalid event: expected a JSON object, but got {type(obj).__name__} instead.",
+                None,
+                None,
+            )
+            return
+        event = cast(JSON, obj)
+        raw_id = event.get("event_id")
+        client_event_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            await self._dispatch(event)
+        except ClientError as err:
+            await self.send_error(err.code, err.message, err.param, client_event_id)
+        except SessionError as err:
+            await self.send_error(err.code, err.message, err.param, client_event_id)
+
+    async def _dispatch(self, event: JSON) -> None:
+        etype = event.get("type")
+        if etype is None:
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'type'.", "type"
+            )
+        supported = BETA_CLIENT_TYPES if self.beta else GA_CLIENT_TYPES
+        if etype not in supported:
+            err = invalid_value("type", etype, list(supported))
+            raise ClientError(err.code, err.message, err.param)
+        handlers: dict[str, Callable[[JSON], Awaitable[None]]] = {
+            "session.update": self._on_session_update,
+            "transcription_session.update": self._on_session_update,
+            "input_audio_buffer.append": self._on_append,
+            "input_audio_buffer.commit": self._on_commit,
+            "input_audio_buffer.clear": self._on_clear,
+            "conversation.item.create": self._on_item_create,
+            "conversation.item.retrieve": self._on_item_retrieve,
+            "conversation.item.truncate": self._on_item_truncate,
+            "conversation.item.delete": self._on_item_delete,
+            "response.create": self._on_response_create,
+            "response.cancel": self._on_response_cancel,
+        }
+        await handlers[etype](event)
+
+    # ----------------------------------------------------------------- session
+    async def _on_session_update(self, event: JSON) -> None:
+        self.session.apply_update(event.get("session"), voice_locked=self.assistant_audio_present)
+        kind = (
+            "transcription_session.updated"
+            if self.beta and self.transcription
+            else "session.updated"
+        )
+        await self.send(server_event(kind, session=self.session.data))
+
+    # ----------------------------------------------------------------- input audio buffer
+    async def _on_append(self, event: JSON) -> None:
+        data = decode_audio(event.get("audio"), "audio")
+        ms_before = self.total_input_ms
+        self.buffer += data
+        self.total_input_ms += audio_ms(len(data), self.session.input_format)
+        if not (self.session.vad_enabled and data):
+            return
+        # No energy detection: the first non-empty append of a turn counts as speech.
+        if self.speech_item_id is None:
+            self.speech_item_id = new_id("item")
+            await self.send(
+                server_event(
+                    "input_audio_buffer.speech_started",
+                    audio_start_ms=round(ms_before),
+                    item_id=self.speech_item_id,
+                )
+            )
+        if self.active is not None and self.session.interrupt_response:
+            await self.cancel_active("turn_detected")  # barge-in
+
+    async def _on_commit(self, event: JSON) -> None:
+        buffered_ms = audio_ms(len(self.buffer), self.session.input_format)
+        if buffered_ms < MIN_COMMIT_MS:
+            raise ClientError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS:.0f}ms of audio, but buffer only has {buffered_ms:.2f}ms of "
+                "audio.",
+            )
+        await self._commit_buffer()
+
+    async def _on_clear(self, event: JSON) -> None:
+        self.buffer.clear()
+        self.speech_item_id = None
+        await self.send(server_event("input_audio_buffer.cleared"))
+
+    async def _commit_buffer(self) -> None:
+        item_id = self.speech_item_id or new_id("item")
+        fmt = self.session.input_format
+        audio = bytes(self.buffer)
+        self.buffer.clear()
+        self.speech_item_id = None
+        if self.session.vad_enabled:
+            await self.send(
+                server_event(
+                    "input_audio_buffer.speech_stopped",
+                    audio_end_ms=round(self.total_input_ms),
+                    item_id=item_id,
+                )
+            )
+        previous = self.last_item_id()
+        await self.send(
+            server_event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
+        )
+        ms = audio_ms(len(audio), fmt)
+        conv_item = ConvItem(
+            id=item_id,
+            item=events.message_item(
+                beta=self.beta,
+                item_id=item_id,
+                status="completed",
+                role="user",
+                content=[{"type": "input_audio", "transcript": None}],
+            ),
+            text_tokens=MESSAGE_OVERHEAD_TOKENS,
+            audio_tokens=audio_tokens(ms, USER_AUDIO_MS_PER_TOKEN),
+            audio=audio,
+            audio_format=fmt,
+        )
+        self.conversation.append(conv_item)
+        await self._announce_item(conv_item, previous)
+        model = self.session.transcription_model
+        if model is not None:
+            await self._transcribe(conv_item, model, ms)
+        if self.session.create_response and self.active is None:
+            self._start_response(plan_response(self, {}))
+
+    async def _transcribe(self, conv_item: ConvItem, model: str, ms: float) -> None:
+        transcript = f"This is a simulated transcript of {ms / 1000:.1f} seconds of audio."
+        logprobs = self.session.include_logprobs
+        if model != "whisper-1":
+            words = transcript.split(" ")
+            thirds = max(1, math.ceil(len(words) / 3))
+            for start in range(0, len(words), thirds):
+                chunk = " ".join(words[start : start + thirds])
+                delta = chunk if start == 0 else " " + chunk
+                fields: JSON = {"item_id": conv_item.id, "content_index": 0, "delta": delta}
+                if logprobs:
+                    fields["logprobs"] = events.logprobs_for(delta)
+                if not self.beta:
+                    fields["obfuscation"] = obfuscation()
+                await self.send(
+                    server_event("conversation.item.input_audio_transcription.delta", **fields)
+                )
+        done: JSON = {
+            "item_id": conv_item.id,
+            "content_index": 0,
+            "transcript": transcript,
+            "usage": events.transcription_usage(model, ms, transcript),
+        }
+        if logprobs:
+            done["logprobs"] = events.logprobs_for(transcript)
+        conv_item.item["content"][0]["transcript"] = transcript
+        await self.send(
+            server_event("conversation.item.input_audio_transcription.completed", **done)
+        )
+
+    # ----------------------------------------------------------------- conversation items
+    def last_item_id(self) -> str | None:
+        return self.conversation[-1].id if self.conversation else None
+
+    def find(self, item_id: Any) -> int:
+        for index, conv_item in enumerate(self.conversation):
+            if conv_item.id == item_id:
+                return index
+        return -1
+
+    async def _announce_item(self, conv_item: ConvItem, previous: str | None) -> None:
+        """GA: ``conversation.item.added`` + ``.done``; beta: ``conversation.item.created``."""
+        if self.beta:
+            await self.send(
+                server_event(
+                    "conversation.item.created", previous_item_id=previous, item=conv_item.item
+                )
+            )
+            return
+        for kind in ("conversation.item.added", "conversation.item.done"):
+            await self.send(server_event(kind, previous_item_id=previous, item=conv_item.item))
+
+    async def _on_item_create(self, event: JSON) -> None:
+        if "item" not in event:
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'item'.", "item"
+            )
+        conv_item = build_item(
+            event["item"], "item", beta=self.beta, input_format=self.session.input_format
+        )
+        if self.find(conv_item.id) >= 0:
+            raise ClientError(
+                "duplicate_item_id",
+                f"Item with item_id '{conv_item.id}' already exists.",
+                "item.id",
+            )
+        if "previous_item_id" in event and event["previous_item_id"] is not None:
+            previous_id = event["previous_item_id"]
+            if previous_id == "root":
+                index = 0
+            else:
+                found = self.find(previous_id)
+                if found < 0:
+                    raise ClientError(
+                        "previous_item_not_found",
+                        f"Previous item with item_id '{previous_id}' not found.",
+                        "previous_item_id",
+                    )
+                index = found + 1
+        else:
+            index = len(self.conversation)
+        previous = self.conversation[index - 1].id if index > 0 else None
+        self.conversation.insert(index, conv_item)
+        await self._announce_item(conv_item, previous)
+
+    def _require_item(self, event: JSON, verb: str) -> ConvItem:
+        item_id = event.get("item_id")
+        if item_id is None:
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'item_id'.", "item_id"
+            )
+        index = self.find(item_id)
+        if index < 0:
+            raise ClientError(
+                f"item_{verb}_invalid_item_id",
+                f"Error {verb[:-1]}ing item: the item with id '{item_id}' does not exist.",
+                "item_id",
+            )
+        return self.conversation[index]
+
+    async def _on_item_retrieve(self, event: JSON) -> None:
+        conv_item = self._require_item(event, "retrieve")
+        item = json.loads(json.dumps(conv_item.item))
+        if conv_item.audio:
+            for part in item.get("content", []):
+                if part.get("type") in ("input_audio", "audio", "output_audio"):
+                    part["audio"] = base64.b64encode(conv_item.audio).decode("ascii")
+                    break
+        await self.send(server_event("conversation.item.retrieved", item=item))
+
+    async def _on_item_truncate(self, event: JSON) -> None:
+        conv_item = self._require_item(event, "truncate")
+        content_index = event.get("content_index", 0)
+        end_ms = event.get("audio_end_ms")
+        content = conv_item.item.get("content")
+        if (
+            conv_item.item.get("role") != "assistant"
+            or not isinstance(content, list)
+            or not isinstance(content_index, int)
+            or not 0 <= content_index < len(content)
+            or content[content_index].get("type") not in ("audio", "output_audio")
+        ):
+            raise ClientError(
+                "invalid_value",
+                "Only assistant audio content can be truncated.",
+                "content_index",
+            )
+        if not isinstance(end_ms, int) or end_ms < 0:
+            raise ClientError(
+                "invalid_value", "Invalid 'audio_end_ms': expected an integer >= 0.", "audio_end_ms"
+            )
+        if end_ms > conv_item.audio_ms + 1e-9:
+            raise ClientError(
+                "invalid_value",
+                f"Audio content of {conv_item.audio_ms:.0f}ms is already shorter than {end_ms}ms",
+                "audio_end_ms",
+            )
+        keep = round(end_ms * len(conv_item.audio) / conv_item.audio_ms) if conv_item.audio else 0
+        conv_item.audio = conv_item.audio[:keep]
+        conv_item.audio_tokens = audio_tokens(conv_item.audio_ms, ASSISTANT_AUDIO_MS_PER_TOKEN)
+        conv_item.text_tokens = MESSAGE_OVERHEAD_TOKENS
+        content[content_index]["transcript"] = ""
+        await self.send(
+            server_event(
+                "conversation.item.truncated",
+                item_id=conv_item.id,
+                content_index=content_index,
+                audio_end_ms=end_ms,
+            )
+        )
+
+    async def _on_item_delete(self, event: JSON) -> None:
+        conv_item = self._require_item(event, "delete")
+        self.conversation.remove(conv_item)
+        await self.send(server_event("conversation.item.deleted", item_id=conv_item.id))
+
+    # ----------------------------------------------------------------- responses
+    async def _on_response_create(self, event: JSON) -> None:
+        if self.transcription:
+            raise ClientError(
+                "invalid_value",
+                "Invalid value: 'response.create'. Responses are not supported in transcription "
+                "sessions.",
+                "type",
+            )
+        if self.active is not None:
+            raise ClientError(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self.active.id}. "
+                "Wait until the response is finished before creating a new one.",
+            )
+        params = event.get("response")
+        plan = plan_response(self, as_object(params, "response") if params is not None else {})
+        self._start_response(plan)
+
+    async def _on_response_cancel(self, event: JSON) -> None:
+        response_id = event.get("response_id")
+        if self.active is None or (response_id is not None and response_id != self.active.id):
+            raise ClientError(
+                "response_cancel_not_active", "Cancellation failed: no active response found"
+            )
+        await self.cancel_active("client_cancelled")
+
+    async def cancel_active(self, reason: str) -> None:
+        """Stop the active response (``response.done`` status ``cancelled``) and wait for it."""
+        active = self.active
+        if active is None:
+            return
+        if active.cancel_reason is None:
+            active.cancel_reason = reason
+        active.cancel_event.set()
+        if active.task is not None and active.task is not asyncio.current_task():
+            await asyncio.wait({active.task})
+
+    def _start_response(self, plan: ResponsePlan) -> None:
+        active = ActiveResponse(id=new_id("resp"))
+        self.active = active
+        active.task = asyncio.create_task(run_response(self, active, plan))
+        self._tasks.add(active.task)
+        active.task.add_done_callback(self._tasks.discard)
