@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +25,13 @@ logger = logging.getLogger("rtrec")
 
 class CommandError(Exception):
     """A problem the user can fix, reported as one line and exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad option as one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -141,8 +148,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         assistant = queries.session_audio(connection, args.session_id, "server")
     chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
     if not chosen:
+        which = "" if args.side == "both" else f"{args.side} "
         raise CommandError(
-            f"session {args.session_id} has no recorded {args.side} audio "
+            f"session {args.session_id} has no recorded {which}audio "
             "(was it recorded with --record full?)"
         )
     try:
@@ -169,19 +177,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rtrec", description="Recording proxy for the OpenAI Realtime API."
-    )
+    parser = _Parser(prog="rtrec", description="Recording proxy for the OpenAI Realtime API.")
     parser.add_argument("--version", action="version", version=f"rtrec {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
     add_settings(proxy, PROXY_SETTINGS)
     proxy.set_defaults(run=cmd_proxy)
 
     db = commands.add_parser("db", help="database maintenance")
-    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands = db.add_subparsers(
+        dest="db_command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     db_upgrade = db_commands.add_parser("upgrade", help="run schema migrations")
     add_settings(db_upgrade, [DB])
     db_upgrade.set_defaults(run=cmd_db_upgrade)
