@@ -79,4 +79,11 @@ async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> No
         config.mode,
         f" to {config.upstream}" if config.mode == "reverse" else "",
     )
+    if config.mode == "reverse":
+        logger.info(
+            "point clients at it: OPENAI_BASE_URL=http://%s:%d/v1",
+            config.listen_host,
+            config.listen_port,
+        )
     await master.run()
+    logger.info("rtrec proxy stopped; the recorder flushed its queue")

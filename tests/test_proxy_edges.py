@@ -277,3 +277,21 @@ async def test_stock_mitmdump_loads_the_addon(
     (session,) = rows(db_url, RealtimeSession)
     assert session.model == "gpt-realtime"
     assert "response.done" in [e.type for e in rows(db_url, Event)]
+
+
+async def test_regular_mode_records_clients_that_use_an_http_proxy(
+    fake_server: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    proxy = run_proxy(fake_server.base_url, db_url, "--mode", "regular")
+    target = f"ws://127.0.0.1:{fake_server.port}/v1/realtime?model=gpt-realtime"
+    async with connect(
+        target,
+        proxy=f"http://127.0.0.1:{proxy.port}",
+        additional_headers={"Authorization": f"Bearer {HEADER_KEY}"},
+    ) as ws:
+        created = json.loads(await ws.recv())
+    assert created["type"] == "session.created"
+    assert proxy.stop() == 0
+    (session,) = rows(db_url, RealtimeSession)
+    assert session.upstream == f"http://127.0.0.1:{fake_server.port}"
+    assert [e.type for e in rows(db_url, Event)] == ["session.created"]
