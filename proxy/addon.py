@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from proxy import protocol
 from proxy.metrics import Metrics
 from proxy.metrics_server import MetricsServer
+from proxy.observe import observe
+from proxy.pricing import PricingError, price_table
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy.session import RECORD_MODES, SessionRecorder
 from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine, upgrade
@@ -36,6 +38,7 @@ class Recorder:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.writer: Writer | None = None
         self.sessions: dict[str, SessionRecorder] = {}
+        self.prices = price_table(None)
         self._metrics_server: MetricsServer | None = None
         self.metrics.watch(lambda: self.writer.depth if self.writer else 0, self._active_by_model)
 
@@ -75,8 +78,13 @@ class Recorder:
             raise exceptions.OptionsError("rtrec_metrics_port must be between 0 and 65535")
         if opts.rtrec_retention_days < 0:
             raise exceptions.OptionsError("rtrec_retention_days must be 0 or more")
-        if opts.rtrec_pricing and not os.path.isfile(opts.rtrec_pricing):
-            raise exceptions.OptionsError(f"pricing file {opts.rtrec_pricing} not found")
+        if "rtrec_pricing" in updated:
+            if opts.rtrec_pricing and not os.path.isfile(opts.rtrec_pricing):
+                raise exceptions.OptionsError(f"pricing file {opts.rtrec_pricing} not found")
+            try:
+                self.prices = price_table(opts.rtrec_pricing or None)
+            except PricingError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
         if updated & {
             "rtrec_db",
             "rtrec_queue_size",
@@ -163,6 +171,7 @@ class Recorder:
         headers = {name.lower(): value for name, value in request.headers.items()}
         subprotocols = split_subprotocols(headers.get("sec-websocket-protocol", ""))
         peer = flow.client_conn.peername
+        key = api_key(headers, subprotocols, request.path)
         opened = SessionOpened(
             id=uuid7(),
             started_at=datetime.fromtimestamp(time.time(), UTC),
@@ -172,9 +181,16 @@ class Recorder:
             model=protocol.model_from_path(request.path),
             upstream=f"{request.scheme}://{request.host}:{request.port}",
             client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
-            key_fingerprint=key_fingerprint(api_key(headers, subprotocols, request.path)),
+            key_fingerprint=key_fingerprint(key),
         )
-        self.sessions[flow.id] = SessionRecorder(opened, record_mode=opened.record_mode)
+        # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
+        ephemeral = key is not None and key.startswith("ek_")
+        self.sessions[flow.id] = SessionRecorder(
+            opened,
+            record_mode=opened.record_mode,
+            prices=self.prices,
+            rate_limit_key="ephemeral" if ephemeral else opened.key_fingerprint or "none",
+        )
         self._submit([opened])
         self.metrics.sessions.labels(model=opened.model or "unknown").inc()
         logger.debug("session %s opened on %s", opened.id, opened.path)
@@ -195,6 +211,10 @@ class Recorder:
             self.metrics.parse_errors.labels(direction=direction).inc()
             records = [self._unparsed_event(state, message.from_client, message.content)]
         self._submit(records)
+        try:
+            observe(self.metrics, state.model or "unknown", state.rate_limit_key, records)
+        except Exception:
+            logger.exception("could not update metrics for a %s message", direction)
         event_type = records[0].type if isinstance(records[0], EventRecord) else "invalid"
         self.metrics.events.labels(direction, protocol.metric_event_type(event_type)).inc()
         self.metrics.event_bytes.labels(direction).inc(len(message.content))

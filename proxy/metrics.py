@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -12,6 +12,30 @@ from rtrec import __version__
 
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+# spec §5: latency buckets cover 10 ms to 30 s.
+LATENCY_BUCKETS_S = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+)
 
 
 class _ScrapeTimeGauges(Collector):
@@ -68,6 +92,81 @@ class Metrics:
             ["direction"],
             registry=registry,
         )
+        self.responses = Counter(
+            "openai_realtime_responses",
+            "Responses finished (response.done), by status and status_details.reason.",
+            ["model", "status", "reason"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "openai_realtime_tokens",
+            "Tokens billed in response.done usage; cached is the cached part of input.",
+            ["model", "direction", "modality", "cached"],
+            registry=registry,
+        )
+        self.transcription_tokens = Counter(
+            "openai_realtime_transcription_tokens",
+            "Tokens billed for input-audio transcription, by the transcription model.",
+            ["model", "direction", "modality"],
+            registry=registry,
+        )
+        self.transcription_seconds = Counter(
+            "openai_realtime_transcription_audio_seconds",
+            "Seconds of audio billed for duration-priced input transcription.",
+            ["model"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "openai_realtime_cost_usd",
+            "Cost in US dollars of responses and transcriptions, from the price table.",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.rate_limit_limit = Gauge(
+            "openai_realtime_rate_limit_limit",
+            "The limit of the newest rate_limits.updated entry, by bucket and API key.",
+            ["name", "key"],
+            registry=registry,
+        )
+        self.rate_limit_remaining = Gauge(
+            "openai_realtime_rate_limit_remaining",
+            "What remains of the limit in the newest rate_limits.updated entry.",
+            ["name", "key"],
+            registry=registry,
+        )
+        self.rate_limit_reset = Gauge(
+            "openai_realtime_rate_limit_reset_seconds",
+            "Seconds until the limit resets, from the newest rate_limits.updated entry.",
+            ["name", "key"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "openai_realtime_errors",
+            "Errors: error events, failed responses and failed transcriptions, by type and code.",
+            ["model", "type", "code"],
+            registry=registry,
+        )
+        self.response_duration = self._latency(
+            "openai_realtime_response_duration_seconds",
+            "Time from response.created to response.done.",
+        )
+        self.time_to_first_audio = self._latency(
+            "openai_realtime_time_to_first_audio_seconds",
+            "Time from response.created to the response's first audio delta.",
+        )
+        self.time_to_first_text = self._latency(
+            "openai_realtime_time_to_first_text_seconds",
+            "Time from response.created to the response's first text or transcript delta.",
+        )
+        self.turn_latency = self._latency(
+            "openai_realtime_turn_latency_seconds",
+            "Time from the server's speech_stopped to the first audio delta of its response.",
+        )
+        self.voice_to_voice = self._latency(
+            "openai_realtime_voice_to_voice_seconds",
+            "Time from relaying the client audio that ends the user's speech to the first "
+            "audio delta of the answer.",
+        )
         self.upgrade_failures = Counter(
             "openai_realtime_upgrade_failures",
             "Upgrades to a /realtime endpoint that the upstream refused, by HTTP status.",
@@ -102,6 +201,11 @@ class Metrics:
             "The rtrec version that serves these metrics.",
             registry=registry,
         ).info({"version": __version__})
+
+    def _latency(self, name: str, documentation: str) -> Histogram:
+        return Histogram(
+            name, documentation, ["model"], buckets=LATENCY_BUCKETS_S, registry=self.registry
+        )
 
     def watch(self, queue_depth: Callable[[], int], active: Callable[[], dict[str, int]]) -> None:
         """Register the scrape-time gauges once the recorder has a queue and sessions."""

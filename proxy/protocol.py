@@ -32,6 +32,9 @@ SESSION_STATE_EVENTS = frozenset(
 )
 SESSION_UPDATES = frozenset({"session.update", "transcription_session.update"})
 TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
+SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
+# Events whose `error` says what went wrong (failed responses carry it in status_details).
+ERROR_EVENTS = frozenset({"error", "conversation.item.input_audio_transcription.failed"})
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 INT64_MAX = 2**63 - 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from proxy import protocol
+from proxy.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
 from proxy.redact import might_hold_secret, redact_text, redact_value
 from storage.records import (
     AudioRecord,
@@ -29,18 +31,43 @@ RECORD_MODES = ("full", "text", "metadata")
 class ResponseTiming:
     """Frame timestamps of one response, for the latency columns."""
 
-    created_ts: float
+    created_ts: float | None  # None: response.created was never seen
     output_format: protocol.AudioFormat | None = None
     first_audio_ts: float | None = None
     first_text_ts: float | None = None
+    speech_stopped_ts: float | None = None  # the server's speech_stopped that started this turn
+    speech_end_ts: float | None = None  # when the client audio holding its audio_end_ms went by
+
+
+@dataclass
+class InputAudioClock:
+    """Maps `audio_end_ms` (ms of audio appended in the session) to when the proxy relayed it."""
+
+    appended_ms: float = 0.0
+    marks: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=4096))
+
+    def append(self, size_bytes: int, fmt: protocol.AudioFormat, ts: float) -> None:
+        self.appended_ms += size_bytes * 1000.0 / fmt.bytes_per_second
+        self.marks.append((self.appended_ms, ts))
+
+    def relayed_at(self, audio_ms: float) -> float | None:
+        """When the append that contains `audio_ms` was relayed; older marks are forgotten."""
+        while self.marks:
+            end_ms, ts = self.marks[0]
+            if end_ms >= audio_ms:
+                return ts
+            self.marks.popleft()
+        return None
 
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _ms_between(start: float, end: float | None) -> float | None:
-    return None if end is None else round((end - start) * 1000.0, 3)
+def _ms_between(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000.0, 3)
 
 
 @dataclass
@@ -55,6 +82,10 @@ class SessionRecorder:
     output_format: protocol.AudioFormat = protocol.PCM16
     transcription_model: str | None = None
     responses: dict[str, ResponseTiming] = field(default_factory=dict)
+    prices: PriceTable = field(default_factory=lambda: PriceTable(BUILTIN_PRICES))
+    input_clock: InputAudioClock = field(default_factory=InputAudioClock)
+    pending_turn: tuple[float, float | None] | None = None
+    rate_limit_key: str = "unknown"  # metric label: key fingerprint, or `ephemeral`
 
     def __post_init__(self) -> None:
         self.model = self.opened.model
@@ -88,7 +119,7 @@ class SessionRecorder:
             event = redact_value(event)
         event_id, response_id, item_id = protocol.event_refs(event)
         error_type, error_code = (
-            protocol.error_fields(event) if event_type == "error" else (None, None)
+            protocol.error_fields(event) if event_type in protocol.ERROR_EVENTS else (None, None)
         )
         records: list[Record] = [
             EventRecord(
@@ -106,8 +137,10 @@ class SessionRecorder:
                 error_code=error_code,
             )
         ]
+        fmt = self._audio_format(from_client, response_id)
+        if audio is not None and from_client:
+            self.input_clock.append(protocol.base64_decoded_size(audio), fmt, ts)
         if audio is not None and self.record_mode == "full":
-            fmt = self._audio_format(from_client, response_id)
             records.append(
                 AudioRecord(
                     session_id=self.id,
@@ -174,6 +207,13 @@ class SessionRecorder:
             return []
         if event_type in protocol.SESSION_STATE_EVENTS:
             return self._session_changed(event.get("session"))
+        if event_type == protocol.SPEECH_STOPPED:
+            end_ms = protocol.float_or_none(event.get("audio_end_ms"))
+            self.pending_turn = (
+                ts,
+                None if end_ms is None else self.input_clock.relayed_at(end_ms),
+            )
+            return []
         if event_type == "response.created" and response_id is not None:
             return [self._response_created(event, response_id, ts)]
         if event_type == "response.done" and response_id is not None:
@@ -217,8 +257,13 @@ class SessionRecorder:
         self, event: dict[str, Any], response_id: str, ts: float
     ) -> ResponseCreated:
         response = event.get("response")
+        speech_stopped_ts, speech_end_ts = self.pending_turn or (None, None)
+        self.pending_turn = None
         self.responses[response_id] = ResponseTiming(
-            created_ts=ts, output_format=protocol.response_output_format(response)
+            created_ts=ts,
+            output_format=protocol.response_output_format(response),
+            speech_stopped_ts=speech_stopped_ts,
+            speech_end_ts=speech_end_ts,
         )
         return ResponseCreated(
             session_id=self.id,
@@ -230,10 +275,12 @@ class SessionRecorder:
     def _response_done(self, event: dict[str, Any], response_id: str, ts: float) -> ResponseDone:
         response = event.get("response")
         outcome = protocol.response_outcome(response)
-        timing = self.responses.pop(response_id, None)
+        timing = self.responses.pop(response_id, None) or ResponseTiming(created_ts=None)
         usage = protocol.response_usage(
             response.get("usage") if isinstance(response, dict) else None
         )
+        cost, estimated = response_cost(self.prices.lookup(self.model), usage)
+        first_audio = timing.first_audio_ts
         return ResponseDone(
             session_id=self.id,
             response_id=response_id,
@@ -243,12 +290,13 @@ class SessionRecorder:
             usage=usage,
             error_type=outcome.error_type,
             error_code=outcome.error_code,
-            time_to_first_audio_ms=(
-                _ms_between(timing.created_ts, timing.first_audio_ts) if timing else None
-            ),
-            time_to_first_text_ms=(
-                _ms_between(timing.created_ts, timing.first_text_ts) if timing else None
-            ),
+            cost_usd=cost,
+            cost_estimated=estimated if cost is not None else None,
+            time_to_first_audio_ms=_ms_between(timing.created_ts, first_audio),
+            time_to_first_text_ms=_ms_between(timing.created_ts, timing.first_text_ts),
+            turn_latency_ms=_ms_between(timing.speech_stopped_ts, first_audio),
+            voice_to_voice_ms=_ms_between(timing.speech_end_ts, first_audio),
+            created_at=None if timing.created_ts is None else _utc(timing.created_ts),
         )
 
     def _rate_limits(self, event: dict[str, Any], ts: float) -> list[Record]:
@@ -266,11 +314,13 @@ class SessionRecorder:
 
     def _transcription(self, event: dict[str, Any], ts: float) -> TranscriptionRecord:
         _, _, item_id = protocol.event_refs(event)
+        usage = protocol.transcription_usage(event.get("usage"))
         return TranscriptionRecord(
             session_id=self.id,
             ts=_utc(ts),
             item_id=item_id,
             model=self.transcription_model,
             transcript=None if self.record_mode == "metadata" else protocol.transcript_of(event),
-            **protocol.transcription_usage(event.get("usage")),
+            cost_usd=transcription_cost(self.prices.lookup(self.transcription_model), usage),
+            **usage,
         )

@@ -119,6 +119,8 @@ class Response(Base):
     cost_estimated: Mapped[bool | None]
     time_to_first_audio_ms: Mapped[float | None] = mapped_column(Float)
     time_to_first_text_ms: Mapped[float | None] = mapped_column(Float)
+    turn_latency_ms: Mapped[float | None] = mapped_column(Float)
+    voice_to_voice_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class RateLimit(Base):

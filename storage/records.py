@@ -78,6 +78,9 @@ class ResponseDone:
     cost_estimated: bool | None = None
     time_to_first_audio_ms: float | None = None
     time_to_first_text_ms: float | None = None
+    turn_latency_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+    created_at: datetime | None = None  # from response.created when it was seen
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,8 @@ def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
     values = _row(record)
     values.update(values.pop("usage"))
     del values["session_id"], values["response_id"]
+    if values["created_at"] is None:
+        del values["created_at"]
     result = connection.execute(
         update(responses)
         .where(responses.c.session_id == record.session_id)

@@ -1,0 +1,130 @@
+"""Turns the records of one message into metric updates (spec §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from proxy.metrics import Metrics
+from storage.records import (
+    EventRecord,
+    RateLimitRecord,
+    Record,
+    ResponseDone,
+    TranscriptionRecord,
+)
+
+TokenSeries = dict[tuple[str, str, str], int]
+
+
+def _n(value: int | None) -> int:
+    return max(value or 0, 0)
+
+
+def token_series(usage: dict[str, int | None]) -> TokenSeries:
+    """Tokens by (direction, modality, cached); the series sum to input + output tokens.
+
+    Without `cached_tokens_details` the cached part is attributed to text first (as it is
+    priced); tokens the usage does not break down by modality are `unknown`.
+    """
+    series: TokenSeries = {}
+
+    def add(direction: str, modality: str, cached: bool, tokens: int) -> None:
+        if tokens > 0:
+            key = (direction, modality, "true" if cached else "false")
+            series[key] = series.get(key, 0) + tokens
+
+    by_modality = {m: _n(usage[f"input_{m}_tokens"]) for m in ("text", "audio", "image")}
+    cached = {m: usage[f"cached_{m}_tokens"] for m in ("text", "audio", "image")}
+    if all(c is None for c in cached.values()) and usage["cached_tokens"] is not None:
+        left = _n(usage["cached_tokens"])
+        for modality in ("text", "audio", "image"):
+            cached[modality] = min(left, by_modality[modality])
+            left -= cached[modality] or 0
+    for modality, tokens in by_modality.items():
+        part = min(_n(cached[modality]), tokens)
+        add("input", modality, True, part)
+        add("input", modality, False, tokens - part)
+    input_total = usage["input_tokens"]
+    if input_total is not None:
+        add("input", "unknown", False, input_total - sum(by_modality.values()))
+    output = {m: _n(usage[f"output_{m}_tokens"]) for m in ("text", "audio")}
+    for modality, tokens in output.items():
+        add("output", modality, False, tokens)
+    output_total = usage["output_tokens"]
+    if output_total is not None:
+        add("output", "unknown", False, output_total - sum(output.values()))
+    return series
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def observe(metrics: Metrics, model: str, rate_limit_key: str, records: Sequence[Record]) -> None:
+    """Update the traffic metrics from records of a session whose model is `model`."""
+    for record in records:
+        if isinstance(record, EventRecord):
+            if record.error_type is not None or record.error_code is not None:
+                _count_error(metrics, model, record.error_type, record.error_code)
+        elif isinstance(record, ResponseDone):
+            _observe_response(metrics, model, record)
+        elif isinstance(record, RateLimitRecord):
+            labels = {"name": record.name or "unknown", "key": rate_limit_key}
+            if record.limit_value is not None:
+                metrics.rate_limit_limit.labels(**labels).set(record.limit_value)
+            if record.remaining is not None:
+                metrics.rate_limit_remaining.labels(**labels).set(record.remaining)
+            if record.reset_seconds is not None:
+                metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
+        elif isinstance(record, TranscriptionRecord):
+            _observe_transcription(metrics, record)
+
+
+def _count_error(metrics: Metrics, model: str, error_type: str | None, code: str | None) -> None:
+    metrics.errors.labels(model=model, type=error_type or "", code=code or "").inc()
+
+
+def _observe_response(metrics: Metrics, model: str, done: ResponseDone) -> None:
+    metrics.responses.labels(
+        model=model, status=done.status or "unknown", reason=done.status_reason or ""
+    ).inc()
+    if done.error_type is not None or done.error_code is not None:
+        _count_error(metrics, model, done.error_type, done.error_code)
+    for (direction, modality, cached), tokens in token_series(done.usage).items():
+        metrics.tokens.labels(model, direction, modality, cached).inc(tokens)
+    if done.cost_usd is not None and done.cost_usd >= 0:
+        metrics.cost.labels(model=model, kind="response").inc(done.cost_usd)
+    if done.created_at is not None:
+        duration = (done.done_at - done.created_at).total_seconds()
+        metrics.response_duration.labels(model=model).observe(max(duration, 0.0))
+    for histogram, ms in (
+        (metrics.time_to_first_audio, done.time_to_first_audio_ms),
+        (metrics.time_to_first_text, done.time_to_first_text_ms),
+        (metrics.turn_latency, done.turn_latency_ms),
+        (metrics.voice_to_voice, done.voice_to_voice_ms),
+    ):
+        seconds = _seconds(ms)
+        if seconds is not None:
+            histogram.labels(model=model).observe(max(seconds, 0.0))
+
+
+def _observe_transcription(metrics: Metrics, record: TranscriptionRecord) -> None:
+    model = record.model or "unknown"
+    details = (
+        ("input", "audio", record.input_audio_tokens),
+        ("input", "text", record.input_text_tokens),
+    )
+    for direction, modality, tokens in details:
+        if tokens and tokens > 0:
+            metrics.transcription_tokens.labels(model, direction, modality).inc(tokens)
+    broken_down = _n(record.input_audio_tokens) + _n(record.input_text_tokens)
+    if record.input_tokens is not None and record.input_tokens > broken_down:
+        metrics.transcription_tokens.labels(model, "input", "unknown").inc(
+            record.input_tokens - broken_down
+        )
+    if record.output_tokens and record.output_tokens > 0:
+        metrics.transcription_tokens.labels(model, "output", "text").inc(record.output_tokens)
+    if record.seconds is not None and record.seconds > 0:
+        metrics.transcription_seconds.labels(model=model).inc(record.seconds)
+    if record.cost_usd is not None and record.cost_usd >= 0:
+        metrics.cost.labels(model=model, kind="transcription").inc(record.cost_usd)

@@ -1,0 +1,226 @@
+"""Metrics: token split, latency definitions on known timestamps, and a live /metrics scrape."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from proxy import protocol
+from proxy.metrics import Metrics
+from proxy.observe import observe, token_series
+from proxy.session import SessionRecorder
+from simulator.server import FakeRealtimeServer
+from storage.db import make_engine
+from storage.models import RateLimit, Response, Transcription, table
+from storage.records import ResponseDone, SessionOpened
+from tests.conftest import ProxyProcess
+from tests.test_end_to_end import run_conversation
+from tests.test_protocol import fixture_lines
+
+
+@pytest.mark.parametrize("name", ["beta.jsonl", "ga.jsonl"])
+def test_token_series_sum_to_total_tokens(name: str):
+    usages = [
+        line["event"]["response"]["usage"]
+        for line in fixture_lines(name)
+        if line["event"]["type"] == "response.done" and line["event"]["response"].get("usage")
+    ]
+    assert usages
+    for usage in usages:
+        series = token_series(protocol.response_usage(usage))
+        assert sum(series.values()) == usage["total_tokens"]
+        cached = sum(v for (_d, _m, c), v in series.items() if c == "true")
+        assert cached == usage["input_token_details"].get("cached_tokens", 0)
+
+
+def test_tokens_without_breakdown_are_unknown():
+    usage = protocol.response_usage({"input_tokens": 10, "output_tokens": 4, "total_tokens": 14})
+    assert token_series(usage) == {
+        ("input", "unknown", "false"): 10,
+        ("output", "unknown", "false"): 4,
+    }
+
+
+def message(recorder: SessionRecorder, from_client: bool, event: dict[str, Any], ts: float):
+    return recorder.on_message(from_client, json.dumps(event).encode(), True, ts)
+
+
+def append(ms: int) -> dict[str, Any]:
+    return {
+        "type": "input_audio_buffer.append",
+        "audio": base64.b64encode(b"\0" * 48 * ms).decode(),
+    }
+
+
+def test_latency_definitions_on_known_timestamps():
+    recorder = SessionRecorder(
+        SessionOpened("s", datetime(2026, 1, 1), "ga", "/v1/realtime", "full", model="gpt-realtime")
+    )
+    message(recorder, True, append(1000), 10.0)  # audio 0-1000 ms relayed at 10.0
+    message(recorder, True, append(500), 11.0)  # audio 1000-1500 ms relayed at 11.0
+    message(
+        recorder, False, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 1200}, 11.5
+    )
+    created = {"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}
+    message(recorder, False, created, 11.6)
+    message(
+        recorder,
+        False,
+        {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": "hi"},
+        11.9,
+    )
+    message(
+        recorder,
+        False,
+        {"type": "response.output_audio.delta", "response_id": "r1", "delta": "AAAA"},
+        12.0,
+    )
+    message(
+        recorder,
+        False,
+        {"type": "response.output_audio.delta", "response_id": "r1", "delta": "AAAA"},
+        12.1,
+    )
+    (done,) = [
+        r
+        for r in message(
+            recorder,
+            False,
+            {"type": "response.done", "response": {"id": "r1", "status": "completed"}},
+            13.0,
+        )
+        if isinstance(r, ResponseDone)
+    ]
+    assert done.time_to_first_text_ms == pytest.approx(300)
+    assert done.time_to_first_audio_ms == pytest.approx(400)
+    assert done.turn_latency_ms == pytest.approx(500)  # speech_stopped 11.5 → first audio 12.0
+    assert done.voice_to_voice_ms == pytest.approx(1000)  # audio at 1200 ms relayed 11.0 → 12.0
+    metrics = Metrics(CollectorRegistry())
+    observe(metrics, "gpt-realtime", "k", [done])
+    get = metrics.registry.get_sample_value
+    assert get(
+        "openai_realtime_response_duration_seconds_sum", {"model": "gpt-realtime"}
+    ) == pytest.approx(1.4)
+    assert get(
+        "openai_realtime_voice_to_voice_seconds_sum", {"model": "gpt-realtime"}
+    ) == pytest.approx(1.0)
+    assert (
+        get("openai_realtime_turn_latency_seconds_bucket", {"model": "gpt-realtime", "le": "0.5"})
+        == 1
+    )
+
+
+def test_response_without_speech_has_no_turn_latency():
+    recorder = SessionRecorder(
+        SessionOpened("s", datetime(2026, 1, 1), "ga", "/v1/realtime", "full")
+    )
+    message(recorder, False, {"type": "response.created", "response": {"id": "r1"}}, 1.0)
+    message(
+        recorder,
+        False,
+        {"type": "response.output_audio.delta", "response_id": "r1", "delta": "AAAA"},
+        1.2,
+    )
+    (done,) = [
+        r
+        for r in message(
+            recorder,
+            False,
+            {"type": "response.done", "response": {"id": "r1", "status": "completed"}},
+            2.0,
+        )
+        if isinstance(r, ResponseDone)
+    ]
+    assert (done.turn_latency_ms, done.voice_to_voice_ms) == (None, None)
+    assert done.time_to_first_audio_ms == pytest.approx(200)
+
+
+def scrape(proxy: ProxyProcess, accept: str = "") -> tuple[str, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{proxy.metrics_port}/metrics")
+    if accept:
+        request.add_header("Accept", accept)
+    with urllib.request.urlopen(request) as response:
+        return response.headers["Content-Type"], response.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(values: dict, metric: str, **labels: str) -> float:
+    return sum(
+        v
+        for (n, ls), v in values.items()
+        if n == metric and all(dict(ls).get(k) == want for k, want in labels.items())
+    )
+
+
+async def test_metrics_equal_the_recorded_numbers(
+    run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
+        proxy = run_proxy(server.base_url, db_url)
+        await run_conversation(proxy.base_url, [], [])
+        content_type, text = scrape(proxy)
+        om_type, om_text = scrape(proxy, "application/openmetrics-text; version=1.0.0")
+        health = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/healthz").read()
+        assert proxy.stop() == 0
+    assert content_type.startswith("text/plain")
+    assert om_type.startswith("application/openmetrics-text")
+    assert om_text.rstrip().endswith("# EOF")
+    assert health == b"ok\n"
+    values = samples(text)
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        responses = list(connection.execute(select(table(Response))))
+        limits = list(connection.execute(select(table(RateLimit)).order_by(table(RateLimit).c.id)))
+        transcriptions = list(connection.execute(select(table(Transcription))))
+    assert total(values, "openai_realtime_responses_total") == len(responses)
+    assert (
+        total(
+            values, "openai_realtime_responses_total", status="cancelled", reason="client_cancelled"
+        )
+        == 1
+    )
+    assert total(values, "openai_realtime_tokens_total") == sum(r.total_tokens for r in responses)
+    assert total(values, "openai_realtime_tokens_total", cached="true") == sum(
+        r.cached_tokens for r in responses
+    )
+    assert total(values, "openai_realtime_cost_usd_total", kind="response") == pytest.approx(
+        sum(r.cost_usd for r in responses)
+    )
+    assert all(r.cost_usd is not None for r in responses)
+    assert total(values, "openai_realtime_cost_usd_total", kind="transcription") == pytest.approx(
+        sum(t.cost_usd for t in transcriptions)
+    )
+    assert total(values, "openai_realtime_transcription_tokens_total") == sum(
+        t.total_tokens for t in transcriptions
+    )
+    assert (
+        total(values, "openai_realtime_rate_limit_remaining", name="tokens") == limits[-1].remaining
+    )
+    assert (
+        total(values, "openai_realtime_rate_limit_limit", name="tokens") == limits[-1].limit_value
+    )
+    assert total(values, "openai_realtime_errors_total", code="invalid_value") == 1
+    with_audio = [r for r in responses if r.time_to_first_audio_ms is not None]
+    assert total(values, "openai_realtime_time_to_first_audio_seconds_count") == len(with_audio) > 0
+    assert total(values, "openai_realtime_time_to_first_audio_seconds_sum") == pytest.approx(
+        sum(r.time_to_first_audio_ms for r in with_audio) / 1000
+    )
+    assert total(values, "openai_realtime_sessions_total", model="gpt-realtime") == 1
+    assert total(values, "openai_realtime_recorder_queue_depth") == 0
+    assert all("id" not in dict(labels) for _name, labels in values)
