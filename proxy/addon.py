@@ -62,7 +62,7 @@ class Recorder:
             "rtrec_retention_days", int, 0, "Delete sessions older than this; 0 keeps all."
         )
         loader.add_option(
-            "rtrec_queue_size", int, 100_000, "Records buffered before the recorder drops."
+            "rtrec_queue_size", int, 100_000, "Messages buffered before the recorder drops."
         )
         loader.add_option(
             "rtrec_flush_interval_ms", int, 250, "Longest a record waits before its commit."
@@ -247,10 +247,11 @@ class Recorder:
 
     def _submit(self, records: Sequence[Record]) -> None:
         if self.writer is None:
-            self.metrics.dropped_records("no_writer", len(records))
+            self.metrics.dropped_records(
+                "no_writer", sum(isinstance(r, EventRecord) for r in records)
+            )
             return
-        for record in records:
-            self.writer.submit(record)
+        self.writer.submit(records)
 
     def _active_by_model(self) -> dict[str, int]:
         counts: dict[str, int] = {}

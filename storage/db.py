@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -59,8 +59,11 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_read_only if read_only else _sqlite_pragmas)
         return engine
+    connect_args: dict[str, Any] = {}
+    if read_only and parsed.get_backend_name() == "postgresql":
+        connect_args["options"] = "-c default_transaction_read_only=on"
     try:
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseURLError(f"cannot open database URL {parsed!r}: {exc}") from exc
 
@@ -72,10 +75,22 @@ def alembic_config() -> Config:
     return config
 
 
+# Any constant shared by every rtrec process: serializes migrations across proxies.
+MIGRATION_LOCK_KEY = 0x72747265  # "rtre"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`; the only way tables are ever created."""
+    """Bring the schema to `revision`; the only way tables are ever created.
+
+    On PostgreSQL a transaction-level advisory lock makes proxies that start together take turns:
+    the first migrates, the others find the schema current.
+    """
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import BigInteger, Connection, Float, cast, delete, func, select
 
 from storage.models import (
     AudioChunk,
@@ -35,10 +35,11 @@ def list_sessions(connection: Connection, limit: int = 50) -> list[dict[str, Any
         select(
             responses.c.session_id,
             func.count().label("responses"),
-            func.sum(responses.c.total_tokens).label("total_tokens"),
-            func.sum(responses.c.input_tokens).label("input_tokens"),
-            func.sum(responses.c.output_tokens).label("output_tokens"),
-            func.sum(responses.c.cost_usd).label("cost_usd"),
+            # PostgreSQL sums BIGINT as NUMERIC; keep plain integers and floats on every dialect.
+            cast(func.sum(responses.c.total_tokens), BigInteger).label("total_tokens"),
+            cast(func.sum(responses.c.input_tokens), BigInteger).label("input_tokens"),
+            cast(func.sum(responses.c.output_tokens), BigInteger).label("output_tokens"),
+            cast(func.sum(responses.c.cost_usd), Float).label("cost_usd"),
         )
         .group_by(responses.c.session_id)
         .subquery()

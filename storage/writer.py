@@ -29,6 +29,7 @@ from storage.records import (
     SessionOpened,
     TranscriptionRecord,
 )
+from storage.sanitize import storable
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ class _Barrier:
 
     done: threading.Event = field(default_factory=threading.Event)
     stop: bool = False
+
+
+def _events_in(records: Iterable[Record]) -> int:
+    """How many messages a drop loses: the metric counts events, whatever else they carried."""
+    return sum(isinstance(record, EventRecord) for record in records)
 
 
 def _row(record: Any) -> dict[str, Any]:
@@ -161,7 +167,8 @@ class Writer:
         retention_days: int = 0,
     ) -> None:
         self._engine = engine
-        self._queue: queue.Queue[Record | _Barrier] = queue.Queue(maxsize=queue_size)
+        # One item per relayed message (its records together), so a drop loses whole messages.
+        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue(maxsize=queue_size)
         self._flush_interval_s = flush_interval_s
         self._observer: WriterObserver = observer or _NullObserver()
         self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
@@ -181,12 +188,12 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, record: Record) -> bool:
-        """Queue `record` without ever blocking; a full queue drops it and counts the drop."""
+    def submit(self, records: Sequence[Record]) -> bool:
+        """Queue one message's records without ever blocking; a full queue drops and counts them."""
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait(records)
         except queue.Full:
-            self._observer.dropped_records("queue_full", 1)
+            self._observer.dropped_records("queue_full", _events_in(records))
             return False
         return True
 
@@ -237,7 +244,7 @@ class Writer:
             return [], None
         if isinstance(first, _Barrier):
             return [], first
-        batch: list[Record] = [first]
+        batch: list[Record] = list(first)
         deadline = time.monotonic() + self._flush_interval_s
         while len(batch) < MAX_BATCH_RECORDS:
             remaining = deadline - time.monotonic()
@@ -251,7 +258,7 @@ class Writer:
                 break
             if isinstance(item, _Barrier):
                 return batch, item
-            batch.append(item)
+            batch.extend(item)
         return batch, None
 
     def _write(self, batch: list[Record]) -> None:
@@ -273,7 +280,7 @@ class Writer:
                     give_up_at = give_up_at or now + GIVE_UP_ON_CLOSE_S
                     if now >= give_up_at:
                         logger.error("giving up on %d records at shutdown", len(batch))
-                        self._observer.dropped_records("db_unavailable", len(batch))
+                        self._observer.dropped_records("db_unavailable", _events_in(batch))
                         return
                 time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
@@ -293,10 +300,17 @@ class Writer:
 
     def _write_one_by_one(self, batch: Iterable[Record]) -> None:
         for record in batch:
-            try:
-                with self._engine.begin() as connection:
-                    apply_records(connection, [record])
-            except (SQLAlchemyError, ValueError, TypeError) as exc:
-                logger.error("dropping one %s record: %s", type(record).__name__, exc)
-                self._observer.db_error()
-                self._observer.dropped_records("db_error", 1)
+            if self._try_write(record) or self._try_write(storable(record)):
+                continue
+            logger.error("dropping one %s record the database refuses", type(record).__name__)
+            self._observer.dropped_records("db_error", _events_in([record]))
+
+    def _try_write(self, record: Record) -> bool:
+        try:
+            with self._engine.begin() as connection:
+                apply_records(connection, [record])
+        except (SQLAlchemyError, ValueError, TypeError) as exc:
+            logger.warning("%s record refused: %s", type(record).__name__, exc)
+            self._observer.db_error()
+            return False
+        return True

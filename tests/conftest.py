@@ -11,19 +11,55 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from simulator.server import FakeRealtimeServer
 from storage.db import make_engine, upgrade
+from tests.pgserver import PostgresServer, postgres_bin_dir
 
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"  # copies of shared/reference/fixtures
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_db_url(tmp_path: Path) -> str:
+    """A fresh SQLite file, for tests about SQLite itself (file bytes, locks, WAL)."""
     return f"sqlite:///{tmp_path / 'rtrec.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole test session."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries not found (apt-get install postgresql)")
+    server = PostgresServer(bin_dir, free_port())
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_db_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres.create_database()
+
+
+def stored_bytes(db_url: str, postgres: PostgresServer | None = None) -> bytes:
+    """Every byte the database holds: the SQLite file and its WAL, or a PostgreSQL dump."""
+    if db_url.startswith("sqlite:///"):
+        database = Path(db_url.removeprefix("sqlite:///"))
+        return b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    assert postgres is not None
+    return postgres.dump(db_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database for the test: every test using it runs on SQLite and on PostgreSQL."""
+    name = "sqlite_db_url" if request.param == "sqlite" else "postgres_db_url"
+    return str(request.getfixturevalue(name))
 
 
 @pytest.fixture
@@ -135,7 +171,9 @@ def run_proxy(tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
 
 
 @pytest.fixture
-async def fake_server() -> AsyncIterator[FakeRealtimeServer]:
+async def fake_server() -> AsyncIterator[Any]:
     """The local stand-in for the OpenAI Realtime service, with its own log of every frame."""
+    from simulator.server import FakeRealtimeServer
+
     async with FakeRealtimeServer() as server:
         yield server

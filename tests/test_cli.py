@@ -33,11 +33,11 @@ def rtrec(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 def filled(engine: Engine) -> Engine:
     writer = Writer(engine)
     writer.start()
-    writer.submit(SessionOpened("s-1", NOW, "ga", "/v1/realtime?model=m", "full", model="m"))
+    writer.submit([SessionOpened("s-1", NOW, "ga", "/v1/realtime?model=m", "full", model="m")])
     for seq in range(3):
-        writer.submit(EventRecord("s-1", seq, NOW, "server", "x", 5, payload={"type": "x"}))
+        writer.submit([EventRecord("s-1", seq, NOW, "server", "x", 5, payload={"type": "x"})])
     usage = {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
-    writer.submit(ResponseDone("s-1", "resp_1", NOW, "completed", usage=usage))
+    writer.submit([ResponseDone("s-1", "resp_1", NOW, "completed", usage=usage)])
     writer.close()
     return engine
 

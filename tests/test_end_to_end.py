@@ -23,7 +23,8 @@ from sqlalchemy import select
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RateLimit, RealtimeSession, Response, Transcription, table
-from tests.conftest import ProxyProcess, proxy_runner
+from tests.conftest import ProxyProcess, proxy_runner, stored_bytes
+from tests.pgserver import PostgresServer
 
 KEY = "sk-e2e-planted-key-0123456789abcdef"
 SAMPLE_RATE = 24_000
@@ -142,9 +143,12 @@ async def run_conversation(base_url: str, sent: list[str], received: list[bytes]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture(scope="module")
-def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'rtrec.db'}"
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One database per run of this module: it runs once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'rtrec.db'}"
+    return str(request.getfixturevalue("postgres").create_database())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -334,10 +338,12 @@ async def test_wav_export_has_each_sides_rate_and_length(
             assert abs(wav.getnframes() / SAMPLE_RATE * 1000 - ms) <= 20
 
 
-async def test_planted_key_is_nowhere_in_storage_or_logs(recorded: dict[str, Any], db_url: str):
+async def test_planted_key_is_nowhere_in_storage_or_logs(
+    recorded: dict[str, Any], db_url: str, postgres: PostgresServer
+):
     proxy: ProxyProcess = recorded["proxy"]
-    database = Path(db_url.removeprefix("sqlite:///"))
-    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    stored = stored_bytes(db_url, postgres)
+    assert b"never reveal" in stored  # the scan sees the recorded payloads
     assert KEY.encode() not in stored
     assert KEY not in proxy.log
     assert "DEBUG" in proxy.log  # the log was written at debug level

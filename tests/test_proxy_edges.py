@@ -20,7 +20,8 @@ from websockets.exceptions import InvalidStatus
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, free_port, start_proxy
+from tests.conftest import ProxyProcess, free_port, start_proxy, stored_bytes
+from tests.pgserver import PostgresServer
 
 HEADER_KEY = "sk-header-key-1111111111111111"
 SUBPROTOCOL_KEY = "ek_subprotocol_key_2222222222222"
@@ -128,6 +129,7 @@ async def test_keys_are_redacted_wherever_they_are_planted(
     run_proxy: Callable[..., ProxyProcess],
     db_url: str,
     tmp_path: Path,
+    postgres: PostgresServer,
 ):
     proxy = run_proxy(fake_server.base_url, db_url, verbose=True)
     path = f"/openai/realtime?api-version=2025-04-01-preview&deployment=dep1&api-key={QUERY_KEY}"
@@ -173,8 +175,8 @@ async def test_keys_are_redacted_wherever_they_are_planted(
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics").read()
     assert proxy.stop() == 0
 
-    database = Path(db_url.removeprefix("sqlite:///"))
-    stored = b"".join(p.read_bytes() for p in database.parent.glob(database.name + "*"))
+    stored = stored_bytes(db_url, postgres)
+    assert b"the key is [REDACTED]" in stored  # the scan sees the recorded payloads
     for key in (HEADER_KEY, SUBPROTOCOL_KEY, QUERY_KEY, PAYLOAD_KEY, SECRET_VALUE):
         assert key.encode() not in stored, key
         assert key not in proxy.log, key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -61,7 +63,9 @@ def test_migrations_match_the_models(engine: Engine):
     assert current_revision(engine) == head_revision()
 
 
-def test_sqlite_runs_in_wal_mode(engine: Engine):
+def test_sqlite_runs_in_wal_mode(sqlite_db_url: str):
+    engine = make_engine(sqlite_db_url)
+    upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
 
@@ -69,9 +73,9 @@ def test_sqlite_runs_in_wal_mode(engine: Engine):
 def test_writer_commits_every_record_on_close(engine: Engine):
     writer = Writer(engine, queue_size=10_000, flush_interval_s=0.05)
     writer.start()
-    writer.submit(opened())
+    writer.submit([opened()])
     for seq in range(5000):
-        writer.submit(event(seq))
+        writer.submit([event(seq)])
     writer.close()
     assert count(engine, Event) == 5000
     assert not writer.alive
@@ -80,8 +84,8 @@ def test_writer_commits_every_record_on_close(engine: Engine):
 def test_flush_waits_for_earlier_records(engine: Engine):
     writer = Writer(engine, flush_interval_s=10.0)
     writer.start()
-    writer.submit(opened())
-    writer.submit(event(0))
+    writer.submit([opened()])
+    writer.submit([event(0)])
     assert writer.flush(timeout_s=5)
     assert count(engine, Event) == 1
     writer.close()
@@ -90,7 +94,7 @@ def test_flush_waits_for_earlier_records(engine: Engine):
 def test_full_queue_drops_and_counts(engine: Engine):
     observer = Observer()
     writer = Writer(engine, queue_size=3, observer=observer)  # not started: nothing drains
-    accepted = [writer.submit(event(seq)) for seq in range(5)]
+    accepted = [writer.submit([event(seq)]) for seq in range(5)]
     assert accepted == [True, True, True, False, False]
     assert observer.drops == {"queue_full": 2}
 
@@ -99,10 +103,10 @@ def test_one_bad_row_does_not_fail_its_batch(engine: Engine):
     observer = Observer()
     writer = Writer(engine, flush_interval_s=0.05, observer=observer)
     writer.start()
-    writer.submit(opened())
-    writer.submit(event(0))
-    writer.submit(event(0))  # duplicate (session_id, seq)
-    writer.submit(event(1))
+    writer.submit([opened()])
+    writer.submit([event(0)])
+    writer.submit([event(0)])  # duplicate (session_id, seq)
+    writer.submit([event(1)])
     writer.close()
     assert count(engine, Event) == 2
     assert observer.drops == {"db_error": 1}
@@ -111,11 +115,11 @@ def test_one_bad_row_does_not_fail_its_batch(engine: Engine):
 def test_response_done_without_created_still_makes_a_row(engine: Engine):
     writer = Writer(engine)
     writer.start()
-    writer.submit(opened())
-    writer.submit(ResponseCreated("s1", "resp_a", NOW, "in_progress"))
+    writer.submit([opened()])
+    writer.submit([ResponseCreated("s1", "resp_a", NOW, "in_progress")])
     usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
-    writer.submit(ResponseDone("s1", "resp_a", NOW, "completed", usage=usage))
-    writer.submit(ResponseDone("s1", "resp_b", NOW, "cancelled", "turn_detected", usage=usage))
+    writer.submit([ResponseDone("s1", "resp_a", NOW, "completed", usage=usage)])
+    writer.submit([ResponseDone("s1", "resp_b", NOW, "cancelled", "turn_detected", usage=usage)])
     writer.close()
     with engine.connect() as connection:
         rows = connection.execute(
@@ -138,8 +142,8 @@ def test_database_outage_holds_records_until_it_clears(tmp_path):
     blocker.exec_driver_sql("BEGIN EXCLUSIVE")
     writer = Writer(make_engine(url), flush_interval_s=0.01, observer=observer)
     writer.start()
-    writer.submit(opened())
-    writer.submit(event(0))
+    writer.submit([opened()])
+    writer.submit([event(0)])
     threading.Event().wait(6.5)  # longer than the 5 s busy timeout, so the writer must retry
     blocker.rollback()
     blocker.close()
@@ -153,13 +157,13 @@ def test_database_outage_holds_records_until_it_clears(tmp_path):
 def test_list_sessions_newest_first_with_totals(engine: Engine):
     writer = Writer(engine)
     writer.start()
-    writer.submit(opened("old", NOW - timedelta(days=3)))
-    writer.submit(opened("new", NOW))
-    writer.submit(event(0, "new"))
-    writer.submit(event(1, "new"))
+    writer.submit([opened("old", NOW - timedelta(days=3))])
+    writer.submit([opened("new", NOW)])
+    writer.submit([event(0, "new")])
+    writer.submit([event(1, "new")])
     usage = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
-    writer.submit(ResponseDone("new", "r1", NOW, "completed", usage=usage))
-    writer.submit(SessionClosed("new", NOW, 1000, "", "client"))
+    writer.submit([ResponseDone("new", "r1", NOW, "completed", usage=usage)])
+    writer.submit([SessionClosed("new", NOW, 1000, "", "client")])
     writer.close()
     with engine.connect() as connection:
         rows = queries.list_sessions(connection, limit=10)
@@ -172,10 +176,10 @@ def test_list_sessions_newest_first_with_totals(engine: Engine):
 def test_prune_deletes_old_sessions_with_their_rows(engine: Engine):
     writer = Writer(engine)
     writer.start()
-    writer.submit(opened("old", NOW - timedelta(days=3)))
-    writer.submit(event(0, "old"))
-    writer.submit(opened("new", NOW))
-    writer.submit(event(0, "new"))
+    writer.submit([opened("old", NOW - timedelta(days=3))])
+    writer.submit([event(0, "old")])
+    writer.submit([opened("new", NOW)])
+    writer.submit([event(0, "new")])
     writer.close()
     with engine.begin() as connection:
         assert queries.prune_sessions(connection, NOW - timedelta(days=1)) == 1
@@ -193,8 +197,8 @@ def test_uuid7_sorts_by_time_and_is_version_7():
 def test_retention_prunes_old_sessions_from_the_writer_thread(engine: Engine):
     loader = Writer(engine)
     loader.start()
-    loader.submit(opened("ancient", datetime.now(UTC) - timedelta(days=40)))
-    loader.submit(opened("recent", datetime.now(UTC) - timedelta(days=1)))
+    loader.submit([opened("ancient", datetime.now(UTC) - timedelta(days=40))])
+    loader.submit([opened("recent", datetime.now(UTC) - timedelta(days=1))])
     loader.close()
     writer = Writer(engine, retention_days=30)
     writer.start()
@@ -202,3 +206,33 @@ def test_retention_prunes_old_sessions_from_the_writer_thread(engine: Engine):
     writer.close()
     with engine.connect() as connection:
         assert [r["id"] for r in queries.list_sessions(connection)] == ["recent"]
+
+
+def test_values_the_database_cannot_hold_are_kept_as_text(engine: Engine):
+    observer = Observer()
+    writer = Writer(engine, observer=observer)
+    writer.start()
+    writer.submit([opened()])
+    writer.submit([event(0, payload={"type": "x", "text": "nul\x00here"})])
+    writer.submit([event(1, payload={"type": "x", "n": 2**70})])
+    writer.submit([event(2, payload={"type": "x"})])
+    writer.close()
+    with engine.connect() as connection:
+        rows = list(connection.execute(select(table(Event)).order_by(table(Event).c.seq)))
+    assert [r.seq for r in rows] == [0, 1, 2]
+    assert rows[0].payload["text"] in ("nul\x00here", "nul\\u0000here")
+    assert rows[1].payload["n"] in (2**70, str(2**70))
+    assert observer.drops == {}
+
+
+def test_two_processes_can_migrate_at_once(db_url: str):
+    script = (
+        "import sys; from storage.db import make_engine, upgrade; upgrade(make_engine(sys.argv[1]))"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, db_url], stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], errors
+    assert current_revision(make_engine(db_url)) == head_revision()
