@@ -34,7 +34,7 @@ from storage.sanitize import storable
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 2000
-RETRY_BACKOFF_MAX_S = 5.0
+RETRY_BACKOFF_MAX_S = 2.0
 GIVE_UP_ON_CLOSE_S = 10.0
 PRUNE_EVERY_S = 3600.0
 
