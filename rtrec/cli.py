@@ -21,6 +21,7 @@ from storage import queries
 from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
 
 logger = logging.getLogger("rtrec")
+PRUNE_BATCH = 200
 
 
 class CommandError(Exception):
@@ -123,6 +124,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(total: int) -> Callable[[int], None] | None:
+    """A progress line on stderr when it is a terminal, for long exports."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\rexported {done:,} of {total:,} events", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
 @contextlib.contextmanager
 def _output(path: str | None, default: str | None) -> Iterator[IO[bytes]]:
     target = path or default
@@ -141,8 +154,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         if queries.get_session(connection, args.session_id) is None:
             raise CommandError(f"no session {args.session_id!r} in the database")
         if args.format == "jsonl":
+            total = queries.count_events(connection, args.session_id)
+            events = queries.session_events(connection, args.session_id)
             with _output(args.output, None) as out:
-                export.write_jsonl(out, queries.session_events(connection, args.session_id))
+                export.write_jsonl(out, events, _progress(total))
             return 0
         user = queries.session_audio(connection, args.session_id, "client")
         assistant = queries.session_audio(connection, args.session_id, "server")
@@ -169,9 +184,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     engine = _engine(args.db, read_only=False)
+    upgrade(engine)
     cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
-    with engine.begin() as connection:
-        deleted = queries.prune_sessions(connection, cutoff)
+    deleted, batch = 0, PRUNE_BATCH
+    while batch == PRUNE_BATCH:  # one short transaction per batch: writers keep going
+        with engine.begin() as connection:
+            batch = queries.prune_sessions(connection, cutoff, PRUNE_BATCH)
+        deleted += batch
     print(f"deleted {deleted} session(s) started before {cutoff.isoformat(timespec='seconds')}")
     return 0
 

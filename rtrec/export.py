@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -43,11 +43,21 @@ def event_line(event: dict[str, Any]) -> bytes:
         return json.dumps(row, default=_default, ensure_ascii=False).encode() + b"\n"
 
 
-def write_jsonl(out: IO[bytes], events: Iterable[dict[str, Any]]) -> int:
+def write_jsonl(
+    out: IO[bytes],
+    events: Iterable[dict[str, Any]],
+    progress: Callable[[int], None] | None = None,
+    every: int = 10_000,
+) -> int:
+    """Stream events as JSONL; `progress` hears the running count every `every` events."""
     count = 0
     for event in events:
         out.write(event_line(event))
         count += 1
+        if progress is not None and count % every == 0:
+            progress(count)
+    if progress is not None:
+        progress(count)
     return count
 
 

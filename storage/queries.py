@@ -88,13 +88,32 @@ def session_audio(connection: Connection, session_id: str, direction: str) -> li
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def prune_sessions(connection: Connection, started_before: datetime) -> int:
-    """Delete sessions that started before the cutoff, with every row that refers to them."""
+def prune_sessions(connection: Connection, started_before: datetime, limit: int = 200) -> int:
+    """Delete up to `limit` of the oldest sessions started before the cutoff, with their rows.
+
+    Small batches keep each transaction short, so writers are never blocked for long; call
+    again until it returns less than `limit`.
+    """
     sessions = table(RealtimeSession)
-    doomed = select(sessions.c.id).where(sessions.c.started_at < started_before)
+    doomed = list(
+        connection.execute(
+            select(sessions.c.id)
+            .where(sessions.c.started_at < started_before)
+            .order_by(sessions.c.started_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if not doomed:
+        return 0
     # Children first: SQLite only cascades when foreign keys are on for the connection.
     for model in (Event, Response, RateLimit, Transcription, AudioChunk):
         child = table(model)
         connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
-    result = connection.execute(delete(sessions).where(sessions.c.started_at < started_before))
-    return int(result.rowcount)
+    connection.execute(delete(sessions).where(sessions.c.id.in_(doomed)))
+    return len(doomed)
+
+
+def count_events(connection: Connection, session_id: str) -> int:
+    events = table(Event)
+    query = select(func.count()).select_from(events).where(events.c.session_id == session_id)
+    return int(connection.execute(query).scalar_one())

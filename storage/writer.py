@@ -37,6 +37,7 @@ MAX_BATCH_RECORDS = 2000
 RETRY_BACKOFF_MAX_S = 2.0
 GIVE_UP_ON_CLOSE_S = 10.0
 PRUNE_EVERY_S = 3600.0
+PRUNE_BATCH_SESSIONS = 100
 
 
 class WriterObserver(Protocol):
@@ -229,17 +230,20 @@ class Writer:
         cutoff = datetime.now(UTC) - timedelta(days=self._retention_days)
         try:
             with self._engine.begin() as connection:
-                deleted = prune_sessions(connection, cutoff)
+                deleted = prune_sessions(connection, cutoff, PRUNE_BATCH_SESSIONS)
         except SQLAlchemyError as exc:
             logger.error("retention pruning failed: %s", exc)
             self._observer.db_error()
             return
         if deleted:
             logger.info("retention: deleted %d session(s) started before %s", deleted, cutoff)
+        if deleted == PRUNE_BATCH_SESSIONS:  # more to go: next turn, after a batch of records
+            self._next_prune = time.monotonic()
 
     def _collect(self) -> tuple[list[Record], _Barrier | None]:
+        wait_s = max(self._next_prune - time.monotonic(), 0.0) if self._retention_days else None
         try:
-            first = self._queue.get(timeout=PRUNE_EVERY_S if self._retention_days else None)
+            first = self._queue.get(timeout=wait_s)
         except queue.Empty:
             return [], None
         if isinstance(first, _Barrier):

@@ -15,7 +15,7 @@ from rtrec.cli import main
 from storage.records import EventRecord, ResponseDone, SessionOpened
 from storage.writer import Writer
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
 
 def rtrec(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
@@ -47,7 +47,7 @@ def test_sessions_json_has_columns_and_totals(filled: Engine, db_url: str, capsy
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["id"], row["model"], row["api"]) == ("s-1", "m", "ga")
     assert (row["events"], row["responses"], row["total_tokens"]) == (3, 1, 15)
-    assert row["started_at"].startswith("2026-11-26T12:00:00")
+    assert row["started_at"].startswith("2026-01-02T12:00:00")
 
 
 def test_export_jsonl_is_in_seq_order(filled: Engine, db_url: str, capsys):
@@ -108,3 +108,10 @@ def test_db_upgrade_then_empty_listing(tmp_path):
     listing = rtrec("sessions", "--db", url)
     assert listing.returncode == 0
     assert "no sessions recorded yet" in listing.stdout
+
+
+def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):
+    assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
+    assert "deleted 1 session(s)" in capsys.readouterr().out
+    assert main(["sessions", "--json", "--db", db_url]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -236,3 +236,21 @@ def test_two_processes_can_migrate_at_once(db_url: str):
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], errors
     assert current_revision(make_engine(db_url)) == head_revision()
+
+
+def test_prune_works_in_batches_oldest_first(engine: Engine):
+    writer = Writer(engine)
+    writer.start()
+    for day in range(5):
+        writer.submit([opened(f"s{day}", NOW - timedelta(days=10 + day))])
+    writer.submit([opened("keep", NOW)])
+    writer.close()
+    batches = []
+    while True:
+        with engine.begin() as connection:
+            batches.append(queries.prune_sessions(connection, NOW - timedelta(days=1), limit=2))
+        if batches[-1] < 2:
+            break
+    assert batches == [2, 2, 1]
+    with engine.connect() as connection:
+        assert [r["id"] for r in queries.list_sessions(connection)] == ["keep"]

@@ -1,0 +1,379 @@
+"""Read-only queries behind the dashboard: session lists, one session's detail, overview totals.
+
+Every function takes a Connection first and never commits; the dashboard opens it read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Result,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+)
+
+from storage.models import (
+    AudioChunk,
+    Event,
+    RateLimit,
+    RealtimeSession,
+    Response,
+    Transcription,
+    table,
+)
+
+SESSIONS = table(RealtimeSession)
+EVENTS = table(Event)
+RESPONSES = table(Response)
+RATE_LIMITS = table(RateLimit)
+TRANSCRIPTIONS = table(Transcription)
+AUDIO = table(AudioChunk)
+
+# A client or server that closes with these codes ended the session on purpose (1005: no code).
+NORMAL_CLOSE_CODES = (1000, 1001, 1005)
+SESSION_STATUSES = ("open", "closed", "error")
+# Where assistant output text lives in events (beta and GA names), for the free-text search.
+OUTPUT_TEXT_FIELDS = {
+    "response.output_audio_transcript.done": "transcript",
+    "response.audio_transcript.done": "transcript",
+    "response.output_text.done": "text",
+    "response.text.done": "text",
+}
+# The events a conversation view is built from; deltas and audio appends are left out.
+CONVERSATION_EVENT_TYPES = (
+    "conversation.item.added",
+    "conversation.item.created",
+    "input_audio_buffer.committed",
+    "input_audio_buffer.cleared",
+    "conversation.item.input_audio_transcription.completed",
+    "response.created",
+    "response.output_item.added",
+    "response.output_item.done",
+    "error",
+    *OUTPUT_TEXT_FIELDS,
+)
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_image_tokens",
+    "cached_tokens",
+    "cached_text_tokens",
+    "cached_audio_tokens",
+    "cached_image_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+)
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """What the session list is narrowed to; empty fields do not filter. Times are UTC."""
+
+    started_from: datetime | None = None
+    started_before: datetime | None = None
+    models: tuple[str, ...] = ()
+    apis: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    has_errors: bool = False
+    min_cost_usd: float | None = None
+    search: str = ""
+
+
+def dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in result]
+
+
+# ----------------------------------------------------------------------------- session list
+
+
+def _status_condition(status: str) -> ColumnElement[bool]:
+    s = SESSIONS.c
+    if status == "open":
+        return s.ended_at.is_(None)
+    abnormal = and_(s.close_code.is_not(None), s.close_code.not_in(NORMAL_CLOSE_CODES))
+    if status == "error":
+        return and_(s.ended_at.is_not(None), abnormal)
+    return and_(s.ended_at.is_not(None), ~abnormal)
+
+
+def _has_errors() -> ColumnElement[bool]:
+    error_event = exists().where(EVENTS.c.session_id == SESSIONS.c.id, EVENTS.c.type == "error")
+    failed = exists().where(RESPONSES.c.session_id == SESSIONS.c.id, RESPONSES.c.status == "failed")
+    return or_(error_event, failed)
+
+
+def _session_cost() -> ColumnElement[Any]:
+    responses = (
+        select(func.sum(RESPONSES.c.cost_usd))
+        .where(RESPONSES.c.session_id == SESSIONS.c.id)
+        .scalar_subquery()
+    )
+    transcriptions = (
+        select(func.sum(TRANSCRIPTIONS.c.cost_usd))
+        .where(TRANSCRIPTIONS.c.session_id == SESSIONS.c.id)
+        .scalar_subquery()
+    )
+    return func.coalesce(responses, 0.0) + func.coalesce(transcriptions, 0.0)
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _mentions(term: str) -> ColumnElement[bool]:
+    """Sessions whose transcripts, assistant text or typed user text contain `term`."""
+    pattern = _like_pattern(term)
+    in_transcriptions = exists().where(
+        TRANSCRIPTIONS.c.session_id == SESSIONS.c.id,
+        TRANSCRIPTIONS.c.transcript.ilike(pattern, escape="\\"),
+    )
+    text = func.coalesce(
+        EVENTS.c.payload["transcript"].as_string(), EVENTS.c.payload["text"].as_string()
+    )
+    in_output = exists().where(
+        EVENTS.c.session_id == SESSIONS.c.id,
+        EVENTS.c.type.in_(list(OUTPUT_TEXT_FIELDS)),
+        text.ilike(pattern, escape="\\"),
+    )
+    typed = exists().where(
+        EVENTS.c.session_id == SESSIONS.c.id,
+        EVENTS.c.type == "conversation.item.create",
+        EVENTS.c.payload[("item", "content", 0, "text")].as_string().ilike(pattern, escape="\\"),
+    )
+    return or_(in_transcriptions, in_output, typed)
+
+
+def filter_conditions(session_filter: SessionFilter) -> list[ColumnElement[bool]]:
+    f, s = session_filter, SESSIONS.c
+    conditions: list[ColumnElement[bool]] = []
+    if f.started_from is not None:
+        conditions.append(s.started_at >= f.started_from)
+    if f.started_before is not None:
+        conditions.append(s.started_at < f.started_before)
+    if f.models:
+        conditions.append(s.model.in_(f.models))
+    if f.apis:
+        conditions.append(s.api.in_(f.apis))
+    if f.statuses:
+        conditions.append(or_(*(_status_condition(status) for status in f.statuses)))
+    if f.has_errors:
+        conditions.append(_has_errors())
+    if f.min_cost_usd is not None and f.min_cost_usd > 0:
+        conditions.append(_session_cost() >= f.min_cost_usd)
+    if f.search.strip():
+        conditions.append(_mentions(f.search.strip()))
+    return conditions
+
+
+def count_sessions(connection: Connection, session_filter: SessionFilter) -> int:
+    query = select(func.count()).select_from(SESSIONS).where(*filter_conditions(session_filter))
+    return int(connection.execute(query).scalar_one())
+
+
+def filter_choices(connection: Connection) -> dict[str, Any]:
+    """Models and APIs that occur, and the first and last session start, for filter widgets."""
+    s = SESSIONS.c
+    models = connection.execute(select(s.model).distinct().where(s.model.is_not(None)))
+    apis = connection.execute(select(s.api).distinct())
+    first, last = connection.execute(select(func.min(s.started_at), func.max(s.started_at))).one()
+    return {
+        "models": sorted(m for (m,) in models),
+        "apis": sorted(a for (a,) in apis),
+        "first_started_at": first,
+        "last_started_at": last,
+    }
+
+
+def session_page(
+    connection: Connection, session_filter: SessionFilter, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """One page of matching sessions, newest first, each with its totals."""
+    query = (
+        select(SESSIONS)
+        .where(*filter_conditions(session_filter))
+        .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = dicts(connection.execute(query))
+    totals = session_totals(connection, [row["id"] for row in rows])
+    return [{**row, **totals[row["id"]]} for row in rows]
+
+
+def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Responses, tokens, cost and error counts of each listed session (empty sessions included)."""
+    totals: dict[str, dict[str, Any]] = {
+        sid: {"responses": 0, "input_tokens": None, "output_tokens": None, "total_tokens": None}
+        | {"cost_usd": None, "errors": 0}
+        for sid in session_ids
+    }
+    if not session_ids:
+        return totals
+    r, t, e = RESPONSES.c, TRANSCRIPTIONS.c, EVENTS.c
+    usage = select(
+        r.session_id,
+        func.count().label("responses"),
+        func.sum(r.input_tokens).label("input_tokens"),
+        func.sum(r.output_tokens).label("output_tokens"),
+        func.sum(r.total_tokens).label("total_tokens"),
+        func.sum(r.cost_usd).label("cost_usd"),
+        func.count().filter(r.status == "failed").label("errors"),
+    ).where(r.session_id.in_(session_ids))
+    for row in connection.execute(usage.group_by(r.session_id)):
+        totals[row.session_id].update({k: v for k, v in row._mapping.items() if k != "session_id"})
+    asr = select(t.session_id, func.sum(t.cost_usd)).where(t.session_id.in_(session_ids))
+    for session_id, cost in connection.execute(asr.group_by(t.session_id)):
+        if cost is not None:
+            totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
+    errors = select(e.session_id, func.count()).where(
+        e.session_id.in_(session_ids), e.type == "error"
+    )
+    for session_id, count in connection.execute(errors.group_by(e.session_id)):
+        totals[session_id]["errors"] += count
+    return totals
+
+
+# ----------------------------------------------------------------------------- one session
+
+
+def get_session(connection: Connection, session_id: str) -> dict[str, Any] | None:
+    row = connection.execute(select(SESSIONS).where(SESSIONS.c.id == session_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def session_responses(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    r = RESPONSES.c
+    query = select(RESPONSES).where(r.session_id == session_id).order_by(r.created_at, r.id)
+    return dicts(connection.execute(query))
+
+
+def session_transcriptions(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    t = TRANSCRIPTIONS.c
+    query = select(TRANSCRIPTIONS).where(t.session_id == session_id).order_by(t.ts, t.id)
+    return dicts(connection.execute(query))
+
+
+def session_rate_limits(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    rl = RATE_LIMITS.c
+    query = (
+        select(rl.ts, rl.name, rl.limit_value, rl.remaining, rl.reset_seconds)
+        .where(rl.session_id == session_id)
+        .order_by(rl.ts, rl.id)
+    )
+    return dicts(connection.execute(query))
+
+
+def conversation_events(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    """The events a conversation is rebuilt from, in `seq` order (no deltas, no audio appends)."""
+    e = EVENTS.c
+    query = (
+        select(e.seq, e.ts, e.direction, e.type, e.response_id, e.item_id, e.payload)
+        .where(e.session_id == session_id, e.type.in_(CONVERSATION_EVENT_TYPES))
+        .order_by(e.seq)
+    )
+    return dicts(connection.execute(query))
+
+
+def event_type_counts(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    """How many events of each direction and type the session has, with their bytes."""
+    e = EVENTS.c
+    query = (
+        select(e.direction, e.type, func.count().label("events"), func.sum(e.size_bytes))
+        .where(e.session_id == session_id)
+        .group_by(e.direction, e.type)
+        .order_by(e.direction, e.type)
+    )
+    return [
+        {"direction": direction, "type": kind, "events": count, "size_bytes": int(size or 0)}
+        for direction, kind, count, size in connection.execute(query)
+    ]
+
+
+def _event_selection(
+    session_id: str, directions: Sequence[str], types: Sequence[str]
+) -> list[ColumnElement[bool]]:
+    e = EVENTS.c
+    conditions: list[ColumnElement[bool]] = [e.session_id == session_id]
+    if directions:
+        conditions.append(e.direction.in_(directions))
+    if types:
+        conditions.append(e.type.in_(types))
+    return conditions
+
+
+def events_page(
+    connection: Connection,
+    session_id: str,
+    directions: Sequence[str],
+    types: Sequence[str],
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """A page of a session's events in `seq` order, narrowed by direction and type."""
+    e = EVENTS.c
+    query: Select[Any] = (
+        select(e.seq, e.ts, e.direction, e.type, e.size_bytes, e.response_id, e.item_id)
+        .add_columns(e.event_id, e.error_code, e.payload)
+        .where(*_event_selection(session_id, directions, types))
+        .order_by(e.seq)
+        .limit(limit)
+        .offset(offset)
+    )
+    return dicts(connection.execute(query))
+
+
+def session_events(connection: Connection, session_id: str) -> Iterator[dict[str, Any]]:
+    """Every event of a session in `seq` order, streamed, as the JSONL export writes them."""
+    query = (
+        select(EVENTS).where(EVENTS.c.session_id == session_id).order_by(EVENTS.c.seq)
+    ).execution_options(yield_per=2000)
+    for row in connection.execute(query):
+        yield dict(row._mapping)
+
+
+def audio_index(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    """Where a session's audio chunks are (seq, side, response, format, bytes), without the data."""
+    a = AUDIO.c
+    query = (
+        select(a.seq, a.direction, a.response_id, a.audio_format, a.sample_rate)
+        .add_columns(func.length(a.data).label("size_bytes"))
+        .where(a.session_id == session_id)
+        .order_by(a.seq)
+    )
+    return dicts(connection.execute(query))
+
+
+def audio_chunks(
+    connection: Connection,
+    session_id: str,
+    direction: str,
+    seq_range: tuple[int, int] | None = None,
+    response_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """One side's audio chunks with their bytes, optionally between two `seq` (inclusive)."""
+    a = AUDIO.c
+    conditions = [a.session_id == session_id, a.direction == direction]
+    if seq_range is not None:
+        conditions += [a.seq >= seq_range[0], a.seq <= seq_range[1]]
+    if response_id is not None:
+        conditions.append(a.response_id == response_id)
+    query = (
+        select(a.seq, a.ts, a.audio_format, a.sample_rate, a.data)
+        .where(*conditions)
+        .order_by(a.seq)
+    )
+    return dicts(connection.execute(query))
