@@ -67,7 +67,8 @@ def parse_frame(content: bytes, is_text: bool) -> tuple[str, Any]:
         event = orjson.loads(content)
     except orjson.JSONDecodeError:
         try:  # orjson refuses integers past 64 bits and lone surrogates; the stdlib does not.
-            event = json.loads(content)
+            # Decode first: given bytes, json.loads would also accept UTF-16 and UTF-32.
+            event = json.loads(content.decode("utf-8"))
         except (ValueError, RecursionError):
             return INVALID, None
     if isinstance(event, dict) and isinstance(event.get("type"), str):
@@ -217,7 +218,7 @@ def audio_format(value: Any) -> AudioFormat | None:
     if isinstance(value, str):
         return _BETA_FORMATS.get(value)
     value = _dict(value)
-    fmt = _GA_FORMATS.get(value.get("type"))
+    fmt = _GA_FORMATS.get(_str_or_none(value.get("type")) or "")
     rate = int64_or_none(value.get("rate"))
     if fmt is not None and rate and rate > 0 and fmt.name == "pcm16":
         return AudioFormat(fmt.name, rate)
@@ -241,12 +242,16 @@ def session_config(session: Any) -> SessionConfig:
     audio = _dict(session.get("audio"))
     audio_in, audio_out = _dict(audio.get("input")), _dict(audio.get("output"))
     transcription = audio_in.get("transcription", session.get("input_audio_transcription"))
+    transcription_model = _str_or_none(_dict(transcription).get("model"))
+    model = _str_or_none(session.get("model"))
+    if model is None and session.get("type") == "transcription":
+        model = transcription_model  # a transcription-only session's model is its ASR model
     return SessionConfig(
-        model=_str_or_none(session.get("model")),
+        model=model,
         openai_session_id=_str_or_none(session.get("id")),
         input_format=audio_format(audio_in.get("format", session.get("input_audio_format"))),
         output_format=audio_format(audio_out.get("format", session.get("output_audio_format"))),
-        transcription_model=_str_or_none(_dict(transcription).get("model")),
+        transcription_model=transcription_model,
     )
 
 

@@ -15,17 +15,23 @@ from typing import IO, Any, NoReturn
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from rtrec import __version__, export
-from rtrec.settings import DB, PROXY_SETTINGS, add_settings, non_negative_int, positive_int
+from rtrec import __version__, export, services
+from rtrec.errors import CommandError
+from rtrec.settings import (
+    DASHBOARD_SETTINGS,
+    DB,
+    PROXY_SETTINGS,
+    SIMULATE_SETTINGS,
+    UP_SETTINGS,
+    add_settings,
+    non_negative_int,
+    positive_int,
+)
 from storage import queries
 from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
 
 logger = logging.getLogger("rtrec")
 PRUNE_BATCH = 200
-
-
-class CommandError(Exception):
-    """A problem the user can fix, reported as one line and exit status 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,9 +209,44 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
 
+    up = commands.add_parser("up", help="proxy, metrics endpoint and dashboard together")
+    add_settings(up, UP_SETTINGS)
+    up.set_defaults(run=services.cmd_up)
+
     proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
     add_settings(proxy, PROXY_SETTINGS)
     proxy.set_defaults(run=cmd_proxy)
+
+    dashboard = commands.add_parser("dashboard", help="the session browser (read-only)")
+    add_settings(dashboard, DASHBOARD_SETTINGS, env_prefix="RTREC_DASHBOARD_")
+    dashboard.set_defaults(run=services.cmd_dashboard)
+
+    simulate = commands.add_parser("simulate", help="a local Realtime API simulator")
+    add_settings(simulate, SIMULATE_SETTINGS, env_prefix="RTREC_SIMULATE_")
+    simulate.add_argument("--fast", action="store_true", help="no pacing: as fast as possible")
+    simulate.set_defaults(run=services.cmd_simulate)
+
+    demo = commands.add_parser(
+        "demo", help="simulator + proxy + dashboard with scripted sessions recorded"
+    )
+    add_settings(demo, [services.DEMO_DB])
+    demo.add_argument("--exit", action="store_true", help="end after the sessions")
+    demo.add_argument("--fast", action="store_true", help="an unpaced simulator")
+    demo.add_argument(
+        "--sessions",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run N sessions cycling through the scenarios (a load generator)",
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="C",
+        help="with --sessions: at most C sessions at once",
+    )
+    demo.set_defaults(run=services.cmd_demo)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(

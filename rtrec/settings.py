@@ -122,12 +122,30 @@ PROXY_SETTINGS = (
 )
 
 
+UP_SETTINGS = (
+    *PROXY_SETTINGS,
+    Setting("dashboard-host", "127.0.0.1", "where the dashboard listens"),
+    Setting("dashboard-port", 8501, "dashboard port", port),
+)
+
+# `rtrec dashboard` and `rtrec simulate` name these --host/--port, with their own variables.
+DASHBOARD_SETTINGS = (
+    DB,
+    Setting("host", "127.0.0.1", "where the dashboard listens"),
+    Setting("port", 8501, "dashboard port", port),
+)
+SIMULATE_SETTINGS = (
+    Setting("host", "127.0.0.1", "where the simulator listens (loopback only)"),
+    Setting("port", 8765, "simulator port", port),
+)
+
+
 def add_settings(
     parser: argparse.ArgumentParser, settings: Sequence[Setting], env_prefix: str = "RTREC_"
 ) -> None:
     """Add `settings` as flags whose defaults come from the environment when set there."""
     for setting in settings:
-        env_var = setting.env_var(env_prefix)
+        env_var = setting.env_var("RTREC_" if setting is DB else env_prefix)
         default = setting.default
         if env_var in os.environ:
             raw = os.environ[env_var]

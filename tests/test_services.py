@@ -1,0 +1,91 @@
+"""`rtrec up` and `rtrec demo` as a user runs them: real processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sqlalchemy import select
+
+from storage.db import make_engine
+from storage.models import RealtimeSession, Response, table
+from tests.conftest import free_port, wait_for_port
+
+
+def test_up_serves_proxy_metrics_and_dashboard_and_stops_on_ctrl_c(tmp_path: Path):
+    ports = {name: free_port() for name in ("listen", "metrics", "dashboard")}
+    db_url = f"sqlite:///{tmp_path / 'up.db'}"
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtrec.cli",
+            "up",
+            "--db",
+            db_url,
+            "--listen-port",
+            str(ports["listen"]),
+            "--metrics-port",
+            str(ports["metrics"]),
+            "--dashboard-port",
+            str(ports["dashboard"]),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    try:
+        for port in ports.values():
+            wait_for_port(port, process, tmp_path / "up.log")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics']}/metrics").read()
+        assert b"openai_realtime_recorder_build_info" in metrics
+        deadline = time.monotonic() + 60
+        while True:  # Streamlit answers its health endpoint once the app server is up
+            try:
+                health = urllib.request.urlopen(
+                    f"http://127.0.0.1:{ports['dashboard']}/_stcore/health"
+                ).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health == b"ok"
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        log.close()
+    output = (tmp_path / "up.log").read_text()
+    assert code == 0, output
+    assert f"OPENAI_BASE_URL=http://127.0.0.1:{ports['listen']}/v1" in output
+    assert f"dashboard  http://127.0.0.1:{ports['dashboard']}" in output
+    assert f"metrics    http://127.0.0.1:{ports['metrics']}/metrics" in output
+
+
+def test_demo_fills_a_fresh_database(tmp_path: Path):
+    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "rtrec.cli", "demo", "--exit", "--fast", "--db", db_url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "7 session(s) recorded" in result.stdout
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        sessions = list(connection.execute(select(table(RealtimeSession))))
+        responses = list(connection.execute(select(table(Response))))
+    assert len(sessions) == 7
+    assert {s.api for s in sessions} == {"ga", "beta"}
+    assert all(s.ended_at is not None and s.close_code == 1000 for s in sessions)
+    assert {(r.status, r.status_reason) for r in responses} >= {
+        ("completed", None),
+        ("cancelled", "turn_detected"),
+    }
+    assert all(r.cost_usd is not None for r in responses)
