@@ -10,15 +10,31 @@ from prometheus_client import CollectorRegistry
 
 from proxy.addon import Recorder
 from proxy.metrics import Metrics
-from rtrec.settings import PROXY_SETTINGS
+from rtrec.cli import build_parser
+from rtrec.settings import DASHBOARD_SETTINGS, SIMULATE_SETTINGS, UP_SETTINGS
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
-@pytest.mark.parametrize("setting", PROXY_SETTINGS, ids=lambda s: s.name)
-def test_every_proxy_setting_is_documented(setting):
+@pytest.mark.parametrize("setting", UP_SETTINGS, ids=lambda s: s.name)
+def test_every_proxy_and_up_setting_is_documented(setting):
     assert f"`{setting.flag}`" in README
     assert f"`{setting.env_var()}`" in README
+
+
+@pytest.mark.parametrize(
+    ("settings", "prefix"),
+    [(DASHBOARD_SETTINGS[1:], "RTREC_DASHBOARD_"), (SIMULATE_SETTINGS, "RTREC_SIMULATE_")],
+)
+def test_dashboard_and_simulate_settings_are_documented(settings, prefix):
+    for setting in settings:
+        assert f"`{setting.env_var(prefix)}`" in README
+
+
+def test_every_command_is_documented():
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"`rtrec {name}" in README, name
 
 
 def test_every_addon_option_is_documented():
