@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from rtrec import __version__
 
+DROP_REASONS = ("queue_full", "db_error", "db_unavailable", "no_writer")
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # spec §5: latency buckets cover 10 ms to 30 s.
@@ -196,6 +197,11 @@ class Metrics:
             "Failed database operations of the writer thread.",
             registry=registry,
         )
+        # Known label values exist from the start, so "no drops" is a 0 series, not no data.
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason=reason)
+        for direction in ("client", "server"):
+            self.parse_errors.labels(direction=direction)
         Info(
             "openai_realtime_recorder_build",
             "The rtrec version that serves these metrics.",

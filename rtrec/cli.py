@@ -26,6 +26,7 @@ from rtrec.settings import (
     add_settings,
     non_negative_int,
     positive_int,
+    resolve_environment,
 )
 from storage import queries
 from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
@@ -290,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        resolve_environment(args)
+    except argparse.ArgumentTypeError as exc:
+        print(f"rtrec {args.command}: {exc} (see rtrec {args.command} --help)", file=sys.stderr)
+        return 2
     _configure_logging(args.verbose)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

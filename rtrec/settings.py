@@ -140,21 +140,43 @@ SIMULATE_SETTINGS = (
 )
 
 
+@dataclass(frozen=True)
+class FromEnvironment:
+    """A setting's value taken from its environment variable, checked once the command is known."""
+
+    setting: Setting
+    env_var: str
+    raw: str
+
+    def resolve(self) -> Any:
+        try:
+            value = self.setting.parse(self.raw)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{self.env_var}: {exc}") from None
+        if self.setting.choices and value not in self.setting.choices:
+            choices = ", ".join(self.setting.choices)
+            raise argparse.ArgumentTypeError(
+                f"{self.env_var}: {self.raw!r} is not one of {choices}"
+            )
+        return value
+
+
+def resolve_environment(args: argparse.Namespace) -> None:
+    """Replace values that came from environment variables by their parsed form."""
+    for name, value in vars(args).items():
+        if isinstance(value, FromEnvironment):
+            setattr(args, name, value.resolve())
+
+
 def add_settings(
     parser: argparse.ArgumentParser, settings: Sequence[Setting], env_prefix: str = "RTREC_"
 ) -> None:
     """Add `settings` as flags whose defaults come from the environment when set there."""
     for setting in settings:
         env_var = setting.env_var("RTREC_" if setting is DB else env_prefix)
-        default = setting.default
+        default: Any = setting.default
         if env_var in os.environ:
-            raw = os.environ[env_var]
-            try:
-                default = setting.parse(raw)
-            except argparse.ArgumentTypeError as exc:
-                parser.error(f"{env_var}: {exc}")
-            if setting.choices and default not in setting.choices:
-                parser.error(f"{env_var}: {raw!r} is not one of {', '.join(setting.choices)}")
+            default = FromEnvironment(setting, env_var, os.environ[env_var])
         parser.add_argument(
             setting.flag,
             dest=setting.dest,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +82,25 @@ def alembic_config() -> Config:
 MIGRATION_LOCK_KEY = 0x72747265  # "rtre"
 
 
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """Serialize migrations of one SQLite file across processes.
+
+    pysqlite runs DDL outside transactions, so SQLite's own locks do not stop two processes from
+    creating the same table. flock() is independent of the fcntl() locks SQLite uses itself.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(database, "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`; the only way tables are ever created.
 
@@ -86,7 +108,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     the first migrates, the others find the schema current.
     """
     config = alembic_config()
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}

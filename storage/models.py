@@ -33,7 +33,8 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for event volumes.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
-Payload = JSON().with_variant(JSONB(), "postgresql")
+# none_as_null: a payload of None (`--record metadata`) is SQL NULL, not the JSON text `null`.
+Payload = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 UtcDateTime = DateTime(timezone=True)
 
 
