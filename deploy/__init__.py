@@ -1,0 +1,1 @@
+"""Deployment files: Grafana dashboard, Prometheus and Grafana provisioning for compose."""

@@ -1,0 +1,1 @@
+"""The Grafana dashboard for rtrec, generated with grafana-foundation-sdk."""
