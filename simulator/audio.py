@@ -1,4 +1,4 @@
-"""Audio helpers for the simulator: format names, durations, token counts, sine synthesis, G.711."""
+"""Audio helpers for the simulator: format names, durations, token counts, synthesis, G.711."""
 
 from __future__ import annotations
 
@@ -117,6 +117,42 @@ def encode_samples(samples: array[int], fmt: AudioFormat) -> bytes:
     return bytes(table[s + 32768] for s in samples)
 
 
+# --------------------------------------------------------------------------- G.711 decoders
+def ulaw_to_linear(code: int) -> int:
+    """Decode one G.711 μ-law byte to a signed 16-bit sample."""
+    code = ~code & 0xFF
+    exponent = (code >> 4) & 0x07
+    magnitude = ((((code & 0x0F) << 3) + _ULAW_BIAS) << exponent) - _ULAW_BIAS
+    return -magnitude if code & 0x80 else magnitude
+
+
+def alaw_to_linear(code: int) -> int:
+    """Decode one G.711 A-law byte to a signed 16-bit sample."""
+    code ^= 0x55
+    exponent = (code >> 4) & 0x07
+    mantissa = (code & 0x0F) << 4
+    magnitude = mantissa + 8 if exponent == 0 else (mantissa + 0x108) << (exponent - 1)
+    return magnitude if code & 0x80 else -magnitude
+
+
+@cache
+def _g711_decode_table(fmt: AudioFormat) -> tuple[int, ...]:
+    decode = ulaw_to_linear if fmt == "g711_ulaw" else alaw_to_linear
+    return tuple(decode(code) for code in range(256))
+
+
+def decode_samples(data: bytes, fmt: AudioFormat) -> array[int]:
+    """Signed 16-bit samples of ``data`` in ``fmt`` (a trailing odd pcm16 byte is ignored)."""
+    if fmt != "pcm16":
+        return array("h", map(_g711_decode_table(fmt).__getitem__, data))
+    samples = array("h")
+    samples.frombytes(data[: len(data) - len(data) % 2])
+    if sys.byteorder != "little":
+        samples.byteswap()
+    return samples
+
+
+# --------------------------------------------------------------------------- synthesis
 class SineSynth:
     """A continuous sine tone, produced chunk by chunk in any output format."""
 
@@ -135,3 +171,35 @@ class SineSynth:
         samples = array("h", (int(peak * math.sin(phase + i * step)) for i in range(n)))
         self._phase = (phase + n * step) % (2 * math.pi)
         return encode_samples(samples, fmt)
+
+
+def tone_burst(
+    silence_before_ms: int,
+    tone_ms: int,
+    silence_after_ms: int,
+    fmt: AudioFormat = "pcm16",
+    *,
+    fundamental_hz: float = 180.0,
+    amplitude: float = 0.25,
+) -> bytes:
+    """Silence, a voiced tone (a fundamental and two harmonics, like a held vowel), silence."""
+    rate = sample_rate(fmt)
+    peak = amplitude * 32767 / 1.75
+    step = 2 * math.pi * fundamental_hz / rate
+    voiced = array(
+        "h",
+        (
+            int(
+                peak
+                * (
+                    math.sin(i * step)
+                    + 0.5 * math.sin(2 * i * step)
+                    + 0.25 * math.sin(3 * i * step)
+                )
+            )
+            for i in range(tone_ms * rate // 1000)
+        ),
+    )
+    before = array("h", bytes(2 * (silence_before_ms * rate // 1000)))
+    after = array("h", bytes(2 * (silence_after_ms * rate // 1000)))
+    return encode_samples(before + voiced + after, fmt)

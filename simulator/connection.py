@@ -6,42 +6,24 @@ import asyncio
 import base64
 import contextlib
 import json
-import math
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, cast
 
 from websockets.exceptions import ConnectionClosed
 
-from simulator import events
-from simulator.audio import (
-    ASSISTANT_AUDIO_MS_PER_TOKEN,
-    USER_AUDIO_MS_PER_TOKEN,
-    SineSynth,
-    audio_ms,
-    audio_tokens,
-)
-from simulator.events import JSON, new_id, obfuscation, server_event
-from simulator.items import (
-    MESSAGE_OVERHEAD_TOKENS,
-    ClientError,
-    ConvItem,
-    build_item,
-    decode_audio,
-)
-from simulator.responses import (
-    ActiveResponse,
-    RateLimitTracker,
-    ResponsePlan,
-    plan_response,
-    run_response,
-)
+from simulator import events, turns
+from simulator.audio import ASSISTANT_AUDIO_MS_PER_TOKEN, SineSynth, audio_tokens
+from simulator.events import JSON, new_id, server_event
+from simulator.generate import run_response
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item
+from simulator.pacing import Pacing
+from simulator.responses import ActiveResponse, RateLimitTracker, ResponsePlan, plan_response
 from simulator.session import SessionConfig, SessionError, as_object, invalid_value
+from simulator.turns import InputBuffer
 
 SendText = Callable[[str], Awaitable[None]]
-
-#: Minimum audio for ``input_audio_buffer.commit`` (the real API rejects less).
-MIN_COMMIT_MS = 100.0
 
 GA_CLIENT_TYPES = (
     "session.update",
@@ -69,7 +51,7 @@ class SimConnection:
         model: str,
         send_text: SendText,
         rate_limits: RateLimitTracker,
-        delta_interval_s: float = 0.0,
+        pacing: Pacing | None = None,
         audio_chunk_ms: int = 100,
     ) -> None:
         self.beta = beta
@@ -83,13 +65,11 @@ class SimConnection:
         )
         self._send_text = send_text
         self.rate_limits = rate_limits
-        self.delta_interval_s = delta_interval_s
+        self.pacing = pacing or Pacing()
         self.audio_chunk_ms = max(1, audio_chunk_ms)
         self.conversation_id = new_id("conv")
         self.conversation: list[ConvItem] = []
-        self.buffer = bytearray()
-        self.total_input_ms = 0.0
-        self.speech_item_id: str | None = None
+        self.input = InputBuffer()
         self.active: ActiveResponse | None = None
         self.assistant_audio_present = False
         self.previous_context: tuple[int, int] | None = None
@@ -180,9 +160,9 @@ class SimConnection:
         handlers: dict[str, Callable[[JSON], Awaitable[None]]] = {
             "session.update": self._on_session_update,
             "transcription_session.update": self._on_session_update,
-            "input_audio_buffer.append": self._on_append,
-            "input_audio_buffer.commit": self._on_commit,
-            "input_audio_buffer.clear": self._on_clear,
+            "input_audio_buffer.append": partial(turns.on_append, self),
+            "input_audio_buffer.commit": partial(turns.on_commit, self),
+            "input_audio_buffer.clear": partial(turns.on_clear, self),
             "conversation.item.create": self._on_item_create,
             "conversation.item.retrieve": self._on_item_retrieve,
             "conversation.item.truncate": self._on_item_truncate,
@@ -195,120 +175,15 @@ class SimConnection:
     # ----------------------------------------------------------------- session
     async def _on_session_update(self, event: JSON) -> None:
         self.session.apply_update(event.get("session"), voice_locked=self.assistant_audio_present)
+        if self.session.turn_detection is None:  # turning VAD off abandons the speech in progress
+            self.input.vad.reset()
+            self.input.speech_item_id = None
         kind = (
             "transcription_session.updated"
             if self.beta and self.transcription
             else "session.updated"
         )
         await self.send(server_event(kind, session=self.session.data))
-
-    # ----------------------------------------------------------------- input audio buffer
-    async def _on_append(self, event: JSON) -> None:
-        data = decode_audio(event.get("audio"), "audio")
-        ms_before = self.total_input_ms
-        self.buffer += data
-        self.total_input_ms += audio_ms(len(data), self.session.input_format)
-        if not (self.session.vad_enabled and data):
-            return
-        # No energy detection: the first non-empty append of a turn counts as speech.
-        if self.speech_item_id is None:
-            self.speech_item_id = new_id("item")
-            await self.send(
-                server_event(
-                    "input_audio_buffer.speech_started",
-                    audio_start_ms=round(ms_before),
-                    item_id=self.speech_item_id,
-                )
-            )
-        if self.active is not None and self.session.interrupt_response:
-            await self.cancel_active("turn_detected")  # barge-in
-
-    async def _on_commit(self, event: JSON) -> None:
-        buffered_ms = audio_ms(len(self.buffer), self.session.input_format)
-        if buffered_ms < MIN_COMMIT_MS:
-            raise ClientError(
-                "input_audio_buffer_commit_empty",
-                "Error committing input audio buffer: buffer too small. Expected at least "
-                f"{MIN_COMMIT_MS:.0f}ms of audio, but buffer only has {buffered_ms:.2f}ms of "
-                "audio.",
-            )
-        await self._commit_buffer()
-
-    async def _on_clear(self, event: JSON) -> None:
-        self.buffer.clear()
-        self.speech_item_id = None
-        await self.send(server_event("input_audio_buffer.cleared"))
-
-    async def _commit_buffer(self) -> None:
-        item_id = self.speech_item_id or new_id("item")
-        fmt = self.session.input_format
-        audio = bytes(self.buffer)
-        self.buffer.clear()
-        self.speech_item_id = None
-        if self.session.vad_enabled:
-            await self.send(
-                server_event(
-                    "input_audio_buffer.speech_stopped",
-                    audio_end_ms=round(self.total_input_ms),
-                    item_id=item_id,
-                )
-            )
-        previous = self.last_item_id()
-        await self.send(
-            server_event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
-        )
-        ms = audio_ms(len(audio), fmt)
-        conv_item = ConvItem(
-            id=item_id,
-            item=events.message_item(
-                beta=self.beta,
-                item_id=item_id,
-                status="completed",
-                role="user",
-                content=[{"type": "input_audio", "transcript": None}],
-            ),
-            text_tokens=MESSAGE_OVERHEAD_TOKENS,
-            audio_tokens=audio_tokens(ms, USER_AUDIO_MS_PER_TOKEN),
-            audio=audio,
-            audio_format=fmt,
-        )
-        self.conversation.append(conv_item)
-        await self._announce_item(conv_item, previous)
-        model = self.session.transcription_model
-        if model is not None:
-            await self._transcribe(conv_item, model, ms)
-        if self.session.create_response and self.active is None:
-            self._start_response(plan_response(self, {}))
-
-    async def _transcribe(self, conv_item: ConvItem, model: str, ms: float) -> None:
-        transcript = f"This is a simulated transcript of {ms / 1000:.1f} seconds of audio."
-        logprobs = self.session.include_logprobs
-        if model != "whisper-1":
-            words = transcript.split(" ")
-            thirds = max(1, math.ceil(len(words) / 3))
-            for start in range(0, len(words), thirds):
-                chunk = " ".join(words[start : start + thirds])
-                delta = chunk if start == 0 else " " + chunk
-                fields: JSON = {"item_id": conv_item.id, "content_index": 0, "delta": delta}
-                if logprobs:
-                    fields["logprobs"] = events.logprobs_for(delta)
-                if not self.beta:
-                    fields["obfuscation"] = obfuscation()
-                await self.send(
-                    server_event("conversation.item.input_audio_transcription.delta", **fields)
-                )
-        done: JSON = {
-            "item_id": conv_item.id,
-            "content_index": 0,
-            "transcript": transcript,
-            "usage": events.transcription_usage(model, ms, transcript),
-        }
-        if logprobs:
-            done["logprobs"] = events.logprobs_for(transcript)
-        conv_item.item["content"][0]["transcript"] = transcript
-        await self.send(
-            server_event("conversation.item.input_audio_transcription.completed", **done)
-        )
 
     # ----------------------------------------------------------------- conversation items
     def last_item_id(self) -> str | None:
@@ -320,7 +195,7 @@ class SimConnection:
                 return index
         return -1
 
-    async def _announce_item(self, conv_item: ConvItem, previous: str | None) -> None:
+    async def announce_item(self, conv_item: ConvItem, previous: str | None) -> None:
         """GA: ``conversation.item.added`` + ``.done``; beta: ``conversation.item.created``."""
         if self.beta:
             await self.send(
@@ -363,7 +238,7 @@ class SimConnection:
             index = len(self.conversation)
         previous = self.conversation[index - 1].id if index > 0 else None
         self.conversation.insert(index, conv_item)
-        await self._announce_item(conv_item, previous)
+        await self.announce_item(conv_item, previous)
 
     def _require_item(self, event: JSON, verb: str) -> ConvItem:
         item_id = event.get("item_id")
@@ -453,7 +328,7 @@ class SimConnection:
             )
         params = event.get("response")
         plan = plan_response(self, as_object(params, "response") if params is not None else {})
-        self._start_response(plan)
+        self.start_response(plan)
 
     async def _on_response_cancel(self, event: JSON) -> None:
         response_id = event.get("response_id")
@@ -474,7 +349,7 @@ class SimConnection:
         if active.task is not None and active.task is not asyncio.current_task():
             await asyncio.wait({active.task})
 
-    def _start_response(self, plan: ResponsePlan) -> None:
+    def start_response(self, plan: ResponsePlan) -> None:
         active = ActiveResponse(id=new_id("resp"))
         self.active = active
         active.task = asyncio.create_task(run_response(self, active, plan))

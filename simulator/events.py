@@ -195,6 +195,25 @@ def message_item(*, beta: bool, item_id: str, status: str, role: str, content: l
     return item
 
 
+def function_call_item(
+    *, beta: bool, item_id: str, call_id: str, name: str, status: str, arguments: str = ""
+) -> JSON:
+    """An assistant ``function_call`` item (beta items also carry ``object``)."""
+    item: JSON = {"id": item_id}
+    if beta:
+        item["object"] = "realtime.item"
+    item.update(
+        {
+            "type": "function_call",
+            "status": status,
+            "name": name,
+            "call_id": call_id,
+            "arguments": arguments,
+        }
+    )
+    return item
+
+
 def assistant_content(*, beta: bool, audio: bool, text: str) -> JSON:
     """The assistant content entry of an item (GA ``output_text``/``output_audio``)."""
     if audio:

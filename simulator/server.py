@@ -8,6 +8,7 @@ beta shapes when the handshake carries ``OpenAI-Beta: realtime=v1`` or the subpr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from websockets.typing import Subprotocol
 
 from simulator import events
 from simulator.connection import SimConnection
+from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
 
 logger = logging.getLogger(__name__)
@@ -150,14 +152,20 @@ class FakeRealtimeServer:
         *,
         delta_interval_s: float = 0.0,
         audio_chunk_ms: int = 100,
+        pacing: Pacing | None = None,
+        keep_log: bool = True,
     ) -> None:
+        """``pacing`` defaults to as fast as possible; ``delta_interval_s`` adds a pause after
+        every delta on top of it. ``keep_log=False`` keeps no frames (a long-running server)."""
         if host not in _LOOPBACK_HOSTS:
             raise ValueError(f"the simulator only listens on loopback, not {host!r}")
         if audio_chunk_ms <= 0:
             raise ValueError("audio_chunk_ms must be positive")
         self.host = host
         self.delta_interval_s = delta_interval_s
+        self.pacing = dataclasses.replace(pacing or Pacing(), extra_delay_s=delta_interval_s)
         self.audio_chunk_ms = audio_chunk_ms
+        self.keep_log = keep_log
         self.log: list[LoggedMessage] = []
         self.handshakes: list[Handshake] = []
         self.closes: dict[int, CloseInfo] = {}
@@ -324,7 +332,8 @@ class FakeRealtimeServer:
 
     # ----------------------------------------------------------------- connections
     def _record(self, conn_id: int, direction: Direction, data: str | bytes) -> None:
-        self.log.append(LoggedMessage(conn_id, direction, data, time.time()))
+        if self.keep_log:
+            self.log.append(LoggedMessage(conn_id, direction, data, time.time()))
 
     async def _send(self, conn_id: int, data: str | bytes) -> None:
         ws = self._connections.get(conn_id)
@@ -353,7 +362,7 @@ class FakeRealtimeServer:
             model=accepted.model,
             send_text=send_text,
             rate_limits=self._rate_limits,
-            delta_interval_s=self.delta_interval_s,
+            pacing=self.pacing,
             audio_chunk_ms=self.audio_chunk_ms,
         )
         try:
@@ -407,6 +416,7 @@ def run_in_thread(
     *,
     delta_interval_s: float = 0.0,
     audio_chunk_ms: int = 100,
+    pacing: Pacing | None = None,
 ) -> Iterator[FakeRealtimeServer]:
     """A started :class:`FakeRealtimeServer` running its own event loop in a daemon thread.
 
@@ -414,7 +424,7 @@ def run_in_thread(
     e.g. ``server.call_threadsafe(server.send_raw(1, "..."))``.
     """
     server = FakeRealtimeServer(
-        host, port, delta_interval_s=delta_interval_s, audio_chunk_ms=audio_chunk_ms
+        host, port, delta_interval_s=delta_interval_s, audio_chunk_ms=audio_chunk_ms, pacing=pacing
     )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=_run_loop, args=(loop,), name="fake-realtime", daemon=True)

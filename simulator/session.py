@@ -128,7 +128,41 @@ def _normalize_turn_detection(
         defaults = events.semantic_vad_defaults()
     else:
         raise invalid_value(f"{param}.type", kind, ["server_vad", "semantic_vad"])
-    return {**defaults, **given}
+    merged = {**defaults, **given}
+    _check_vad_numbers(merged, param)
+    return merged
+
+
+def _check_vad_numbers(turn_detection: JSON, param: str) -> None:
+    """``threshold`` is a number in 0..1; the ``*_ms`` settings are integers >= 0."""
+    threshold = turn_detection.get("threshold")
+    if threshold is not None:
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+            raise invalid_type(f"{param}.threshold", "a number", threshold)
+        if not 0 <= threshold <= 1:
+            bound = (
+                ("decimal_below_min_value", "below minimum value. Expected a value >= 0")
+                if threshold < 0
+                else ("decimal_above_max_value", "above maximum value. Expected a value <= 1")
+            )
+            raise SessionError(
+                bound[0],
+                f"Invalid '{param}.threshold': decimal {bound[1]}, but got {threshold} instead.",
+                f"{param}.threshold",
+            )
+    for key in ("prefix_padding_ms", "silence_duration_ms"):
+        value = turn_detection.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise invalid_type(f"{param}.{key}", "an integer", value)
+        if value < 0:
+            raise SessionError(
+                "integer_below_min_value",
+                f"Invalid '{param}.{key}': integer below minimum value. Expected a value >= 0, "
+                f"but got {value} instead.",
+                f"{param}.{key}",
+            )
 
 
 def normalize_ga_format(value: Any, param: str) -> JSON:

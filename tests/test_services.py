@@ -69,7 +69,7 @@ def test_up_serves_proxy_metrics_and_dashboard_and_stops_on_ctrl_c(tmp_path: Pat
 def test_demo_fills_a_fresh_database(tmp_path: Path):
     db_url = f"sqlite:///{tmp_path / 'demo.db'}"
     result = subprocess.run(
-        [sys.executable, "-m", "rtrec.cli", "demo", "--exit", "--fast", "--db", db_url],
+        [sys.executable, "-m", "rtrec.cli", "demo", "--exit", "--db", db_url],
         capture_output=True,
         text=True,
         cwd=tmp_path,

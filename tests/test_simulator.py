@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as sync_ws_connect
 
 from simulator import FakeRealtimeServer, LoggedMessage, run_in_thread
+from simulator.audio import tone_burst
 
 GA_SERVER = pydantic.TypeAdapter(ga_types.RealtimeServerEvent)
 BETA_SERVER = pydantic.TypeAdapter(beta_types.RealtimeServerEvent)
@@ -592,7 +593,8 @@ async def test_g711_formats_count_ms_by_format() -> None:
                 }
             )
             await rec.recv()
-            await rec.send({"type": "input_audio_buffer.append", "audio": b64(b"\xff" * 4000)})
+            speech = tone_burst(0, 500, 0, "g711_ulaw")  # 4000 bytes, decoded by the VAD
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(speech)})
             await rec.send({"type": "input_audio_buffer.commit"})
             await rec.until("rate_limits.updated")
             await rec.send(
@@ -608,7 +610,9 @@ async def test_g711_formats_count_ms_by_format() -> None:
             error = await rec.recv()
         events = await finish(server, rec, 1, beta=False)
 
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
     stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    assert started["audio_start_ms"] == 0
     assert stopped["audio_end_ms"] == 500  # 4000 bytes of G.711 at 8 bytes/ms
     chunks = [
         base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
