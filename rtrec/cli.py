@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -75,18 +74,6 @@ def _engine(url: str, *, read_only: bool) -> Engine:
 def _reading(url: str) -> Iterator[Connection]:
     with _engine(url, read_only=True).connect() as connection:
         yield connection
-
-
-def cmd_proxy(args: argparse.Namespace) -> int:
-    from proxy.master import ProxyConfig, ProxyStartError, run_proxy
-
-    fields = ProxyConfig.__dataclass_fields__
-    config = ProxyConfig(**{name: getattr(args, name) for name in fields})
-    try:
-        asyncio.run(run_proxy(config))
-    except ProxyStartError as exc:
-        raise CommandError(str(exc)) from exc
-    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -216,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
     add_settings(proxy, PROXY_SETTINGS)
-    proxy.set_defaults(run=cmd_proxy)
+    proxy.set_defaults(run=services.cmd_proxy)
 
     dashboard = commands.add_parser("dashboard", help="the session browser (read-only)")
     add_settings(dashboard, DASHBOARD_SETTINGS, env_prefix="RTREC_DASHBOARD_")

@@ -64,11 +64,24 @@ def banner(
     return "\n".join(lines)
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def serve_proxy(args: argparse.Namespace) -> None:
+    """Run the proxy in this process with the options parsed into `args`, until Ctrl-C."""
     from proxy.master import ProxyConfig, ProxyStartError, run_proxy
 
-    _prepare_database(args.db)
     config = ProxyConfig(**{name: getattr(args, name) for name in ProxyConfig.__dataclass_fields__})
+    try:
+        asyncio.run(run_proxy(config))
+    except ProxyStartError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    serve_proxy(args)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _prepare_database(args.db)
     metrics_url = (
         f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None
     )
@@ -76,10 +89,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     with _dashboard(args.db, args.dashboard_host, args.dashboard_port):
         proxy_url = f"http://{args.listen_host}:{args.listen_port}"
         print(banner(proxy_url, args.upstream, metrics_url, dashboard_url), flush=True)
-        try:
-            asyncio.run(run_proxy(config))
-        except ProxyStartError as exc:
-            raise CommandError(str(exc)) from exc
+        serve_proxy(args)
     return 0
 
 
