@@ -11,16 +11,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Result,
     Select,
     and_,
+    cast,
     exists,
     func,
     or_,
     select,
 )
+from sqlalchemy.types import Text
 
 from storage.models import (
     AudioChunk,
@@ -92,6 +95,11 @@ class SessionFilter:
     search: str = ""
 
 
+def int_sum(column: Any) -> Any:
+    """SUM of an integer column as an integer (PostgreSQL sums BIGINT into NUMERIC)."""
+    return cast(func.sum(column), BigInteger)
+
+
 def dicts(result: Result[Any]) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in result]
 
@@ -134,25 +142,38 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
+def _payload_mentions(field: ColumnElement[Any], term: str) -> list[ColumnElement[bool]]:
+    """`field` of the event payload contains `term`, with a cheap test on the raw JSON first.
+
+    The raw text holds a plain ASCII term exactly as the field does, and matching it skips
+    decoding the JSON of every row that cannot match (about 40% of a search's time).
+    """
+    pattern = _like_pattern(term)
+    exact = field.ilike(pattern, escape="\\")
+    if not (term.isascii() and term.isprintable() and '"' not in term and "\\" not in term):
+        return [exact]
+    return [cast(EVENTS.c.payload, Text).ilike(pattern, escape="\\"), exact]
+
+
 def _mentions(term: str) -> ColumnElement[bool]:
     """Sessions whose transcripts, assistant text or typed user text contain `term`."""
-    pattern = _like_pattern(term)
     in_transcriptions = exists().where(
         TRANSCRIPTIONS.c.session_id == SESSIONS.c.id,
-        TRANSCRIPTIONS.c.transcript.ilike(pattern, escape="\\"),
+        TRANSCRIPTIONS.c.transcript.ilike(_like_pattern(term), escape="\\"),
     )
-    text = func.coalesce(
+    output = func.coalesce(
         EVENTS.c.payload["transcript"].as_string(), EVENTS.c.payload["text"].as_string()
     )
     in_output = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
         EVENTS.c.type.in_(list(OUTPUT_TEXT_FIELDS)),
-        text.ilike(pattern, escape="\\"),
+        *_payload_mentions(output, term),
     )
+    typed_text = EVENTS.c.payload[("item", "content", 0, "text")].as_string()
     typed = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
         EVENTS.c.type == "conversation.item.create",
-        EVENTS.c.payload[("item", "content", 0, "text")].as_string().ilike(pattern, escape="\\"),
+        *_payload_mentions(typed_text, term),
     )
     return or_(in_transcriptions, in_output, typed)
 
@@ -198,20 +219,26 @@ def filter_choices(connection: Connection) -> dict[str, Any]:
     }
 
 
-def session_page(
-    connection: Connection, session_filter: SessionFilter, limit: int, offset: int
-) -> list[dict[str, Any]]:
-    """One page of matching sessions, newest first, each with its totals."""
+def matching_session_ids(connection: Connection, session_filter: SessionFilter) -> list[str]:
+    """Ids of every matching session, newest first: one evaluation gives the count and pages."""
     query = (
-        select(SESSIONS)
+        select(SESSIONS.c.id)
         .where(*filter_conditions(session_filter))
         .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.id.desc())
-        .limit(limit)
-        .offset(offset)
     )
-    rows = dicts(connection.execute(query))
-    totals = session_totals(connection, [row["id"] for row in rows])
-    return [{**row, **totals[row["id"]]} for row in rows]
+    return list(connection.scalars(query))
+
+
+def sessions_with_totals(
+    connection: Connection, session_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The listed sessions in the order given, each with its totals; unknown ids are skipped."""
+    found = {
+        row["id"]: row
+        for row in dicts(connection.execute(select(SESSIONS).where(SESSIONS.c.id.in_(session_ids))))
+    }
+    totals = session_totals(connection, list(found))
+    return [found[sid] | totals[sid] for sid in session_ids if sid in found]
 
 
 def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -227,9 +254,9 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     usage = select(
         r.session_id,
         func.count().label("responses"),
-        func.sum(r.input_tokens).label("input_tokens"),
-        func.sum(r.output_tokens).label("output_tokens"),
-        func.sum(r.total_tokens).label("total_tokens"),
+        int_sum(r.input_tokens).label("input_tokens"),
+        int_sum(r.output_tokens).label("output_tokens"),
+        int_sum(r.total_tokens).label("total_tokens"),
         func.sum(r.cost_usd).label("cost_usd"),
         func.count().filter(r.status == "failed").label("errors"),
     ).where(r.session_id.in_(session_ids))
@@ -292,7 +319,7 @@ def event_type_counts(connection: Connection, session_id: str) -> list[dict[str,
     """How many events of each direction and type the session has, with their bytes."""
     e = EVENTS.c
     query = (
-        select(e.direction, e.type, func.count().label("events"), func.sum(e.size_bytes))
+        select(e.direction, e.type, func.count().label("events"), int_sum(e.size_bytes))
         .where(e.session_id == session_id)
         .group_by(e.direction, e.type)
         .order_by(e.direction, e.type)

@@ -72,7 +72,8 @@ class Event(Base):
     """One WebSocket message, either direction, in arrival order."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+    # (session_id, type): the dashboard's search, error filters and per-session lookups.
+    __table_args__ = (UniqueConstraint("session_id", "seq"), Index(None, "session_id", "type"))
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = _session_fk()

@@ -1,0 +1,42 @@
+"""The rtrec dashboard's entry script: page config and routing (`streamlit run dashboard/app.py`).
+
+The database URL comes from `RTREC_DB`; every page reads through `dashboard.data`, read-only.
+The pages live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder next to the
+entry script as a legacy multipage app and would run `pages/<name>.py` directly for a deep link,
+skipping this script (its page config and database check).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+
+st.set_page_config(page_title="rtrec", layout="wide")
+
+if data.database_problem() is not None:
+    pages = [
+        st.Page("app_pages/unavailable.py", title="Database unavailable", icon=":material/error:")
+    ]
+else:
+    # `/?session=ID` opens that session's page, so a bare link to one session works.
+    linked = "session" in st.query_params
+    pages = [
+        st.Page(
+            "app_pages/sessions.py", title="Sessions", icon=":material/list:", default=not linked
+        ),
+        st.Page(
+            "app_pages/session.py",
+            title="Session",
+            icon=":material/forum:",
+            url_path="session",
+            default=linked,
+        ),
+        st.Page(
+            "app_pages/overview.py",
+            title="Overview",
+            icon=":material/monitoring:",
+            url_path="overview",
+        ),
+    ]
+st.navigation(pages).run()

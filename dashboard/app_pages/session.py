@@ -1,0 +1,48 @@
+"""Session: one recorded session (`?session=ID`): conversation, usage, rate limits, events."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data, detail, ui
+from dashboard.timeline import timeline
+
+
+def pick_session() -> None:
+    st.title("Session")
+    st.write("Open a session by its id, or pick one from the **Sessions** page.")
+    typed = st.text_input("Session id", key="session_id_input")
+    if typed.strip():
+        st.query_params["session"] = typed.strip()
+        st.rerun()
+
+
+def show(session_id: str) -> None:
+    session = data.session(session_id)
+    if session is None:
+        st.title("Session")
+        st.warning(f"There is no session `{session_id}` in this database.")
+        return
+    version = data.session_version(session)
+    detail.header(session)
+    detail.downloads(session, version)
+    talk, usage, limits, events = st.tabs(["Conversation", "Usage", "Rate limits", "Events"])
+    with talk:
+        detail.conversation(session_id, version)
+    with usage:
+        detail.usage(session_id, version)
+    with limits:
+        detail.rate_limits(session_id, version)
+    with events:
+        timeline(session_id, version)
+
+
+session_id = st.query_params.get("session", "").strip()
+if not ui.empty_state():
+    if not session_id:
+        pick_session()
+    else:
+        found = data.session(session_id)
+        live = found is not None and found["ended_at"] is None
+        # While the socket is open the page re-reads every few seconds; loaders key on `version`.
+        st.fragment(run_every=data.LIVE_REFRESH_S if live else None)(show)(session_id)

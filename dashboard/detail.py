@@ -1,0 +1,179 @@
+"""The sections of one session's page: header, conversation, usage, rate limits, downloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import charts, data, display
+
+# Material icons ship with Streamlit, so they render where no emoji font is installed.
+AVATARS = {
+    "user": ":material/person:",
+    "assistant": ":material/smart_toy:",
+    "tool": ":material/build:",
+    "error": ":material/error:",
+    "system": ":material/settings:",
+}
+TURNS_PER_PAGE = 50
+
+
+def header(session: dict[str, Any]) -> None:
+    status = display.session_status(session)
+    badge = {"live": ":green-badge[● live]", "error": ":red-badge[error]"}.get(
+        status, ":gray-badge[closed]"
+    )
+    st.title("Session")
+    seconds = display.seconds_between(session["started_at"], session["ended_at"])
+    model = session["model"] or display.UNKNOWN
+    st.markdown(
+        f"`{session['id']}` {badge} · **{model}** · API `{session['api']}` · "
+        f"started {display.timestamp(session['started_at'])} · {display.duration(seconds)} · "
+        f"close: {display.close_text(session)} · recorded `{session['record_mode']}`"
+    )
+    columns = st.columns(5)
+    columns[0].metric("Turns (responses)", display.count(session["responses"]))
+    columns[1].metric("Total tokens", display.count(session["total_tokens"]))
+    columns[2].metric(
+        "Input / output tokens",
+        f"{display.count(session['input_tokens'])} / {display.count(session['output_tokens'])}",
+    )
+    columns[3].metric("Cost", display.usd(session["cost_usd"]))
+    columns[4].metric("Errors", display.count(session["errors"]))
+
+
+def downloads(session: dict[str, Any], version: str) -> None:
+    session_id = session["id"]
+    columns = st.columns(4)
+    columns[0].download_button(
+        "Events (JSONL)",
+        lambda: data.session_jsonl(session_id),
+        file_name=f"{session_id}.jsonl",
+        mime="application/x-ndjson",
+        on_click="ignore",
+    )
+    sides = data.audio_sides(session_id, version)
+    for column, side, label in (
+        (columns[1], "both", "Audio, both sides (WAV)"),
+        (columns[2], "user", "User audio (WAV)"),
+        (columns[3], "assistant", "Assistant audio (WAV)"),
+    ):
+        if side == "both" and not (sides["user"] and sides["assistant"]):
+            continue
+        if side != "both" and not sides[side]:
+            continue
+        column.download_button(
+            label,
+            lambda side=side: data.session_wav(session_id, side),  # type: ignore[misc]
+            file_name=f"{session_id}-{side}.wav",
+            mime="audio/wav",
+            on_click="ignore",
+        )
+
+
+def _turn_caption(turn: dict[str, Any]) -> str:
+    parts = [f"turn {turn['number']}", display.timestamp(turn["ts"])]
+    if turn["role"] == "assistant":
+        usage = turn.get("usage") or {}
+        parts += [
+            display.token_split(usage),
+            f"cost {display.usd(usage.get('cost_usd'))}",
+            f"first audio {display.millis(usage.get('time_to_first_audio_ms'))}",
+            f"first text {display.millis(usage.get('time_to_first_text_ms'))}",
+        ]
+        for label, key in (
+            ("turn latency", "turn_latency_ms"),
+            ("voice-to-voice", "voice_to_voice_ms"),
+        ):
+            if usage.get(key) is not None:
+                parts.append(f"{label} {display.millis(usage[key])}")
+    elif transcription := turn.get("transcription"):
+        parts.append(
+            f"transcribed by {transcription.get('model') or display.UNKNOWN}, "
+            f"cost {display.usd(transcription.get('cost_usd'))}"
+        )
+    return " · ".join(parts)
+
+
+def _status_badge(turn: dict[str, Any]) -> None:
+    status = turn.get("status") or ""
+    if status.startswith("barge-in"):
+        st.markdown(f":orange-badge[{status}]")
+    elif status.startswith(("cancelled", "failed", "incomplete", "in progress")):
+        color = "red" if status.startswith("failed") else "gray"
+        st.markdown(f":{color}-badge[{status}]")
+
+
+def _turn_body(turn: dict[str, Any], session_id: str) -> None:
+    if turn["role"] == "error":
+        error = turn.get("error") or {}
+        st.markdown(
+            f"**{error.get('type') or 'error'}** `{error.get('code') or display.UNKNOWN}`: "
+            f"{error.get('message') or ''}"
+        )
+        return
+    if turn["role"] == "assistant":
+        _status_badge(turn)
+    if turn.get("text"):
+        st.markdown(turn["text"])
+    elif turn["kind"] in ("audio", "message") and not turn["tool_calls"]:
+        st.markdown("_(no text recorded)_")
+    for call in turn["tool_calls"]:
+        st.markdown(f"Tool call **{call['name']}** (`{call['call_id']}`)")
+        st.code(call["arguments"], language="json")
+    if output := turn.get("tool_output"):
+        st.markdown(f"Tool result for `{output['call_id']}`")
+        st.code(output["output"], language="json")
+    if span := turn.get("audio"):
+        key = (span["direction"], span["first_seq"], span["last_seq"], span.get("response_id"))
+        wav = data.turn_audio(session_id, key)
+        if wav:
+            st.audio(wav, format="audio/wav")
+    st.caption(_turn_caption(turn))
+
+
+def conversation(session_id: str, version: str) -> None:
+    turns = data.turns(session_id, version)
+    if not turns:
+        st.info("No conversation yet: no items, responses or errors were recorded.")
+        return
+    pages = max(1, -(-len(turns) // TURNS_PER_PAGE))
+    page = st.pagination(pages, key="turns_page") if pages > 1 else 1
+    for turn in turns[(page - 1) * TURNS_PER_PAGE : page * TURNS_PER_PAGE]:
+        with st.chat_message(turn["role"], avatar=AVATARS.get(turn["role"])):
+            _turn_body(turn, session_id)
+
+
+def usage(session_id: str, version: str) -> None:
+    responses = data.responses(session_id, version)
+    if responses.empty:
+        st.info("No responses yet.")
+        return
+    responses.insert(0, "turn", range(1, len(responses) + 1))
+    left, right = st.columns(2)
+    with left:
+        st.caption("Input tokens per response: the context growing")
+        charts.line(responses, "turn", ["input_tokens", "cached_tokens"], y_title="tokens")
+    with right:
+        st.caption("Cost per response (USD)")
+        charts.line(responses, "turn", ["cost_usd"], y_title="USD")
+    st.dataframe(
+        responses.drop(columns=["id", "session_id"]),
+        hide_index=True,
+        column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")},
+    )
+
+
+def rate_limits(session_id: str, version: str) -> None:
+    limits = data.rate_limits(session_id, version)
+    if limits.empty:
+        st.info("No `rate_limits.updated` in this session.")
+        return
+    names = limits["name"].fillna("unnamed")
+    for column, name in zip(st.columns(max(1, names.nunique())), sorted(set(names)), strict=False):
+        with column:
+            st.caption(f"`{name}`: remaining vs limit")
+            charts.line(
+                limits[names == name], "ts", ["remaining", "limit_value"], x_type="temporal"
+            )

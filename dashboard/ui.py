@@ -1,0 +1,133 @@
+"""Widgets the pages share: the empty state, time spans, the session filters and the list."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import streamlit as st
+
+from dashboard import data, display
+from storage.browse import SESSION_STATUSES, SessionFilter
+
+PROXY_CLIENT_LINE = "OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_voice_agent.py"
+SPANS = {
+    "Last hour": timedelta(hours=1),
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "Last 90 days": timedelta(days=90),
+    "Any time": None,
+    "Custom dates": None,
+}
+STATUS_LABELS = {"live": "● live", "closed": "closed", "error": "error"}
+
+
+def empty_state() -> bool:
+    """Explains how to record something when the database holds no session; True if so."""
+    if data.session_count(SessionFilter()) > 0:
+        return False
+    st.info(
+        f"No sessions recorded yet in `{data.shown_url(data.database_url())}`.\n\n"
+        "Point a Realtime client at the proxy (started by `rtrec proxy` or `rtrec up`):\n"
+        f"```sh\n{PROXY_CLIENT_LINE}\n```\n"
+        "or run `rtrec demo` to record a few scripted sessions against the local simulator. "
+        "Sessions show up here while they run."
+    )
+    return True
+
+
+def _minute_now() -> datetime:
+    # Rounded so that reruns within a minute hit the same cache entries.
+    return datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def span_picker(key: str, default: str, container: Any = st) -> data.Span:
+    """A (start, end) UTC span chosen from presets or a custom date range."""
+    choice = container.selectbox(
+        "Time range", list(SPANS), index=list(SPANS).index(default), key=key
+    )
+    if choice == "Custom dates":
+        today = datetime.now(UTC).date()
+        picked = container.date_input(
+            "From – to (UTC)", (today - timedelta(days=7), today), key=f"{key}_dates"
+        )
+        days = [d for d in picked if isinstance(d, date)] if isinstance(picked, tuple) else []
+        if len(days) == 2:
+            start = datetime.combine(days[0], time(), UTC)
+            return start, datetime.combine(days[1] + timedelta(days=1), time(), UTC)
+        return None, None
+    delta = SPANS[choice]
+    return (None, None) if delta is None else (_minute_now() - delta, None)
+
+
+def session_filters() -> SessionFilter:
+    """The sidebar filters of the session list."""
+    choices = data.filter_choices()
+    sidebar = st.sidebar
+    sidebar.header("Filters")
+    start, end = span_picker("sessions_span", "Any time", sidebar)
+    search = sidebar.text_input("Search transcripts and text", key="sessions_search")
+    models = sidebar.multiselect("Model", choices["models"], key="sessions_models")
+    apis = sidebar.multiselect("API", choices["apis"], key="sessions_apis")
+    statuses = sidebar.multiselect(
+        "Status", list(SESSION_STATUSES), key="sessions_status", help="error: abnormal close code"
+    )
+    has_errors = sidebar.checkbox("Has errors", key="sessions_errors")
+    min_cost = sidebar.number_input(
+        "Min cost (USD)", min_value=0.0, value=0.0, step=0.01, format="%.4f", key="sessions_cost"
+    )
+    return SessionFilter(
+        started_from=start,
+        started_before=end,
+        models=tuple(models),
+        apis=tuple(apis),
+        statuses=tuple(statuses),
+        has_errors=has_errors,
+        min_cost_usd=min_cost or None,
+        search=search.strip(),
+    )
+
+
+def sessions_table(page: Any) -> Any:
+    """The list's columns as shown: status, times, duration, turns, tokens, cost, close."""
+    rows = page.to_dict("records")
+    return {
+        "open": [f"session?session={r['id']}" for r in rows],
+        "session": [r["id"] for r in rows],
+        "status": [STATUS_LABELS[display.session_status(r)] for r in rows],
+        "started (UTC)": [display.timestamp(r["started_at"]) for r in rows],
+        "duration": [
+            display.duration(display.seconds_between(r["started_at"], r["ended_at"])) for r in rows
+        ],
+        "model": [r["model"] or display.UNKNOWN for r in rows],
+        "api": [r["api"] for r in rows],
+        "turns": [int(r["responses"]) for r in rows],
+        "tokens": [display.count(r["total_tokens"]) for r in rows],
+        "cost": [display.usd(r["cost_usd"]) for r in rows],
+        "errors": [int(r["errors"]) for r in rows],
+        "close": [display.close_text(r) for r in rows],
+    }
+
+
+def show_sessions(page: Any, key: str) -> str | None:
+    """Renders one page of sessions; returns the id of a row the user selected."""
+    table = sessions_table(page)
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        height=35 * (len(table["session"]) + 1) + 3,  # every row of the page, no inner scroll
+        on_select="rerun",
+        selection_mode="single-row",
+        key=key,
+        column_config={
+            "session": st.column_config.TextColumn("session", width="medium"),
+            "open": st.column_config.LinkColumn("open", display_text="details ↗", width="small"),
+        },
+    )
+    rows = event.selection.rows if event is not None else []
+    return str(table["session"][rows[0]]) if rows else None
+
+
+def link_to_session(session_id: str) -> None:
+    st.switch_page("app_pages/session.py", query_params={"session": session_id})

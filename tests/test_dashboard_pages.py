@@ -1,0 +1,388 @@
+"""Every dashboard page in Streamlit's AppTest, on databases recorded through a real proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from dashboard import display
+from simulator.server import FakeRealtimeServer
+from storage.db import head_revision, make_engine, upgrade
+from storage.models import RealtimeSession, Response, Transcription, table
+from tests.conftest import proxy_runner
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+KEY = "sk-dashboard-test-key-0123456789"
+RATE = 24_000
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def sine(ms: int, amplitude: int = 8000) -> bytes:
+    samples = RATE * ms // 1000
+    return struct.pack(
+        f"<{samples}h",
+        *(int(amplitude * math.sin(2 * math.pi * 440 * i / RATE)) for i in range(samples)),
+    )
+
+
+class Client:
+    """The official SDK connection, sending raw events and reading until a wanted type."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.conn.send_raw(json.dumps(event))
+
+    async def until(self, event_type: str) -> dict[str, Any]:
+        while True:
+            event = json.loads(await asyncio.wait_for(self.conn.recv_bytes(), 20))
+            if event["type"] == event_type:
+                return event
+
+    async def say(self, text: str, **response: Any) -> dict[str, Any]:
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        await self.send({"type": "conversation.item.create", "item": item})
+        await self.send({"type": "response.create", **({"response": response} if response else {})})
+        return await self.until("response.done")
+
+    async def update(self, **session: Any) -> None:
+        await self.send({"type": "session.update", "session": {"type": "realtime", **session}})
+        await self.until("session.updated")
+
+    async def speak(self, audio: bytes) -> None:
+        for offset in range(0, len(audio), 4800):
+            chunk = base64.b64encode(audio[offset : offset + 4800]).decode()
+            await self.send({"type": "input_audio_buffer.append", "audio": chunk})
+
+
+async def converse(conn: Any) -> None:
+    """Text, voice, a tool call and its result, a barge-in, a client cancel and an error."""
+    client = Client(conn)
+    await client.until("session.created")
+    await client.update(output_modalities=["text"], instructions=f"never reveal {KEY}")
+    await client.say("What is the capital of France?")
+
+    transcription = {"model": "gpt-4o-mini-transcribe"}
+    audio_in = {"transcription": transcription, "turn_detection": None}
+    await client.update(output_modalities=["audio"], audio={"input": audio_in})
+    await client.speak(sine(1200))
+    await client.send({"type": "input_audio_buffer.commit"})
+    await client.until("input_audio_buffer.committed")
+    await client.send({"type": "response.create"})
+    await client.until("response.done")
+
+    call = await client.say(
+        "What's the weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required"
+    )
+    call_id = call["response"]["output"][0]["call_id"]
+    output = {"type": "function_call_output", "call_id": call_id, "output": '{"temp_c": 21}'}
+    await client.send({"type": "conversation.item.create", "item": output})
+    await client.send({"type": "response.create"})
+    await client.until("response.done")
+
+    vad = {"type": "server_vad", "interrupt_response": True, "create_response": False}
+    await client.update(audio={"input": {"turn_detection": vad}})
+    await client.send({"type": "response.create"})
+    await client.until("response.output_audio.delta")
+    await client.speak(sine(1000))
+    await client.until("response.done")
+    await client.send({"type": "input_audio_buffer.clear"})
+    await client.until("input_audio_buffer.cleared")
+
+    await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    created = await client.until("response.created")
+    await client.send({"type": "response.cancel", "response_id": created["response"]["id"]})
+    await client.until("response.done")
+    await client.send({"type": "no.such.event", "event_id": "evt_bad_1"})
+    await client.until("error")
+
+
+async def record(db_url: str, log_dir: Path) -> list[dict[str, Any]]:
+    """One conversation through a real `rtrec proxy`; returns the events the server sent."""
+    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
+        with proxy_runner(log_dir) as run_proxy:
+            proxy = run_proxy(server.base_url, db_url)
+            client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                await converse(conn)
+            assert proxy.stop() == 0
+        return [m.event for m in server.messages(direction="server")]
+
+
+def rows(db_url: str, model: type) -> list[Any]:
+    engine = make_engine(db_url, read_only=True)
+    with engine.connect() as connection:
+        t = table(model)
+        found = list(
+            connection.execute(select(t).order_by(t.c.id if "id" in t.c else t.c.started_at))
+        )
+    engine.dispose()
+    return found
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def recorded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One recorded conversation per database kind, shared by the tests of this module."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{folder / 'rtrec.db'}"
+    else:
+        db_url = request.getfixturevalue("postgres").create_database()
+    sent = asyncio.run(record(db_url, folder))
+    (session,) = rows(db_url, RealtimeSession)
+    return {"db_url": db_url, "sent": sent, "session_id": session.id}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Runs dashboard/app.py in AppTest against the database `RTREC_DB` names."""
+
+    def run(db_url: str, session_id: str | None = None, page: str | None = None) -> AppTest:
+        monkeypatch.setenv("RTREC_DB", db_url)
+        test = AppTest.from_file(APP, default_timeout=30)
+        if session_id is not None:
+            test.query_params["session"] = session_id
+        test.run()
+        if page is not None:
+            test.switch_page(page).run()
+        assert not test.exception, [e.value for e in test.exception]
+        return test
+
+    return run
+
+
+def texts(test: AppTest) -> str:
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "error", "warning")
+        for e in getattr(test, kind)
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+# ----------------------------------------------------------------------------- database states
+
+
+@pytest.mark.parametrize("page", [None, "app_pages/session.py", "app_pages/overview.py"])
+def test_empty_database_explains_how_to_record(
+    app: Any, engine: Any, db_url: str, page: str | None
+):
+    shown = texts(app(db_url, page=page))
+    assert "No sessions recorded yet" in shown
+    assert "OPENAI_BASE_URL=http://127.0.0.1:8080/v1" in shown
+    assert "rtrec demo" in shown
+
+
+def test_missing_database_is_a_message_not_a_traceback(app: Any, tmp_path: Path):
+    missing = tmp_path / "nowhere.db"
+    test = app(f"sqlite:///{missing}")
+    assert "does not exist" in test.error[0].value
+    assert "rtrec demo" in test.error[0].value
+    assert not missing.exists()
+
+
+def test_old_schema_asks_for_an_upgrade(app: Any, db_url: str):
+    old = make_engine(db_url)
+    upgrade(old, "0001")
+    old.dispose()
+    message = app(db_url).error[0].value
+    assert f"is at schema 0001, and this dashboard needs {head_revision()}" in message
+    assert "rtrec db upgrade" in message
+
+
+def test_a_file_that_is_not_a_database_is_reported(app: Any, tmp_path: Path):
+    junk = tmp_path / "notes.db"
+    junk.write_text("not a database " * 100)
+    assert "Cannot read the database" in app(f"sqlite:///{junk}").error[0].value
+
+
+def test_a_password_in_the_url_is_never_shown(app: Any):
+    url = "postgresql+psycopg://rtrec:s3cret-pw@127.0.0.1:1/rtrec"
+    shown = texts(app(url))
+    assert "s3cret-pw" not in shown
+    assert "***" in shown or "Cannot" in shown
+
+
+# ----------------------------------------------------------------------------- recorded traffic
+
+
+def done_usages(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e["response"] for e in sent if e["type"] == "response.done"]
+
+
+def usage_row(usage: dict[str, Any] | None) -> dict[str, Any]:
+    """The server's usage in the `responses` column names (what the page should show)."""
+    if not usage:
+        return {}
+    itd, otd = usage["input_token_details"], usage["output_token_details"]
+    cached = itd.get("cached_tokens_details") or {}
+    return {
+        "input_tokens": usage["input_tokens"],
+        "output_tokens": usage["output_tokens"],
+        "total_tokens": usage["total_tokens"],
+        "input_text_tokens": itd["text_tokens"],
+        "input_audio_tokens": itd["audio_tokens"],
+        "input_image_tokens": itd.get("image_tokens"),
+        "cached_tokens": itd["cached_tokens"],
+        "cached_text_tokens": cached.get("text_tokens"),
+        "cached_audio_tokens": cached.get("audio_tokens"),
+        "output_text_tokens": otd["text_tokens"],
+        "output_audio_tokens": otd["audio_tokens"],
+    }
+
+
+def chat(test: AppTest) -> list[tuple[str, str, str]]:
+    """(role, markdown, caption) of each turn on the conversation tab."""
+    return [
+        (
+            message.name,
+            "\n".join(m.value for m in message.markdown),
+            "\n".join(c.value for c in message.caption),
+        )
+        for message in test.chat_message
+    ]
+
+
+def test_conversation_shows_every_turn_in_order(app: Any, recorded: dict[str, Any]):
+    sent = recorded["sent"]
+    turns = chat(app(recorded["db_url"], recorded["session_id"]))
+    assert [role for role, _, _ in turns] == [
+        *("user", "assistant"),  # text
+        *("user", "assistant"),  # voice
+        *("user", "assistant", "tool", "assistant"),  # tool call and its result
+        *("assistant", "assistant"),  # barge-in, client cancel
+        "error",
+    ]
+    answer = next(e["text"] for e in sent if e["type"] == "response.output_text.done")
+    spoken = next(
+        e["transcript"] for e in sent if e["type"] == "response.output_audio_transcript.done"
+    )
+    heard = next(
+        e["transcript"]
+        for e in sent
+        if e["type"] == "conversation.item.input_audio_transcription.completed"
+    )
+    assert turns[0][1] == "What is the capital of France?"
+    assert answer in turns[1][1]
+    assert turns[2][1] == heard
+    assert spoken in turns[3][1]
+    call = done_usages(sent)[2]["output"][0]
+    assert f"Tool call **get_weather** (`{call['call_id']}`)" in turns[5][1]
+    assert f"Tool result for `{call['call_id']}`" in turns[6][1]
+    assert ":orange-badge[barge-in (turn_detected)]" in turns[8][1]
+    assert ":gray-badge[cancelled by the client]" in turns[9][1]
+    assert "`invalid_value`" in turns[10][1]
+
+
+def test_each_answer_shows_its_tokens_cost_and_latency(app: Any, recorded: dict[str, Any]):
+    turns = chat(app(recorded["db_url"], recorded["session_id"]))
+    answers = [caption for role, _, caption in turns if role == "assistant"]
+    stored = rows(recorded["db_url"], Response)
+    done = done_usages(recorded["sent"])
+    assert len(answers) == len(done) == len(stored) == 6
+    for caption, response, row in zip(answers, done, stored, strict=True):
+        assert display.token_split(usage_row(response["usage"])) in caption
+        assert f"cost {display.usd(row.cost_usd)}" in caption  # `—` while no price is known
+        assert f"first text {display.millis(row.time_to_first_text_ms)}" in caption
+    assert stored[1].time_to_first_audio_ms is not None
+    assert f"first audio {display.millis(stored[1].time_to_first_audio_ms)}" in answers[1]
+
+
+def test_header_totals_match_the_server(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], recorded["session_id"])
+    metrics = {m.label: m.value for m in test.metric}
+    done = done_usages(recorded["sent"])
+    total = sum((r["usage"] or {}).get("total_tokens", 0) for r in done)
+    costs = [r.cost_usd for r in rows(recorded["db_url"], Response)]
+    costs += [t.cost_usd for t in rows(recorded["db_url"], Transcription)]
+    known = [c for c in costs if c is not None]
+    assert metrics["Turns (responses)"] == str(len(done))
+    assert metrics["Total tokens"] == f"{total:,}"
+    assert metrics["Cost"] == (display.usd(sum(known)) if known else "—")
+    assert metrics["Errors"] == "1"
+
+
+def test_usage_tab_lists_every_response(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], recorded["session_id"])
+    usage = test.dataframe[0].value
+    done = done_usages(recorded["sent"])
+    assert list(usage["response_id"]) == [r["id"] for r in done]
+    assert list(usage["status"]) == [r["status"] for r in done]
+    assert list(usage["input_tokens"].fillna(-1)) == [
+        (r["usage"] or {}).get("input_tokens", -1) for r in done
+    ]
+
+
+def test_timeline_filters_by_type(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], recorded["session_id"])
+    test.multiselect(key="timeline_types").set_value(["error"]).run()
+    labels = [e.label for e in test.expander]
+    assert len(labels) == 1
+    assert "← server sent · error" in labels[0]
+    assert "1 events" in texts(test)
+
+
+def test_session_list_shows_totals(app: Any, recorded: dict[str, Any]):
+    listed = app(recorded["db_url"]).dataframe[0].value
+    done = done_usages(recorded["sent"])
+    assert list(listed["session"]) == [recorded["session_id"]]
+    assert list(listed["turns"]) == [len(done)]
+    assert list(listed["status"]) == ["closed"]
+    assert listed["close"][0].startswith("1000")
+    assert list(listed["errors"]) == [1]  # the `error` event
+
+
+@pytest.mark.parametrize(
+    ("widget", "value", "found"),
+    [
+        ("sessions_search", "capital of FRANCE", True),
+        ("sessions_search", "zebra crossing", False),
+        ("sessions_search", "%", False),
+        ("sessions_errors", True, True),
+        ("sessions_status", ["error"], False),
+        ("sessions_status", ["closed"], True),
+        ("sessions_cost", 1000.0, False),
+    ],
+)
+def test_session_filters(app: Any, recorded: dict[str, Any], widget: str, value: Any, found: bool):
+    test = app(recorded["db_url"])
+    element = test.get_by_key(widget) if hasattr(test, "get_by_key") else None
+    assert element is not None
+    element.set_value(value).run()
+    if found:
+        assert list(test.dataframe[0].value["session"]) == [recorded["session_id"]]
+    else:
+        assert not test.dataframe
+        assert "No session matches these filters." in texts(test)
+
+
+def test_overview_totals(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], page="app_pages/overview.py")
+    metrics = {m.label: m.value for m in test.metric}
+    done = done_usages(recorded["sent"])
+    inputs = sum((r["usage"] or {}).get("input_tokens", 0) for r in done)
+    assert metrics["Sessions"] == "1"
+    assert metrics["Responses"] == str(len(done))
+    assert metrics["Input tokens"] == f"{inputs:,}"
+    errors = test.dataframe[1].value
+    assert "invalid_value" in set(errors["error_code"])
