@@ -215,7 +215,7 @@ async def test_serve_forever_logs_the_client_line_serves_and_stops_on_sigint(
     port = free_port()
     caplog.set_level(logging.INFO, logger="simulator.serve")
     task = asyncio.create_task(serve_forever("127.0.0.1", port, fast=True))
-    while not caplog.records:
+    while not [r for r in caplog.records if r.name == "simulator.serve"]:
         await asyncio.sleep(0.01)
     client = openai.AsyncOpenAI(api_key="sk-user", base_url=f"http://127.0.0.1:{port}/v1")
     async with client.realtime.connect(model="gpt-realtime") as conn:
@@ -227,7 +227,7 @@ async def test_serve_forever_logs_the_client_line_serves_and_stops_on_sigint(
     await asyncio.wait_for(task, 5)
 
     assert event.response.status == "completed"
-    (record,) = caplog.records
+    (record,) = [r for r in caplog.records if r.name == "simulator.serve"]
     assert f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1" in record.getMessage()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
