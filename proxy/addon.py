@@ -40,6 +40,7 @@ class Recorder:
         self.sessions: dict[str, SessionRecorder] = {}
         self.prices = price_table(None)
         self._metrics_server: MetricsServer | None = None
+        self._rolling_back = False
         self.metrics.watch(lambda: self.writer.depth if self.writer else 0, self._active_by_model)
 
     def load(self, loader: Loader) -> None:
@@ -68,7 +69,18 @@ class Recorder:
             "rtrec_flush_interval_ms", int, 250, "Longest a record waits before its commit."
         )
 
+        # mitmproxy undoes a refused update by configuring again with the previous values: the
+        # ones the recorder already runs on. Opening a store for them (the default ./rtrec.db at
+        # start) would create a stray file and hide the real error behind a second one.
+        loader.master.options.errored.connect(self._options_refused)
+
+    def _options_refused(self, exc: Exception) -> None:
+        self._rolling_back = True
+
     def configure(self, updated: set[str]) -> None:
+        if self._rolling_back:
+            self._rolling_back = False
+            return
         opts = ctx.options
         if opts.rtrec_queue_size < 1:
             raise exceptions.OptionsError("rtrec_queue_size must be at least 1")
@@ -100,7 +112,10 @@ class Recorder:
         except DatabaseURLError as exc:
             raise exceptions.OptionsError(str(exc)) from exc
         except Exception as exc:
-            raise exceptions.OptionsError(f"cannot prepare database: {exc}") from exc
+            # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
+            reason = str(getattr(exc, "orig", None) or exc)
+            reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
+            raise exceptions.OptionsError(f"cannot prepare database: {reason}") from exc
         if self.writer is not None:
             self.writer.close()
         self.writer = Writer(

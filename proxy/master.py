@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,33 @@ class ProxyStartError(Exception):
     """The proxy cannot start with this configuration; the message is one line for the user."""
 
 
+def _check_can_listen(host: str, port: int, flag: str) -> None:
+    """Fail now with one line, rather than later with mitmproxy's multi-line startup report."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ProxyStartError(f"{flag}: cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def check_listen_addresses(config: ProxyConfig) -> None:
+    """The client and metrics addresses are free and distinct."""
+    _check_can_listen(config.listen_host, config.listen_port, "--listen-host/--listen-port")
+    if config.metrics_port:
+        if config.metrics_port == config.listen_port:
+            raise ProxyStartError(
+                f"--metrics-port: {config.metrics_port} is already the --listen-port"
+            )
+        _check_can_listen(config.metrics_host, config.metrics_port, "--metrics-host/--metrics-port")
+
+
 async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> None:
     """Run until SIGINT/SIGTERM; on the way out the recorder flushes every queued record."""
+    check_listen_addresses(config)
     master = Master(Options(), with_termlog=False)
     master.addons.add(
         core.Core(),

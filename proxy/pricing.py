@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, fields, replace
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,8 @@ def _parse_model(path: Path, text: str, name: str, entry: Any) -> Price:
         if key not in PRICE_FIELDS:
             allowed = ", ".join(sorted(PRICE_FIELDS))
             raise _fail(path, text, key, f"unknown price {key!r} for {name!r} (known: {allowed})")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        # TOML allows `nan` and `inf`, which would poison every cost sum and counter.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < inf:
             raise _fail(path, text, key, f"price {key!r} of {name!r} must be a number >= 0")
         values[key] = float(value)
     return replace(Price(), **values)

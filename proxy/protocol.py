@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -112,22 +112,6 @@ def error_fields(event: dict[str, Any]) -> tuple[str | None, str | None]:
     """`error.type` and `error.code` of an `error` event."""
     error = _dict(event.get("error"))
     return _str_or_none(error.get("type")), _str_or_none(error.get("code"))
-
-
-USAGE_COLUMNS = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "input_text_tokens",
-    "input_audio_tokens",
-    "input_image_tokens",
-    "cached_tokens",
-    "cached_text_tokens",
-    "cached_audio_tokens",
-    "cached_image_tokens",
-    "output_text_tokens",
-    "output_audio_tokens",
-)
 
 
 def response_usage(usage: Any) -> dict[str, int | None]:
@@ -289,9 +273,16 @@ def strip_payload(event_type: str, event: dict[str, Any]) -> str | None:
     return audio
 
 
+def _split_path(path: str) -> tuple[str, str]:
+    """Path and query string of a request target, whatever it holds (urlsplit raises on `//[`)."""
+    target = path.partition("#")[0]
+    route, _, query = target.partition("?")
+    return route, query
+
+
 def model_from_path(path: str) -> str | None:
     """The model named by a `/realtime` URL: `model=` (OpenAI) or `deployment=` (Azure)."""
-    query = parse_qs(urlsplit(path).query)
+    query = parse_qs(_split_path(path)[1])
     for name in ("model", "deployment"):
         if query.get(name):
             return query[name][0]
@@ -300,7 +291,7 @@ def model_from_path(path: str) -> str | None:
 
 def is_realtime_path(path: str) -> bool:
     """A WebSocket to a path ending in `/realtime` is a Realtime session (query string aside)."""
-    return urlsplit(path).path.rstrip("/").endswith("/realtime")
+    return _split_path(path)[0].rstrip("/").endswith("/realtime")
 
 
 def is_beta(headers: dict[str, str], subprotocols: list[str]) -> bool:

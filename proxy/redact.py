@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote
 
 REDACTED = "[REDACTED]"
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
@@ -30,30 +30,44 @@ def might_hold_secret(raw: bytes) -> bool:
 
 
 def redact_value(value: Any) -> Any:
-    """A copy of a decoded JSON value with secret fields and embedded tokens replaced."""
-    if isinstance(value, dict):
-        return {
-            key: REDACTED if key.lower() in SECRET_FIELDS and value else redact_value(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redact_value(item) for item in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
+    """A copy of a decoded JSON value with secret fields and embedded tokens (keys too) replaced."""
+    # Iterative: a frame may nest deeper than Python's recursion limit and still be valid JSON.
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while pending:
+        item, parent, slot = pending.pop()
+        if isinstance(item, dict):
+            copied: dict[Any, Any] = {}
+            for key, child in item.items():
+                secret = isinstance(key, str) and key.lower() in SECRET_FIELDS
+                name = redact_text(key) if isinstance(key, str) else key
+                copied[name] = REDACTED
+                if not secret:
+                    pending.append((child, copied, name))
+            parent[slot] = copied
+        elif isinstance(item, list):
+            parent[slot] = copied_list = [None] * len(item)
+            pending.extend((child, copied_list, index) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            parent[slot] = redact_text(item)
+        else:
+            parent[slot] = item
+    return root[0]
 
 
 def redact_url(url: str) -> str:
     """A path or URL with secret query parameters and embedded tokens replaced."""
-    parts = urlsplit(url)
-    if not parts.query:
+    # Split by hand: urlsplit raises on request targets such as `//[…`, which clients can send.
+    base, mark, rest = url.partition("?")
+    query, hash_mark, fragment = rest.partition("#")
+    if not query:
         return redact_text(url)
     pairs = [
         (name, REDACTED if name.lower() in SECRET_QUERY_PARAMS else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        for name, value in parse_qsl(query, keep_blank_values=True)
     ]
     query = "&".join(f"{quote(n, safe='')}={quote(v, safe='[]')}" for n, v in pairs)
-    return redact_text(urlunsplit(parts._replace(query=query)))
+    return redact_text(f"{base}{mark}{query}{hash_mark}{fragment}")
 
 
 def redact_subprotocols(subprotocols: list[str]) -> list[str]:
@@ -92,7 +106,7 @@ def api_key(headers: dict[str, str], subprotocols: list[str], path: str) -> str 
     for protocol in subprotocols:
         if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
             return protocol[len(KEY_SUBPROTOCOL_PREFIX) :] or None
-    for name, value in parse_qsl(urlsplit(path).query):
+    for name, value in parse_qsl(path.partition("#")[0].partition("?")[2]):
         lower = name.lower()
         if lower in ("api-key", "api_key") and value:
             return value

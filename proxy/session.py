@@ -98,7 +98,14 @@ class SessionRecorder:
         self, from_client: bool, content: bytes, is_text: bool, ts: float
     ) -> list[Record]:
         """Records for one message: its event row, plus responses, limits, audio it carries."""
-        seq, self.seq = self.seq, self.seq + 1
+        # The seq is taken only on success, so the caller's fallback event reuses it: no gaps.
+        records = self._message_records(self.seq, from_client, content, is_text, ts)
+        self.seq += 1
+        return records
+
+    def _message_records(
+        self, seq: int, from_client: bool, content: bytes, is_text: bool, ts: float
+    ) -> list[Record]:
         direction = "client" if from_client else "server"
         event_type, event = protocol.parse_frame(content, is_text)
         ts_utc = _utc(ts)

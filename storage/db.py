@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,39 +79,38 @@ def alembic_config() -> Config:
 MIGRATION_LOCK_KEY = 0x72747265  # "rtre"
 
 
-@contextlib.contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
-    """Serialize migrations of one SQLite file across processes.
-
-    pysqlite runs DDL outside transactions, so SQLite's own locks do not stop two processes from
-    creating the same table. flock() is independent of the fcntl() locks SQLite uses itself.
-    """
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    with open(database, "ab") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`; the only way tables are ever created.
 
-    On PostgreSQL a transaction-level advisory lock makes proxies that start together take turns:
-    the first migrates, the others find the schema current.
+    Processes that start together take turns: the first migrates, the others find the schema
+    current. PostgreSQL: a transaction-level advisory lock. SQLite: the migration runs inside
+    `BEGIN EXCLUSIVE` (pysqlite would otherwise run DDL outside any transaction).
     """
     config = alembic_config()
-    with _sqlite_file_lock(engine), engine.begin() as connection:
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, config, revision)
+        return
+    with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _upgrade_sqlite(engine: Engine, config: Config, revision: str) -> None:
+    # AUTOCOMMIT hands transaction control to us; SQLite's own lock then serializes processes
+    # without any extra file (closing another handle would drop this process's SQLite locks).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("BEGIN EXCLUSIVE")
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        except BaseException:
+            connection.exec_driver_sql("ROLLBACK")
+            raise
+        connection.exec_driver_sql("COMMIT")
 
 
 def current_revision(engine: Engine) -> str | None:

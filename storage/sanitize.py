@@ -3,31 +3,73 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from storage.records import Record
 
 NUL_TEXT = "\\u0000"  # PostgreSQL text and JSONB cannot hold U+0000: keep it visible as text
 INT64_MAX = 2**63 - 1
+MAX_SHORT_TEXT = 200  # the String(200) columns: type, event_id, response_id, item_id, ...
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", NUL_TEXT)
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
-        return str(value)  # past 64 bits: kept as text
+def _text(value: str) -> str:
+    value = value.replace("\x00", NUL_TEXT)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: kept visible as their escape
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
 
 
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        return str(value)  # past 64 bits: kept as text
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are not JSON: kept as text
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """Iterative: payloads nest as deep as a JSON parser allows, deeper than Python recursion."""
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while pending:
+        item, parent, slot = pending.pop()
+        if isinstance(item, dict):
+            copied: dict[Any, Any] = {}
+            parent[slot] = copied
+            for key, child in item.items():
+                name = _scalar(key)
+                copied[name] = None
+                pending.append((child, copied, name))
+        elif isinstance(item, list):
+            parent[slot] = copied_list = [None] * len(item)
+            pending.extend((child, copied_list, n) for n, child in enumerate(item))
+        else:
+            parent[slot] = _scalar(item)
+    return root[0]
+
+
 def storable(record: Record) -> Record:
-    """A copy of `record` with NUL characters escaped and oversized integers turned to text."""
-    changes = {
-        field.name: _clean(getattr(record, field.name))
-        for field in dataclasses.fields(record)
-        if not isinstance(getattr(record, field.name), bytes | float)
-    }
+    """A copy of `record` that every database can hold.
+
+    NUL characters, lone surrogates, NaN and integers past 64 bits become text; overlong short
+    texts are cut to their column's width.
+    """
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if isinstance(value, bytes):
+            continue
+        value = _clean(value)
+        if (
+            field.name != "payload"
+            and isinstance(value, str)
+            and field.name not in ("path", "upstream", "close_reason", "transcript", "audio_base64")
+        ):
+            value = value[:MAX_SHORT_TEXT]
+        changes[field.name] = value
     return dataclasses.replace(record, **changes)

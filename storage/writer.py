@@ -353,7 +353,7 @@ class Writer:
         try:
             with self._engine.begin() as connection:
                 apply_records(connection, [record])
-        except (SQLAlchemyError, ValueError, TypeError) as exc:
+        except Exception as exc:  # whatever one record does, the writer thread must live on
             logger.warning("%s record refused: %s", type(record).__name__, exc)
             self._observer.db_error()
             return False
