@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
 
 from proxy import protocol
 from proxy.metrics import Metrics
@@ -115,7 +116,8 @@ class Recorder:
             # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
             reason = str(getattr(exc, "orig", None) or exc)
             reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
-            raise exceptions.OptionsError(f"cannot prepare database: {reason}") from exc
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise exceptions.OptionsError(f"cannot prepare database {shown}: {reason}") from exc
         if self.writer is not None:
             self.writer.close()
         self.writer = Writer(

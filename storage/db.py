@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,19 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 class DatabaseURLError(ValueError):
     """The database URL cannot be used (bad syntax, unknown driver, missing file)."""
+
+
+def _check_writable(path: Path) -> None:
+    """Say why a SQLite file cannot be written, before SQLite's vague "unable to open"."""
+    if not path.parent.exists():
+        raise DatabaseURLError(f"directory {path.parent} for the database does not exist")
+    target = path if path.exists() else path.parent
+    if os.statvfs(target).f_flag & os.ST_RDONLY:
+        raise DatabaseURLError(f"database {path}: {os.strerror(errno.EROFS)}")
+    if path.is_dir():
+        raise DatabaseURLError(f"database {path} is a directory")
+    if not os.access(target, os.W_OK):
+        raise DatabaseURLError(f"database {path}: {os.strerror(errno.EACCES)}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -54,8 +69,8 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             path = Path(database)
             if read_only and not path.exists():
                 raise DatabaseURLError(f"database file {database} does not exist")
-            if not read_only and not path.parent.exists():
-                raise DatabaseURLError(f"directory {path.parent} for the database does not exist")
+            if not read_only:
+                _check_writable(path)
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_read_only if read_only else _sqlite_pragmas)
         return engine
