@@ -16,8 +16,9 @@ SECRET_FIELDS = frozenset({"client_secret", "api_key", "api-key", "authorization
 
 # OpenAI keys (`sk-...`, `sk-proj-...`) and ephemeral keys (`ek_...`) wherever they appear in text.
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:sk-|ek_)[A-Za-z0-9_\-]{6,}")
-# Cheap pre-check on raw frames: only frames that might hold a secret are walked.
-_MAYBE_SECRET = re.compile(rb"sk-|ek_|client_secret|api[_-]key|authorization", re.IGNORECASE)
+# Cheap pre-check: only frames that might hold a secret are walked. Substring tests on the
+# lowered bytes rather than a case-insensitive regex, which costs ~175 us on a 6 KB audio frame.
+_SECRET_MARKERS = (b"sk-", b"ek_", b"client_secret", b"api_key", b"api-key", b"authorization")
 
 
 def redact_text(text: str) -> str:
@@ -26,7 +27,8 @@ def redact_text(text: str) -> str:
 
 
 def might_hold_secret(raw: bytes) -> bool:
-    return _MAYBE_SECRET.search(raw) is not None
+    lowered = raw.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
 def redact_value(value: Any) -> Any:

@@ -36,6 +36,7 @@ from storage.sanitize import storable
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 2000
+DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
 GIVE_UP_ON_CLOSE_S = 10.0
 PRUNE_EVERY_S = 3600.0
@@ -290,16 +291,17 @@ class Writer:
             return [], first
         batch: list[Record] = list(first)
         deadline = time.monotonic() + self._flush_interval_s
+        # Drain in bursts and sleep in between rather than wait on the queue: a waiting writer is
+        # woken by every submit, and each wake-up costs the proxy's event loop a GIL handoff.
         while len(batch) < MAX_BATCH_RECORDS:
-            remaining = deadline - time.monotonic()
             try:
-                item = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, DRAIN_PAUSE_S))
+                continue
             if isinstance(item, _Barrier):
                 return batch, item
             batch.extend(item)
