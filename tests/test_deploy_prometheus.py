@@ -215,10 +215,58 @@ async def scraped(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dic
                 client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
                 async with client.realtime.connect(model="gpt-realtime") as idle:
                     await until(idle, "session.created")
-                    for _round in range(2):
+                    # Until Prometheus itself has seen every once-per-conversation histogram grow
+                    # between two of its samples (under load that can take a third round).
+                    for round_number in range(1, 5):
                         await conversation(proxy.base_url)
+                        await observed(proxy.metrics_port, round_number)
                         await scraped_after(prometheus, time.time() + 0.5)
+                        if round_number >= 2 and await grown_in_prometheus(prometheus):
+                            break
                     yield {"prometheus": prometheus, "proxy": proxy}
+
+
+ONCE_PER_CONVERSATION = (
+    "openai_realtime_session_duration_seconds_count",
+    "openai_realtime_turn_latency_seconds_count",
+    "openai_realtime_voice_to_voice_seconds_count",
+)
+
+
+async def observed(metrics_port: int, conversations: int) -> None:
+    """Wait until the proxy has observed what `conversations` conversations produce."""
+    counts: dict[str, float] = {}
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+                .read()
+                .decode()
+            )
+        )
+        counts = {
+            name: sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith(name + "{")
+            )
+            for name in ONCE_PER_CONVERSATION
+        }
+        if all(count >= conversations for count in counts.values()):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"after {conversations} conversation(s) the proxy observed {counts}")
+
+
+async def grown_in_prometheus(prometheus: str) -> bool:
+    for name in ONCE_PER_CONVERSATION:
+        body = await asyncio.to_thread(
+            prometheus_api, prometheus, "/api/v1/query", query=f"sum(increase({name}[1m])) > 0"
+        )
+        if not body["data"]["result"]:
+            return False
+    return True
 
 
 def problem(body: dict[str, Any]) -> str | None:
