@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
@@ -174,7 +176,14 @@ async def test_metrics_equal_the_recorded_numbers(
     async with FakeRealtimeServer(delta_interval_s=0.02) as server:
         proxy = run_proxy(server.base_url, db_url)
         await run_conversation(proxy.base_url, [], [])
-        content_type, text = scrape(proxy)
+        # The writer commits in batches: wait until the queue-depth gauge shows it drained.
+        deadline = time.monotonic() + 10
+        while True:
+            content_type, text = scrape(proxy)
+            if total(samples(text), "openai_realtime_recorder_queue_depth") == 0:
+                break
+            assert time.monotonic() < deadline, "the writer never drained its queue"
+            await asyncio.sleep(0.05)
         om_type, om_text = scrape(proxy, "application/openmetrics-text; version=1.0.0")
         health = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/healthz").read()
         assert proxy.stop() == 0
