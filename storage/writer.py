@@ -84,13 +84,11 @@ def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
     try:
         row["data"] = binascii.a2b_base64(row.pop("audio_base64"), strict_mode=True)
     except (binascii.Error, ValueError):
-        logger.warning("audio of event %d in session %s is not valid base64", *_where(record))
+        logger.warning(
+            "audio of event %d in session %s is not valid base64", record.seq, record.session_id
+        )
         return None
     return row
-
-
-def _where(record: AudioRecord) -> tuple[int, str]:
-    return record.seq, record.session_id
 
 
 _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
