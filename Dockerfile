@@ -14,9 +14,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # Dependencies first, from the lock file alone, so a code change does not reinstall them.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --locked --no-dev --extra postgres --no-install-project
+RUN uv sync --locked --no-dev --no-install-project
 COPY . .
-RUN uv sync --locked --no-dev --extra postgres --no-editable
+RUN uv sync --locked --no-dev --no-editable
 
 RUN useradd --create-home --uid 10001 rtrec && mkdir /data && chown rtrec:rtrec /data
 USER rtrec

@@ -79,7 +79,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         connect_args["options"] = "-c default_transaction_read_only=on"
     try:
         return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-    except (ArgumentError, ImportError) as exc:
+    except ImportError as exc:
+        hint = (
+            "; rtrec ships psycopg: use postgresql+psycopg://user:password@host/db"
+            if parsed.get_backend_name() == "postgresql"
+            else ""
+        )
+        raise DatabaseURLError(
+            f"cannot open database URL {parsed!r}: its driver is not installed ({exc}){hint}"
+        ) from exc
+    except ArgumentError as exc:
         raise DatabaseURLError(f"cannot open database URL {parsed!r}: {exc}") from exc
 
 

@@ -170,6 +170,7 @@ def test_database_url(capsys: pytest.CaptureFixture[str], workdir: Path):
     cases = {
         "nonsense://": ("nonsense",),
         "mysql://user@host/db": ("mysql",),
+        "postgresql+pg8000://u:pw@127.0.0.1/db": ("not installed", "postgresql+psycopg://"),
         "sqlite:////no/such/dir/rtrec.db": ("/no/such/dir",),
         f"sqlite:///{workdir / 'garbage.db'}": ("not a database",),
         f"sqlite:///{workdir / 'a-directory.db'}": ("a-directory.db",),
