@@ -133,13 +133,20 @@ def launch(
 
 
 def start_rtrec(
-    name: str, upstream: str, db_url: str, workdir: Path, source: Path | None = None
+    name: str,
+    upstream: str,
+    db_url: str,
+    workdir: Path,
+    source: Path | None = None,
+    workers: int = 1,
 ) -> Service:
     """`rtrec proxy --record full` on free ports; `source` runs another checkout's code."""
     port, metrics_port = free_port(), free_port()
     args = [sys.executable, "-m", "rtrec.cli", "proxy", "--listen-port", str(port)]
     args += ["--metrics-port", str(metrics_port), "--upstream", upstream, "--db", db_url]
     args += ["--record", "full"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     env = {"PYTHONPATH": str(source)} if source else None
     process, log = launch(name, args, workdir, env)
     service = Service(name, process, port, log, metrics_port=metrics_port, db_url=db_url)
@@ -150,6 +157,15 @@ def start_rtrec(
         service.stop()
         raise
     return service
+
+
+def start_unrecorded(upstream: str, workdir: Path) -> Service:
+    """rtrec's relay with the recorder addon left out: the ceiling recording is measured by."""
+    port = free_port()
+    args = [sys.executable, "-m", "benchmarks.unrecorded", str(port), upstream]
+    process, log = launch("rtrec-norec", args, workdir, {"PYTHONPATH": str(REPO)})
+    wait_for_port(port, process, log, START_TIMEOUT_S)
+    return Service("rtrec-norec", process, port, log)
 
 
 def start_mitmdump(upstream: str, workdir: Path) -> Service:

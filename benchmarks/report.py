@@ -66,7 +66,7 @@ def _cpu(tp: Throughput | None) -> str:
 
 def _relay_rows(results: Results) -> list[str]:
     head = (
-        f"{'relay':<10}{'voice msg/s':>12}{'small msg/s':>12}{'voice us/msg':>14}"
+        f"{'relay':<12}{'voice msg/s':>12}{'small msg/s':>12}{'voice us/msg':>14}"
         f"{'small us/msg':>14}{'RSS MB':>8}  |{'p50 +ms':>8}{'p99 +ms':>9}{'paced us/msg':>13}"
         f"{'1GB RSS +MB':>12}"
     )
@@ -80,7 +80,7 @@ def _relay_rows(results: Results) -> list[str]:
         mem = results.memory.get(name)
         rss = max((t.rss_bytes for t in (voice, small) if t), default=0) / 1e6
         rows.append(
-            f"{name:<10}{_fmt(voice.rate if voice else None):>12}"
+            f"{name:<12}{_fmt(voice.rate if voice else None):>12}"
             f"{_fmt(small.rate if small else None):>12}{_cpu(voice):>14}{_cpu(small):>14}"
             f"{_fmt(rss or None):>8}  |"
             f"{_fmt(added_ms(results.latency, name, 0.5) if lat else None, 2):>8}"
@@ -88,6 +88,9 @@ def _relay_rows(results: Results) -> list[str]:
             f"{_fmt(lat.cpu_us_per_message if lat else None):>13}"
             f"{_fmt(mem.growth_mb if mem else None):>12}"
         )
+    rows.append(
+        "rtrec-norec: rtrec's relay without the recorder addon; rtrec-wN: rtrec --workers N"
+    )
     rows.append(
         "us/msg: CPU time of the relay's processes per message relayed (in brackets: its main "
         "thread, the event loop); rtrec's clock and CPU run until its last event is committed"
@@ -115,6 +118,10 @@ def key_values(results: Results) -> dict[str, float | int | str | None]:
     return {
         "voice_ratio": ratio("rtrec", "mitmdump", "voice"),
         "small_ratio": ratio("rtrec", "mitmdump", "small"),
+        "voice_vs_unrecorded": ratio("rtrec", "rtrec-norec", "voice"),
+        "small_vs_unrecorded": ratio("rtrec", "rtrec-norec", "small"),
+        "workers2_voice_ratio": ratio("rtrec-w2", "rtrec", "voice"),
+        "workers2_small_ratio": ratio("rtrec-w2", "rtrec", "small"),
         "litellm_voice_ratio": ratio("rtrec", "litellm", "voice"),
         "litellm_small_ratio": ratio("rtrec", "litellm", "small"),
         "p50_added_ms": added_ms(lat, "rtrec", 0.5) if "rtrec" in lat else None,

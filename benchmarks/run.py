@@ -32,6 +32,7 @@ from benchmarks.relays import (
     start_litellm,
     start_mitmdump,
     start_rtrec,
+    start_unrecorded,
 )
 from benchmarks.report import Results, render
 from tests.pgserver import PostgresServer, postgres_bin_dir
@@ -40,6 +41,7 @@ logger = logging.getLogger("benchmarks")
 
 SCENARIOS = (
     "throughput",
+    "unrecorded",
     "litellm",
     "latency",
     "concurrency",
@@ -67,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compare-src",
         type=Path,
         help="also run rtrec from this checkout (as `rtrec-alt`) to measure a change",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="also measure rtrec --workers N (1: skip)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -105,6 +110,20 @@ class Run:
                 self.args.rtrec_src,
             )
         ]
+        if "unrecorded" not in self.args.skip:
+            services.append(start_unrecorded(self.upstream_url, self.workdir))
+        if self.args.workers > 1:
+            db = self._sqlite(f"workers-{tag}")
+            services.append(
+                start_rtrec(
+                    f"rtrec-w{self.args.workers}",
+                    self.upstream_url,
+                    db,
+                    self.workdir,
+                    self.args.rtrec_src,
+                    workers=self.args.workers,
+                )
+            )
         if self.args.compare_src:
             db = self._sqlite(f"alt-{tag}")
             services.append(

@@ -9,40 +9,45 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
-from prometheus_client import CollectorRegistry
-from sqlalchemy.engine import make_url
 
-from proxy import protocol
-from proxy.metrics import Metrics
-from proxy.metrics_server import MetricsServer
-from proxy.observe import observe
+from proxy import handover, protocol
+from proxy.handover import Sender
 from proxy.pricing import PricingError, price_table
+from proxy.recorder import RecorderConfig
+from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
-from proxy.session import RECORD_MODES, SessionRecorder
-from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine, upgrade
+from proxy.session import RECORD_MODES
+from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine
 from storage.ids import uuid7
-from storage.records import EventRecord, Record, SessionOpened
-from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
 
 
-class Recorder:
-    """Records every `/realtime` WebSocket; never changes, delays or drops a frame."""
+class _Live:
+    """A recorded WebSocket on the relay: its hand-over number and the next message's seq."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.metrics = Metrics(registry or CollectorRegistry())
-        self.writer: Writer | None = None
-        self.sessions: dict[str, SessionRecorder] = {}
-        self.prices = price_table(None)
-        self._metrics_server: MetricsServer | None = None
-        self._rolling_back = False
-        self.metrics.watch(lambda: self.writer.depth if self.writer else 0, self._active_by_model)
+    __slots__ = ("number", "seq")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.seq = 0
+
+
+class Recorder:
+    """Records every `/realtime` WebSocket; never changes, delays or drops a frame.
+
+    The hooks only hand raw frames over (`proxy/handover.py`); a recorder process parses,
+    meters and writes them (`proxy/recorder.py`), off this event loop.
+    """
+
+    def __init__(self) -> None:
+        self.sender: Sender | None = None
+        self.recorder_process: RecorderProcess | None = None
+        self.sessions: dict[str, _Live] = {}
+        self._next_number = 0
 
     def load(self, loader: Loader) -> None:
         loader.add_option("rtrec_db", str, DEFAULT_DB_URL, "SQLAlchemy URL of the store.")
@@ -69,19 +74,15 @@ class Recorder:
         loader.add_option(
             "rtrec_flush_interval_ms", int, 250, "Longest a record waits before its commit."
         )
-
-        # mitmproxy undoes a refused update by configuring again with the previous values: the
-        # ones the recorder already runs on. Opening a store for them (the default ./rtrec.db at
-        # start) would create a stray file and hide the real error behind a second one.
-        loader.master.options.errored.connect(self._options_refused)
-
-    def _options_refused(self, exc: Exception) -> None:
-        self._rolling_back = True
+        loader.add_option(
+            "rtrec_recorder_socket",
+            str,
+            "",
+            "Hand frames to the recorder process listening here; empty starts one of our own.",
+        )
 
     def configure(self, updated: set[str]) -> None:
-        if self._rolling_back:
-            self._rolling_back = False
-            return
+        """Check the options; the recorder process opens the store when the proxy starts."""
         opts = ctx.options
         if opts.rtrec_queue_size < 1:
             raise exceptions.OptionsError("rtrec_queue_size must be at least 1")
@@ -95,72 +96,58 @@ class Recorder:
             if opts.rtrec_pricing and not os.path.isfile(opts.rtrec_pricing):
                 raise exceptions.OptionsError(f"pricing file {opts.rtrec_pricing} not found")
             try:
-                self.prices = price_table(opts.rtrec_pricing or None)
+                price_table(opts.rtrec_pricing or None)
             except PricingError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
-        if updated & {
-            "rtrec_db",
-            "rtrec_queue_size",
-            "rtrec_flush_interval_ms",
-            "rtrec_retention_days",
-        }:
-            self._open_store(opts.rtrec_db)
+        if "rtrec_db" in updated:
+            try:
+                make_engine(opts.rtrec_db).dispose()  # the URL and file checks, no connection
+            except DatabaseURLError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
 
-    def _open_store(self, url: str) -> None:
-        try:
-            engine = make_engine(url)
-            upgrade(engine)
-        except DatabaseURLError as exc:
-            raise exceptions.OptionsError(str(exc)) from exc
-        except Exception as exc:
-            # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
-            reason = str(getattr(exc, "orig", None) or exc)
-            reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
-            shown = make_url(url).render_as_string(hide_password=True)
-            raise exceptions.OptionsError(f"cannot prepare database {shown}: {reason}") from exc
-        if self.writer is not None:
-            self.writer.close()
-        self.writer = Writer(
-            engine,
-            queue_size=ctx.options.rtrec_queue_size,
-            flush_interval_s=ctx.options.rtrec_flush_interval_ms / 1000,
-            observer=self.metrics,
-            retention_days=ctx.options.rtrec_retention_days,
+    def recorder_config(self, socket: str) -> RecorderConfig:
+        opts = ctx.options
+        return RecorderConfig(
+            socket=socket,
+            db=opts.rtrec_db,
+            record=opts.rtrec_record,
+            pricing=opts.rtrec_pricing,
+            metrics_host=opts.rtrec_metrics_host,
+            metrics_port=opts.rtrec_metrics_port,
+            retention_days=opts.rtrec_retention_days,
+            queue_size=opts.rtrec_queue_size,
+            flush_interval_ms=opts.rtrec_flush_interval_ms,
         )
-        self.writer.start()
-        logger.info("recording to %s", engine.url.render_as_string(hide_password=True))
 
     def running(self) -> None:
-        port = ctx.options.rtrec_metrics_port
-        if port and self._metrics_server is None:
+        if self.sender is not None:
+            return
+        path = ctx.options.rtrec_recorder_socket
+        if not path:  # loaded into stock mitmproxy: run our own recorder process
+            process = RecorderProcess(self.recorder_config(socket_path()), _log_level())
             try:
-                self._metrics_server = MetricsServer(
-                    ctx.options.rtrec_metrics_host, port, self.metrics.registry, self.health
-                )
-            except OSError as exc:
-                logger.error("metrics endpoint not started on port %d: %s", port, exc)
+                process.start()
+            except RecorderStartError as exc:
+                logger.error("recorder not started, nothing is recorded: %s", exc)
                 return
-            self._metrics_server.start()
-            logger.info("metrics at http://%s:%d/metrics", ctx.options.rtrec_metrics_host, port)
+            self.recorder_process = process
+            path = process.config.socket
+        self.sender = Sender(path)
+        if not self.sender.connect():
+            logger.error("recorder not reachable at %s; retrying in the background", path)
 
     def done(self) -> None:
         now = time.time()
-        for state in list(self.sessions.values()):
-            self._submit([state.close(now, None, "proxy shut down", None)])
+        if self.sender is not None:
+            for live in self.sessions.values():
+                self.sender.close(live.number, ts=now, code=None, reason="proxy shut down")
+            self.sender.drain(timeout_s=10.0)
+            self.sender.shutdown()
+            self.sender = None
         self.sessions.clear()
-        if self.writer is not None:
-            self.writer.close()
-        if self._metrics_server is not None:
-            self._metrics_server.stop()
-            self._metrics_server = None
-
-    def health(self) -> str | None:
-        """None while the writer is alive and the database reachable, else why not."""
-        if self.writer is None or not self.writer.alive:
-            return "recorder writer is not running"
-        if self.writer.failing_since is not None:
-            return f"database unavailable for {time.monotonic() - self.writer.failing_since:.0f}s"
-        return None
+        if self.recorder_process is not None:
+            self.recorder_process.stop()
+            self.recorder_process = None
 
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
@@ -169,12 +156,28 @@ class Recorder:
         if request.headers.get("upgrade", "").lower() != "websocket":
             return
         if protocol.is_realtime_path(request.path):
-            self.metrics.upgrade_failures.labels(status=str(response.status_code)).inc()
+            if self.sender is not None:
+                self.sender.notice(handover.UPGRADE_FAILED, status=response.status_code)
             logger.warning(
                 "upstream refused the upgrade of %s with HTTP %d",
                 redact_url(request.path),
                 response.status_code,
             )
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """The upstream failed a `/realtime` upgrade before answering (unreachable, TLS)."""
+        request = flow.request
+        if flow.response is not None or flow.error is None or flow.websocket is not None:
+            return
+        if request.headers.get("upgrade", "").lower() != "websocket":
+            return
+        if protocol.is_realtime_path(request.path):
+            # mitmproxy answers the client 502 itself; count and say it here, once.
+            logger.warning(
+                "upstream unreachable for %s: %s", redact_url(request.path), flow.error.msg
+            )
+            if self.sender is not None:
+                self.sender.notice(handover.UPGRADE_FAILED, status=502)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         try:
@@ -184,98 +187,68 @@ class Recorder:
             logger.exception("could not open a session record; traffic is unaffected")
 
     def _start_session(self, flow: http.HTTPFlow) -> None:
+        if self.sender is None:
+            return
         request = flow.request
         headers = {name.lower(): value for name, value in request.headers.items()}
         subprotocols = split_subprotocols(headers.get("sec-websocket-protocol", ""))
         peer = flow.client_conn.peername
         key = api_key(headers, subprotocols, request.path)
-        opened = SessionOpened(
+        fingerprint = key_fingerprint(key)
+        self._next_number += 1
+        live = self.sessions[flow.id] = _Live(self._next_number)
+        # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
+        ephemeral = key is not None and key.startswith("ek_")
+        self.sender.open(
+            live.number,
             id=uuid7(),
-            started_at=datetime.fromtimestamp(time.time(), UTC),
+            started_at=time.time(),
             api="beta" if protocol.is_beta(headers, subprotocols) else "ga",
             path=redact_url(request.path),
             record_mode=ctx.options.rtrec_record,
             model=protocol.model_from_path(request.path),
             upstream=f"{request.scheme}://{request.host}:{request.port}",
             client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
-            key_fingerprint=key_fingerprint(key),
+            key_fingerprint=fingerprint,
+            rate_limit_key="ephemeral" if ephemeral else fingerprint or "none",
         )
-        # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
-        ephemeral = key is not None and key.startswith("ek_")
-        self.sessions[flow.id] = SessionRecorder(
-            opened,
-            record_mode=opened.record_mode,
-            prices=self.prices,
-            rate_limit_key="ephemeral" if ephemeral else opened.key_fingerprint or "none",
-        )
-        self._submit([opened])
-        self.metrics.sessions.labels(model=opened.model or "unknown").inc()
-        logger.debug("session %s opened on %s", opened.id, opened.path)
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        state = self.sessions.get(flow.id)
-        if state is None or flow.websocket is None:
+        live = self.sessions.get(flow.id)
+        if live is None or flow.websocket is None or self.sender is None:
             return
         messages = flow.websocket.messages
         message = messages[-1]
-        direction = "client" if message.from_client else "server"
-        try:
-            records: Sequence[Record] = state.on_message(
-                message.from_client, message.content, message.is_text, message.timestamp
-            )
-        except Exception:
-            logger.exception("could not interpret a %s message; it was relayed as is", direction)
-            self.metrics.parse_errors.labels(direction=direction).inc()
-            records = [self._unparsed_event(state, message.from_client, message.content)]
-        self._submit(records)
-        try:
-            observe(self.metrics, state.model or "unknown", state.rate_limit_key, records)
-        except Exception:
-            logger.exception("could not update metrics for a %s message", direction)
-        event_type = records[0].type if isinstance(records[0], EventRecord) else "invalid"
-        self.metrics.events.labels(direction, protocol.metric_event_type(event_type)).inc()
-        self.metrics.event_bytes.labels(direction).inc(len(message.content))
+        seq = live.seq
+        live.seq = seq + 1
+        self.sender.message(
+            live.number,
+            seq,
+            message.from_client,
+            message.is_text,
+            message.timestamp,
+            message.content,
+        )
         # Keep only the newest message: stock addons may still read messages[-1] after us.
         del messages[:-1]
 
-    @staticmethod
-    def _unparsed_event(state: SessionRecorder, from_client: bool, content: bytes) -> EventRecord:
-        seq = state.seq
-        state.seq += 1
-        return EventRecord(
-            session_id=state.id,
-            seq=seq,
-            ts=datetime.now(UTC),
-            direction="client" if from_client else "server",
-            type=protocol.INVALID,
-            size_bytes=len(content),
-        )
-
     def websocket_end(self, flow: http.HTTPFlow) -> None:
-        state = self.sessions.pop(flow.id, None)
-        if state is None or flow.websocket is None:
+        live = self.sessions.pop(flow.id, None)
+        if live is None or flow.websocket is None or self.sender is None:
             return
         websocket = flow.websocket
         closed_by = {True: "client", False: "server"}.get(websocket.closed_by_client)  # type: ignore[arg-type]
-        now = time.time()
-        self._submit([state.close(now, websocket.close_code, websocket.close_reason, closed_by)])
-        started = state.opened.started_at.timestamp()
-        self.metrics.session_duration.labels(model=state.model or "unknown").observe(now - started)
+        self.sender.close(
+            live.number,
+            ts=time.time(),
+            code=websocket.close_code,
+            reason=websocket.close_reason,
+            by=closed_by,
+        )
 
-    def _submit(self, records: Sequence[Record]) -> None:
-        if self.writer is None:
-            self.metrics.dropped_records(
-                "no_writer", sum(isinstance(r, EventRecord) for r in records)
-            )
-            return
-        self.writer.submit(records)
 
-    def _active_by_model(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for state in list(self.sessions.values()):
-            model = state.model or "unknown"
-            counts[model] = counts.get(model, 0) + 1
-        return counts
+def _log_level() -> str:
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
 
 
 addons = [Recorder()]

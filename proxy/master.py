@@ -1,12 +1,25 @@
-"""`rtrec proxy`: mitmproxy in-process with only the addons a relay needs, plus the recorder."""
+"""`rtrec proxy`: mitmproxy with only the addons a relay needs, feeding one recorder process.
+
+With `workers` > 1 this process only supervises: the recorder process and N relay processes
+(`python -m proxy.master`) that listen on the same port with SO_REUSEPORT, so the kernel spreads
+connections over them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import json
 import logging
+import os
 import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +29,8 @@ from mitmproxy.master import Master
 from mitmproxy.options import Options
 
 from proxy.addon import Recorder
+from proxy.recorder import RecorderConfig
+from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +49,28 @@ class ProxyConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    workers: int = 1
 
-    def mitmproxy_options(self) -> dict[str, Any]:
+    def recorder_config(self) -> RecorderConfig:
+        return RecorderConfig(
+            socket=socket_path(),
+            db=self.db,
+            record=self.record,
+            pricing=self.pricing,
+            metrics_host=self.metrics_host,
+            metrics_port=self.metrics_port,
+            retention_days=self.retention_days,
+            queue_size=self.queue_size,
+            flush_interval_ms=self.flush_interval_ms,
+        )
+
+    def mitmproxy_options(self, recorder_socket: str) -> dict[str, Any]:
         mode = f"reverse:{self.upstream}" if self.mode == "reverse" else "regular"
         return {
             "mode": [mode],
+            # Connect upstream when the request is in: an unreachable upstream is then an HTTP
+            # 502 for the client, not a connection closed without a word.
+            "connection_strategy": "lazy",
             "listen_host": self.listen_host,
             "listen_port": self.listen_port,
             "rtrec_db": self.db,
@@ -49,6 +81,7 @@ class ProxyConfig:
             "rtrec_retention_days": self.retention_days,
             "rtrec_queue_size": self.queue_size,
             "rtrec_flush_interval_ms": self.flush_interval_ms,
+            "rtrec_recorder_socket": recorder_socket,
         }
 
 
@@ -80,9 +113,68 @@ def check_listen_addresses(config: ProxyConfig) -> None:
         _check_can_listen(config.metrics_host, config.metrics_port, "--metrics-host/--metrics-port")
 
 
-async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> None:
-    """Run until SIGINT/SIGTERM; on the way out the recorder flushes every queued record."""
+@contextmanager
+def recorder_process(config: ProxyConfig) -> Iterator[RecorderProcess]:
+    """The recorder process, launched (call `ready()` before traffic), stopped after the relays."""
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    process = RecorderProcess(config.recorder_config(), level)
+    process.launch()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def ready(process: RecorderProcess) -> None:
+    try:
+        process.wait_ready()
+    except RecorderStartError as exc:
+        raise ProxyStartError(str(exc)) from exc
+
+
+def serve(config: ProxyConfig) -> None:
+    """Run until SIGINT/SIGTERM; on the way out the recorder writes every queued record."""
     check_listen_addresses(config)
+    if config.workers > 1:
+        run_workers(config)
+    else:
+        asyncio.run(run_proxy(config))
+
+
+async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> None:
+    """One relay process and its recorder process."""
+    with recorder_process(config) as process:
+        await run_relay(config, process.config.socket, recorder, lambda: ready(process))
+    logger.info("rtrec proxy stopped; the recorder wrote its queue")
+
+
+async def run_relay(
+    config: ProxyConfig,
+    recorder_socket: str,
+    recorder: Recorder | None = None,
+    before_serving: Callable[[], None] | None = None,
+) -> None:
+    """One relay: mitmproxy's event loop, handing frames to the recorder at `recorder_socket`."""
+    master = relay_master(recorder or Recorder())
+    try:
+        master.options.update(**config.mitmproxy_options(recorder_socket))
+    except exceptions.OptionsError as exc:
+        raise ProxyStartError(str(exc)) from exc
+    # What is loaded by now lives as long as the process: keep it out of the collector's full
+    # passes, each of which otherwise stops the event loop for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
+    if before_serving is not None:
+        before_serving()
+        _announce(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+
+
+def relay_master(*addons: Any) -> Master:
+    """mitmproxy with only what a relay needs (mitmdump loads ~30 addons), plus `addons`."""
     master = Master(Options(), with_termlog=False)
     master.addons.add(
         core.Core(),
@@ -90,25 +182,19 @@ async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> No
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
         errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
-        recorder or Recorder(),
+        *addons,
     )
-    try:
-        master.options.update(**config.mitmproxy_options())
-    except exceptions.OptionsError as exc:
-        raise ProxyStartError(str(exc)) from exc
-    # What is loaded by now lives as long as the process: keep it out of the collector's full
-    # passes, each of which otherwise stops the event loop for tens of milliseconds.
-    gc.collect()
-    gc.freeze()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+    return master
+
+
+def _announce(config: ProxyConfig) -> None:
     logger.info(
-        "rtrec proxy on http://%s:%d (%s%s)",
+        "rtrec proxy on http://%s:%d (%s%s%s)",
         config.listen_host,
         config.listen_port,
         config.mode,
         f" to {config.upstream}" if config.mode == "reverse" else "",
+        f", {config.workers} relay processes" if config.workers > 1 else "",
     )
     if config.mode == "reverse":
         logger.info(
@@ -116,5 +202,65 @@ async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> No
             config.listen_host,
             config.listen_port,
         )
-    await master.run()
-    logger.info("rtrec proxy stopped; the recorder flushed its queue")
+
+
+def run_workers(config: ProxyConfig) -> None:
+    """Supervise the recorder and `config.workers` relay processes sharing the listen port."""
+    with recorder_process(config) as process:
+        ready(process)
+        relay_config = dataclasses.replace(config, workers=1)
+        command = [sys.executable, "-m", "proxy.master", process.config.socket]
+        payload = json.dumps(dataclasses.asdict(relay_config))
+        relays = [
+            subprocess.Popen([*command, payload], start_new_session=True)
+            for _ in range(config.workers)
+        ]
+        _announce(config)
+        stop = _wait_for_signal_or_exit(relays)
+        for relay in relays:
+            if relay.poll() is None:
+                relay.send_signal(stop)
+        for relay in relays:
+            relay.wait()
+
+
+def _wait_for_signal_or_exit(relays: list[subprocess.Popen[bytes]]) -> signal.Signals:
+    """Block until SIGINT/SIGTERM arrives or a relay exits; the signal to pass on."""
+    received: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: received.append(signal.Signals(signum)))
+    while not received:
+        if any(relay.poll() is not None for relay in relays):
+            logger.error("a relay process exited; stopping the others")
+            return signal.SIGTERM
+        time.sleep(0.2)
+    return received[0]
+
+
+def _listen_with_reuse_port() -> None:
+    """mitmproxy binds with `asyncio.start_server(handler, host, port)` and no way to ask for
+    SO_REUSEPORT: relay workers add it, so that every one of them can bind the same port."""
+    start_server = asyncio.start_server
+
+    async def reuse_port_server(*args: Any, **kwargs: Any) -> asyncio.Server:
+        kwargs.setdefault("reuse_port", True)
+        return await start_server(*args, **kwargs)
+
+    asyncio.start_server = reuse_port_server
+
+
+def worker_main(argv: list[str]) -> int:
+    """A relay worker started by `run_workers`: the recorder socket and the JSON config."""
+    recorder_socket, payload = argv
+    config = ProxyConfig(**json.loads(payload))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+    _listen_with_reuse_port()
+    asyncio.run(run_relay(config, recorder_socket))
+    return 0
+
+
+if __name__ == "__main__":
+    if not hasattr(socket, "SO_REUSEPORT"):
+        sys.exit(f"relay workers need SO_REUSEPORT, which {os.name} lacks")
+    sys.exit(worker_main(sys.argv[1:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
@@ -10,7 +11,15 @@ from prometheus_client.registry import Collector
 
 from rtrec import __version__
 
-DROP_REASONS = ("queue_full", "db_error", "db_unavailable", "no_writer")
+# queue_full, db_*: the writer's; handover_full, recorder_down: the relay's hand-over.
+DROP_REASONS = (
+    "queue_full",
+    "db_error",
+    "db_unavailable",
+    "no_writer",
+    "handover_full",
+    "recorder_down",
+)
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # spec §5: latency buckets cover 10 ms to 30 s.
@@ -39,20 +48,46 @@ LATENCY_BUCKETS_S = (
 )
 
 
-class _ScrapeTimeGauges(Collector):
-    """Values read when Prometheus scrapes: the writer's queue depth and live sessions."""
+class WriterState(Protocol):
+    """What the scrape-time gauges read from the writer."""
 
-    def __init__(self, queue_depth: Callable[[], int], active: Callable[[], dict[str, int]]):
-        self._queue_depth = queue_depth
+    @property
+    def depth(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def alive(self) -> bool: ...
+    @property
+    def failing_since(self) -> float | None: ...
+
+
+class _ScrapeTimeGauges(Collector):
+    """Values read when Prometheus scrapes: the writer's queue, the database, live sessions."""
+
+    def __init__(self, writer: WriterState, active: Callable[[], dict[str, int]]):
+        self._writer = writer
         self._active = active
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "openai_realtime_recorder_queue_depth",
-            "Records waiting in the recorder's queue for the writer thread.",
+            "Messages waiting in the recorder's queue for the writer thread.",
         )
-        depth.add_metric([], self._queue_depth())
+        depth.add_metric([], self._writer.depth)
         yield depth
+        capacity = GaugeMetricFamily(
+            "openai_realtime_recorder_queue_capacity",
+            "Messages the recorder's queue holds before it drops (--queue-size).",
+        )
+        capacity.add_metric([], self._writer.capacity)
+        yield capacity
+        available = GaugeMetricFamily(
+            "openai_realtime_recorder_database_available",
+            "1 while the writer runs and its last write reached the database, else 0.",
+        )
+        writer_ok = self._writer.alive and self._writer.failing_since is None
+        available.add_metric([], 1 if writer_ok else 0)
+        yield available
         active = GaugeMetricFamily(
             "openai_realtime_sessions_active",
             "Realtime WebSocket sessions open right now.",
@@ -213,9 +248,9 @@ class Metrics:
             name, documentation, ["model"], buckets=LATENCY_BUCKETS_S, registry=self.registry
         )
 
-    def watch(self, queue_depth: Callable[[], int], active: Callable[[], dict[str, int]]) -> None:
-        """Register the scrape-time gauges once the recorder has a queue and sessions."""
-        self.registry.register(_ScrapeTimeGauges(queue_depth, active))
+    def watch(self, writer: WriterState, active: Callable[[], dict[str, int]]) -> None:
+        """Register the scrape-time gauges once the recorder has a writer and sessions."""
+        self.registry.register(_ScrapeTimeGauges(writer, active))
 
     # WriterObserver
     def batch_written(self, records: int, seconds: float) -> None:

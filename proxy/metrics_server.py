@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 Health = Callable[[], str | None]
 """Returns None while healthy, else the reason it is not."""
+Detail = Callable[[], str]
+"""What else `/healthz` says either way (a recorder restart, messages it lost)."""
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -27,7 +29,9 @@ class _QuietHandler(WSGIRequestHandler):
         logger.debug("metrics: " + format, *args)
 
 
-def make_app(registry: CollectorRegistry, health: Health) -> Callable[..., Iterable[bytes]]:
+def make_app(
+    registry: CollectorRegistry, health: Health, detail: Detail | None = None
+) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
@@ -39,7 +43,9 @@ def make_app(registry: CollectorRegistry, health: Health) -> Callable[..., Itera
             problem = health()
             status = "200 OK" if problem is None else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
-            return [(problem or "ok").encode() + b"\n"]
+            extra = detail() if detail is not None else ""
+            text = (problem or "ok") + (f"; {extra}" if extra else "")
+            return [text.encode() + b"\n"]
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found: try /metrics or /healthz\n"]
 
@@ -49,11 +55,18 @@ def make_app(registry: CollectorRegistry, health: Health) -> Callable[..., Itera
 class MetricsServer:
     """Serves the app from a daemon thread, off mitmproxy's event loop."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        health: Health,
+        detail: Detail | None = None,
+    ):
         self._server = make_server(
             host,
             port,
-            make_app(registry, health),
+            make_app(registry, health, detail),
             server_class=_ThreadingWSGIServer,
             handler_class=_QuietHandler,
         )

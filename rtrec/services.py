@@ -66,11 +66,11 @@ def banner(
 
 def serve_proxy(args: argparse.Namespace) -> None:
     """Run the proxy in this process with the options parsed into `args`, until Ctrl-C."""
-    from proxy.master import ProxyConfig, ProxyStartError, run_proxy
+    from proxy.master import ProxyConfig, ProxyStartError, serve
 
     config = ProxyConfig(**{name: getattr(args, name) for name in ProxyConfig.__dataclass_fields__})
     try:
-        asyncio.run(run_proxy(config))
+        serve(config)
     except ProxyStartError as exc:
         raise CommandError(str(exc)) from exc
 

@@ -119,6 +119,12 @@ PROXY_SETTINGS = (
         "longest a record waits before its batch is committed",
         positive_int,
     ),
+    Setting(
+        "workers",
+        1,
+        "relay processes sharing the listen port (SO_REUSEPORT), all feeding one recorder",
+        positive_int,
+    ),
 )
 
 

@@ -225,6 +225,10 @@ class Writer:
         return self._queue.qsize()
 
     @property
+    def capacity(self) -> int:
+        return self._queue.maxsize
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 

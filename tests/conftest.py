@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,21 @@ class ProxyProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def metrics_text(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+    def wait_for_metric(self, sample: str, timeout_s: float = 15.0) -> str:
+        """The /metrics text once it holds `sample`: the recorder process counts what the relay
+        handed over a moment after the relay relayed it."""
+        deadline = time.monotonic() + timeout_s
+        while sample not in (text := self.metrics_text()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{sample!r} not in /metrics after {timeout_s} s:\n{text}")
+            time.sleep(0.05)
+        return text
+
     def stop(self) -> int:
         """SIGTERM, like a service manager; the recorder flushes before the process exits."""
         if self.process.poll() is None:
@@ -106,7 +122,7 @@ class ProxyProcess:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # two interpreters start: the relay and the recorder
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"proxy exited early:\n{log_path.read_text()}")
@@ -122,10 +138,15 @@ def start_proxy(args: list[str], port: int, metrics_port: int, log_path: Path) -
     log_file = log_path.open("wb")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, cwd=log_path.parent)
     log_file.close()
-    wait_for_port(port, process, log_path)
-    if metrics_port:
-        wait_for_port(metrics_port, process, log_path)
-    return ProxyProcess(process, port, metrics_port, log_path)
+    proxy = ProxyProcess(process, port, metrics_port, log_path)
+    try:
+        wait_for_port(port, process, log_path)
+        if metrics_port:
+            wait_for_port(metrics_port, process, log_path)
+    except RuntimeError:
+        proxy.stop()
+        raise
+    return proxy
 
 
 @contextlib.contextmanager

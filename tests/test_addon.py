@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
+import urllib.request
+
 import orjson
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.http import Headers, Response
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
-from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from wsproto.frame_protocol import Opcode
 
 from proxy.addon import Recorder
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
+from tests.conftest import free_port
 
 KEY = "sk-test-addon-0123456789abcdef"
 
@@ -41,12 +44,29 @@ def send(
 
 
 @pytest.fixture
-def recorder_ctx(db_url: str):
-    recorder = Recorder(CollectorRegistry())
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def recorder_ctx(db_url: str, metrics_port: int):
+    """The addon as `mitmdump -s` runs it: it starts its own recorder process."""
+    recorder = Recorder()
     with taddons.context(recorder) as tctx:
-        tctx.configure(recorder, rtrec_db=db_url, rtrec_metrics_port=0, rtrec_flush_interval_ms=5)
+        tctx.configure(
+            recorder, rtrec_db=db_url, rtrec_metrics_port=metrics_port, rtrec_flush_interval_ms=5
+        )
+        recorder.running()
         yield recorder, tctx
         recorder.done()
+
+
+def scraped(port: int, name: str, labels: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{name}{{{labels}}} "):
+                return float(line.rpartition(" ")[2])
+    return None
 
 
 def rows(db_url: str, model: type) -> list:
@@ -118,15 +138,16 @@ def test_beta_is_detected_from_the_subprotocol(recorder_ctx, db_url: str):
     assert session.api == "beta"
 
 
-def test_refused_upgrade_is_counted(recorder_ctx):
+def test_refused_upgrade_is_counted_by_the_recorder_process(recorder_ctx, metrics_port: int):
     recorder, _ = recorder_ctx
     flow = realtime_flow()
     flow.response = Response.make(403, b"no", Headers())
     recorder.response(flow)
-    value = recorder.metrics.registry.get_sample_value(
-        "openai_realtime_upgrade_failures_total", {"status": "403"}
-    )
-    assert value == 1
+    deadline = time.monotonic() + 10
+    name, labels = "openai_realtime_upgrade_failures_total", 'status="403"'
+    while scraped(metrics_port, name, labels) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scraped(metrics_port, name, labels) == 1
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ from proxy.addon import Recorder
 from proxy.metrics import Metrics
 from rtrec.cli import build_parser
 from rtrec.settings import DASHBOARD_SETTINGS, SIMULATE_SETTINGS, UP_SETTINGS
+from storage.db import make_engine
+from storage.writer import Writer
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -38,17 +40,18 @@ def test_every_command_is_documented():
 
 
 def test_every_addon_option_is_documented():
-    recorder = Recorder(CollectorRegistry())
+    recorder = Recorder()
     with taddons.context(recorder) as tctx:
         names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]  # noqa: SIM118
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         assert f"`{name}`" in README
 
 
 def test_every_metric_is_documented():
     metrics = Metrics(CollectorRegistry())
-    metrics.watch(lambda: 0, lambda: {"m": 1})
+    writer = Writer(make_engine("sqlite://"))
+    metrics.watch(writer, lambda: {"m": 1})
     suffix = {"counter": "_total", "info": "_info"}
     names = {f.name + suffix.get(f.type, "") for f in metrics.registry.collect()}
     assert len(names) >= 12

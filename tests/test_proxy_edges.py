@@ -206,8 +206,7 @@ async def test_refused_upgrade_makes_no_session_and_is_counted(
     with pytest.raises((InvalidStatus, openai.OpenAIError), match="403"):
         async with client.realtime.connect(model="gpt-realtime"):
             pass
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics").read()
-    assert b'openai_realtime_upgrade_failures_total{status="403"} 1.0' in metrics
+    proxy.wait_for_metric('openai_realtime_upgrade_failures_total{status="403"} 1.0')
     assert proxy.stop() == 0
     assert rows(db_url, RealtimeSession) == []
 
@@ -297,3 +296,20 @@ async def test_regular_mode_records_clients_that_use_an_http_proxy(
     (session,) = rows(db_url, RealtimeSession)
     assert session.upstream == f"http://127.0.0.1:{fake_server.port}"
     assert [e.type for e in rows(db_url, Event)] == ["session.created"]
+
+
+async def test_unreachable_upstream_is_a_502_a_warning_and_a_count(
+    run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proxy = run_proxy(closed, db_url)
+    client = openai.AsyncOpenAI(api_key="sk-unreachable-test-000", base_url=proxy.base_url)
+    with pytest.raises((InvalidStatus, openai.OpenAIError), match="502"):
+        async with client.realtime.connect(model="gpt-realtime"):
+            pass
+    proxy.wait_for_metric('openai_realtime_upgrade_failures_total{status="502"} 1.0')
+    assert proxy.stop() == 0
+    warnings = [line for line in proxy.log.splitlines() if "upstream unreachable" in line]
+    assert len(warnings) == 1
+    assert "sk-unreachable" not in proxy.log
+    assert rows(db_url, RealtimeSession) == []

@@ -1,0 +1,368 @@
+"""The recorder process: reads relayed frames from the hand-over, records them, serves /metrics.
+
+Run by the relay (`proxy/recorder_process.py` starts and restarts it), never by hand:
+`python -m proxy.recorder --socket PATH --db URL …`. It prints one line on stdout once it is
+ready (`ready`) or why it cannot start (`error: …`), then serves until every relay that connected
+has gone, or SIGTERM/SIGINT and a grace period for the relays to go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from proxy import handover, protocol
+from proxy.handover import Decoder, Item
+from proxy.metrics import Metrics
+from proxy.metrics_server import MetricsServer
+from proxy.observe import observe
+from proxy.pricing import PriceTable, price_table
+from proxy.session import SessionRecorder
+from storage.db import make_engine, upgrade
+from storage.records import EventRecord, Record, SessionOpened
+from storage.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+# How long SIGTERM/SIGINT waits for the relays to hand over their last frames and go.
+RELAYS_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    socket: str
+    db: str
+    record: str
+    pricing: str
+    metrics_host: str
+    metrics_port: int
+    retention_days: int
+    queue_size: int
+    flush_interval_ms: int
+    restarts: int = 0  # how often the relay had to start this recorder again
+
+    def command(self) -> list[str]:
+        """The command line that runs a recorder process with this configuration."""
+        args = [sys.executable, "-m", "proxy.recorder"]
+        for name, value in vars(self).items():
+            args += ["--" + name.replace("_", "-"), str(value)]
+        return args
+
+
+_TYPES = {"str": str, "int": int}
+
+
+def parse_config(argv: Sequence[str]) -> RecorderConfig:
+    parser = argparse.ArgumentParser(prog="python -m proxy.recorder")
+    for name, kind in RecorderConfig.__annotations__.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=_TYPES[kind])
+    parser.add_argument("--log-level", default="INFO")
+    args = vars(parser.parse_args(argv))
+    logging.basicConfig(
+        level=args.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return RecorderConfig(**args)
+
+
+@dataclass
+class _Session:
+    recorder: SessionRecorder
+    relay: int
+
+
+class Recording:
+    """What one recorder process knows: live sessions of every relay, the metrics, the writer."""
+
+    def __init__(self, writer: Writer, metrics: Metrics, prices: PriceTable, record: str) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        self.prices = prices
+        self.record_mode = record
+        self.sessions: dict[tuple[int, int], _Session] = {}
+        self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
+        metrics.watch(writer, self._active_by_model)
+
+    def handle(self, relay: int, item: Item) -> None:
+        """Apply one item from relay number `relay`; a bad item is logged, never fatal."""
+        try:
+            if item.kind == handover.MESSAGE:
+                self._message(relay, item)
+            elif item.kind == handover.OPEN:
+                self._open(relay, item)
+            elif item.kind == handover.CLOSE:
+                self._close(relay, item)
+            elif item.kind == handover.DROPPED:
+                self._dropped(relay, item)
+            elif item.kind == handover.UPGRADE_FAILED:
+                status = str(item.fields().get("status"))
+                self.metrics.upgrade_failures.labels(status=status).inc()
+        except Exception:
+            logger.exception("could not apply a hand-over item of kind %d", item.kind)
+
+    def relay_gone(self, relay: int) -> None:
+        """A relay disconnected without closing its sessions: it crashed or was killed."""
+        now = time.time()
+        for key in [key for key in self.sessions if key[0] == relay]:
+            session = self.sessions.pop(key).recorder
+            self._submit([session.close(now, None, "relay connection lost", None)])
+            logger.warning("session %s closed: its relay went away", session.id)
+
+    def close_all(self, reason: str) -> None:
+        now = time.time()
+        for session in self.sessions.values():
+            self._submit([session.recorder.close(now, None, reason, None)])
+        self.sessions.clear()
+
+    def _open(self, relay: int, item: Item) -> None:
+        key = (relay, item.session)
+        if key in self.sessions:  # told again after a reconnect
+            return
+        fields = item.fields()
+        rate_limit_key = str(fields.pop("rate_limit_key", "none"))
+        fields["started_at"] = datetime.fromtimestamp(float(fields["started_at"]), UTC)
+        opened = SessionOpened(**fields)
+        session = SessionRecorder(
+            opened, record_mode=self.record_mode, prices=self.prices, rate_limit_key=rate_limit_key
+        )
+        self.sessions[key] = _Session(session, relay)
+        self._submit([opened])
+        self.metrics.sessions.labels(model=opened.model or "unknown").inc()
+
+    def _message(self, relay: int, item: Item) -> None:
+        entry = self.sessions.get((relay, item.session))
+        if entry is None:
+            logger.warning("message for unknown session %d of relay %d", item.session, relay)
+            return
+        session = entry.recorder
+        direction = "client" if item.from_client else "server"
+        session.seq = item.seq  # the relay numbers messages: a drop leaves a visible gap
+        try:
+            records: Sequence[Record] = session.on_message(
+                item.from_client, item.body, item.is_text, item.ts
+            )
+        except Exception:
+            logger.exception("could not interpret a %s message; it was relayed as is", direction)
+            self.metrics.parse_errors.labels(direction=direction).inc()
+            records = [_unparsed_event(session, item)]
+        self._submit(records)
+        try:
+            observe(self.metrics, session.model or "unknown", session.rate_limit_key, records)
+        except Exception:
+            logger.exception("could not update metrics for a %s message", direction)
+        first = records[0]
+        event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
+        self.metrics.events.labels(direction, protocol.metric_event_type(event_type)).inc()
+        self.metrics.event_bytes.labels(direction).inc(len(item.body))
+
+    def _close(self, relay: int, item: Item) -> None:
+        entry = self.sessions.pop((relay, item.session), None)
+        if entry is None:
+            return
+        session = entry.recorder
+        fields = item.fields()
+        self._submit(
+            [session.close(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))]
+        )
+        started = session.opened.started_at.timestamp()
+        model = session.model or "unknown"
+        self.metrics.session_duration.labels(model=model).observe(item.ts - started)
+
+    def _dropped(self, relay: int, item: Item) -> None:
+        """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
+        fields = item.fields()
+        reason = str(fields.get("reason", "handover_full"))
+        count = int(fields.get("client", 0)) + int(fields.get("server", 0))
+        for direction in ("client", "server"):
+            messages = int(fields.get(direction, 0))
+            if messages:
+                self.metrics.events.labels(direction, "other").inc(messages)
+                self.metrics.event_bytes.labels(direction).inc(int(fields[f"{direction}_bytes"]))
+        self.metrics.dropped_records(reason, count)
+        self.relays_lost[reason] = self.relays_lost.get(reason, 0) + count
+
+    def _submit(self, records: Sequence[Record]) -> None:
+        self.writer.submit(records)
+
+    def _active_by_model(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in list(self.sessions.values()):
+            model = entry.recorder.model or "unknown"
+            counts[model] = counts.get(model, 0) + 1
+        return counts
+
+
+def _unparsed_event(session: SessionRecorder, item: Item) -> EventRecord:
+    seq = session.seq
+    session.seq += 1
+    return EventRecord(
+        session_id=session.id,
+        seq=seq,
+        ts=datetime.fromtimestamp(item.ts, UTC),
+        direction="client" if item.from_client else "server",
+        type=protocol.INVALID,
+        size_bytes=len(item.body),
+    )
+
+
+class _RelayConnection(asyncio.Protocol):
+    def __init__(self, server: RecorderServer, number: int) -> None:
+        self._server = server
+        self._number = number
+        self._decoder = Decoder()
+
+    def data_received(self, data: bytes) -> None:
+        handle, number = self._server.recording.handle, self._number
+        for item in self._decoder.feed(data):
+            handle(number, item)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._decoder.pending_bytes:
+            logger.warning("relay %d went away in the middle of an item", self._number)
+        self._server.relay_disconnected(self._number)
+
+
+class RecorderServer:
+    """The Unix socket the relays connect to, and the process's life cycle."""
+
+    def __init__(self, config: RecorderConfig, recording: Recording, health: MetricsServer | None):
+        self.config = config
+        self.recording = recording
+        self.metrics_server = health
+        self._relays: set[int] = set()
+        self._next_relay = 0
+        self._seen_relay = False
+        self.done = asyncio.Event()
+
+    def connection(self) -> _RelayConnection:
+        self._next_relay += 1
+        self._relays.add(self._next_relay)
+        self._seen_relay = True
+        return _RelayConnection(self, self._next_relay)
+
+    @property
+    def relays_connected(self) -> int:
+        return len(self._relays)
+
+    def relay_disconnected(self, number: int) -> None:
+        self._relays.discard(number)
+        self.recording.relay_gone(number)
+        if self._seen_relay and not self._relays:
+            self.done.set()
+
+    def health(self) -> str | None:
+        writer = self.recording.writer
+        if not writer.alive:
+            return "recorder writer is not running"
+        if writer.failing_since is not None:
+            return f"database unavailable for {time.monotonic() - writer.failing_since:.0f}s"
+        return None
+
+    def health_detail(self) -> str:
+        lost = self.recording.relays_lost
+        parts = []
+        if self.config.restarts:
+            parts.append(f"recorder restarted {self.config.restarts} time(s)")
+        if lost.get("recorder_down"):
+            parts.append(f"{lost['recorder_down']} message(s) relayed while it was down")
+        if lost.get("handover_full"):
+            parts.append(f"{lost['handover_full']} message(s) dropped while it was behind")
+        return "; ".join(parts)
+
+
+async def serve(config: RecorderConfig) -> int:
+    prices = price_table(config.pricing or None)
+    engine = _open_store(config.db)
+    metrics = Metrics(CollectorRegistry())
+    writer = Writer(
+        engine,
+        queue_size=config.queue_size,
+        flush_interval_s=config.flush_interval_ms / 1000,
+        observer=metrics,
+        retention_days=config.retention_days,
+    )
+    writer.start()
+    recording = Recording(writer, metrics, prices, config.record)
+    server = RecorderServer(config, recording, None)
+    if config.metrics_port:
+        server.metrics_server = MetricsServer(
+            config.metrics_host,
+            config.metrics_port,
+            metrics.registry,
+            server.health,
+            server.health_detail,
+        )
+        server.metrics_server.start()
+    if os.path.exists(config.socket):
+        os.unlink(config.socket)
+    loop = asyncio.get_running_loop()
+    unix_server = await loop.create_unix_server(server.connection, config.socket)
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    print("ready", flush=True)
+    logger.info("recorder ready on %s, recording to %s", config.socket, _shown(engine.url))
+    stop_wait = asyncio.ensure_future(stopping.wait())
+    done_wait = asyncio.ensure_future(server.done.wait())
+    await asyncio.wait([stop_wait, done_wait], return_when=asyncio.FIRST_COMPLETED)
+    unix_server.close()
+    if server.relays_connected:  # signalled: give the relays a moment to hand over the rest
+        try:
+            await asyncio.wait_for(server.done.wait(), RELAYS_GRACE_S)
+        except TimeoutError:
+            logger.warning("relays still connected after %.0f s; stopping anyway", RELAYS_GRACE_S)
+    stop_wait.cancel()
+    done_wait.cancel()
+    recording.close_all("proxy shut down")
+    writer.close()
+    if server.metrics_server is not None:
+        server.metrics_server.stop()
+    engine.dispose()
+    logger.info("recorder stopped; every queued record was written")
+    return 0
+
+
+class StoreError(Exception):
+    """The database cannot be opened or upgraded; one line for the user."""
+
+
+def _open_store(url: str) -> Engine:
+    engine = make_engine(url)  # DatabaseURLError already says what is wrong in one line
+    try:
+        upgrade(engine)
+    except Exception as exc:
+        # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
+        reason = str(getattr(exc, "orig", None) or exc)
+        reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
+        raise StoreError(f"cannot prepare database {_shown(engine.url)}: {reason}") from exc
+    return engine
+
+
+def _shown(url: object) -> str:
+    render = getattr(url, "render_as_string", None)
+    return str(render(hide_password=True)) if render else str(url)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(sys.argv[1:] if argv is None else argv)
+    try:
+        return asyncio.run(serve(config))
+    except Exception as exc:
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"error: {reason}", flush=True)
+        logger.debug("recorder failed to start", exc_info=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

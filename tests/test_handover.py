@@ -1,0 +1,136 @@
+"""The relay-to-recorder hand-over: frames come out byte for byte, drops are counted, never lost."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy import handover
+from proxy.handover import Decoder, Item, Sender
+
+
+def received(conn: socket.socket) -> list[Item]:
+    """Everything the peer has been sent so far, decoded."""
+    conn.setblocking(False)
+    decoder, items = Decoder(), []
+    while True:
+        try:
+            data = conn.recv(1 << 20)
+        except BlockingIOError:
+            return items
+        if not data:
+            return items
+        items.extend(decoder.feed(data))
+
+
+def listening(tmp_path: Path) -> tuple[socket.socket, str]:
+    path = str(tmp_path / "recorder.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    return server, path
+
+
+@given(
+    frames=st.lists(st.tuples(st.booleans(), st.booleans(), st.binary(max_size=300)), max_size=20),
+    cuts=st.lists(st.integers(min_value=1, max_value=64), max_size=30),
+)
+def test_frames_come_out_byte_for_byte_however_the_stream_is_cut(frames, cuts):
+    stream = b"".join(
+        handover.HEADER.pack(
+            handover.MESSAGE,
+            (handover.FROM_CLIENT if c else 0) | (handover.IS_TEXT if t else 0),
+            7,
+            seq,
+            1.5 + seq,
+            len(content),
+        )
+        + content
+        for seq, (c, t, content) in enumerate(frames)
+    )
+    decoder, items, offset = Decoder(), [], 0
+    for cut in cuts:
+        items.extend(decoder.feed(stream[offset : offset + cut]))
+        offset += cut
+    items.extend(decoder.feed(stream[offset:]))
+    assert [(i.from_client, i.is_text, i.body) for i in items] == frames
+    assert [(i.session, i.seq, i.ts) for i in items] == [
+        (7, n, 1.5 + n) for n in range(len(frames))
+    ]
+    assert decoder.pending_bytes == 0
+
+
+def test_a_sender_without_a_recorder_drops_counts_and_reports_on_connect(tmp_path: Path):
+    sender = Sender(str(tmp_path / "nobody.sock"))
+    assert not sender.connect()
+    sender.open(1, id="s1")
+    sender.message(1, 0, True, True, 1.0, b'{"type":"a"}')
+    sender.message(1, 1, False, True, 1.0, b'{"type":"bb"}')
+    assert sender.dropped == 2
+    server, path = listening(tmp_path)
+    sender.path = path
+    assert sender.connect()
+    conn, _ = server.accept()
+    sender.message(1, 2, True, True, 2.0, b'{"type":"c"}')
+    sender.drain(5)
+    items = received(conn)
+    kinds = [item.kind for item in items]
+    assert kinds.count(handover.OPEN) >= 1  # the session opened while it was down is not lost
+    (dropped,) = [item.fields() for item in items if item.kind == handover.DROPPED]
+    assert dropped == {
+        "reason": "recorder_down",
+        "client": 1,
+        "server": 1,
+        "client_bytes": 12,
+        "server_bytes": 13,
+    }
+    (message,) = [item for item in items if item.kind == handover.MESSAGE]
+    assert (message.seq, message.body) == (2, b'{"type":"c"}')
+
+
+def test_a_recorder_that_falls_behind_costs_drops_not_waiting(tmp_path: Path):
+    server, path = listening(tmp_path)
+    sender = Sender(path, limit_bytes=256 * 1024)
+    assert sender.connect()
+    conn, _ = server.accept()  # and never read until the end: the recorder is stuck
+    sender.open(1, id="s1")
+    frame = b"x" * 10_000
+    sent = 2000  # 20 MB: far more than the socket buffer and the sender's limit
+    for seq in range(sent):
+        sender.message(1, seq, seq % 2 == 0, True, 1.0, frame)
+    assert sender.dropped > 0
+    sender.close(1, ts=2.0, code=1000, reason="bye", by="client")
+    items: list[Item] = []
+    decoder = Decoder()
+    conn.setblocking(False)
+    while sender.connected and not sender.drain(0.05):
+        items.extend(_read_some(conn, decoder))
+    items.extend(_read_some(conn, decoder))
+    messages = [item for item in items if item.kind == handover.MESSAGE]
+    drops = [item.fields() for item in items if item.kind == handover.DROPPED]
+    dropped = sum(d["client"] + d["server"] for d in drops)
+    assert {d["reason"] for d in drops} == {"handover_full"}
+    assert len(messages) + dropped == sent
+    assert all(item.body == frame for item in messages)
+    kinds = [item.kind for item in items]
+    assert kinds.count(handover.CLOSE) == 1  # the close was not dropped
+    assert kinds.index(handover.CLOSE) > max(
+        i for i, k in enumerate(kinds) if k == handover.MESSAGE
+    )
+    seqs = [item.seq for item in messages]
+    assert seqs == sorted(seqs)
+
+
+def _read_some(conn: socket.socket, decoder: Decoder) -> list[Item]:
+    items: list[Item] = []
+    while True:
+        try:
+            data = conn.recv(1 << 20)
+        except BlockingIOError:
+            return items
+        if not data:
+            return items
+        items.extend(decoder.feed(data))
