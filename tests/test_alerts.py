@@ -79,9 +79,7 @@ def test_every_alert_has_a_case_that_fires_and_one_that_does_not():
 
 
 def test_every_threshold_is_pinned_by_a_test_and_read_by_an_alert():
-    pinned = {
-        case["expr"] for test in unit_tests() for case in test.get("promql_expr_test", [])
-    }
+    pinned = {case["expr"] for test in unit_tests() for case in test.get("promql_expr_test", [])}
     exprs = " ".join(rule["expr"] for rule in alerts().values())
     for record, expr in thresholds().items():
         assert re.fullmatch(r"vector\([\d.]+\)", expr), (record, expr)
@@ -121,7 +119,9 @@ def test_changing_one_threshold_line_changes_when_its_alert_fires(
     firing = [
         test
         for test in unit_tests()
-        if any(c["alertname"] == alertname and c["exp_alerts"] for c in test.get("alert_rule_test", []))
+        if any(
+            c["alertname"] == alertname and c["exp_alerts"] for c in test.get("alert_rule_test", [])
+        )
     ]
     assert firing
     for test in firing:
