@@ -70,6 +70,9 @@ LATENCY_HISTOGRAMS = SPEC_HISTOGRAMS - {
 }
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"instance", "job"}
+# Series Prometheus makes itself, with the labels panels may use: ALERTS from the rules.
+PROMETHEUS_SERIES: dict[str, tuple[str, ...]] = {"ALERTS": ("alertname", "alertstate")}
+ALERTS_YML = REPO / "deploy" / "prometheus" / "alerts.yml"
 # What Grafana would put in place of the dashboard's variables.
 GRAFANA_VALUES = {"$__rate_interval": "1m", "$__range": "5m", "${model}": ".*", "$model": ".*"}
 
@@ -159,9 +162,19 @@ def test_panels_query_only_spec_metrics():
         (title, series)
         for title, expr in panel_queries(dashboard())
         for series in series_names(expr)
-        if spec_metric(series) is None
+        if spec_metric(series) is None and series not in PROMETHEUS_SERIES
     }
     assert unknown == set()
+
+
+def test_alerts_panel_lists_every_shipped_alert_and_only_those():
+    (expr,) = [expr for _title, expr in panel_queries(dashboard()) if "ALERTS" in expr]
+    (pattern,) = re.findall(r'alertname=~"([^"]+)"', expr)
+    groups = yaml.safe_load(ALERTS_YML.read_text())["groups"]
+    names = [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
+    assert len(names) >= 9
+    assert all(re.fullmatch(pattern, name) for name in names)
+    assert not re.fullmatch(pattern, "Watchdog")
 
 
 def test_every_spec_metric_has_a_panel():
@@ -180,6 +193,7 @@ def test_panels_use_only_the_labels_of_their_metrics():
         allowed = set(TARGET_LABELS)
         for series in names:
             allowed.update(SPEC_METRICS.get(spec_metric(series) or "", ()))
+            allowed.update(PROMETHEUS_SERIES.get(series, ()))
             if series.endswith("_bucket"):
                 allowed.add("le")
         if label_names(expr) - allowed:
