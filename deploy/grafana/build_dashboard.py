@@ -28,6 +28,7 @@ from deploy.grafana.panels import (
     TOKENS_PER_SECOND,
     Panel,
     graph,
+    label_table,
     per_minute,
     quantile,
     quantile_graph,
@@ -38,6 +39,19 @@ from deploy.grafana.panels import (
 
 DASHBOARD_PATH = Path(__file__).resolve().parent / "dashboards" / "rtrec.json"
 UID = "rtrec"
+
+
+def alerts() -> list[Panel]:
+    return [
+        label_table(
+            "Alerts pending or firing",
+            "rtrec's Prometheus alerts (deploy/prometheus/alerts.yml); pending ones wait out"
+            " their `for` duration. The README's Alerts section says what each means.",
+            'ALERTS{alertname=~"Rtrec.*"}',
+            hidden=["Time", "Value", "__name__"],
+            no_value="No alert pending or firing",
+        )
+    ]
 
 
 def sessions() -> list[Panel]:
@@ -337,6 +351,7 @@ def recorder() -> list[Panel]:
 
 
 ROWS = (
+    ("Alerts", alerts),
     ("Sessions", sessions),
     ("Tokens and cost", tokens_and_cost),
     ("Responses and errors", responses_and_errors),

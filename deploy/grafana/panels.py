@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builder
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.models import common, units
-from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, DataTransformerConfig
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # Grafana's interval for rate(): at least four scrape intervals of the datasource.
@@ -18,7 +19,7 @@ PER_MINUTE = "suffix:/min"
 PER_SECOND = "suffix:/s"
 TOKENS_PER_SECOND = "suffix:tokens/s"
 
-Panel = timeseries.Panel | stat.Panel
+Panel = timeseries.Panel | stat.Panel | table.Panel
 
 
 def rate(metric: str, selector: str = "") -> str:
@@ -102,3 +103,36 @@ def quantile_graph(
         for (q, label), ref_id in zip(QUANTILES, "ABC", strict=True)
     ]
     return graph(title, description, units.Seconds, *queries, width=width)
+
+
+def label_table(
+    title: str, description: str, expr: str, *, hidden: list[str], no_value: str, width: int = 24
+) -> table.Panel:
+    """A table of the series an instant query returns, one row each, one column per label."""
+    q = (
+        prometheus.Dataquery()
+        .expr(expr)
+        .ref_id("A")
+        .datasource(DATASOURCE)
+        .instant()
+        .format(PromQueryFormat.TABLE)
+    )
+    # The value of such series (ALERTS is always 1) and the query's timestamp say nothing.
+    organize = DataTransformerConfig(
+        id_val="organize", options={"excludeByName": dict.fromkeys(hidden, True)}
+    )
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(units.Short)
+        .span(width)
+        .height(6)
+        .no_value(no_value)
+        # Grafana's own defaults, spelled out so the JSON decodes to itself.
+        .align(common.FieldTextAlignment.AUTO)
+        .inspect(False)
+        .with_transformation(organize)
+        .with_target(q)
+    )
