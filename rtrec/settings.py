@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,36 @@ def readable_file(text: str) -> str:
     if text and not os.access(text, os.R_OK):
         raise argparse.ArgumentTypeError(f"file {text!r} is not readable")
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and 127.0.0.0/8 or ::1 addresses; names that need DNS are not."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+#: The listening settings whose address, when not loopback, exposes recordings to the network.
+EXPOSING_HOSTS = ("listen-host", "metrics-host", "dashboard-host", "host")
+
+
+def exposure_warning(hosts: dict[str, str]) -> str | None:
+    """One line when any of `hosts` (flag name -> address) listens beyond this machine, else None.
+
+    Nothing rtrec serves asks who is asking: whoever reaches a port can read transcripts and
+    audio (dashboard), scrape /metrics, or spend the API key of whoever uses the proxy.
+    """
+    exposed = [f"--{name} {host}" for name, host in hosts.items() if not is_loopback(host)]
+    if not exposed:
+        return None
+    return (
+        f"warning: listening beyond this machine ({', '.join(exposed)}): the proxy, dashboard "
+        "transcripts and audio, and /metrics have no authentication; expose them only on a "
+        "network you trust"
+    )
 
 
 @dataclass(frozen=True)
