@@ -208,8 +208,8 @@ def _warn_if_exposed(args: argparse.Namespace) -> None:
     if getattr(args, "metrics_port", None) == 0:  # no metrics endpoint, nothing exposed there
         hosts.pop("metrics-host")
     warning = exposure_warning({name: host for name, host in hosts.items() if host is not None})
-    if warning:
-        logger.warning(warning)
+    if warning:  # printed, not logged: it must show whatever the log level
+        print(f"rtrec {args.command}: {warning}", file=sys.stderr, flush=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -70,6 +70,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _reachable_from_outside(host: str) -> bool:
+    if is_loopback(host):
+        return False
+    # Dotted numbers that are no address (256.1.1.1) are refused at start: nothing listens there.
+    return _is_address(host) if host.replace(".", "").isdigit() else True
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 #: The listening settings whose address, when not loopback, exposes recordings to the network.
 EXPOSING_HOSTS = ("listen-host", "metrics-host", "dashboard-host", "host")
 
@@ -77,16 +92,15 @@ EXPOSING_HOSTS = ("listen-host", "metrics-host", "dashboard-host", "host")
 def exposure_warning(hosts: dict[str, str]) -> str | None:
     """One line when any of `hosts` (flag name -> address) listens beyond this machine, else None.
 
-    Nothing rtrec serves asks who is asking: whoever reaches a port can read transcripts and
-    audio (dashboard), scrape /metrics, or spend the API key of whoever uses the proxy.
+    Nothing rtrec serves asks who is asking: whoever reaches the dashboard reads transcripts and
+    plays audio, whoever reaches /metrics scrapes it, whoever reaches the proxy relays through it.
     """
-    exposed = [f"--{name} {host}" for name, host in hosts.items() if not is_loopback(host)]
+    exposed = [f"--{name} {host}" for name, host in hosts.items() if _reachable_from_outside(host)]
     if not exposed:
         return None
     return (
-        f"warning: listening beyond this machine ({', '.join(exposed)}): the proxy, dashboard "
-        "transcripts and audio, and /metrics have no authentication; expose them only on a "
-        "network you trust"
+        f"warning: {', '.join(exposed)} reaches beyond this machine, and transcripts, audio and "
+        "/metrics are unauthenticated: listen on 127.0.0.1 unless the network is trusted"
     )
 
 
