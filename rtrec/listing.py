@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -75,6 +76,13 @@ def sessions_table(rows: Sequence[dict[str, Any]]) -> Table:
 
 def print_table(table: Table, out: IO[str]) -> None:
     """Fit a terminal (or `COLUMNS`); elsewhere print each row on one line."""
-    fitted = out.isatty() or "COLUMNS" in os.environ
-    console = Console(file=out, width=None if fitted else UNBOUNDED_WIDTH, highlight=False)
-    console.print(table)
+    columns = os.environ.get("COLUMNS", "")
+    if out.isatty():
+        width = os.get_terminal_size(out.fileno()).columns
+    else:
+        width = int(columns) if columns.isdigit() else UNBOUNDED_WIDTH
+    # Rendered aside and written by us: rich would turn a closed pipe into its own exit status.
+    rendered = io.StringIO()
+    Console(file=rendered, width=width, highlight=False, color_system=None).print(table)
+    for line in rendered.getvalue().splitlines(keepends=True):
+        out.write(line)  # line by line: a reader that leaves (`| head`) is noticed at once
