@@ -6,23 +6,29 @@ import argparse
 import contextlib
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, NoReturn
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rtrec import __version__, export, services
 from rtrec.errors import CommandError
+from rtrec.listing import print_table, sessions_table
+from rtrec.progress import progress
 from rtrec.settings import (
     DASHBOARD_SETTINGS,
     DB,
+    EXPOSING_HOSTS,
     PROXY_SETTINGS,
     SIMULATE_SETTINGS,
     UP_SETTINGS,
     add_settings,
+    exposure_warning,
     non_negative_int,
     positive_int,
     resolve_environment,
@@ -32,6 +38,8 @@ from storage.db import DatabaseURLError, current_revision, head_revision, make_e
 
 logger = logging.getLogger("rtrec")
 PRUNE_BATCH = 200
+# A reader that goes away (`rtrec export … | head`) ends us as SIGPIPE ends `cat`: status 128+13.
+BROKEN_PIPE_STATUS = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +58,17 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not verbose:  # one line per client and server connection is too chatty for a service
         logging.getLogger("mitmproxy").setLevel(logging.WARNING)
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # the demo's simulator
+
+
+def database_problem(url: str, exc: SQLAlchemyError) -> str:
+    """What is wrong with the database in one line, without the URL's password or SQL."""
+    reason = str(getattr(exc, "orig", None) or "").strip().splitlines()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and reason and "not a database" in reason[0]:
+        return f"{parsed.database} is not an SQLite database"
+    where = parsed.render_as_string(hide_password=True)
+    return f"cannot read {where}: {reason[0] if reason else exc.__class__.__name__}"
 
 
 def _engine(url: str, *, read_only: bool) -> Engine:
@@ -61,7 +80,7 @@ def _engine(url: str, *, read_only: bool) -> Engine:
         try:
             revision = current_revision(engine)
         except SQLAlchemyError as exc:
-            raise CommandError(f"cannot read the database: {exc.__class__.__name__}") from exc
+            raise CommandError(database_problem(url, exc)) from exc
         if revision != head_revision():
             raise CommandError(
                 f"the database is at schema {revision or 'none'}, this rtrec needs "
@@ -78,12 +97,16 @@ def _reading(url: str) -> Iterator[Connection]:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     engine = _engine(args.db, read_only=False)
+    _upgrade(args.db, engine)
+    print(f"database at schema {current_revision(engine)}")
+    return 0
+
+
+def _upgrade(url: str, engine: Engine) -> None:
     try:
         upgrade(engine)
     except SQLAlchemyError as exc:
-        raise CommandError(f"upgrade failed: {exc.__class__.__name__}: {exc}") from exc
-    print(f"database at schema {current_revision(engine)}")
-    return 0
+        raise CommandError(f"upgrade failed: {database_problem(url, exc)}") from exc
 
 
 def _plain(value: Any) -> Any:
@@ -94,40 +117,25 @@ def _plain(value: Any) -> Any:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     with _reading(args.db) as connection:
-        rows = [
-            {k: _plain(v) for k, v in row.items()}
-            for row in queries.list_sessions(connection, args.limit)
-        ]
+        rows = queries.list_sessions(connection, args.limit)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
     if not rows:
         print("no sessions recorded yet: point a client at `rtrec proxy`")
         return 0
-    print(
-        f"{'id':36}  {'started_at':25}  {'model':24} {'api':4} {'events':>7} {'resp':>5} "
-        f"{'tokens':>8}  closed"
-    )
-    for row in rows:
-        closed = f"{row['close_code'] or ''} {row['closed_by'] or ''}".strip() or "open"
-        print(
-            f"{row['id']:36}  {row['started_at'][:25]:25}  {(row['model'] or '-')[:24]:24} "
-            f"{row['api']:4} {row['events']:>7} {row['responses']:>5} "
-            f"{row['total_tokens'] or 0:>8}  {closed}"
-        )
+    print_table(sessions_table(rows), sys.stdout)
     return 0
 
 
-def _progress(total: int) -> Callable[[int], None] | None:
-    """A progress line on stderr when it is a terminal, for long exports."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int) -> None:
-        end = "\n" if done >= total else ""
-        print(f"\rexported {done:,} of {total:,} events", end=end, file=sys.stderr, flush=True)
-
-    return show
+def _session_id(connection: Connection, prefix: str) -> str:
+    """The one session whose id is or starts with `prefix`."""
+    matches = queries.session_ids_starting(connection, prefix) if prefix else []
+    if not matches:
+        raise CommandError(f"no session {prefix!r} in the database")
+    if len(matches) > 1:
+        raise CommandError(f"{prefix!r} starts more than one session id: give more of it")
+    return matches[0]
 
 
 @contextlib.contextmanager
@@ -145,48 +153,86 @@ def _output(path: str | None, default: str | None) -> Iterator[IO[bytes]]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _reading(args.db) as connection:
-        if queries.get_session(connection, args.session_id) is None:
-            raise CommandError(f"no session {args.session_id!r} in the database")
+        session_id = _session_id(connection, args.session_id)
         if args.format == "jsonl":
-            total = queries.count_events(connection, args.session_id)
-            events = queries.session_events(connection, args.session_id)
+            total = queries.count_events(connection, session_id)
+            events = queries.session_events(connection, session_id)
             with _output(args.output, None) as out:
-                export.write_jsonl(out, events, _progress(total))
+                export.write_jsonl(out, events, progress("exported events", total))
             return 0
-        user = queries.session_audio(connection, args.session_id, "client")
-        assistant = queries.session_audio(connection, args.session_id, "server")
+        user = queries.session_audio(connection, session_id, "client")
+        assistant = queries.session_audio(connection, session_id, "server")
     chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
     if not chosen:
         which = "" if args.side == "both" else f"{args.side} "
         raise CommandError(
-            f"session {args.session_id} has no recorded {which}audio "
+            f"session {session_id} has no recorded {which}audio "
             "(was it recorded with --record full?)"
         )
     try:
         if args.side == "both" and user and assistant:
-            audio_format, rate, data = export.conversation_audio(user, assistant)
-            channels = 2
+            plan = export.conversation_plan(user, assistant)
         else:
-            audio_format, rate, data = export.side_audio(chosen)
-            channels = 1
+            plan = export.side_plan(chosen)
+        for note in plan.notes:
+            print(f"rtrec export: warning: {note}", file=sys.stderr)
+        plan.header()  # a file too long for WAV is refused before the output is created
+        seconds = progress("seconds of audio written", plan.frames // plan.rate)
+        with _output(args.output, f"{session_id}.wav") as out:
+            export.write_wav(out, plan, seconds)
     except export.ExportError as exc:
         raise CommandError(str(exc)) from exc
-    with _output(args.output, f"{args.session_id}.wav") as out:
-        export.write_wav(out, audio_format, rate, channels, data)
     return 0
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     engine = _engine(args.db, read_only=False)
-    upgrade(engine)
+    _upgrade(args.db, engine)
     cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
+    with engine.connect() as connection:
+        total = queries.count_sessions_started_before(connection, cutoff)
+    show = progress("deleted sessions", total)
     deleted, batch = 0, PRUNE_BATCH
     while batch == PRUNE_BATCH:  # one short transaction per batch: writers keep going
         with engine.begin() as connection:
             batch = queries.prune_sessions(connection, cutoff, PRUNE_BATCH)
         deleted += batch
+        if show is not None:
+            show(min(deleted, total))
     print(f"deleted {deleted} session(s) started before {cutoff.isoformat(timespec='seconds')}")
     return 0
+
+
+def _warn_if_exposed(args: argparse.Namespace) -> None:
+    hosts = {name: getattr(args, name.replace("-", "_"), None) for name in EXPOSING_HOSTS}
+    if getattr(args, "metrics_port", None) == 0:  # no metrics endpoint, nothing exposed there
+        hosts.pop("metrics-host")
+    warning = exposure_warning({name: host for name, host in hosts.items() if host is not None})
+    if warning:  # printed, not logged: it must show whatever the log level
+        print(f"rtrec {args.command}: {warning}", file=sys.stderr, flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _warn_if_exposed(args)
+    return services.cmd_up(args)
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    _warn_if_exposed(args)
+    return services.cmd_proxy(args)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    _warn_if_exposed(args)
+    return services.cmd_dashboard(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    status = services.cmd_demo(args)
+    if args.exit:
+        db = shlex.quote(args.db)
+        print(f"Look at the result:\n  rtrec dashboard --db {db}\n  rtrec sessions --db {db}")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,15 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="proxy, metrics endpoint and dashboard together")
     add_settings(up, UP_SETTINGS)
-    up.set_defaults(run=services.cmd_up)
+    up.set_defaults(run=cmd_up)
 
     proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
     add_settings(proxy, PROXY_SETTINGS)
-    proxy.set_defaults(run=services.cmd_proxy)
+    proxy.set_defaults(run=cmd_proxy)
 
     dashboard = commands.add_parser("dashboard", help="the session browser (read-only)")
     add_settings(dashboard, DASHBOARD_SETTINGS, env_prefix="RTREC_DASHBOARD_")
-    dashboard.set_defaults(run=services.cmd_dashboard)
+    dashboard.set_defaults(run=cmd_dashboard)
 
     simulate = commands.add_parser("simulate", help="a local Realtime API simulator")
     add_settings(simulate, SIMULATE_SETTINGS, env_prefix="RTREC_SIMULATE_")
@@ -234,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="C",
         help="with --sessions: at most C sessions at once",
     )
-    demo.set_defaults(run=services.cmd_demo)
+    demo.set_defaults(run=cmd_demo)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(
@@ -290,6 +336,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"rtrec {args.command}: {exc}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as exc:  # a database that breaks mid-command, after the checks
+        problem = database_problem(args.db, exc) if "db" in args else exc.__class__.__name__
+        print(f"rtrec {args.command}: {problem}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The Python docs' recipe: later flushes (at exit too) go nowhere instead of raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     except KeyboardInterrupt:
         return 130
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,50 @@ def readable_file(text: str) -> str:
     if text and not os.access(text, os.R_OK):
         raise argparse.ArgumentTypeError(f"file {text!r} is not readable")
     return text
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and 127.0.0.0/8 or ::1 addresses; names that need DNS are not."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _reachable_from_outside(host: str) -> bool:
+    if is_loopback(host):
+        return False
+    # Dotted numbers that are no address (256.1.1.1) are refused at start: nothing listens there.
+    return _is_address(host) if host.replace(".", "").isdigit() else True
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+#: The listening settings whose address, when not loopback, exposes recordings to the network.
+EXPOSING_HOSTS = ("listen-host", "metrics-host", "dashboard-host", "host")
+
+
+def exposure_warning(hosts: dict[str, str]) -> str | None:
+    """One line when any of `hosts` (flag name -> address) listens beyond this machine, else None.
+
+    Nothing rtrec serves asks who is asking: whoever reaches the dashboard reads transcripts and
+    plays audio, whoever reaches /metrics scrapes it, whoever reaches the proxy relays through it.
+    """
+    exposed = [f"--{name} {host}" for name, host in hosts.items() if _reachable_from_outside(host)]
+    if not exposed:
+        return None
+    return (
+        f"warning: {', '.join(exposed)} reaches beyond this machine, and transcripts, audio and "
+        "/metrics are unauthenticated: listen on 127.0.0.1 unless the network is trusted"
+    )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,21 @@ def get_session(connection: Connection, session_id: str) -> dict[str, Any] | Non
     return dict(row._mapping) if row else None
 
 
+def session_ids_starting(connection: Connection, prefix: str, limit: int = 2) -> list[str]:
+    """Up to `limit` session ids that are `prefix` or start with it; an exact match comes first."""
+    sessions = table(RealtimeSession)
+    exact = connection.execute(select(sessions.c.id).where(sessions.c.id == prefix)).scalar()
+    if exact is not None:
+        return [exact]
+    query = (
+        select(sessions.c.id)
+        .where(sessions.c.id.startswith(prefix, autoescape=True))
+        .order_by(sessions.c.id)
+        .limit(limit)
+    )
+    return list(connection.execute(query).scalars())
+
+
 def session_events(connection: Connection, session_id: str) -> Iterator[dict[str, Any]]:
     """A session's events in `seq` order, streamed so huge sessions stay out of memory."""
     events = table(Event)
@@ -111,6 +126,12 @@ def prune_sessions(connection: Connection, started_before: datetime, limit: int 
         connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
     connection.execute(delete(sessions).where(sessions.c.id.in_(doomed)))
     return len(doomed)
+
+
+def count_sessions_started_before(connection: Connection, started_before: datetime) -> int:
+    sessions = table(RealtimeSession)
+    query = select(func.count()).where(sessions.c.started_at < started_before)
+    return int(connection.execute(query).scalar_one())
 
 
 def count_events(connection: Connection, session_id: str) -> int:

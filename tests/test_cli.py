@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from rtrec.cli import main
-from storage.records import EventRecord, ResponseDone, SessionOpened
+from storage.db import make_engine, upgrade
+from storage.records import EventRecord, ResponseDone, SessionClosed, SessionOpened
 from storage.writer import Writer
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -115,3 +119,174 @@ def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):
     assert "deleted 1 session(s)" in capsys.readouterr().out
     assert main(["sessions", "--json", "--db", db_url]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+LONG_MODEL = "gpt-realtime-preview-2099-12-31-with-a-long-suffix"
+
+
+@pytest.fixture
+def priced(engine: Engine) -> Engine:
+    """A closed session 65 s long with a long model name and a priced response."""
+    writer = Writer(engine)
+    writer.start()
+    opened = SessionOpened("s-long", NOW, "ga", "/v1/realtime", "full", model=LONG_MODEL)
+    writer.submit([opened])
+    usage = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+    done = ResponseDone("s-long", "resp_1", NOW, "completed", usage=usage, cost_usd=0.0123)
+    writer.submit([done, SessionClosed("s-long", NOW + timedelta(seconds=65), 1000, "", "client")])
+    writer.close()
+    return engine
+
+
+def test_sessions_table_shows_cost_duration_and_values_in_full(priced: Engine, db_url: str):
+    piped = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    listing = rtrec("sessions", "--db", db_url, env=piped)
+    assert listing.returncode == 0, listing.stderr
+    header, _rule, row = listing.stdout.splitlines()
+    assert header.split() == [
+        "id", "started", "length", "model", "api", "events", "resp", "tokens", "cost", "closed"
+    ]  # fmt: skip
+    assert row.split() == [
+        "s-long", "2026-01-02T12:00:00+00:00", "1m05s", LONG_MODEL, "ga", "0", "1", "120",
+        "$0.0123", "1000", "client",
+    ]  # fmt: skip
+
+
+def test_sessions_table_fits_the_terminal_width(priced: Engine, db_url: str):
+    listing = rtrec("sessions", "--db", db_url, env={**os.environ, "COLUMNS": "80"})
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split()[-1] == "closed"
+    model_column = slice(lines[0].index("model"), lines[0].index("api"))
+    assert "".join(line[model_column].strip() for line in lines[2:]) == LONG_MODEL
+
+
+def test_jsonl_export_times_have_a_timezone(filled: Engine, db_url: str, capsys):
+    assert main(["export", "s-1", "--format", "jsonl", "--db", db_url]) == 0
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["ts"] == "2026-01-02T12:00:00+00:00"
+
+
+def test_export_takes_a_unique_id_prefix(filled: Engine, db_url: str, capsys):
+    assert main(["export", "s-", "--format", "jsonl", "--db", db_url]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_an_ambiguous_id_prefix_is_one_line(filled: Engine, db_url: str, tmp_path: Path):
+    writer = Writer(filled)
+    writer.start()
+    writer.submit([SessionOpened("s-2", NOW, "ga", "/v1/realtime", "full")])
+    writer.close()
+    result = rtrec("export", "s-", "--format", "jsonl", "--db", db_url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "rtrec export: 's-' starts more than one session id: give more of it\n"
+
+
+@pytest.mark.parametrize("command", [["sessions"], ["export", "s-1", "--format", "jsonl"]])
+def test_a_file_that_is_not_a_database_is_named(command: list[str], tmp_path: Path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("these are my notes, not a database\n" * 100)
+    result = rtrec(*command, "--db", f"sqlite:///{junk}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == f"rtrec {command[0]}: {junk} is not an SQLite database\n"
+
+
+@pytest.fixture
+def many_events(sqlite_db_url: str) -> str:
+    """A session with about 1 MB of JSONL: more than a pipe and stdout's buffer hold."""
+    engine = make_engine(sqlite_db_url)
+    upgrade(engine)
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([SessionOpened("big", NOW, "ga", "/v1/realtime", "full")])
+    for seq in range(5000):
+        payload = {"type": "x", "text": "y" * 150}
+        writer.submit([EventRecord("big", seq, NOW, "server", "x", 160, payload=payload)])
+    writer.close()
+    engine.dispose()
+    return sqlite_db_url
+
+
+@pytest.fixture
+def many_sessions(sqlite_db_url: str) -> str:
+    """3,000 sessions: a `sessions` table of about 300 kB."""
+    engine = make_engine(sqlite_db_url)
+    upgrade(engine)
+    writer = Writer(engine)
+    writer.start()
+    for index in range(3000):
+        writer.submit([SessionOpened(f"s-{index:05d}", NOW, "ga", "/v1/realtime", "full")])
+    writer.close()
+    engine.dispose()
+    return sqlite_db_url
+
+
+@pytest.mark.parametrize(
+    ("database", "args"),
+    [
+        ("many_events", ["export", "big", "--format", "jsonl"]),
+        ("many_sessions", ["sessions", "--limit", "3000"]),
+    ],
+)
+def test_output_into_a_closed_pipe_ends_quietly(
+    database: str, args: list[str], request: pytest.FixtureRequest, tmp_path: Path
+):
+    db_url = request.getfixturevalue(database)
+    with subprocess.Popen(
+        [sys.executable, "-m", "rtrec.cli", *args, "--db", db_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()  # what `| head -1` does: one line, then close
+        process.stdout.close()
+        stderr = process.stderr.read()
+        code = process.wait(timeout=60)
+    assert first.strip()
+    assert stderr == b""
+    assert code == 141
+
+
+def run_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """`rtrec ARGS` with stderr on a pseudo-terminal and stdout on a pipe, as `… > file` is."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "rtrec.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        cwd=cwd,
+    ) as process:
+        os.close(terminal)
+        stdout, _ = process.communicate(timeout=120)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's last writer has gone
+        while chunk := os.read(controller, 65536):
+            seen += chunk
+    os.close(controller)
+    return process.returncode, stdout.decode(), seen.decode()
+
+
+def test_export_shows_progress_on_a_terminal(many_events: str, tmp_path: Path):
+    code, stdout, terminal = run_on_a_terminal(
+        "export", "big", "--format", "jsonl", "--db", many_events, cwd=tmp_path
+    )
+    assert code == 0
+    assert len(stdout.splitlines()) == 5000
+    assert "exported events 5,000 of 5,000" in terminal
+
+
+def test_export_shows_no_progress_when_stderr_is_not_a_terminal(many_events: str, capsys):
+    assert main(["export", "big", "--format", "jsonl", "--db", many_events]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_prune_shows_progress_on_a_terminal(many_events: str, tmp_path: Path):
+    code, stdout, terminal = run_on_a_terminal(
+        "prune", "--older-than", "0", "--db", many_events, cwd=tmp_path
+    )
+    assert code == 0
+    assert "deleted 1 session(s)" in stdout
+    assert "deleted sessions 1 of 1" in terminal

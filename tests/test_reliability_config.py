@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rtrec.cli import main
+from rtrec.settings import exposure_warning
 from tests.conftest import free_port
 
 
@@ -210,3 +211,53 @@ def test_refused_database_is_the_one_reported_even_from_a_read_only_directory(tm
         subprocess.run(["umount", read_only], check=True)
     assert_refused(outcome, f"port {closed_port}", "refused")
     assert "rtrec.db" not in outcome.stderr
+
+
+# --------------------------------------------------------------------------- listening addresses
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"),
+    [
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("localhost", False),
+        ("::1", False),
+        ("[::1]", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.168.1.20", True),
+        ("proxy.internal", True),
+        ("256.1.1.1", False),  # no address: the start refuses it, nothing listens
+    ],
+)
+def test_exposure_warning_is_for_addresses_beyond_loopback(host: str, exposed: bool):
+    warning = exposure_warning({"listen-host": host, "metrics-host": "127.0.0.1"})
+    if not exposed:
+        assert warning is None
+        return
+    assert warning is not None
+    assert f"--listen-host {host} reaches beyond this machine" in warning
+    assert "--metrics-host" not in warning
+    assert "transcripts, audio and /metrics are unauthenticated" in warning
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("proxy", "--listen-host", "0.0.0.0", "--metrics-port", "0"),
+        ("up", "--dashboard-host", "0.0.0.0", "--metrics-port", "0"),
+    ],
+)
+def test_listening_beyond_loopback_warns_at_start(args: tuple[str, ...], tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "rtrec.cli", *args, "--db", "nonsense://"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,
+    )
+    warning, refusal = result.stderr.splitlines()
+    assert warning.startswith(f"rtrec {args[0]}: warning: {args[1]} 0.0.0.0 reaches beyond")
+    assert "unauthenticated" in warning
+    assert "nonsense" in refusal

@@ -77,6 +77,9 @@ def test_demo_fills_a_fresh_database(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "7 session(s) recorded" in result.stdout
+    assert "websockets" not in result.stderr  # the simulator's connection lines stay quiet
+    assert f"rtrec dashboard --db {db_url}" in result.stdout  # --exit says where to look
+    assert f"rtrec sessions --db {db_url}" in result.stdout
     engine = make_engine(db_url)
     with engine.connect() as connection:
         sessions = list(connection.execute(select(table(RealtimeSession))))
