@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
 from proxy.redact import (
     REDACTED,
     api_key,
@@ -11,6 +16,8 @@ from proxy.redact import (
     redact_url,
     redact_value,
 )
+from proxy.session import SessionRecorder
+from storage.records import EventRecord, SessionOpened
 
 KEY = "sk-proj-abcDEF1234567890xyz"
 EPHEMERAL = "ek_68af1e2b3c4d5e6f7a8b9c0d"
@@ -57,6 +64,41 @@ def test_payload_tokens_and_client_secrets_are_redacted():
     assert EPHEMERAL not in repr(redacted)
     assert redacted["session"]["client_secret"] == REDACTED
     assert redacted["session"]["instructions"] == f"my key is {REDACTED}, do not tell"
+
+
+def recorded_payload(content: bytes, is_text: bool = True, record_mode: str = "full") -> object:
+    """The `events.payload` a recorder stores for one client frame."""
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    recorder = SessionRecorder(opened, record_mode=record_mode)
+    records = recorder.on_message(True, content, is_text, 1.0)
+    (event,) = [r for r in records if isinstance(r, EventRecord)]
+    return event.payload
+
+
+def escape_every_character(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"x","instructions":"key sk\\u002dproj-abcDEF1234567890xyz"}',
+        '{"type":"x","v":"ek\\u005f68af1e2b3c4d5e6f7a8b9c0d"}',
+        f'{{"type":"x","v":"{escape_every_character(KEY)}"}}',
+        '{"type":"x","session":{"client\\u005fsecret":{"value":"opaque-secret-1"}}}',
+        '{"type":"x","\\u0041pi\\u002dKey":"opaque-secret-1"}',
+        f'{{"type":"x","{escape_every_character("authorization")}":"opaque-secret-1"}}',
+        '{"type":"input_audio_buffer.append","audio":"AAAA","x":"sk\\u002dproj-abc123456"}',
+    ],
+)
+def test_keys_spelled_with_json_escapes_are_redacted(frame: str):
+    stored = orjson.dumps(recorded_payload(frame.encode())).decode()
+    assert "sk-proj-" not in stored
+    assert EPHEMERAL not in stored
+    assert "opaque-secret-1" not in stored
+    assert REDACTED in stored
 
 
 def test_words_that_merely_contain_sk_are_kept():
