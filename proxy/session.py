@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -180,14 +179,10 @@ class SessionRecorder:
 
     def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
         """What is kept of a frame that is not a JSON object with a string `type`."""
-        if self.record_mode == "metadata":
+        # Binary frames are kept as their size only, in every mode: the Realtime API sends none,
+        # and bytes in an unknown encoding (UTF-16, compressed, …) cannot be searched for a key.
+        if self.record_mode == "metadata" or event_type == protocol.BINARY:
             return None
-        if event_type == protocol.BINARY:  # kept whole under `full` only, like audio
-            return (
-                {"base64": base64.b64encode(content).decode()}
-                if self.record_mode == "full"
-                else None
-            )
         if decoded is not None:
             return redact_value(decoded)
         return redact_text(content.decode("utf-8", errors="replace"))

@@ -101,6 +101,23 @@ def test_keys_spelled_with_json_escapes_are_redacted(frame: str):
     assert REDACTED in stored
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"Authorization: Bearer {KEY}".encode(),
+        f"api-key={KEY}".encode("utf-16-le"),
+        b"\x00\x01" + KEY.encode() + b"\xff",
+    ],
+)
+def test_binary_frames_are_stored_as_their_size_only(content: bytes):
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    (event,) = SessionRecorder(opened).on_message(True, content, False, 1.0)
+    assert isinstance(event, EventRecord)
+    assert (event.type, event.size_bytes, event.payload) == ("binary", len(content), None)
+
+
 def test_words_that_merely_contain_sk_are_kept():
     text = "the task-force asked about risk-taking and desk_lamps"
     assert redact_value(text) == text
