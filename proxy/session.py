@@ -9,7 +9,7 @@ from typing import Any
 
 from proxy import protocol
 from proxy.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from proxy.redact import might_hold_secret, redact_text, redact_value
+from proxy.redact import might_hold_secret, redact_free_text, redact_value
 from storage.records import (
     AudioRecord,
     EventRecord,
@@ -173,7 +173,7 @@ class SessionRecorder:
             id=self.id,
             ended_at=_utc(ts),
             close_code=code,
-            close_reason=redact_text(reason) if reason else reason,
+            close_reason=redact_free_text(reason) if reason else reason,
             closed_by=closed_by,
         )
 
@@ -183,9 +183,10 @@ class SessionRecorder:
         # and bytes in an unknown encoding (UTF-16, compressed, …) cannot be searched for a key.
         if self.record_mode == "metadata" or event_type == protocol.BINARY:
             return None
+        # Not an event: free text, so every shape a secret takes in text is looked for.
         if decoded is not None:
-            return redact_value(decoded)
-        return redact_text(content.decode("utf-8", errors="replace"))
+            return redact_value(decoded, redact_free_text)
+        return redact_free_text(content.decode("utf-8", errors="replace"))
 
     def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
         if from_client:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy import protocol
-from proxy.redact import REDACTED, redact_url, redact_value
+from proxy.redact import REDACTED, redact_free_text, redact_url, redact_value
 from proxy.session import RECORD_MODES, SessionRecorder
 from storage.records import AudioRecord, EventRecord, SessionOpened
 from tests.conftest import FIXTURES_DIR
@@ -406,3 +406,41 @@ def test_url_helpers_never_raise_and_hide_query_keys(prefix: str, key: str, para
     assert isinstance(protocol.model_from_path(url), str | None)
     if "#" not in prefix:  # past a `#` it is a fragment, which clients never send
         assert key not in redacted
+
+
+# How a secret sits in text that is not JSON: header lines, query strings, cut-off JSON objects.
+SECRET_SHAPES = [
+    "Authorization: Bearer {}",
+    "authorization=Bearer%20{}",
+    "Proxy-Authorization: Basic {}",
+    "api-key: {}",
+    "X-Api-Key:{}",
+    "api_key={}",
+    "?key={}",
+    '"client_secret": "{}"',
+    '"client_secret":{{"value":"{}","expires_at":1',
+    "client_secret={}",
+    '"Authorization": "Bearer {}"',
+    "openai-insecure-api-key.{}",
+    "client\\u005fsecret={}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=plain_text,
+    shape=st.sampled_from(SECRET_SHAPES),
+    # The `-` marks the secret: random text never holds one.
+    secret=st.text(alphabet=KEY_CHARS.replace("_", ""), min_size=1, max_size=20).map(
+        lambda body: "opaque-" + body
+    ),
+    after=plain_text,
+    from_client=st.booleans(),
+)
+def test_secrets_in_frames_that_are_not_json_are_redacted(
+    before: str, shape: str, secret: str, after: str, from_client: bool
+):
+    text = f"{before} {shape.format(secret)} {after}"
+    assert "opaque-" not in redact_free_text(text)
+    (event,) = new_recorder("full").on_message(from_client, text.encode(), True, 1.0)
+    assert "opaque-" not in json.dumps(event.payload)  # type: ignore[union-attr]

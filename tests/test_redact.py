@@ -11,6 +11,7 @@ from proxy.redact import (
     REDACTED,
     api_key,
     key_fingerprint,
+    redact_free_text,
     redact_headers,
     redact_subprotocols,
     redact_url,
@@ -116,6 +117,43 @@ def test_binary_frames_are_stored_as_their_size_only(content: bytes):
     (event,) = SessionRecorder(opened).on_message(True, content, False, 1.0)
     assert isinstance(event, EventRecord)
     assert (event.type, event.size_bytes, event.payload) == ("binary", len(content), None)
+
+
+OPAQUE = "opaque-secret-0000000042"  # no `sk-`/`ek_`: only the shape around it says it is secret
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Bearer {OPAQUE}",
+        f"api-key: {OPAQUE}",
+        f'{{"type":"session.update","session":{{"client_secret":{{"value":"{OPAQUE}"',
+        f'{{"client_secret": "{OPAQUE}", oops',
+        f"client_secret={OPAQUE}&x=1",
+        f"Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.{OPAQUE}",
+        f"GET /v1/realtime?model=m&api-key={OPAQUE} HTTP/1.1",
+        f"/v1/realtime?authorization=Bearer%20{OPAQUE}",
+        f'{{"client\\u005fsecret": "{OPAQUE}" oops',
+        f'"Authorization: Bearer {OPAQUE}"',  # valid JSON, but a string rather than an event
+    ],
+)
+def test_frames_that_are_not_events_get_every_text_rule(text: str):
+    stored = orjson.dumps(recorded_payload(text.encode())).decode()
+    assert OPAQUE not in stored
+    assert REDACTED in stored
+
+
+def test_close_reasons_get_every_text_rule():
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    closed = SessionRecorder(opened).close(2.0, 1008, f"bad api-key={OPAQUE}", "server")
+    assert closed.close_reason == f"bad api-key={REDACTED}"
+
+
+def test_text_rules_leave_prose_alone():
+    text = "the key: turn it twice; monkey=banana; keyboard=qwerty"
+    assert redact_free_text(text) == text
 
 
 def test_words_that_merely_contain_sk_are_kept():
