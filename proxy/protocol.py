@@ -198,14 +198,17 @@ def transcription_usage(usage: Any) -> dict[str, Any]:
 
 
 def audio_format(value: Any) -> AudioFormat | None:
-    """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`)."""
+    """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`).
+
+    None for anything the API does not accept (reference §4: pcm16 is 24 kHz only, G.711 8 kHz),
+    so a client's `"rate": 5000000000` never becomes the rate of recorded audio.
+    """
     if isinstance(value, str):
         return _BETA_FORMATS.get(value)
     value = _dict(value)
     fmt = _GA_FORMATS.get(_str_or_none(value.get("type")) or "")
-    rate = int64_or_none(value.get("rate"))
-    if fmt is not None and rate and rate > 0 and fmt.name == "pcm16":
-        return AudioFormat(fmt.name, rate)
+    if fmt is None or value.get("rate", fmt.sample_rate) != fmt.sample_rate:
+        return None
     return fmt
 
 

@@ -242,7 +242,11 @@ def test_counters_past_64_bits_become_null():
         ("g711_ulaw", protocol.G711_ULAW),
         ({"type": "audio/pcma"}, protocol.G711_ALAW),
         ({"type": "audio/pcm", "rate": 24000}, protocol.PCM16),
-        ({"type": "audio/pcm", "rate": 16000}, protocol.AudioFormat("pcm16", 16000)),
+        ({"type": "audio/pcmu", "rate": 8000}, protocol.G711_ULAW),
+        ({"type": "audio/pcm", "rate": 16000}, None),  # the API accepts 24 kHz only
+        ({"type": "audio/pcm", "rate": 5_000_000_000}, None),
+        ({"type": "audio/pcm", "rate": "24000"}, None),
+        ({"type": "audio/pcma", "rate": 24000}, None),
         ("mp3", None),
     ],
 )
@@ -267,6 +271,21 @@ def test_g711_session_changes_the_recorded_audio_format():
         if isinstance(r, AudioRecord)
     ]
     assert (audio[0].audio_format, audio[0].sample_rate) == ("g711_ulaw", 8000)
+
+
+@pytest.mark.parametrize("from_client", [True, False])
+def test_a_rate_the_api_refuses_keeps_the_recorded_audio_format(from_client: bool):
+    recorder = SessionRecorder(SessionOpened("s", None, "ga", "/v1/realtime", "full"))  # type: ignore[arg-type]
+    absurd = {"type": "audio/pcm", "rate": 5_000_000_000}
+    update = {
+        "type": "session.update" if from_client else "session.updated",
+        "session": {"type": "realtime", "audio": {"input": {"format": absurd}}},
+    }
+    recorder.on_message(from_client, orjson.dumps(update), True, 1.0)
+    append = {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 480).decode()}
+    (_, audio) = recorder.on_message(True, orjson.dumps(append), True, 2.0)
+    assert isinstance(audio, AudioRecord)
+    assert (audio.audio_format, audio.sample_rate) == ("pcm16", 24000)
 
 
 @pytest.mark.parametrize("text", ["", "QQ==", "QUI=", "QUJD", "QUJDRA=="])
