@@ -24,6 +24,7 @@ from storage.records import (
 )
 
 RECORD_MODES = ("full", "text", "metadata")
+MAX_REPORTED_MODELS = 16
 
 
 @dataclass
@@ -85,6 +86,9 @@ class SessionRecorder:
     input_clock: InputAudioClock = field(default_factory=InputAudioClock)
     pending_turn: tuple[float, float | None] | None = None
     rate_limit_key: str = "unknown"  # metric label: key fingerprint, or `ephemeral`
+    # Models (session and transcription) the server named: trusted as metric labels, unlike
+    # the client's `?model=`. Bounded, in case a server renames its model on every update.
+    reported_models: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.model = self.opened.model
@@ -92,6 +96,11 @@ class SessionRecorder:
     @property
     def id(self) -> str:
         return self.opened.id
+
+    @property
+    def metric_model(self) -> str:
+        """This session's `model` metric label (`protocol.metric_model`)."""
+        return protocol.metric_model(self.model, self.prices, self.reported_models)
 
     def on_message(
         self, from_client: bool, content: bytes, is_text: bool, ts: float
@@ -239,6 +248,9 @@ class SessionRecorder:
 
     def _session_changed(self, session: Any) -> list[Record]:
         config = self._apply_session(session)
+        for reported in (config.model, config.transcription_model):
+            if reported is not None and len(self.reported_models) < MAX_REPORTED_MODELS:
+                self.reported_models.add(reported)
         if config.model is not None:
             self.model = config.model
         if config.model is None and config.openai_session_id is None:
