@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from proxy.metrics import Metrics
+from proxy.pricing import BUILTIN_PRICES, PriceTable
+from proxy.protocol import metric_model
 from storage.records import (
     EventRecord,
     RateLimitRecord,
@@ -60,8 +62,23 @@ def _seconds(ms: float | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
-def observe(metrics: Metrics, model: str, rate_limit_key: str, records: Sequence[Record]) -> None:
-    """Update the traffic metrics from records of a session whose model is `model`."""
+BUILTIN_TABLE = PriceTable(BUILTIN_PRICES)
+
+
+def observe(
+    metrics: Metrics,
+    model: str | None,
+    rate_limit_key: str,
+    records: Sequence[Record],
+    prices: PriceTable = BUILTIN_TABLE,
+    reported: Collection[str] = (),
+) -> None:
+    """Update the traffic metrics from records of a session whose model is `model`.
+
+    Model labels are bounded by `metric_model`: pass the proxy's `prices` and the models the
+    server `reported` (`SessionRecorder.reported_models`), else those become `other`.
+    """
+    model = metric_model(model, prices, reported)
     for record in records:
         if isinstance(record, EventRecord):
             if record.error_type is not None or record.error_code is not None:
@@ -77,7 +94,7 @@ def observe(metrics: Metrics, model: str, rate_limit_key: str, records: Sequence
             if record.reset_seconds is not None:
                 metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
         elif isinstance(record, TranscriptionRecord):
-            _observe_transcription(metrics, record)
+            _observe_transcription(metrics, metric_model(record.model, prices, reported), record)
 
 
 def _count_error(metrics: Metrics, model: str, error_type: str | None, code: str | None) -> None:
@@ -108,8 +125,7 @@ def _observe_response(metrics: Metrics, model: str, done: ResponseDone) -> None:
             histogram.labels(model=model).observe(max(seconds, 0.0))
 
 
-def _observe_transcription(metrics: Metrics, record: TranscriptionRecord) -> None:
-    model = record.model or "unknown"
+def _observe_transcription(metrics: Metrics, model: str, record: TranscriptionRecord) -> None:
     details = (
         ("input", "audio", record.input_audio_tokens),
         ("input", "text", record.input_text_tokens),

@@ -67,12 +67,17 @@ class PriceTable:
         self._prices = dict(prices)
 
     def lookup(self, model: str | None) -> Price | None:
+        name = self.priced_name(model)
+        return None if name is None else self._prices[name]
+
+    def priced_name(self, model: str | None) -> str | None:
+        """The entry that prices `model`: its own, a dated snapshot's base model's, or None."""
         if not model:
             return None
-        price = self._prices.get(model)
-        if price is None:
-            price = self._prices.get(_DATED_SUFFIX.sub("", model))
-        return price
+        if model in self._prices:
+            return model
+        base = _DATED_SUFFIX.sub("", model)
+        return base if base in self._prices else None
 
     def merged(self, overrides: dict[str, Price]) -> PriceTable:
         return PriceTable({**self._prices, **overrides})

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+
+from proxy.pricing import PriceTable
+from proxy.redact import redact_free_text
 
 BINARY = "binary"
 INVALID = "invalid"
@@ -38,6 +42,10 @@ ERROR_EVENTS = frozenset({"error", "conversation.item.input_audio_transcription.
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 INT64_MAX = 2**63 - 1
+# Longest model name stored: real names are under 40 characters, a client's `?model=` is anything.
+MODEL_MAX_CHARS = 64
+UNKNOWN_MODEL = "unknown"
+OTHER_MODEL = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,14 +206,17 @@ def transcription_usage(usage: Any) -> dict[str, Any]:
 
 
 def audio_format(value: Any) -> AudioFormat | None:
-    """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`)."""
+    """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`).
+
+    None for anything the API does not accept (reference §4: pcm16 is 24 kHz only, G.711 8 kHz),
+    so a client's `"rate": 5000000000` never becomes the rate of recorded audio.
+    """
     if isinstance(value, str):
         return _BETA_FORMATS.get(value)
     value = _dict(value)
     fmt = _GA_FORMATS.get(_str_or_none(value.get("type")) or "")
-    rate = int64_or_none(value.get("rate"))
-    if fmt is not None and rate and rate > 0 and fmt.name == "pcm16":
-        return AudioFormat(fmt.name, rate)
+    if fmt is None or value.get("rate", fmt.sample_rate) != fmt.sample_rate:
+        return None
     return fmt
 
 
@@ -226,8 +237,8 @@ def session_config(session: Any) -> SessionConfig:
     audio = _dict(session.get("audio"))
     audio_in, audio_out = _dict(audio.get("input")), _dict(audio.get("output"))
     transcription = audio_in.get("transcription", session.get("input_audio_transcription"))
-    transcription_model = _str_or_none(_dict(transcription).get("model"))
-    model = _str_or_none(session.get("model"))
+    transcription_model = stored_model(_dict(transcription).get("model"))
+    model = stored_model(session.get("model"))
     if model is None and session.get("type") == "transcription":
         model = transcription_model  # a transcription-only session's model is its ASR model
     return SessionConfig(
@@ -281,12 +292,33 @@ def _split_path(path: str) -> tuple[str, str]:
 
 
 def model_from_path(path: str) -> str | None:
-    """The model named by a `/realtime` URL: `model=` (OpenAI) or `deployment=` (Azure)."""
+    """The model named by a `/realtime` URL (`model=`, or Azure's `deployment=`), fit to store."""
     query = parse_qs(_split_path(path)[1])
     for name in ("model", "deployment"):
         if query.get(name):
-            return query[name][0]
+            return stored_model(query[name][0])
     return None
+
+
+def stored_model(model: Any) -> str | None:
+    """A model name fit to store and log: secrets redacted, then cut to `MODEL_MAX_CHARS`."""
+    if not isinstance(model, str) or not model:
+        return None
+    return redact_free_text(model)[:MODEL_MAX_CHARS]
+
+
+def metric_model(model: str | None, prices: PriceTable, reported: Collection[str] = ()) -> str:
+    """The `model` label: a priced model, one the server `reported`, `unknown`, else `other`.
+
+    Any client names any model in `?model=`, and each name would be new series in every metric:
+    only names the price table knows or the server itself sent become labels. A dated snapshot
+    priced through its base model is labelled with the base unless the server reported it.
+    """
+    if not model or model == UNKNOWN_MODEL:
+        return UNKNOWN_MODEL
+    if model in reported:
+        return model[:MODEL_MAX_CHARS]
+    return prices.priced_name(model) or OTHER_MODEL
 
 
 def is_realtime_path(path: str) -> bool:

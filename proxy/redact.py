@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -18,7 +19,36 @@ SECRET_FIELDS = frozenset({"client_secret", "api_key", "api-key", "authorization
 _TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:sk-|ek_)[A-Za-z0-9_\-]{6,}")
 # Cheap pre-check: only frames that might hold a secret are walked. Substring tests on the
 # lowered bytes rather than a case-insensitive regex, which costs ~175 us on a 6 KB audio frame.
-_SECRET_MARKERS = (b"sk-", b"ek_", b"client_secret", b"api_key", b"api-key", b"authorization")
+# A `\u` escape can spell any character of a key or field name (`sk\u002d…`, `client\u005fsecret`)
+# so the raw bytes cannot rule a secret out: such frames are always walked, on their decoded text.
+_SECRET_MARKERS = (
+    b"sk-",
+    b"ek_",
+    b"client_secret",
+    b"api_key",
+    b"api-key",
+    b"authorization",
+    b"\\u",
+)
+
+
+# Free text (a frame that is not JSON, a close reason) may carry a secret in any shape a header,
+# a JSON field or a query string gives it: `Authorization: Bearer …`, `"client_secret": {…}`,
+# `x-api-key=…`. `key` alone is a secret only as a query parameter (`key=`), not in prose (`key:`).
+_CREDENTIAL_NAME = r"client[_-]secret|api[_-]key|(?:proxy-)?authorization|cookie|key"
+_CREDENTIAL_VALUE = r"""
+    "(?:[^"\\]|\\.)*"?                    # a JSON string, maybe cut off
+  | '(?:[^'\\]|\\.)*'?
+  | \{[^{}]*\}?                             # a client_secret object
+  | (?:(?:bearer|basic)(?:\s+|%20|\+))?[^\s"'&,;{}\[\]<>]+
+"""
+_NAMED_CREDENTIAL = re.compile(
+    rf"(?<![A-Za-z0-9])(?P<name>{_CREDENTIAL_NAME})(?P<sep>[\"']?\s*[:=]\s*)(?P<value>{_CREDENTIAL_VALUE})",
+    re.IGNORECASE | re.VERBOSE,
+)
+_KEY_SUBPROTOCOL = re.compile(re.escape(KEY_SUBPROTOCOL_PREFIX) + r"[^\s,;\"']+", re.IGNORECASE)
+# `\uXXXX` outside the surrogate range: enough to spell any key or field name.
+_JSON_ESCAPE = re.compile(r"\\u(?![dD][89a-fA-F])([0-9a-fA-F]{4})")
 
 
 def redact_text(text: str) -> str:
@@ -26,13 +56,47 @@ def redact_text(text: str) -> str:
     return _TOKEN.sub(REDACTED, text)
 
 
+def _named_secret(match: re.Match[str]) -> str:
+    name, sep, value = match["name"], match["sep"], match["value"]
+    if name.lower() == "key" and ":" in sep:
+        return match[0]
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{name}{sep}{quote}{REDACTED}{quote}"
+
+
+def _redact_shapes(text: str) -> str:
+    lowered = text.lower()
+    # Every name the two patterns look for contains one of these: skip the slow scans without.
+    if any(word in lowered for word in ("key", "secret", "authorization", "cookie")):
+        text = _NAMED_CREDENTIAL.sub(_named_secret, text)
+        text = _KEY_SUBPROTOCOL.sub(KEY_SUBPROTOCOL_PREFIX + REDACTED, text)
+    return redact_text(text)
+
+
+def redact_free_text(text: str) -> str:
+    """`text` with tokens, key subprotocols and named secrets (`api-key: …`) replaced.
+
+    Text that spells a secret with JSON escapes (`client\\u005fsecret`) is kept decoded.
+    """
+    if "\\u" in text:
+        decoded = _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)), text)
+        redacted = _redact_shapes(decoded)
+        if redacted != decoded:
+            return redacted
+    return _redact_shapes(text)
+
+
 def might_hold_secret(raw: bytes) -> bool:
+    """False only when no decoding of `raw` can hold a key or a secret field name."""
     lowered = raw.lower()
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
-def redact_value(value: Any) -> Any:
-    """A copy of a decoded JSON value with secret fields and embedded tokens (keys too) replaced."""
+def redact_value(value: Any, redact_string: Callable[[str], str] = redact_text) -> Any:
+    """A copy of a decoded JSON value with secret fields and embedded tokens (keys too) replaced.
+
+    Strings go through `redact_string`: `redact_free_text` for values that are not events.
+    """
     # Iterative: a frame may nest deeper than Python's recursion limit and still be valid JSON.
     root: list[Any] = [None]
     pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
@@ -42,7 +106,7 @@ def redact_value(value: Any) -> Any:
             copied: dict[Any, Any] = {}
             for key, child in item.items():
                 secret = isinstance(key, str) and key.lower() in SECRET_FIELDS
-                name = redact_text(key) if isinstance(key, str) else key
+                name = redact_string(key) if isinstance(key, str) else key
                 copied[name] = REDACTED
                 if not secret:
                     pending.append((child, copied, name))
@@ -51,7 +115,7 @@ def redact_value(value: Any) -> Any:
             parent[slot] = copied_list = [None] * len(item)
             pending.extend((child, copied_list, index) for index, child in enumerate(item))
         elif isinstance(item, str):
-            parent[slot] = redact_text(item)
+            parent[slot] = redact_string(item)
         else:
             parent[slot] = item
     return root[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,7 +9,7 @@ from typing import Any
 
 from proxy import protocol
 from proxy.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from proxy.redact import might_hold_secret, redact_text, redact_value
+from proxy.redact import might_hold_secret, redact_free_text, redact_value
 from storage.records import (
     AudioRecord,
     EventRecord,
@@ -25,6 +24,7 @@ from storage.records import (
 )
 
 RECORD_MODES = ("full", "text", "metadata")
+MAX_REPORTED_MODELS = 16
 
 
 @dataclass
@@ -86,6 +86,9 @@ class SessionRecorder:
     input_clock: InputAudioClock = field(default_factory=InputAudioClock)
     pending_turn: tuple[float, float | None] | None = None
     rate_limit_key: str = "unknown"  # metric label: key fingerprint, or `ephemeral`
+    # Models (session and transcription) the server named: trusted as metric labels, unlike
+    # the client's `?model=`. Bounded, in case a server renames its model on every update.
+    reported_models: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.model = self.opened.model
@@ -93,6 +96,11 @@ class SessionRecorder:
     @property
     def id(self) -> str:
         return self.opened.id
+
+    @property
+    def metric_model(self) -> str:
+        """This session's `model` metric label (`protocol.metric_model`)."""
+        return protocol.metric_model(self.model, self.prices, self.reported_models)
 
     def on_message(
         self, from_client: bool, content: bytes, is_text: bool, ts: float
@@ -174,23 +182,20 @@ class SessionRecorder:
             id=self.id,
             ended_at=_utc(ts),
             close_code=code,
-            close_reason=redact_text(reason) if reason else reason,
+            close_reason=redact_free_text(reason) if reason else reason,
             closed_by=closed_by,
         )
 
     def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
         """What is kept of a frame that is not a JSON object with a string `type`."""
-        if self.record_mode == "metadata":
+        # Binary frames are kept as their size only, in every mode: the Realtime API sends none,
+        # and bytes in an unknown encoding (UTF-16, compressed, …) cannot be searched for a key.
+        if self.record_mode == "metadata" or event_type == protocol.BINARY:
             return None
-        if event_type == protocol.BINARY:  # kept whole under `full` only, like audio
-            return (
-                {"base64": base64.b64encode(content).decode()}
-                if self.record_mode == "full"
-                else None
-            )
+        # Not an event: free text, so every shape a secret takes in text is looked for.
         if decoded is not None:
-            return redact_value(decoded)
-        return redact_text(content.decode("utf-8", errors="replace"))
+            return redact_value(decoded, redact_free_text)
+        return redact_free_text(content.decode("utf-8", errors="replace"))
 
     def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
         if from_client:
@@ -243,6 +248,9 @@ class SessionRecorder:
 
     def _session_changed(self, session: Any) -> list[Record]:
         config = self._apply_session(session)
+        for reported in (config.model, config.transcription_model):
+            if reported is not None and len(self.reported_models) < MAX_REPORTED_MODELS:
+                self.reported_models.add(reported)
         if config.model is not None:
             self.model = config.model
         if config.model is None and config.openai_session_id is None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from proxy import protocol
-from proxy.redact import REDACTED, redact_url, redact_value
+from proxy.redact import REDACTED, redact_free_text, redact_url, redact_value
 from proxy.session import RECORD_MODES, SessionRecorder
 from storage.records import AudioRecord, EventRecord, SessionOpened
 from tests.conftest import FIXTURES_DIR
@@ -156,8 +156,23 @@ events = st.one_of(
 )
 
 
-def _encode(value: Any, ascii_only: bool) -> bytes:
-    return json.dumps(value, ensure_ascii=ascii_only, allow_nan=True).encode()
+# A JSON string literal, escapes included.
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _escape_dashes(literal: re.Match[str]) -> str:
+    return literal[0].replace("-", "\\u002d").replace("_", "\\u005F")
+
+
+def _encode(value: Any, spelling: str) -> bytes:
+    """JSON as clients may spell it: UTF-8, ASCII with escapes, or `-`/`_` escaped in strings."""
+    text = json.dumps(value, ensure_ascii=spelling != "utf-8", allow_nan=True)
+    if spelling == "escaped":  # `sk\u002d…`, `client\u005Fsecret`: keys the raw bytes do not show
+        text = _STRING_LITERAL.sub(_escape_dashes, text)
+    return text.encode()
+
+
+spellings = st.sampled_from(["utf-8", "ascii", "escaped"])
 
 
 def nested_frame(depth: int, shape: str) -> bytes:
@@ -202,14 +217,14 @@ odd_literals = st.sampled_from(
 
 @st.composite
 def broken_json(draw: st.DrawFn) -> bytes:
-    data = _encode(draw(events), True)
+    data = _encode(draw(events), "ascii")
     cut = draw(st.integers(0, len(data)))
     return data[:cut] + draw(st.binary(max_size=4))
 
 
 shallow_payloads = st.one_of(
-    st.builds(_encode, events, st.booleans()),
-    st.builds(_encode, json_values, st.booleans()),
+    st.builds(_encode, events, spellings),
+    st.builds(_encode, json_values, spellings),
     odd_literals,
     broken_json(),
     st.binary(max_size=64),
@@ -357,6 +372,7 @@ def test_any_frames_give_exactly_one_storable_event_each(
         # What the writer will store serializes, and holds no key.
         json.dumps(event.payload)
         assert not any(KEY_TOKEN.search(s) for s in strings_in(event.payload))
+        assert secret_fields_redacted(event.payload)
 
 
 @settings(max_examples=200, deadline=None)
@@ -390,3 +406,41 @@ def test_url_helpers_never_raise_and_hide_query_keys(prefix: str, key: str, para
     assert isinstance(protocol.model_from_path(url), str | None)
     if "#" not in prefix:  # past a `#` it is a fragment, which clients never send
         assert key not in redacted
+
+
+# How a secret sits in text that is not JSON: header lines, query strings, cut-off JSON objects.
+SECRET_SHAPES = [
+    "Authorization: Bearer {}",
+    "authorization=Bearer%20{}",
+    "Proxy-Authorization: Basic {}",
+    "api-key: {}",
+    "X-Api-Key:{}",
+    "api_key={}",
+    "?key={}",
+    '"client_secret": "{}"',
+    '"client_secret":{{"value":"{}","expires_at":1',
+    "client_secret={}",
+    '"Authorization": "Bearer {}"',
+    "openai-insecure-api-key.{}",
+    "client\\u005fsecret={}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=plain_text,
+    shape=st.sampled_from(SECRET_SHAPES),
+    # The `-` marks the secret: random text never holds one.
+    secret=st.text(alphabet=KEY_CHARS.replace("_", ""), min_size=1, max_size=20).map(
+        lambda body: "opaque-" + body
+    ),
+    after=plain_text,
+    from_client=st.booleans(),
+)
+def test_secrets_in_frames_that_are_not_json_are_redacted(
+    before: str, shape: str, secret: str, after: str, from_client: bool
+):
+    text = f"{before} {shape.format(secret)} {after}"
+    assert "opaque-" not in redact_free_text(text)
+    (event,) = new_recorder("full").on_message(from_client, text.encode(), True, 1.0)
+    assert "opaque-" not in json.dumps(event.payload)  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ from proxy.session import SessionRecorder
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import RateLimit, Response, Transcription, table
-from storage.records import ResponseDone, SessionOpened
+from storage.records import ResponseDone, SessionOpened, TranscriptionRecord
 from tests.conftest import ProxyProcess
 from tests.test_end_to_end import run_conversation
 from tests.test_protocol import fixture_lines
@@ -233,3 +233,22 @@ async def test_metrics_equal_the_recorded_numbers(
     assert total(values, "openai_realtime_sessions_total", model="gpt-realtime") == 1
     assert total(values, "openai_realtime_recorder_queue_depth") == 0
     assert all("id" not in dict(labels) for _name, labels in values)
+
+
+def test_model_labels_a_client_makes_up_are_other():
+    metrics = Metrics(CollectorRegistry())
+    usage = protocol.response_usage({"input_tokens": 5, "output_tokens": 2})
+    done = ResponseDone("s", "r1", datetime(2026, 1, 1), "completed", usage=usage)
+    transcribed = TranscriptionRecord(
+        "s", datetime(2026, 1, 1), None, "made-up-asr", None, "duration", seconds=2.0
+    )
+    for n in range(3):
+        observe(metrics, f"made-up-{n}", "k", [done, transcribed])
+    observe(metrics, "gpt-realtime-2025-08-28", "k", [done], reported={"gpt-realtime-2025-08-28"})
+    labels = {
+        sample.labels["model"]
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if "model" in sample.labels
+    }
+    assert labels == {"other", "gpt-realtime-2025-08-28"}

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from proxy import protocol
+from proxy.pricing import BUILTIN_PRICES, Price, PriceTable
 from proxy.session import SessionRecorder
 from storage.records import (
     AudioRecord,
@@ -242,7 +243,11 @@ def test_counters_past_64_bits_become_null():
         ("g711_ulaw", protocol.G711_ULAW),
         ({"type": "audio/pcma"}, protocol.G711_ALAW),
         ({"type": "audio/pcm", "rate": 24000}, protocol.PCM16),
-        ({"type": "audio/pcm", "rate": 16000}, protocol.AudioFormat("pcm16", 16000)),
+        ({"type": "audio/pcmu", "rate": 8000}, protocol.G711_ULAW),
+        ({"type": "audio/pcm", "rate": 16000}, None),  # the API accepts 24 kHz only
+        ({"type": "audio/pcm", "rate": 5_000_000_000}, None),
+        ({"type": "audio/pcm", "rate": "24000"}, None),
+        ({"type": "audio/pcma", "rate": 24000}, None),
         ("mp3", None),
     ],
 )
@@ -269,6 +274,21 @@ def test_g711_session_changes_the_recorded_audio_format():
     assert (audio[0].audio_format, audio[0].sample_rate) == ("g711_ulaw", 8000)
 
 
+@pytest.mark.parametrize("from_client", [True, False])
+def test_a_rate_the_api_refuses_keeps_the_recorded_audio_format(from_client: bool):
+    recorder = SessionRecorder(SessionOpened("s", None, "ga", "/v1/realtime", "full"))  # type: ignore[arg-type]
+    absurd = {"type": "audio/pcm", "rate": 5_000_000_000}
+    update = {
+        "type": "session.update" if from_client else "session.updated",
+        "session": {"type": "realtime", "audio": {"input": {"format": absurd}}},
+    }
+    recorder.on_message(from_client, orjson.dumps(update), True, 1.0)
+    append = {"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\0" * 480).decode()}
+    (_, audio) = recorder.on_message(True, orjson.dumps(append), True, 2.0)
+    assert isinstance(audio, AudioRecord)
+    assert (audio.audio_format, audio.sample_rate) == ("pcm16", 24000)
+
+
 @pytest.mark.parametrize("text", ["", "QQ==", "QUI=", "QUJD", "QUJDRA=="])
 def test_base64_size_without_decoding(text: str):
     assert protocol.base64_decoded_size(text) == len(base64.b64decode(text))
@@ -287,6 +307,80 @@ def test_base64_size_without_decoding(text: str):
 def test_realtime_paths_and_models(path: str, realtime: bool, model: str | None):
     assert protocol.is_realtime_path(path) is realtime
     assert protocol.model_from_path(path) == model
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/realtime?model=sk-proj-abcDEF1234567890xyz",
+        "/v1/realtime?model=x%20Authorization:%20Bearer%20opaque-secret-42",
+        "/openai/realtime?deployment=api-key%3Dopaque-secret-42",
+    ],
+)
+def test_a_model_name_from_the_url_holds_no_secret(path: str):
+    model = protocol.model_from_path(path)
+    assert model is not None
+    assert "[REDACTED]" in model
+    assert "abcDEF" not in model
+    assert "opaque-secret" not in model
+
+
+def test_model_names_are_cut_to_64_characters():
+    assert protocol.model_from_path("/v1/realtime?model=" + "m" * 10_000) == "m" * 64
+    recorder = SessionRecorder(SessionOpened("s", None, "ga", "/v1/realtime", "full"))  # type: ignore[arg-type]
+    created = {"type": "session.created", "session": {"id": "sess_1", "model": "g" * 10_000}}
+    (_, changed) = recorder.on_message(False, orjson.dumps(created), True, 1.0)
+    assert isinstance(changed, SessionChanged)
+    assert changed.model == recorder.model == "g" * 64
+
+
+PRICES = PriceTable(BUILTIN_PRICES).merged({"my-own-model": Price(text_input=1.0)})
+
+
+@pytest.mark.parametrize(
+    ("model", "reported", "label"),
+    [
+        ("gpt-realtime", (), "gpt-realtime"),
+        ("gpt-4o-realtime-preview-2024-10-01", (), "gpt-4o-realtime-preview-2024-10-01"),
+        ("gpt-realtime-2025-08-28", (), "gpt-realtime"),  # priced through its base model
+        ("gpt-realtime-2025-08-28", ("gpt-realtime-2025-08-28",), "gpt-realtime-2025-08-28"),
+        ("my-own-model", (), "my-own-model"),  # from --pricing
+        ("whisper-1", (), "whisper-1"),
+        ("made-up-model-1", (), "other"),
+        ("gpt-realtime-9999", (), "other"),
+        ("my-azure-deployment", ("my-azure-deployment",), "my-azure-deployment"),
+        (None, (), "unknown"),
+        ("", (), "unknown"),
+        ("unknown", (), "unknown"),
+    ],
+)
+def test_metric_model_labels_are_bounded(model: str | None, reported: tuple[str], label: str):
+    assert protocol.metric_model(model, PRICES, reported) == label
+
+
+def test_models_the_server_reports_become_labels():
+    opened = SessionOpened("s", None, "ga", "/v1/realtime?model=x", "full", model="x")  # type: ignore[arg-type]
+    recorder = SessionRecorder(opened)
+    assert recorder.metric_model == "other"  # only the client named it
+    session = {
+        "model": "gpt-realtime-2025-08-28",
+        "audio": {"input": {"transcription": {"model": "gpt-live-transcribe"}}},
+    }
+    recorder.on_message(
+        False, orjson.dumps({"type": "session.created", "session": session}), True, 1.0
+    )
+    assert recorder.metric_model == "gpt-realtime-2025-08-28"
+    assert recorder.reported_models == {"gpt-realtime-2025-08-28", "gpt-live-transcribe"}
+
+
+def test_models_a_client_names_are_not_reported():
+    recorder = SessionRecorder(SessionOpened("s", None, "ga", "/v1/realtime", "full"))  # type: ignore[arg-type]
+    update = {
+        "type": "session.update",
+        "session": {"model": "z", "audio": {"input": {"transcription": {"model": "t"}}}},
+    }
+    recorder.on_message(True, orjson.dumps(update), True, 1.0)
+    assert recorder.reported_models == set()
 
 
 def test_beta_detection():

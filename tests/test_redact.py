@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
 from proxy.redact import (
     REDACTED,
     api_key,
     key_fingerprint,
+    redact_free_text,
     redact_headers,
     redact_subprotocols,
     redact_url,
     redact_value,
 )
+from proxy.session import SessionRecorder
+from storage.records import EventRecord, SessionOpened
 
 KEY = "sk-proj-abcDEF1234567890xyz"
 EPHEMERAL = "ek_68af1e2b3c4d5e6f7a8b9c0d"
@@ -57,6 +65,95 @@ def test_payload_tokens_and_client_secrets_are_redacted():
     assert EPHEMERAL not in repr(redacted)
     assert redacted["session"]["client_secret"] == REDACTED
     assert redacted["session"]["instructions"] == f"my key is {REDACTED}, do not tell"
+
+
+def recorded_payload(content: bytes, is_text: bool = True, record_mode: str = "full") -> object:
+    """The `events.payload` a recorder stores for one client frame."""
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    recorder = SessionRecorder(opened, record_mode=record_mode)
+    records = recorder.on_message(True, content, is_text, 1.0)
+    (event,) = [r for r in records if isinstance(r, EventRecord)]
+    return event.payload
+
+
+def escape_every_character(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"x","instructions":"key sk\\u002dproj-abcDEF1234567890xyz"}',
+        '{"type":"x","v":"ek\\u005f68af1e2b3c4d5e6f7a8b9c0d"}',
+        f'{{"type":"x","v":"{escape_every_character(KEY)}"}}',
+        '{"type":"x","session":{"client\\u005fsecret":{"value":"opaque-secret-1"}}}',
+        '{"type":"x","\\u0041pi\\u002dKey":"opaque-secret-1"}',
+        f'{{"type":"x","{escape_every_character("authorization")}":"opaque-secret-1"}}',
+        '{"type":"input_audio_buffer.append","audio":"AAAA","x":"sk\\u002dproj-abc123456"}',
+    ],
+)
+def test_keys_spelled_with_json_escapes_are_redacted(frame: str):
+    stored = orjson.dumps(recorded_payload(frame.encode())).decode()
+    assert "sk-proj-" not in stored
+    assert EPHEMERAL not in stored
+    assert "opaque-secret-1" not in stored
+    assert REDACTED in stored
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"Authorization: Bearer {KEY}".encode(),
+        f"api-key={KEY}".encode("utf-16-le"),
+        b"\x00\x01" + KEY.encode() + b"\xff",
+    ],
+)
+def test_binary_frames_are_stored_as_their_size_only(content: bytes):
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    (event,) = SessionRecorder(opened).on_message(True, content, False, 1.0)
+    assert isinstance(event, EventRecord)
+    assert (event.type, event.size_bytes, event.payload) == ("binary", len(content), None)
+
+
+OPAQUE = "opaque-secret-0000000042"  # no `sk-`/`ek_`: only the shape around it says it is secret
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Bearer {OPAQUE}",
+        f"api-key: {OPAQUE}",
+        f'{{"type":"session.update","session":{{"client_secret":{{"value":"{OPAQUE}"',
+        f'{{"client_secret": "{OPAQUE}", oops',
+        f"client_secret={OPAQUE}&x=1",
+        f"Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.{OPAQUE}",
+        f"GET /v1/realtime?model=m&api-key={OPAQUE} HTTP/1.1",
+        f"/v1/realtime?authorization=Bearer%20{OPAQUE}",
+        f'{{"client\\u005fsecret": "{OPAQUE}" oops',
+        f'"Authorization: Bearer {OPAQUE}"',  # valid JSON, but a string rather than an event
+    ],
+)
+def test_frames_that_are_not_events_get_every_text_rule(text: str):
+    stored = orjson.dumps(recorded_payload(text.encode())).decode()
+    assert OPAQUE not in stored
+    assert REDACTED in stored
+
+
+def test_close_reasons_get_every_text_rule():
+    opened = SessionOpened(
+        id="s", started_at=datetime.now(UTC), api="ga", path="/v1/realtime", record_mode="full"
+    )
+    closed = SessionRecorder(opened).close(2.0, 1008, f"bad api-key={OPAQUE}", "server")
+    assert closed.close_reason == f"bad api-key={REDACTED}"
+
+
+def test_text_rules_leave_prose_alone():
+    text = "the key: turn it twice; monkey=banana; keyboard=qwerty"
+    assert redact_free_text(text) == text
 
 
 def test_words_that_merely_contain_sk_are_kept():

@@ -35,7 +35,13 @@ KEYS = {
     "client_secret that is no token": "opaque-client-secret-000012",
     "token in an error message": "sk-ErrorMessage000000000013",
     "token in a close reason": "sk-CloseReason0000000000014",
+    "token spelled with JSON escapes": "sk-EscapedJson00000000000015",
+    "token in a binary frame": "sk-BinaryFrame00000000000016",
+    "api-key line in a frame that is not JSON": "opaque-NotJsonApiKey0000017",
+    "client_secret in a cut-off frame": "opaque-CutOffSecret00000018",
 }
+# Sent as `sk\u002dEscaped…`: the raw frame never shows the key the service decodes.
+ESCAPED = KEYS["token spelled with JSON escapes"].replace("-", "\\u002d")
 
 
 def stored_bytes(db: Path) -> bytes:
@@ -113,6 +119,11 @@ async def session_full_of_keys(upstream: FakeRealtimeServer, proxy: ProxyProcess
             )
         )
         await talk.client_says(f"not json at all {KEYS['token in a frame that is not JSON']}")
+        await talk.client_says('{"type":"x.escaped","note":"' + ESCAPED + '"}')
+        await talk.client_says(b"\x00\x01" + KEYS["token in a binary frame"].encode())
+        await talk.client_says(f"api-key: {KEYS['api-key line in a frame that is not JSON']}")
+        cut_off = KEYS["client_secret in a cut-off frame"]
+        await talk.client_says(f'{{"type":"x","client_secret":{{"value":"{cut_off}"')
         await talk.server_says(
             json.dumps(
                 {
@@ -157,9 +168,14 @@ def test_no_key_reaches_the_database_logs_metrics_or_exports(
     handshake = next(h for h in upstream.handshakes if talk.marker in h.path)
     # The keys were really there: the service got every one of them, untouched.
     sent_upstream = json.dumps([handshake.path, handshake.headers]) + json.dumps(
-        [m.data for m in upstream.messages(talk.conn_id) if isinstance(m.data, str)]
+        [
+            m.data if isinstance(m.data, str) else m.data.decode("latin-1")
+            for m in upstream.messages(talk.conn_id)
+        ]
     )
-    assert set(leaks(sent_upstream)) >= set(KEYS) - {"token in a close reason"}
+    not_literal = {"token in a close reason", "token spelled with JSON escapes"}
+    assert set(leaks(sent_upstream)) >= set(KEYS) - not_literal
+    assert json.dumps(ESCAPED)[1:-1] in sent_upstream  # the escaped spelling got through
     server_close = asyncio.run(on_server(upstream, lambda: upstream.wait_closed(talk.conn_id, 30)))
     assert server_close[1] == f"bye {KEYS['token in a close reason']}"
 
