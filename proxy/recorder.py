@@ -137,7 +137,7 @@ class Recording:
         )
         self.sessions[key] = _Session(session, relay)
         self._submit([opened])
-        self.metrics.sessions.labels(model=opened.model or "unknown").inc()
+        self.metrics.sessions.labels(model=protocol.metric_model(opened.model, self.prices)).inc()
 
     def _message(self, relay: int, item: Item) -> None:
         entry = self.sessions.get((relay, item.session))
@@ -157,7 +157,14 @@ class Recording:
             records = [_unparsed_event(session, item)]
         self._submit(records)
         try:
-            observe(self.metrics, session.model or "unknown", session.rate_limit_key, records)
+            observe(
+                self.metrics,
+                session.model,
+                session.rate_limit_key,
+                records,
+                prices=self.prices,
+                reported=session.reported_models,
+            )
         except Exception:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
@@ -175,7 +182,7 @@ class Recording:
             [session.close(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))]
         )
         started = session.opened.started_at.timestamp()
-        model = session.model or "unknown"
+        model = session.metric_model
         self.metrics.session_duration.labels(model=model).observe(item.ts - started)
 
     def _dropped(self, relay: int, item: Item) -> None:
@@ -197,7 +204,7 @@ class Recording:
     def _active_by_model(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for entry in list(self.sessions.values()):
-            model = entry.recorder.model or "unknown"
+            model = entry.recorder.metric_model
             counts[model] = counts.get(model, 0) + 1
         return counts
 
