@@ -24,12 +24,14 @@ from proxy.observe import observe
 from proxy.pricing import PricingError, price_table
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy.session import RECORD_MODES, SessionRecorder
+from proxy.tags import SessionTags, session_tags
 from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine, upgrade
 from storage.ids import uuid7
 from storage.records import EventRecord, Record, SessionOpened
 from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
+TAGS_KEY = "rtrec_tags"
 
 
 class Recorder:
@@ -162,6 +164,18 @@ class Recorder:
             return f"database unavailable for {time.monotonic() - self.writer.failing_since:.0f}s"
         return None
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if request.headers.get("upgrade", "").lower() != "websocket":
+            return
+        if protocol.is_realtime_path(request.path):
+            # The client's session tags are rtrec's business: the upstream never sees them.
+            tags = session_tags(request.headers, request.path)
+            flow.metadata[TAGS_KEY] = tags
+            request.path = tags.path
+            for name in tags.tag_headers:
+                request.headers.pop(name, None)
+
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
         if response is None or response.status_code == 101:
@@ -189,6 +203,7 @@ class Recorder:
         subprotocols = split_subprotocols(headers.get("sec-websocket-protocol", ""))
         peer = flow.client_conn.peername
         key = api_key(headers, subprotocols, request.path)
+        tags: SessionTags | None = flow.metadata.get(TAGS_KEY)
         opened = SessionOpened(
             id=uuid7(),
             started_at=datetime.fromtimestamp(time.time(), UTC),
@@ -199,6 +214,8 @@ class Recorder:
             upstream=f"{request.scheme}://{request.host}:{request.port}",
             client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
             key_fingerprint=key_fingerprint(key),
+            properties=tags.properties if tags else (),
+            replay_of=tags.replay_of if tags else None,
         )
         # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
         ephemeral = key is not None and key.startswith("ek_")

@@ -92,11 +92,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def property_filter(text: str) -> tuple[str, str]:
+    """`customer=acme` -> ("customer", "acme"), the name spelt as the proxy stores it."""
+    from proxy.tags import property_name
+
+    raw_name, equals, value = text.partition("=")
+    name = property_name(raw_name)
+    if not equals or name is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     with _reading(args.db) as connection:
         rows = [
             {k: _plain(v) for k, v in row.items()}
-            for row in queries.list_sessions(connection, args.limit)
+            for row in queries.list_sessions(connection, args.limit, args.property)
         ]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -248,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(sessions, [DB])
     sessions.add_argument("--json", action="store_true", help="one JSON array of objects")
     sessions.add_argument("--limit", type=positive_int, default=50, help="at most this many")
+    sessions.add_argument(
+        "--property",
+        type=property_filter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="only sessions tagged with this property (repeatable: all must match)",
+    )
     sessions.set_defaults(run=cmd_sessions)
 
     exporter = commands.add_parser("export", help="export one session's events or audio")
