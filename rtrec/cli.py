@@ -14,7 +14,7 @@ from typing import IO, Any, NoReturn
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from rtrec import __version__, export, services
+from rtrec import __version__, export, regression, services
 from rtrec.errors import CommandError
 from rtrec.settings import (
     DASHBOARD_SETTINGS,
@@ -74,6 +74,9 @@ def _engine(url: str, *, read_only: bool) -> Engine:
 def _reading(url: str) -> Iterator[Connection]:
     with _engine(url, read_only=True).connect() as connection:
         yield connection
+
+
+reading = _reading  # for the commands registered from other modules (rtrec.regression)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -292,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings(prune, [DB])
     prune.set_defaults(run=cmd_prune)
+
+    regression.add_commands(commands)
     return parser
 
 
