@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from dashboard import audio
 from dashboard.conversation import build_turns
 from rtrec.export import event_line
-from storage import browse, overview
+from storage import browse, overview, properties
 from storage.db import (
     DEFAULT_DB_URL,
     DatabaseURLError,
@@ -343,3 +343,24 @@ def daily_rate_limits(url: str, span: Span) -> pd.DataFrame:
     limit = frame["limit_value"].where(frame["limit_value"] > 0)
     frame["headroom_pct"] = 100 * frame["lowest_remaining"] / limit
     return frame
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@_loader(ttl=30)
+def property_choices(url: str) -> dict[str, list[str]]:
+    """Property names with their most used values, for the filter and the group-by."""
+    with _reading(url) as connection:
+        return properties.property_choices(connection)
+
+
+@_loader(ttl=30)
+def usage_by_property(url: str, name: str, span: Span) -> pd.DataFrame:
+    with _reading(url) as connection:
+        rows = properties.usage_by_property(connection, name, *span)
+    columns = ["value", "sessions", "responses", "input_tokens", "output_tokens"]
+    columns += ["total_tokens", "cost_usd"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["value"] = frame["value"].fillna("(not set)")
+    return frame.rename(columns={"value": name})

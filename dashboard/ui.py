@@ -78,6 +78,7 @@ def session_filters() -> SessionFilter:
         "Min cost (USD)", min_value=0.0, value=0.0, step=0.01, format="%.4f", key="sessions_cost"
     )
     return SessionFilter(
+        properties=property_filter(sidebar),
         started_from=start,
         started_before=end,
         models=tuple(models),
@@ -87,6 +88,18 @@ def session_filters() -> SessionFilter:
         min_cost_usd=min_cost or None,
         search=search.strip(),
     )
+
+
+def property_filter(where: Any) -> tuple[tuple[str, str], ...]:
+    """A property name and one of its values (`Rtrec-Property-*` tags), when any are recorded."""
+    choices = data.property_choices()
+    if not choices:
+        return ()
+    name = where.selectbox("Property", list(choices), index=None, key="sessions_property")
+    if name is None:
+        return ()
+    value = where.selectbox(f"{name} =", choices[name], index=None, key="sessions_property_value")
+    return () if value is None else ((name, value),)
 
 
 def sessions_table(page: Any) -> Any:
@@ -131,3 +144,14 @@ def show_sessions(page: Any, key: str) -> str | None:
 
 def link_to_session(session_id: str) -> None:
     st.switch_page("app_pages/session.py", query_params={"session": session_id})
+
+
+def usage_by_property(span: Any) -> None:
+    """Cost and tokens grouped by the values of one property (Overview)."""
+    choices = data.property_choices()
+    if not choices:
+        return
+    st.subheader("Cost and tokens by property")
+    name = st.selectbox("Group by property", list(choices), key="overview_property")
+    if name is not None:
+        st.dataframe(data.usage_by_property(name, span), hide_index=True)

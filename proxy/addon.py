@@ -20,10 +20,12 @@ from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy.session import RECORD_MODES
+from proxy.tags import SessionTags, session_tags
 from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine
 from storage.ids import uuid7
 
 logger = logging.getLogger(__name__)
+TAGS_KEY = "rtrec_tags"
 
 
 class _Live:
@@ -149,6 +151,18 @@ class Recorder:
             self.recorder_process.stop()
             self.recorder_process = None
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if request.headers.get("upgrade", "").lower() != "websocket":
+            return
+        if protocol.is_realtime_path(request.path):
+            # The client's session tags are rtrec's business: the upstream never sees them.
+            tags = session_tags(request.headers, request.path)
+            flow.metadata[TAGS_KEY] = tags
+            request.path = tags.path
+            for name in tags.tag_headers:
+                request.headers.pop(name, None)
+
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
         if response is None or response.status_code == 101:
@@ -195,6 +209,7 @@ class Recorder:
         peer = flow.client_conn.peername
         key = api_key(headers, subprotocols, request.path)
         fingerprint = key_fingerprint(key)
+        tags: SessionTags | None = flow.metadata.get(TAGS_KEY)
         self._next_number += 1
         live = self.sessions[flow.id] = _Live(self._next_number)
         # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
@@ -210,6 +225,8 @@ class Recorder:
             upstream=f"{request.scheme}://{request.host}:{request.port}",
             client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
             key_fingerprint=fingerprint,
+            properties=tags.properties if tags else (),
+            replay_of=tags.replay_of if tags else None,
             rate_limit_key="ephemeral" if ephemeral else fingerprint or "none",
         )
 

@@ -131,6 +131,9 @@ class Recording:
         fields = item.fields()
         rate_limit_key = str(fields.pop("rate_limit_key", "none"))
         fields["started_at"] = datetime.fromtimestamp(float(fields["started_at"]), UTC)
+        fields["properties"] = tuple(
+            (str(name), str(value)) for name, value in fields.get("properties", ())
+        )
         opened = SessionOpened(**fields)
         session = SessionRecorder(
             opened, record_mode=self.record_mode, prices=self.prices, rate_limit_key=rate_limit_key

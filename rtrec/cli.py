@@ -16,7 +16,7 @@ from typing import IO, Any, NoReturn
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from rtrec import __version__, export, services
+from rtrec import __version__, export, regression, services
 from rtrec.errors import CommandError
 from rtrec.listing import print_table, sessions_table
 from rtrec.progress import progress
@@ -95,6 +95,9 @@ def _reading(url: str) -> Iterator[Connection]:
         yield connection
 
 
+reading = _reading  # for the commands registered from other modules (rtrec.regression)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     engine = _engine(args.db, read_only=False)
     _upgrade(args.db, engine)
@@ -115,9 +118,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def property_filter(text: str) -> tuple[str, str]:
+    """`customer=acme` -> ("customer", "acme"), the name spelt as the proxy stores it."""
+    from proxy.tags import property_name
+
+    raw_name, equals, value = text.partition("=")
+    name = property_name(raw_name)
+    if not equals or name is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     with _reading(args.db) as connection:
-        rows = queries.list_sessions(connection, args.limit)
+        rows = queries.list_sessions(connection, args.limit, args.property)
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
@@ -294,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(sessions, [DB])
     sessions.add_argument("--json", action="store_true", help="one JSON array of objects")
     sessions.add_argument("--limit", type=positive_int, default=50, help="at most this many")
+    sessions.add_argument(
+        "--property",
+        type=property_filter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="only sessions tagged with this property (repeatable: all must match)",
+    )
     sessions.set_defaults(run=cmd_sessions)
 
     exporter = commands.add_parser("export", help="export one session's events or audio")
@@ -319,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings(prune, [DB])
     prune.set_defaults(run=cmd_prune)
+
+    regression.add_commands(commands)
     return parser
 
 

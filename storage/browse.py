@@ -34,6 +34,7 @@ from storage.models import (
     Transcription,
     table,
 )
+from storage.properties import has_property
 
 SESSIONS = table(RealtimeSession)
 EVENTS = table(Event)
@@ -93,6 +94,8 @@ class SessionFilter:
     has_errors: bool = False
     min_cost_usd: float | None = None
     search: str = ""
+    #: (name, value) pairs a session must all carry (`Rtrec-Property-*` tags).
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 def int_sum(column: Any) -> Any:
@@ -197,6 +200,7 @@ def filter_conditions(session_filter: SessionFilter) -> list[ColumnElement[bool]
         conditions.append(_session_cost() >= f.min_cost_usd)
     if f.search.strip():
         conditions.append(_mentions(f.search.strip()))
+    conditions.extend(has_property(name, value) for name, value in f.properties)
     return conditions
 
 

@@ -66,6 +66,21 @@ class RealtimeSession(Base):
     closed_by: Mapped[str | None] = mapped_column(String(8))
     key_fingerprint: Mapped[str | None] = mapped_column(String(16))
     record_mode: Mapped[str] = mapped_column(String(16))
+    # The session this one replays (`rtrec replay`); no foreign key: the original may be pruned.
+    replay_of: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class SessionProperty(Base):
+    """A name/value tag a client gave its session (`Rtrec-Property-<Name>` header)."""
+
+    __tablename__ = "session_properties"
+    # (name, value): filtering and grouping by a property; (session_id, name): one value each.
+    __table_args__ = (UniqueConstraint("session_id", "name"), Index(None, "name", "value"))
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = _session_fk()
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class Event(Base):

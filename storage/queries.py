@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Float, cast, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    cast,
+    delete,
+    func,
+    select,
+)
 
 from storage.models import (
     AudioChunk,
@@ -14,15 +22,20 @@ from storage.models import (
     RateLimit,
     RealtimeSession,
     Response,
+    SessionProperty,
     Transcription,
     table,
 )
+from storage.properties import has_property
 
 SESSION_COLUMNS = [c.name for c in table(RealtimeSession).columns]
 
 
-def list_sessions(connection: Connection, limit: int = 50) -> list[dict[str, Any]]:
-    """Newest sessions first, each with its `sessions` columns and per-session totals."""
+def list_sessions(
+    connection: Connection, limit: int = 50, properties: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
+    """Newest sessions first, each with its `sessions` columns and per-session totals;
+    `properties` keeps only sessions carrying every one of those (name, value) pairs."""
     sessions = table(RealtimeSession)
     events = (
         select(func.count())
@@ -55,6 +68,7 @@ def list_sessions(connection: Connection, limit: int = 50) -> list[dict[str, Any
             totals.c.cost_usd,
         )
         .outerjoin(totals, totals.c.session_id == sessions.c.id)
+        .where(*(has_property(name, value) for name, value in properties))
         .order_by(sessions.c.started_at.desc(), sessions.c.id.desc())
         .limit(limit)
     )
@@ -121,7 +135,7 @@ def prune_sessions(connection: Connection, started_before: datetime, limit: int 
     if not doomed:
         return 0
     # Children first: SQLite only cascades when foreign keys are on for the connection.
-    for model in (Event, Response, RateLimit, Transcription, AudioChunk):
+    for model in (Event, Response, RateLimit, Transcription, AudioChunk, SessionProperty):
         child = table(model)
         connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
     connection.execute(delete(sessions).where(sessions.c.id.in_(doomed)))

@@ -18,6 +18,9 @@ class SessionOpened:
     upstream: str | None = None
     client_addr: str | None = None
     key_fingerprint: str | None = None
+    #: (name, value) pairs the client tagged the session with (`Rtrec-Property-*`).
+    properties: tuple[tuple[str, str], ...] = ()
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

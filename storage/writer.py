@@ -91,8 +91,25 @@ def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
     return row
 
 
+def _session_row(record: SessionOpened) -> dict[str, Any]:
+    row = _row(record)
+    del row["properties"]  # rows of their own, see _insert_properties
+    return row
+
+
+def _insert_properties(connection: Connection, records: Sequence[Record]) -> None:
+    rows = [
+        {"session_id": record.id, "name": name, "value": value}
+        for record in records
+        if isinstance(record, SessionOpened)
+        for name, value in record.properties
+    ]
+    if rows:
+        connection.execute(insert(models.table(models.SessionProperty)), rows)
+
+
 _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
-    SessionOpened: (models.table(models.RealtimeSession), _row),
+    SessionOpened: (models.table(models.RealtimeSession), _session_row),
     EventRecord: (models.table(models.Event), _row),
     ResponseCreated: (models.table(models.Response), _row),
     RateLimitRecord: (models.table(models.RateLimit), _row),
@@ -120,6 +137,8 @@ def apply_records(connection: Connection, records: Sequence[Record]) -> None:
             _insert_events_sqlite(connection, rows)
         else:
             connection.execute(insert(_INSERTS[kind][0]), rows)
+        if kind is SessionOpened:
+            _insert_properties(connection, records)
     for record in updates:
         _apply_update(connection, record)
 

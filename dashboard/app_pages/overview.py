@@ -72,3 +72,5 @@ if not ui.empty_state():
     with right:
         st.subheader("Errors by code")
         st.dataframe(data.error_counts(span), hide_index=True)
+
+    ui.usage_by_property(span)

@@ -1,0 +1,186 @@
+"""`rtrec diff`: two recorded sessions compared turn by turn, as plain dicts in and out.
+
+A turn is one model response, in the order the responses finished. Input is what
+`storage.recording.session_summary` returns; nothing here reads a database.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+LATENCIES = {
+    "ttfa": "time_to_first_audio_ms",
+    "ttft": "time_to_first_text_ms",
+    "turn": "turn_latency_ms",
+    "v2v": "voice_to_voice_ms",
+}
+TOKEN_TOTALS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+def similarity(a: str, b: str) -> float:
+    """1.0 for equal texts, towards 0.0 as they differ (difflib's ratio, rounded)."""
+    if a == b:
+        return 1.0
+    return round(difflib.SequenceMatcher(None, a, b, autojunk=False).ratio(), 4)
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(share * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def _arguments(raw: Any) -> Any:
+    """Tool arguments as a value, so `{"a":1}` and `{"a": 1}` compare equal."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _output(response: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(assistant text or audio transcript, tool calls) of a `response.done`'s `response`."""
+    texts, calls = [], []
+    for item in response.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call":
+            calls.append({"name": item.get("name"), "arguments": _arguments(item.get("arguments"))})
+        for part in item.get("content") or []:
+            if isinstance(part, dict):
+                text = part.get("text") or part.get("transcript")
+                if isinstance(text, str):
+                    texts.append(text)
+    return " ".join(texts), calls
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _nth(items: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
+    return items[index] if index < len(items) else None
+
+
+def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per finished response: status, text, tool calls, usage, cost, latencies."""
+    rows = {r["response_id"]: r for r in summary["responses"]}
+    found = []
+    for event in summary["events"]:
+        payload = event.get("payload")
+        if event["type"] != "response.done" or not isinstance(payload, dict):
+            continue
+        response = _dict(payload.get("response"))
+        row = rows.get(response.get("id"), {})
+        text, calls = _output(response)
+        turn = {"status": response.get("status") or row.get("status"), "text": text}
+        turn["tool_calls"] = calls
+        turn.update({c: row.get(c) for c in (*TOKEN_TOTALS, "cost_usd", *LATENCIES.values())})
+        found.append(turn)
+    return found
+
+
+def _errors(summary: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in summary["events"]:
+        payload = event.get("payload")
+        if event["type"] == "error":
+            error = payload.get("error") if isinstance(payload, dict) else None
+            code = (error or {}).get("code") or (error or {}).get("type") or "unknown"
+            counts[str(code)] = counts.get(str(code), 0) + 1
+    for row in summary["responses"]:
+        if row.get("status") == "failed":
+            code = f"response {row.get('error_code') or row.get('error_type') or 'failed'}"
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def _sum(values: Sequence[Any]) -> float | int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def metrics(summary: dict[str, Any]) -> dict[str, Any]:
+    """The session-level numbers thresholds apply to (`cost`, `tokens`, `ttfa_p95`, …)."""
+    responses = summary["responses"]
+    found: dict[str, Any] = {
+        "turns": len(turns(summary)),
+        "cost": _sum([r.get("cost_usd") for r in responses]),
+        "tokens": _sum([r.get("total_tokens") for r in responses]),
+        "input_tokens": _sum([r.get("input_tokens") for r in responses]),
+        "output_tokens": _sum([r.get("output_tokens") for r in responses]),
+        "errors": sum(_errors(summary).values()),
+    }
+    for short, column in LATENCIES.items():
+        values = [r[column] for r in responses if r.get(column) is not None]
+        found[f"{short}_p50"] = percentile(values, 0.5)
+        found[f"{short}_p95"] = percentile(values, 0.95)
+    return found
+
+
+def _turn_diff(index: int, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+    empty: dict[str, Any] = {"status": None, "text": "", "tool_calls": []}
+    left, right = a or empty, b or empty
+    keys = ("status", "text", "tool_calls", *TOKEN_TOTALS, "cost_usd", *LATENCIES.values())
+    diff: dict[str, Any] = {"turn": index + 1, "only_in": None if a and b else ("a" if a else "b")}
+    diff.update({key: [left.get(key), right.get(key)] for key in keys})
+    diff["text_similarity"] = similarity(left["text"], right["text"])
+    diff["tool_calls_changed"] = left["tool_calls"] != right["tool_calls"]
+    return diff
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The report `rtrec diff --json` prints: per turn, totals, latencies, errors, flags."""
+    turns_a, turns_b = turns(a), turns(b)
+    pairs = [
+        _turn_diff(
+            i, turns_a[i] if i < len(turns_a) else None, turns_b[i] if i < len(turns_b) else None
+        )
+        for i in range(max(len(turns_a), len(turns_b)))
+    ]
+    errors_a, errors_b = _errors(a), _errors(b)
+    user_a = " ".join(t.get("transcript") or "" for t in a["transcriptions"])
+    user_b = " ".join(t.get("transcript") or "" for t in b["transcriptions"])
+    text_a = " ".join(t["text"] for t in turns_a)
+    text_b = " ".join(t["text"] for t in turns_b)
+    metrics_a, metrics_b = metrics(a), metrics(b)
+    flags = {
+        "turns_changed": len(turns_a) != len(turns_b),
+        "statuses_changed": [t["status"] for t in turns_a] != [t["status"] for t in turns_b],
+        "tool_calls_changed": any(p["tool_calls_changed"] for p in pairs),
+        "errors_changed": errors_a != errors_b,
+        "text_changed": text_a != text_b,
+    }
+    structure_keys = ("turns_changed", "statuses_changed", "tool_calls_changed", "errors_changed")
+    return {
+        "a": _identity(a),
+        "b": _identity(b),
+        "structure_equal": not any(flags[k] for k in structure_keys),
+        **flags,
+        "text_similarity": similarity(text_a, text_b),
+        "transcript_similarity": similarity(user_a, user_b),
+        "metrics": {name: [metrics_a[name], metrics_b[name]] for name in metrics_a},
+        "errors": {"a": errors_a, "b": errors_b},
+        "turns": pairs,
+    }
+
+
+def _identity(summary: dict[str, Any]) -> dict[str, Any]:
+    session = summary["session"]
+    return {
+        "id": session["id"],
+        "model": session.get("model"),
+        "api": session.get("api"),
+        "record_mode": session.get("record_mode"),
+        "replay_of": session.get("replay_of"),
+        "properties": summary.get("properties", {}),
+    }

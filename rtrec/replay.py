@@ -1,0 +1,247 @@
+"""`rtrec replay`: re-drive the client side of a recorded session through a recording proxy.
+
+The replay sends the recorded client events in order (audio appends with their recorded bytes,
+tool outputs answered from the recording), and before each one waits until the upstream has
+answered as far as it had in the recording (the same count of `session.updated`,
+`response.created`, `response.done` …). It runs its own `rtrec proxy` child, so the replay is a
+recorded session of its own, linked to the original by the `Rtrec-Replay-Of` header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from rtrec.settings import DB, add_settings
+
+logger = logging.getLogger("rtrec")
+
+DEFAULT_UPSTREAM = "https://api.openai.com"
+# The server events a client may have waited for before its next event.
+BARRIERS = (
+    "session.created",
+    "session.updated",
+    "input_audio_buffer.committed",
+    "conversation.item.input_audio_transcription.completed",
+    "response.created",
+    "response.done",
+)
+# Where the server announces a conversation item (GA, beta): the replay's items get new ids.
+ITEM_ANNOUNCEMENTS = ("conversation.item.added", "conversation.item.created")
+# Client event fields that name a server-made item.
+ITEM_ID_FIELDS = ("item_id", "previous_item_id")
+WAIT_S = 30.0
+PLACEHOLDER_KEY = "sk-rtrec-replay-no-key"
+
+
+@dataclass
+class Step:
+    """One client event to send, after `waits` server events of each type have arrived."""
+
+    event: dict[str, Any]
+    delay_s: float
+    waits: dict[str, int]
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    final_waits: dict[str, int]
+    #: call_ids of the recorded function calls, in the order the server made them.
+    call_ids: list[str] = field(default_factory=list)
+    #: ids of the items the server announced, in order.
+    item_ids: list[str] = field(default_factory=list)
+    skipped_audio: int = 0
+
+
+def _seconds(a: datetime, b: datetime) -> float:
+    return max(0.0, (b - a).total_seconds())
+
+
+def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool) -> Plan:
+    """The steps of a replay, from a session's events in `seq` order and its client audio."""
+    seen = dict.fromkeys(BARRIERS, 0)
+    steps: list[Step] = []
+    call_ids: list[str] = []
+    item_ids: list[str] = []
+    skipped = 0
+    previous: datetime | None = None
+    for row in events:
+        payload = row["payload"]
+        if row["direction"] == "server":
+            if row["type"] in seen:
+                seen[row["type"]] += 1
+            if isinstance(payload, dict):
+                call_ids += _function_call_ids(payload)
+                item_ids += _announced_item(payload, item_ids)
+            continue
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            continue  # binary or invalid frames: nothing a client meant to send
+        event = dict(payload)
+        if event["type"] == "input_audio_buffer.append":
+            chunk = audio.get(row["seq"])
+            if not with_audio or chunk is None:
+                skipped += 1
+                continue
+            event["audio"] = base64.b64encode(chunk).decode()
+        delay = _seconds(previous, row["ts"]) if previous else 0.0
+        previous = row["ts"]
+        steps.append(Step(event, delay, dict(seen)))
+    return Plan(steps, dict(seen), call_ids, item_ids, skipped)
+
+
+def _announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
+    item = event.get("item")
+    if event.get("type") not in ITEM_ANNOUNCEMENTS or not isinstance(item, dict):
+        return []
+    item_id = item.get("id")
+    return [item_id] if isinstance(item_id, str) and item_id not in known else []
+
+
+def _function_call_ids(done: dict[str, Any]) -> list[str]:
+    if done.get("type") != "response.done":
+        return []
+    response = done.get("response")
+    if not isinstance(response, dict):
+        return []
+    return [
+        str(item["call_id"])
+        for item in response.get("output") or []
+        if isinstance(item, dict) and item.get("type") == "function_call" and item.get("call_id")
+    ]
+
+
+def rewrite(event: dict[str, Any], ids: dict[str, str], model: str | None) -> dict[str, Any]:
+    """The event as the replay sends it: recorded call and item ids become the replay's own."""
+    event = dict(event)
+    for name in ITEM_ID_FIELDS:
+        if isinstance(event.get(name), str) and event[name] in ids:
+            event[name] = ids[event[name]]
+    item = event.get("item")
+    if (
+        event["type"] == "conversation.item.create"
+        and isinstance(item, dict)
+        and item.get("type") == "function_call_output"
+        and item.get("call_id") in ids
+    ):
+        event["item"] = {**item, "call_id": ids[item["call_id"]]}
+    if event["type"] == "response.cancel":
+        # The replay's response has another id: cancel whichever is in progress.
+        event.pop("response_id", None)
+    session = event.get("session")
+    if (
+        model
+        and event["type"] == "session.update"
+        and isinstance(session, dict)
+        and "model" in session
+    ):
+        event["session"] = {**session, "model": model}
+    return event
+
+
+def replay_path(recorded_path: str, model: str | None) -> str:
+    """The recorded path with `model` swapped in and redacted parameters left out."""
+    base, _, query = recorded_path.partition("?")
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if "[REDACTED]" not in v]
+    if model:
+        names = {k for k, _ in pairs}
+        key = "deployment" if "deployment" in names and "model" not in names else "model"
+        pairs = [(k, v) for k, v in pairs if k != key] + [(key, model)]
+    return f"{base}?{urlencode(pairs)}" if pairs else base
+
+
+class _Listener:
+    """Reads the replay's server events: counts the barrier types, collects function call ids."""
+
+    def __init__(self) -> None:
+        self.seen = dict.fromkeys(BARRIERS, 0)
+        self.call_ids: list[str] = []
+        self.item_ids: list[str] = []
+        self.changed = asyncio.Condition()
+
+    async def run(self, websocket: Any) -> None:
+        async for message in websocket:
+            try:
+                event = json.loads(message)
+            except ValueError:
+                continue
+            kind = event.get("type") if isinstance(event, dict) else None
+            async with self.changed:
+                if kind in self.seen:
+                    self.seen[kind] += 1
+                if isinstance(event, dict):
+                    self.call_ids += _function_call_ids(event)
+                    self.item_ids += _announced_item(event, self.item_ids)
+                self.changed.notify_all()
+
+    async def wait(self, waits: dict[str, int], timeout_s: float) -> bool:
+        def reached() -> bool:
+            return all(self.seen[kind] >= count for kind, count in waits.items())
+
+        async with self.changed:
+            try:
+                await asyncio.wait_for(self.changed.wait_for(reached), timeout_s)
+            except TimeoutError:
+                return False
+        return True
+
+
+async def drive(
+    url: str, headers: dict[str, str], steps: Plan, *, realtime: bool, model: str | None
+) -> list[str]:
+    """Sends the plan over one WebSocket; returns notes about waits that timed out."""
+    from websockets.asyncio.client import connect
+
+    notes: list[str] = []
+    listener = _Listener()
+    async with connect(url, additional_headers=headers, max_size=None) as websocket:
+        reader = asyncio.create_task(listener.run(websocket))
+        sent_at = time.monotonic()
+        for index, step in enumerate(steps.steps):
+            if not await listener.wait(step.waits, WAIT_S):
+                notes.append(f"event {index + 1} ({step.event['type']}): no answer in {WAIT_S:g}s")
+            if realtime:
+                await asyncio.sleep(max(0.0, step.delay_s - (time.monotonic() - sent_at)))
+            mapping = dict(zip(steps.call_ids, listener.call_ids, strict=False))
+            mapping.update(zip(steps.item_ids, listener.item_ids, strict=False))
+            await websocket.send(json.dumps(rewrite(step.event, mapping, model)))
+            sent_at = time.monotonic()
+        if not await listener.wait(steps.final_waits, WAIT_S):
+            notes.append(f"the last answers never came: waited for {steps.final_waits}")
+        await websocket.close()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+    return notes
+
+
+def add_command(commands: Any) -> None:
+    replay = commands.add_parser("replay", help="re-drive a recorded session as a new recording")
+    replay.add_argument("session_id", metavar="SESSION_ID")
+    replay.add_argument(
+        "--upstream", default=DEFAULT_UPSTREAM, help="where to replay (needs OPENAI_API_KEY)"
+    )
+    replay.add_argument("--model", help="replay with this model instead of the recorded one")
+    replay.add_argument(
+        "--pace",
+        choices=("realtime", "fast"),
+        default="realtime",
+        help="realtime: the recorded gaps between client events; fast: no pauses",
+    )
+    add_settings(replay, [DB])
+    replay.set_defaults(run=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rtrec import replay_run
+
+    return replay_run.run(args)

@@ -1,0 +1,86 @@
+"""Reads of one recorded session as plain dicts, for `rtrec diff` and `rtrec replay`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from storage.models import Event, RealtimeSession, Response, Transcription, table
+from storage.properties import session_properties
+
+EVENTS = table(Event)
+RESPONSES = table(Response)
+# The server events a comparison reads: each answer's final output and every error.
+DIFF_EVENT_TYPES = ("response.done", "error")
+
+
+def _dicts(rows: Any) -> list[dict[str, Any]]:
+    return [dict(row._mapping) for row in rows]
+
+
+def session_summary(connection: Connection, session_id: str) -> dict[str, Any] | None:
+    """The session row, its properties, responses, transcriptions and final/error events."""
+    sessions = table(RealtimeSession)
+    row = connection.execute(select(sessions).where(sessions.c.id == session_id)).first()
+    if row is None:
+        return None
+    transcriptions = table(Transcription)
+    return {
+        "session": dict(row._mapping),
+        "properties": session_properties(connection, session_id),
+        "responses": _dicts(
+            connection.execute(
+                select(RESPONSES)
+                .where(RESPONSES.c.session_id == session_id)
+                .order_by(RESPONSES.c.id)
+            )
+        ),
+        "transcriptions": _dicts(
+            connection.execute(
+                select(transcriptions)
+                .where(transcriptions.c.session_id == session_id)
+                .order_by(transcriptions.c.id)
+            )
+        ),
+        "events": _dicts(
+            connection.execute(
+                select(EVENTS.c.seq, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.payload)
+                .where(EVENTS.c.session_id == session_id, EVENTS.c.type.in_(DIFF_EVENT_TYPES))
+                .order_by(EVENTS.c.seq)
+            )
+        ),
+    }
+
+
+def replay_events(connection: Connection, session_id: str) -> Iterator[dict[str, Any]]:
+    """Every event of the session in `seq` order with what a replay needs, streamed."""
+    query = (
+        select(
+            EVENTS.c.seq,
+            EVENTS.c.ts,
+            EVENTS.c.direction,
+            EVENTS.c.type,
+            EVENTS.c.payload,
+            EVENTS.c.response_id,
+            EVENTS.c.item_id,
+        )
+        .where(EVENTS.c.session_id == session_id)
+        .order_by(EVENTS.c.seq)
+    ).execution_options(yield_per=1000)
+    for row in connection.execute(query):
+        yield dict(row._mapping)
+
+
+def latest_replay(connection: Connection, session_id: str, started_from: datetime) -> str | None:
+    """The newest session replaying `session_id` that started at or after `started_from`."""
+    sessions = table(RealtimeSession)
+    query = (
+        select(sessions.c.id)
+        .where(sessions.c.replay_of == session_id, sessions.c.started_at >= started_from)
+        .order_by(sessions.c.started_at.desc())
+        .limit(1)
+    )
+    return connection.execute(query).scalar()
