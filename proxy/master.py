@@ -89,7 +89,7 @@ class ProxyStartError(Exception):
     """The proxy cannot start with this configuration; the message is one line for the user."""
 
 
-def _check_can_listen(host: str, port: int, flag: str) -> None:
+def check_can_listen(host: str, port: int, flag: str) -> None:
     """Fail now with one line, rather than later with mitmproxy's multi-line startup report."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
@@ -104,13 +104,13 @@ def _check_can_listen(host: str, port: int, flag: str) -> None:
 
 def check_listen_addresses(config: ProxyConfig) -> None:
     """The client and metrics addresses are free and distinct."""
-    _check_can_listen(config.listen_host, config.listen_port, "--listen-host/--listen-port")
+    check_can_listen(config.listen_host, config.listen_port, "--listen-host/--listen-port")
     if config.metrics_port:
         if config.metrics_port == config.listen_port:
             raise ProxyStartError(
                 f"--metrics-port: {config.metrics_port} is already the --listen-port"
             )
-        _check_can_listen(config.metrics_host, config.metrics_port, "--metrics-host/--metrics-port")
+        check_can_listen(config.metrics_host, config.metrics_port, "--metrics-host/--metrics-port")
 
 
 @contextmanager
@@ -132,19 +132,31 @@ def ready(process: RecorderProcess) -> None:
         raise ProxyStartError(str(exc)) from exc
 
 
-def serve(config: ProxyConfig) -> None:
-    """Run until SIGINT/SIGTERM; on the way out the recorder writes every queued record."""
+def serve(config: ProxyConfig, on_ready: Callable[[], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; on the way out the recorder writes every queued record.
+    `on_ready` runs once everything has started, just before the first client is served."""
     check_listen_addresses(config)
     if config.workers > 1:
-        run_workers(config)
+        run_workers(config, on_ready)
     else:
-        asyncio.run(run_proxy(config))
+        asyncio.run(run_proxy(config, on_ready=on_ready))
 
 
-async def run_proxy(config: ProxyConfig, recorder: Recorder | None = None) -> None:
+async def run_proxy(
+    config: ProxyConfig,
+    recorder: Recorder | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
     """One relay process and its recorder process."""
+
+    def before_serving() -> None:
+        ready(process)
+        _announce(config)
+        if on_ready is not None:
+            on_ready()
+
     with recorder_process(config) as process:
-        await run_relay(config, process.config.socket, recorder, lambda: ready(process))
+        await run_relay(config, process.config.socket, recorder, before_serving)
     logger.info("rtrec proxy stopped; the recorder wrote its queue")
 
 
@@ -166,7 +178,6 @@ async def run_relay(
     gc.freeze()
     if before_serving is not None:
         before_serving()
-        _announce(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
@@ -204,7 +215,7 @@ def _announce(config: ProxyConfig) -> None:
         )
 
 
-def run_workers(config: ProxyConfig) -> None:
+def run_workers(config: ProxyConfig, on_ready: Callable[[], None] | None = None) -> None:
     """Supervise the recorder and `config.workers` relay processes sharing the listen port."""
     with recorder_process(config) as process:
         ready(process)
@@ -216,6 +227,8 @@ def run_workers(config: ProxyConfig) -> None:
             for _ in range(config.workers)
         ]
         _announce(config)
+        if on_ready is not None:
+            on_ready()
         stop = _wait_for_signal_or_exit(relays)
         for relay in relays:
             if relay.poll() is None:

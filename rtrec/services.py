@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from rtrec.errors import CommandError
 from rtrec.settings import DB, Setting
@@ -64,13 +64,13 @@ def banner(
     return "\n".join(lines)
 
 
-def serve_proxy(args: argparse.Namespace) -> None:
+def serve_proxy(args: argparse.Namespace, on_ready: Callable[[], None] | None = None) -> None:
     """Run the proxy in this process with the options parsed into `args`, until Ctrl-C."""
     from proxy.master import ProxyConfig, ProxyStartError, serve
 
     config = ProxyConfig(**{name: getattr(args, name) for name in ProxyConfig.__dataclass_fields__})
     try:
-        serve(config)
+        serve(config, on_ready)
     except ProxyStartError as exc:
         raise CommandError(str(exc)) from exc
 
@@ -81,15 +81,27 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    """Check every address and the database first; announce only once all of it runs."""
+    from proxy.master import ProxyStartError, check_can_listen
+
+    try:
+        check_can_listen(
+            args.dashboard_host, args.dashboard_port, "--dashboard-host/--dashboard-port"
+        )
+    except ProxyStartError as exc:
+        raise CommandError(str(exc)) from exc
     _prepare_database(args.db)
     metrics_url = (
         f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None
     )
     dashboard_url = f"http://{args.dashboard_host}:{args.dashboard_port}"
-    with _dashboard(args.db, args.dashboard_host, args.dashboard_port):
-        proxy_url = f"http://{args.listen_host}:{args.listen_port}"
+    proxy_url = f"http://{args.listen_host}:{args.listen_port}"
+
+    def announce() -> None:
         print(banner(proxy_url, args.upstream, metrics_url, dashboard_url), flush=True)
-        serve_proxy(args)
+
+    with _dashboard(args.db, args.dashboard_host, args.dashboard_port):
+        serve_proxy(args, on_ready=announce)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,3 +93,35 @@ def test_demo_fills_a_fresh_database(tmp_path: Path):
         ("cancelled", "turn_detected"),
     }
     assert all(r.cost_usd is not None for r in responses)
+
+
+def test_up_with_a_busy_dashboard_port_refuses_before_it_announces(tmp_path: Path):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        busy = other.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rtrec.cli",
+                "up",
+                "--db",
+                f"sqlite:///{tmp_path / 'up.db'}",
+                "--listen-port",
+                str(free_port()),
+                "--metrics-port",
+                "0",
+                "--dashboard-port",
+                str(busy),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert "rtrec is up" not in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert "--dashboard-port" in line
+    assert str(busy) in line
