@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from dashboard import audio
-from dashboard.conversation import build_turns
+from dashboard import audio, display
+from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from rtrec.export import event_line
 from storage import browse, overview
 from storage.db import (
@@ -163,13 +163,17 @@ def session(url: str, session_id: str) -> dict[str, Any] | None:
 
 @_loader(ttl=600)
 def turns(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
+    """The conversation; each error turn has `cause`, the client event it names, when found."""
     with _reading(url) as connection:
-        return build_turns(
+        found = build_turns(
             browse.conversation_events(connection, session_id),
             browse.session_responses(connection, session_id),
             browse.session_transcriptions(connection, session_id),
             browse.audio_index(connection, session_id),
         )
+        causes = browse.client_events_by_id(connection, session_id, error_event_ids(found))
+    attach_causes(found, causes)
+    return found
 
 
 @_loader(ttl=600)
@@ -202,9 +206,16 @@ def events(
     page_size: int,
     version: str,
 ) -> list[dict[str, Any]]:
+    """A page of events, each with `since_start_s` (session start) and `since_previous_s` (the
+    event before it in the same filtered list, None for the first)."""
+    offset = (page - 1) * page_size
+    before = 1 if offset else 0  # the previous page's last event, for the first gap
     with _reading(url) as connection:
-        offset = (page - 1) * page_size
-        return browse.events_page(connection, session_id, directions, types, page_size, offset)
+        started_at = browse.get_session(connection, session_id)["started_at"]  # type: ignore[index]
+        found = browse.events_page(
+            connection, session_id, directions, types, page_size + before, offset - before
+        )
+    return display.relative_times(found, started_at)[before:]
 
 
 @_loader(ttl=600)

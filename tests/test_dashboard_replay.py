@@ -93,8 +93,13 @@ def page(monkeypatch: pytest.MonkeyPatch, db_url: str, session_id: str | None = 
 
 
 def turns(test: AppTest) -> list[tuple[str, str, str]]:
+    """(role, markdown and text, caption) of each turn on the conversation tab."""
     return [
-        (m.name, "\n".join(x.value for x in m.markdown), "\n".join(x.value for x in m.caption))
+        (
+            m.name,
+            "\n".join(x.value for x in [*m.markdown, *m.text]),
+            "\n".join(x.value for x in m.caption),
+        )
         for m in test.chat_message
     ]
 
@@ -158,7 +163,7 @@ def test_open_session_is_live(monkeypatch: pytest.MonkeyPatch, replayed: str):
 def test_timeline_folds_deltas_until_asked(monkeypatch: pytest.MonkeyPatch, replayed: str):
     test = page(monkeypatch, replayed, "ga-text")
     folded = [e.label for e in test.expander]
-    assert any("deltas: response.output_text.delta ×" in label for label in folded)
+    assert any("deltas: response\\.output\\_text\\.delta ×" in label for label in folded)
     test.toggle(key="timeline_fold").set_value(False).run()
     assert len(test.expander) == len(fixture_sessions("ga.jsonl")[0])
     assert len(test.expander) > len(folded)
@@ -181,3 +186,29 @@ def test_session_list_pages_by_fifty(monkeypatch: pytest.MonkeyPatch, engine: En
     assert first == [f"s{m:02d}" for m in range(54, 4, -1)]  # newest first
     test.get("pagination")[0].set_value(2).run()
     assert list(test.dataframe[0].value["session"]) == ["s04", "s03", "s02", "s01", "s00"]
+
+
+EVIL = "[click](http://evil) ![img](http://evil/x.png)"
+
+
+def test_recorded_text_is_shown_as_text_not_markup(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, db_url: str
+):
+    """A stranger's transcript with a link and an image stays text on the page."""
+    text_turn = json.dumps(fixture_sessions("ga.jsonl")[0])
+    for said in ("What is the capital of France?", "The capital of France is Paris."):
+        text_turn = text_turn.replace(said, EVIL)
+    writer = Writer(engine, flush_interval_s=0.02)
+    writer.start()
+    replay(writer, "evil", json.loads(text_turn), 0)
+    writer.close()
+    test = page(monkeypatch, db_url, "evil")
+    shown = turns(test)
+    assert [role for role, _, _ in shown] == ["user", "assistant"]
+    assert [[t.value for t in m.text] for m in test.chat_message] == [[EVIL], [EVIL]]
+    marked_up = [
+        *(e.value for kind in ("markdown", "caption") for e in getattr(test, kind)),
+        *(e.label for e in test.expander),
+    ]
+    assert marked_up
+    assert not [value for value in marked_up if "](http://evil" in str(value)]

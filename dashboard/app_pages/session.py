@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, detail, ui
+from dashboard import data, detail, display, ui
 from dashboard.timeline import timeline
 
 
@@ -21,7 +21,7 @@ def show(session_id: str) -> None:
     session = data.session(session_id)
     if session is None:
         st.title("Session")
-        st.warning(f"There is no session `{session_id}` in this database.")
+        st.warning(f"There is no session {display.code(session_id)} in this database.")
         return
     version = data.session_version(session)
     detail.header(session)
