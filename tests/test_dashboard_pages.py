@@ -13,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import select
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from dashboard import display
@@ -439,12 +440,16 @@ def test_overview_totals(app: Any, recorded: dict[str, Any]):
 # ----------------------------------------------------------------------------- password
 
 
+def password_inputs(test: AppTest) -> list[Any]:
+    return [t for t in test.text_input if t.proto.type == TextInputProto.PASSWORD]
+
+
 def test_with_no_password_set_pages_open_directly(
     app: Any, recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.delenv("RTREC_DASHBOARD_PASSWORD", raising=False)
     test = app(recorded["db_url"])
-    assert not test.text_input
+    assert not password_inputs(test)
     assert list(test.dataframe[0].value["session"]) == [recorded["session_id"]]
 
 
@@ -453,8 +458,8 @@ def test_a_set_password_is_asked_before_any_page(
 ):
     monkeypatch.setenv("RTREC_DASHBOARD_PASSWORD", "open sesame")
     test = app(recorded["db_url"], recorded["session_id"])
-    (password,) = test.text_input
-    assert password.type == "password"
+    (password,) = password_inputs(test)
+    assert password.label == "Password"
     assert not test.dataframe and not test.chat_message and not test.metric
     assert recorded["session_id"] not in texts(test)
 
@@ -466,6 +471,6 @@ def test_a_set_password_is_asked_before_any_page(
     test.text_input[0].input("open sesame")
     test.button[0].click().run()
     assert not test.exception
-    assert not test.text_input
+    assert not password_inputs(test)
     assert {m.label for m in test.metric} >= {"Turns (responses)", "Errors"}
     assert "open sesame" not in texts(test)
