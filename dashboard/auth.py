@@ -10,7 +10,7 @@ import os
 
 import streamlit as st
 
-PASSWORD_ENV = "RTREC_DASHBOARD_PASSWORD"
+PASSWORD_ENV = "RTREC_DASHBOARD_PASSWORD"  # noqa: S105 (a variable's name, not a password)
 SIGNED_IN = "rtrec_signed_in"
 
 

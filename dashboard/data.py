@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from dashboard import audio, display
+from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from rtrec.export import event_line
 from storage import browse, overview
@@ -183,6 +183,15 @@ def responses(url: str, session_id: str, version: str) -> pd.DataFrame:
 
 
 @_loader(ttl=600)
+def waterfall(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
+    """Each turn's latency milestones (see `dashboard.latency.waterfall`)."""
+    with _reading(url) as connection:
+        responses = browse.session_responses(connection, session_id)
+        stops = browse.speech_stops(connection, session_id)
+    return latency.waterfall(responses, stops)
+
+
+@_loader(ttl=600)
 def rate_limits(url: str, session_id: str, version: str) -> pd.DataFrame:
     with _reading(url) as connection:
         rows = browse.session_rate_limits(connection, session_id)
@@ -330,18 +339,18 @@ def _percentile(ms: pd.Series, counts: pd.Series, share: float) -> float:
 
 @_loader(ttl=30)
 def latency_percentiles(url: str, span: Span) -> pd.DataFrame:
-    """p50/p90/p99 and max of time to first audio and text (ms, to the ms) per model."""
+    """p50/p90/p99 and max (ms, to the ms) per model of each latency `overview` measures."""
     with _reading(url) as connection:
         rows = overview.latency_histogram(connection, *span)
     columns = ["model", "latency", "responses", "p50", "p90", "p99", "max"]
     found = []
     histogram = pd.DataFrame(rows, columns=["latency", "model", "ms", "responses"])
     histogram["model"] = histogram["model"].fillna("unknown")
-    for (model, latency), group in histogram.sort_values("ms").groupby(["model", "latency"]):
+    for (model, measure), group in histogram.sort_values("ms").groupby(["model", "latency"]):
         ms, counts = group["ms"].reset_index(drop=True), group["responses"]
         counts = counts.reset_index(drop=True)
         quantiles = [_percentile(ms, counts, q) for q in (0.5, 0.9, 0.99)]
-        found.append([model, latency, int(counts.sum()), *quantiles, float(ms.iloc[-1])])
+        found.append([model, measure, int(counts.sum()), *quantiles, float(ms.iloc[-1])])
     return pd.DataFrame(found, columns=columns)
 
 

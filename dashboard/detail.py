@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, data, display
+from dashboard import charts, data, display, latency
 
 # Material icons ship with Streamlit, so they render where no emoji font is installed.
 AVATARS = {
@@ -204,3 +204,30 @@ def rate_limits(session_id: str, version: str) -> None:
             charts.line(
                 limits[names == name], "ts", ["remaining", "limit_value"], x_type="temporal"
             )
+
+
+def latency_waterfall(session_id: str, version: str) -> None:
+    rows = data.waterfall(session_id, version)
+    if not rows:
+        st.info("No responses yet.")
+        return
+    st.caption(
+        "Each turn from the server's `speech_stopped` (when its VAD ended the user's speech; "
+        "otherwise from `response.created`) to the response's first text, first audio and "
+        "`response.done`, in ms"
+    )
+    charts.waterfall(latency.segments(rows))
+    st.dataframe(
+        latency.phase_percentiles(rows),
+        hide_index=True,
+        column_config={
+            "p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
+            "p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
+        },
+    )
+    milestone = st.column_config.NumberColumn(format="%.0f")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={m: milestone for m in (*latency.MILESTONES, "voice-to-voice")},
+    )

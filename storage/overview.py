@@ -90,10 +90,18 @@ def daily_transcription_cost(
     return _grouped(connection, TRANSCRIPTIONS, columns, [day, t.model], (start, end))
 
 
+def _ms_between(connection: Connection, start: Any, end: Any) -> ColumnElement[Any]:
+    """Milliseconds from one timestamp column to another, on either database."""
+    if connection.dialect.name == "postgresql":
+        return func.extract("epoch", end - start) * 1000
+    return (func.julianday(end) - func.julianday(start)) * 86_400_000
+
+
 def latency_histogram(
     connection: Connection, start: datetime | None, end: datetime | None
 ) -> list[dict[str, Any]]:
-    """How many responses per model took each whole number of ms to their first audio / text.
+    """How many responses per model took each whole number of ms, per latency measure: time to
+    first audio and text, turn latency, voice-to-voice and response duration (created → done).
 
     Percentiles come from these counts: a few thousand rows instead of one per response.
     """
@@ -102,6 +110,9 @@ def latency_histogram(
     for name, column in (
         ("time_to_first_audio_ms", r.time_to_first_audio_ms),
         ("time_to_first_text_ms", r.time_to_first_text_ms),
+        ("turn_latency_ms", r.turn_latency_ms),
+        ("voice_to_voice_ms", r.voice_to_voice_ms),
+        ("response_duration_ms", _ms_between(connection, r.created_at, r.done_at)),
     ):
         ms = func.round(column).label("ms")
         columns = [SESSIONS.c.model, ms, func.count().label("responses")]

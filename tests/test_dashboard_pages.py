@@ -312,9 +312,7 @@ def test_each_answer_shows_its_tokens_cost_and_latency(app: Any, recorded: dict[
 def test_turn_numbers_agree_with_the_header_and_skip_errors(app: Any, recorded: dict[str, Any]):
     test = app(recorded["db_url"], recorded["session_id"])
     header = {m.label: m.value for m in test.metric}["Turns (responses)"]
-    numbers = [
-        (role, caption.split(" · ")[0]) for role, _, caption in chat(test)
-    ]
+    numbers = [(role, caption.split(" · ")[0]) for role, _, caption in chat(test)]
     assert numbers == [
         *(("user", "turn 1"), ("assistant", "turn 1")),
         *(("user", "turn 2"), ("assistant", "turn 2")),
@@ -460,13 +458,16 @@ def test_a_set_password_is_asked_before_any_page(
     test = app(recorded["db_url"], recorded["session_id"])
     (password,) = password_inputs(test)
     assert password.label == "Password"
-    assert not test.dataframe and not test.chat_message and not test.metric
+    assert not test.dataframe
+    assert not test.chat_message
+    assert not test.metric
     assert recorded["session_id"] not in texts(test)
 
     password.input("open sesamE")
     test.button[0].click().run()
     assert "Wrong password." in texts(test)
-    assert not test.dataframe and not test.chat_message
+    assert not test.dataframe
+    assert not test.chat_message
 
     test.text_input[0].input("open sesame")
     test.button[0].click().run()

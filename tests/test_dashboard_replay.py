@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from proxy.pricing import PriceTable
 from proxy.session import SessionRecorder
+from storage.models import Response, table
 from storage.records import SessionOpened
 from storage.writer import Writer
 from tests.conftest import FIXTURES_DIR
@@ -212,3 +214,71 @@ def test_recorded_text_is_shown_as_text_not_markup(
     ]
     assert marked_up
     assert not [value for value in marked_up if "](http://evil" in str(value)]
+
+
+def stored_responses(engine: Engine, session_id: str) -> list[Any]:
+    r = table(Response)
+    query = select(r).where(r.c.session_id == session_id).order_by(r.c.created_at, r.c.id)
+    with engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def frame_with(test: AppTest, column: str) -> Any:
+    (found,) = [d.value for d in test.dataframe if column in d.value.columns]
+    return found
+
+
+def test_latency_waterfall_follows_each_turn(
+    monkeypatch: pytest.MonkeyPatch, replayed: str, engine: Engine
+):
+    test = page(monkeypatch, replayed, "ga-voice")
+    waterfall = frame_with(test, "first audio")
+    stored = stored_responses(engine, "ga-voice")
+    assert list(waterfall["response_id"]) == [r.response_id for r in stored]
+    assert list(waterfall["turn"]) == list(range(1, len(stored) + 1))
+    voiced = [(row, r) for row, r in zip(waterfall.to_dict("records"), stored, strict=True)]
+    ended_by_vad = [(row, r) for row, r in voiced if r.turn_latency_ms is not None]
+    assert ended_by_vad  # the fixture's server VAD ended the user's speech
+    for row, response in ended_by_vad:
+        assert row["speech stopped"] == 0
+        # Speech stopped → first audio, read off the waterfall, is the recorded turn latency.
+        assert row["first audio"] == pytest.approx(response.turn_latency_ms, abs=0.01)
+        duration = (response.done_at - response.created_at).total_seconds() * 1000
+        assert row["done"] - row["response created"] == pytest.approx(duration, abs=0.01)
+    phases = frame_with(test, "phase").set_index("phase")
+    first_audio = sorted(r.time_to_first_audio_ms for r in stored if r.time_to_first_audio_ms)
+    row = phases.loc["response created → first audio"]
+    assert row["turns"] == len(first_audio)
+    assert row["p50_ms"] == pytest.approx(first_audio[math.ceil(len(first_audio) / 2) - 1])
+    assert row["p95_ms"] == pytest.approx(first_audio[-1])
+
+
+LATENCY_COLUMNS = (
+    "time_to_first_audio_ms",
+    "time_to_first_text_ms",
+    "turn_latency_ms",
+    "voice_to_voice_ms",
+)
+
+
+def test_overview_latency_has_turn_latency_voice_to_voice_and_duration(
+    monkeypatch: pytest.MonkeyPatch, replayed: str, engine: Engine
+):
+    test = page(monkeypatch, replayed)
+    test.switch_page("app_pages/overview.py").run()
+    latencies = frame_with(test, "latency")
+    sessions = ("ga-text", "ga-voice", "beta-voice", "ga-metadata", "ga-live")
+    stored = [r for sid in sessions for r in stored_responses(engine, sid)]
+    measured = {
+        name for name in LATENCY_COLUMNS if any(getattr(r, name) is not None for r in stored)
+    }
+    assert "turn_latency_ms" in measured
+    assert set(latencies["latency"]) == measured | {"response_duration_ms"}
+    durations = sorted(
+        round((r.done_at - r.created_at).total_seconds() * 1000)
+        for r in stored
+        if r.done_at is not None and r.created_at is not None
+    )
+    duration = latencies[latencies["latency"] == "response_duration_ms"]
+    assert int(duration["responses"].sum()) == len(durations)
+    assert float(duration["max"].max()) == pytest.approx(durations[-1], abs=1)

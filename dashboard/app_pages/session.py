@@ -26,11 +26,15 @@ def show(session_id: str) -> None:
     version = data.session_version(session)
     detail.header(session)
     detail.downloads(session, version)
-    talk, usage, limits, events = st.tabs(["Conversation", "Usage", "Rate limits", "Events"])
+    talk, usage, latency, limits, events = st.tabs(
+        ["Conversation", "Usage", "Latency", "Rate limits", "Events"]
+    )
     with talk:
         detail.conversation(session_id, version)
     with usage:
         detail.usage(session_id, version)
+    with latency:
+        detail.latency_waterfall(session_id, version)
     with limits:
         detail.rate_limits(session_id, version)
     with events:
