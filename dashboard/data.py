@@ -269,25 +269,26 @@ Span = tuple[datetime | None, datetime | None]
 
 
 @_loader(ttl=30)
-def daily_sessions(url: str, span: Span) -> pd.DataFrame:
+def daily_sessions(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
+    """Sessions per `bucket` (day or hour) and model; the first column is named `bucket`."""
     with _reading(url) as connection:
-        rows = overview.daily_sessions(connection, *span)
-    return pd.DataFrame(rows, columns=["day", "model", "sessions", "open_sessions"])
+        rows = overview.daily_sessions(connection, *span, bucket)
+    return pd.DataFrame(rows, columns=[bucket, "model", "sessions", "open_sessions"])
 
 
 @_loader(ttl=30)
-def daily_usage(url: str, span: Span) -> pd.DataFrame:
+def daily_usage(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_usage(connection, *span)
-    columns = ["day", "model", "responses", *browse.TOKEN_COLUMNS, "cost_usd"]
+        rows = overview.daily_usage(connection, *span, bucket)
+    columns = [bucket, "model", "responses", *browse.TOKEN_COLUMNS, "cost_usd"]
     return pd.DataFrame(rows, columns=columns)
 
 
 @_loader(ttl=30)
-def daily_transcriptions(url: str, span: Span) -> pd.DataFrame:
+def daily_transcriptions(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_transcription_cost(connection, *span)
-    return pd.DataFrame(rows, columns=["day", "model", "transcriptions", "cost_usd", "seconds"])
+        rows = overview.daily_transcription_cost(connection, *span, bucket)
+    return pd.DataFrame(rows, columns=[bucket, "model", "transcriptions", "cost_usd", "seconds"])
 
 
 @_loader(ttl=30)
@@ -323,10 +324,10 @@ def overview_totals(span: Span) -> dict[str, Any]:
     }
 
 
-def daily_cost(span: Span) -> pd.DataFrame:
-    """Cost per day and model; transcription models are marked `(transcription)`."""
-    usage = daily_usage(span)[["day", "model", "cost_usd"]]
-    asr = daily_transcriptions(span)[["day", "model", "cost_usd"]]
+def daily_cost(span: Span, bucket: str = "day") -> pd.DataFrame:
+    """Cost per day (or hour) and model; transcription models are marked `(transcription)`."""
+    usage = daily_usage(span, bucket)[[bucket, "model", "cost_usd"]]
+    asr = daily_transcriptions(span, bucket)[[bucket, "model", "cost_usd"]]
     asr = asr.assign(model=asr["model"].fillna("unknown") + " (transcription)")
     frame = pd.concat([usage.assign(model=usage["model"].fillna("unknown")), asr])
     return frame.dropna(subset=["cost_usd"]).reset_index(drop=True)
@@ -355,10 +356,10 @@ def latency_percentiles(url: str, span: Span) -> pd.DataFrame:
 
 
 @_loader(ttl=30)
-def daily_rate_limits(url: str, span: Span) -> pd.DataFrame:
+def daily_rate_limits(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_rate_limits(connection, *span)
-    columns = ["day", "name", "lowest_remaining", "limit_value", "updates"]
+        rows = overview.daily_rate_limits(connection, *span, bucket)
+    columns = [bucket, "name", "lowest_remaining", "limit_value", "updates"]
     frame = pd.DataFrame(rows, columns=columns)
     limit = frame["limit_value"].where(frame["limit_value"] > 0)
     frame["headroom_pct"] = 100 * frame["lowest_remaining"] / limit

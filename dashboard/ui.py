@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import streamlit as st
 
 from dashboard import data, display
+from rtrec.settings import PROXY_SETTINGS
 from storage.browse import SESSION_STATUSES, SessionFilter
 
-PROXY_CLIENT_LINE = "OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_voice_agent.py"
+LISTEN_PORT = next(s for s in PROXY_SETTINGS if s.name == "listen-port")
 SPANS = {
     "Last hour": timedelta(hours=1),
     "Last 24 hours": timedelta(days=1),
@@ -23,6 +26,16 @@ SPANS = {
 STATUS_LABELS = {"live": "● live", "closed": "closed", "error": "error"}
 
 
+def proxy_client_line() -> str:
+    """How to point a client at the proxy, on the port it listens on: `rtrec up` and the
+    environment pass `RTREC_LISTEN_PORT` down to the dashboard; a bad value shows the default."""
+    try:
+        port = LISTEN_PORT.parse(os.environ.get(LISTEN_PORT.env_var(), ""))
+    except (argparse.ArgumentTypeError, ValueError):
+        port = LISTEN_PORT.default
+    return f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 python my_voice_agent.py"
+
+
 def empty_state() -> bool:
     """Explains how to record something when the database holds no session; True if so."""
     if data.session_count(SessionFilter()) > 0:
@@ -30,7 +43,7 @@ def empty_state() -> bool:
     st.info(
         f"No sessions recorded yet in `{data.shown_url(data.database_url())}`.\n\n"
         "Point a Realtime client at the proxy (started by `rtrec proxy` or `rtrec up`):\n"
-        f"```sh\n{PROXY_CLIENT_LINE}\n```\n"
+        f"```sh\n{proxy_client_line()}\n```\n"
         "or run `rtrec demo` to record a few scripted sessions against the local simulator. "
         "Sessions show up here while they run."
     )

@@ -13,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import select
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
@@ -186,8 +187,9 @@ def texts(test: AppTest) -> str:
 
 @pytest.mark.parametrize("page", [None, "app_pages/session.py", "app_pages/overview.py"])
 def test_empty_database_explains_how_to_record(
-    app: Any, engine: Any, db_url: str, page: str | None
+    app: Any, engine: Any, db_url: str, page: str | None, monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.delenv("RTREC_LISTEN_PORT", raising=False)
     shown = texts(app(db_url, page=page))
     assert "No sessions recorded yet" in shown
     assert "OPENAI_BASE_URL=http://127.0.0.1:8080/v1" in shown
@@ -475,3 +477,29 @@ def test_a_set_password_is_asked_before_any_page(
     assert not password_inputs(test)
     assert {m.label for m in test.metric} >= {"Turns (responses)", "Errors"}
     assert "open sesame" not in texts(test)
+
+
+def test_empty_state_shows_the_port_the_proxy_listens_on(
+    app: Any, engine: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RTREC_LISTEN_PORT", "9123")
+    shown = texts(app(db_url))
+    assert "OPENAI_BASE_URL=http://127.0.0.1:9123/v1" in shown
+    assert "8080" not in shown
+
+
+def vega_frames(test: AppTest) -> list[Any]:
+    """The data of every Vega-Lite chart on the page, as DataFrames."""
+    charts = test.get("vega_lite_chart")
+    return [convert_arrow_bytes_to_pandas_df(c.proto.data.data) for c in charts]
+
+
+def test_overview_charts_by_hour(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], page="app_pages/overview.py")
+    test.get("button_group")[0].set_value("hour").run()
+    assert "Sessions per hour" in [s.value for s in test.subheader]
+    (session,) = rows(recorded["db_url"], RealtimeSession)
+    hour = display.as_utc(session.started_at).strftime("%Y-%m-%d %H:00")
+    sessions = vega_frames(test)[0]
+    assert list(sessions["hour"]) == [hour]
+    assert list(sessions["sessions"]) == [1]
