@@ -66,7 +66,7 @@ def waterfall(bars: Sequence[dict[str, Any]]) -> None:
     """Horizontal bars per turn from `start_ms` to `end_ms`, coloured by the milestone reached."""
     turns = len({bar["turn"] for bar in bars})
     spec = {
-        "height": max(60, 22 * turns),
+        "height": max(60, 28 * turns),
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "y": {"field": "turn", "type": "ordinal", "title": "turn"},

@@ -185,11 +185,22 @@ def usage(session_id: str, version: str) -> None:
     with right:
         st.caption("Cost per response (USD)")
         charts.line(responses, "turn", ["cost_usd"], y_title="USD")
-    st.dataframe(
-        responses.drop(columns=["id", "session_id"]),
-        hide_index=True,
-        column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")},
-    )
+    # The columns a reader compares across turns, narrow enough for a 1366 px screen; every
+    # counter is in each answer's caption and in the JSONL download.
+    shown = {
+        "turn": st.column_config.NumberColumn("turn", width=40),
+        "status": st.column_config.TextColumn("status", width=80),
+        "input_tokens": st.column_config.NumberColumn("in", width=60),
+        "cached_tokens": st.column_config.NumberColumn("cached", width=60),
+        "input_audio_tokens": st.column_config.NumberColumn("in audio", width=65),
+        "output_tokens": st.column_config.NumberColumn("out", width=60),
+        "output_audio_tokens": st.column_config.NumberColumn("out audio", width=70),
+        "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f", width=80),
+        "time_to_first_audio_ms": st.column_config.NumberColumn("1st audio ms", format="%.0f"),
+        "time_to_first_text_ms": st.column_config.NumberColumn("1st text ms", format="%.0f"),
+        "response_id": st.column_config.TextColumn("response_id", width=110),
+    }
+    st.dataframe(responses, hide_index=True, column_order=list(shown), column_config=shown)
 
 
 def rate_limits(session_id: str, version: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,22 @@ def test_overview_latency_has_turn_latency_voice_to_voice_and_duration(
     duration = latencies[latencies["latency"] == "response_duration_ms"]
     assert int(duration["responses"].sum()) == len(durations)
     assert float(duration["max"].max()) == pytest.approx(durations[-1], abs=1)
+
+
+def test_sessions_with_errors_are_highlighted_in_the_list(
+    monkeypatch: pytest.MonkeyPatch, replayed: str
+):
+    table = page(monkeypatch, replayed).dataframe[0]
+    listed = list(table.value["session"])
+    styles = table.proto.arrow_data.styler.styles
+    # Pandas writes one rule per style, its selectors joined: `#T_x_row0_col0, #T_x_row0_col1 {…}`.
+    painted_rows = {
+        int(row)
+        for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", styles)
+        if "background-color" in body
+        for row in re.findall(r"_row(\d+)_col", selectors)
+    }
+    painted = {listed[row] for row in painted_rows}
+    with_errors = {s for s, n in zip(listed, table.value["errors"], strict=True) if n > 0}
+    assert with_errors  # the voice fixture has error events
+    assert painted == with_errors
