@@ -1,6 +1,7 @@
 """The rtrec dashboard's entry script: page config and routing (`streamlit run dashboard/app.py`).
 
 The database URL comes from `RTREC_DB`; every page reads through `dashboard.data`, read-only.
+With `RTREC_DASHBOARD_PASSWORD` set, every page waits for that password (`dashboard.auth`).
 The pages live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder next to the
 entry script as a legacy multipage app and would run `pages/<name>.py` directly for a deep link,
 skipping this script (its page config and database check).
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data
+from dashboard import auth, data
 
 st.set_page_config(page_title="rtrec", layout="wide")
 
+if not auth.signed_in():
+    st.stop()  # no page, not even the database check, before the password
 if data.database_problem() is not None:
     pages = [
         st.Page("app_pages/unavailable.py", title="Database unavailable", icon=":material/error:")

@@ -60,3 +60,25 @@ def folded_bars(frame: Any, x: str, columns: Sequence[str], *, y_title: str = ""
         "encoding": _encoding(x, "ordinal", y_title, "series"),
     }
     st.vega_lite_chart(frame[[x, *columns]], spec, width="stretch")
+
+
+def waterfall(bars: Sequence[dict[str, Any]]) -> None:
+    """Horizontal bars per turn from `start_ms` to `end_ms`, coloured by the milestone reached."""
+    turns = len({bar["turn"] for bar in bars})
+    spec = {
+        "height": max(60, 28 * turns),
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "turn", "type": "ordinal", "title": "turn"},
+            "x": {"field": "start_ms", "type": "quantitative", "title": "ms after the turn began"},
+            "x2": {"field": "end_ms"},
+            "color": {"field": "to", "type": "nominal", "title": None},
+            "tooltip": [
+                {"field": "turn", "type": "ordinal"},
+                {"field": "to", "type": "nominal"},
+                {"field": "start_ms", "type": "quantitative", "format": ",.0f"},
+                {"field": "end_ms", "type": "quantitative", "format": ",.0f"},
+            ],
+        },
+    }
+    st.vega_lite_chart(list(bars), spec, width="stretch")

@@ -232,6 +232,43 @@ def build_turns(
     _attach_responses(turns, responses)
     _attach_transcripts(turns, transcriptions)
     _attach_audio(turns, builder.audio_commits, audio)
-    for number, turn in enumerate(turns, start=1):
-        turn["number"] = number
+    number_turns(turns)
     return turns
+
+
+def number_turns(turns: Sequence[Turn]) -> None:
+    """Turn N is the N-th response with the input that led to it, as the header counts turns.
+
+    The user and tool messages before a response share its number; errors get none, and input
+    no response has answered yet gets none either (`number` is None).
+    """
+    answers = sum(1 for turn in turns if turn["role"] == "assistant")
+    before = answers  # walking backwards: how many responses come before this turn
+    for turn in reversed(turns):
+        if turn["role"] == "assistant":
+            turn["number"] = before
+            before -= 1
+        elif turn["role"] == "error" or before == answers:
+            turn["number"] = None
+        else:
+            turn["number"] = before + 1
+
+
+def error_event_ids(turns: Iterable[Turn]) -> list[str]:
+    """The client `event_id`s the session's errors name as their cause."""
+    ids = (turn.get("error", {}).get("event_id") for turn in turns if turn["role"] == "error")
+    return sorted({i for i in ids if isinstance(i, str) and i})
+
+
+def attach_causes(turns: Iterable[Turn], client_events: Sequence[dict[str, Any]]) -> None:
+    """Sets each error turn's `cause`: the latest client event before it with the named id."""
+    for turn in turns:
+        if turn["role"] != "error":
+            continue
+        named = turn.get("error", {}).get("event_id")
+        earlier = [
+            event
+            for event in client_events
+            if event["event_id"] == named and event["seq"] < turn["seq"]
+        ]
+        turn["cause"] = earlier[-1] if earlier else None

@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from dashboard import audio
-from dashboard.conversation import build_turns
+from dashboard import audio, display, latency
+from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from rtrec.export import event_line
 from storage import browse, overview, properties
 from storage.db import (
@@ -163,19 +163,32 @@ def session(url: str, session_id: str) -> dict[str, Any] | None:
 
 @_loader(ttl=600)
 def turns(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
+    """The conversation; each error turn has `cause`, the client event it names, when found."""
     with _reading(url) as connection:
-        return build_turns(
+        found = build_turns(
             browse.conversation_events(connection, session_id),
             browse.session_responses(connection, session_id),
             browse.session_transcriptions(connection, session_id),
             browse.audio_index(connection, session_id),
         )
+        causes = browse.client_events_by_id(connection, session_id, error_event_ids(found))
+    attach_causes(found, causes)
+    return found
 
 
 @_loader(ttl=600)
 def responses(url: str, session_id: str, version: str) -> pd.DataFrame:
     with _reading(url) as connection:
         return pd.DataFrame(browse.session_responses(connection, session_id))
+
+
+@_loader(ttl=600)
+def waterfall(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
+    """Each turn's latency milestones (see `dashboard.latency.waterfall`)."""
+    with _reading(url) as connection:
+        responses = browse.session_responses(connection, session_id)
+        stops = browse.speech_stops(connection, session_id)
+    return latency.waterfall(responses, stops)
 
 
 @_loader(ttl=600)
@@ -202,9 +215,16 @@ def events(
     page_size: int,
     version: str,
 ) -> list[dict[str, Any]]:
+    """A page of events, each with `since_start_s` (session start) and `since_previous_s` (the
+    event before it in the same filtered list, None for the first)."""
+    offset = (page - 1) * page_size
+    before = 1 if offset else 0  # the previous page's last event, for the first gap
     with _reading(url) as connection:
-        offset = (page - 1) * page_size
-        return browse.events_page(connection, session_id, directions, types, page_size, offset)
+        started_at = browse.get_session(connection, session_id)["started_at"]  # type: ignore[index]
+        found = browse.events_page(
+            connection, session_id, directions, types, page_size + before, offset - before
+        )
+    return display.relative_times(found, started_at)[before:]
 
 
 @_loader(ttl=600)
@@ -249,25 +269,26 @@ Span = tuple[datetime | None, datetime | None]
 
 
 @_loader(ttl=30)
-def daily_sessions(url: str, span: Span) -> pd.DataFrame:
+def daily_sessions(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
+    """Sessions per `bucket` (day or hour) and model; the first column is named `bucket`."""
     with _reading(url) as connection:
-        rows = overview.daily_sessions(connection, *span)
-    return pd.DataFrame(rows, columns=["day", "model", "sessions", "open_sessions"])
+        rows = overview.daily_sessions(connection, *span, bucket)
+    return pd.DataFrame(rows, columns=[bucket, "model", "sessions", "open_sessions"])
 
 
 @_loader(ttl=30)
-def daily_usage(url: str, span: Span) -> pd.DataFrame:
+def daily_usage(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_usage(connection, *span)
-    columns = ["day", "model", "responses", *browse.TOKEN_COLUMNS, "cost_usd"]
+        rows = overview.daily_usage(connection, *span, bucket)
+    columns = [bucket, "model", "responses", *browse.TOKEN_COLUMNS, "cost_usd"]
     return pd.DataFrame(rows, columns=columns)
 
 
 @_loader(ttl=30)
-def daily_transcriptions(url: str, span: Span) -> pd.DataFrame:
+def daily_transcriptions(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_transcription_cost(connection, *span)
-    return pd.DataFrame(rows, columns=["day", "model", "transcriptions", "cost_usd", "seconds"])
+        rows = overview.daily_transcription_cost(connection, *span, bucket)
+    return pd.DataFrame(rows, columns=[bucket, "model", "transcriptions", "cost_usd", "seconds"])
 
 
 @_loader(ttl=30)
@@ -303,10 +324,10 @@ def overview_totals(span: Span) -> dict[str, Any]:
     }
 
 
-def daily_cost(span: Span) -> pd.DataFrame:
-    """Cost per day and model; transcription models are marked `(transcription)`."""
-    usage = daily_usage(span)[["day", "model", "cost_usd"]]
-    asr = daily_transcriptions(span)[["day", "model", "cost_usd"]]
+def daily_cost(span: Span, bucket: str = "day") -> pd.DataFrame:
+    """Cost per day (or hour) and model; transcription models are marked `(transcription)`."""
+    usage = daily_usage(span, bucket)[[bucket, "model", "cost_usd"]]
+    asr = daily_transcriptions(span, bucket)[[bucket, "model", "cost_usd"]]
     asr = asr.assign(model=asr["model"].fillna("unknown") + " (transcription)")
     frame = pd.concat([usage.assign(model=usage["model"].fillna("unknown")), asr])
     return frame.dropna(subset=["cost_usd"]).reset_index(drop=True)
@@ -319,26 +340,26 @@ def _percentile(ms: pd.Series, counts: pd.Series, share: float) -> float:
 
 @_loader(ttl=30)
 def latency_percentiles(url: str, span: Span) -> pd.DataFrame:
-    """p50/p90/p99 and max of time to first audio and text (ms, to the ms) per model."""
+    """p50/p90/p99 and max (ms, to the ms) per model of each latency `overview` measures."""
     with _reading(url) as connection:
         rows = overview.latency_histogram(connection, *span)
     columns = ["model", "latency", "responses", "p50", "p90", "p99", "max"]
     found = []
     histogram = pd.DataFrame(rows, columns=["latency", "model", "ms", "responses"])
     histogram["model"] = histogram["model"].fillna("unknown")
-    for (model, latency), group in histogram.sort_values("ms").groupby(["model", "latency"]):
+    for (model, measure), group in histogram.sort_values("ms").groupby(["model", "latency"]):
         ms, counts = group["ms"].reset_index(drop=True), group["responses"]
         counts = counts.reset_index(drop=True)
         quantiles = [_percentile(ms, counts, q) for q in (0.5, 0.9, 0.99)]
-        found.append([model, latency, int(counts.sum()), *quantiles, float(ms.iloc[-1])])
+        found.append([model, measure, int(counts.sum()), *quantiles, float(ms.iloc[-1])])
     return pd.DataFrame(found, columns=columns)
 
 
 @_loader(ttl=30)
-def daily_rate_limits(url: str, span: Span) -> pd.DataFrame:
+def daily_rate_limits(url: str, span: Span, bucket: str = "day") -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = overview.daily_rate_limits(connection, *span)
-    columns = ["day", "name", "lowest_remaining", "limit_value", "updates"]
+        rows = overview.daily_rate_limits(connection, *span, bucket)
+    columns = [bucket, "name", "lowest_remaining", "limit_value", "updates"]
     frame = pd.DataFrame(rows, columns=columns)
     limit = frame["limit_value"].where(frame["limit_value"] > 0)
     frame["headroom_pct"] = 100 * frame["lowest_remaining"] / limit

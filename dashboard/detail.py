@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, data, display
+from dashboard import charts, data, display, latency
 
 # Material icons ship with Streamlit, so they render where no emoji font is installed.
 AVATARS = {
@@ -26,11 +27,14 @@ def header(session: dict[str, Any]) -> None:
     )
     st.title("Session")
     seconds = display.seconds_between(session["started_at"], session["ended_at"])
-    model = session["model"] or display.UNKNOWN
+    # The model and close reason come from the client and the server: shown as text, not Markdown.
+    model = display.escaped(session["model"]) if session["model"] else display.UNKNOWN
     st.markdown(
-        f"`{session['id']}` {badge} · **{model}** · API `{session['api']}` · "
+        f"{display.code(session['id'])} {badge} · **{model}** · "
+        f"API {display.code(session['api'])} · "
         f"started {display.timestamp(session['started_at'])} · {display.duration(seconds)} · "
-        f"close: {display.close_text(session)} · recorded `{session['record_mode']}`"
+        f"close: {display.escaped(display.close_text(session))} · "
+        f"recorded {display.code(session['record_mode'])}"
     )
     columns = st.columns(5)
     columns[0].metric("Turns (responses)", display.count(session["responses"]))
@@ -73,7 +77,10 @@ def downloads(session: dict[str, Any], version: str) -> None:
 
 
 def _turn_caption(turn: dict[str, Any]) -> str:
-    parts = [f"turn {turn['number']}", display.timestamp(turn["ts"])]
+    if turn["role"] == "error":  # errors take no turn number
+        return display.timestamp(turn["ts"])
+    number = f"turn {turn['number']}" if turn["number"] is not None else "no response yet"
+    parts = [number, display.timestamp(turn["ts"])]
     if turn["role"] == "assistant":
         usage = turn.get("usage") or {}
         parts += [
@@ -89,8 +96,9 @@ def _turn_caption(turn: dict[str, Any]) -> str:
             if usage.get(key) is not None:
                 parts.append(f"{label} {display.millis(usage[key])}")
     elif transcription := turn.get("transcription"):
+        model = transcription.get("model")
         parts.append(
-            f"transcribed by {transcription.get('model') or display.UNKNOWN}, "
+            f"transcribed by {display.escaped(model) if model else display.UNKNOWN}, "
             f"cost {display.usd(transcription.get('cost_usd'))}"
         )
     return " · ".join(parts)
@@ -98,32 +106,51 @@ def _turn_caption(turn: dict[str, Any]) -> str:
 
 def _status_badge(turn: dict[str, Any]) -> None:
     status = turn.get("status") or ""
+    # The status is the server's words: only letters, digits and a few marks go into the badge.
+    label = re.sub(r"[^\w ()-]", "", status)
     if status.startswith("barge-in"):
-        st.markdown(f":orange-badge[{status}]")
+        st.markdown(f":orange-badge[{label}]")
     elif status.startswith(("cancelled", "failed", "incomplete", "in progress")):
         color = "red" if status.startswith("failed") else "gray"
-        st.markdown(f":{color}-badge[{status}]")
+        st.markdown(f":{color}-badge[{label}]")
+
+
+def _error_body(turn: dict[str, Any]) -> None:
+    error = turn.get("error") or {}
+    st.markdown(
+        f"**{display.escaped(error.get('type') or 'error')}** "
+        f"{display.code(error.get('code') or display.UNKNOWN)}: "
+        f"{display.escaped(error.get('message') or '')}"
+    )
+    cause, named = turn.get("cause"), error.get("event_id")
+    if cause is not None:
+        label = f"caused by client event #{cause['seq']} · {cause['type']}"
+        with st.expander(display.escaped(label)):
+            st.caption(f"event_id {display.code(cause['event_id'])} · see the Events tab")
+            if cause["payload"] is not None:
+                st.json(cause["payload"], expanded=True)
+    elif named:
+        st.caption(f"names client event {display.code(named)}, which was not recorded")
+    st.caption(_turn_caption(turn))
 
 
 def _turn_body(turn: dict[str, Any], session_id: str) -> None:
     if turn["role"] == "error":
-        error = turn.get("error") or {}
-        st.markdown(
-            f"**{error.get('type') or 'error'}** `{error.get('code') or display.UNKNOWN}`: "
-            f"{error.get('message') or ''}"
-        )
+        _error_body(turn)
         return
     if turn["role"] == "assistant":
         _status_badge(turn)
     if turn.get("text"):
-        st.markdown(turn["text"])
+        st.text(turn["text"])  # a stranger's transcript: never live links or images
     elif turn["kind"] in ("audio", "message") and not turn["tool_calls"]:
         st.markdown("_(no text recorded)_")
     for call in turn["tool_calls"]:
-        st.markdown(f"Tool call **{call['name']}** (`{call['call_id']}`)")
+        st.markdown(
+            f"Tool call **{display.escaped(call['name'])}** ({display.code(call['call_id'])})"
+        )
         st.code(call["arguments"], language="json")
     if output := turn.get("tool_output"):
-        st.markdown(f"Tool result for `{output['call_id']}`")
+        st.markdown(f"Tool result for {display.code(output['call_id'])}")
         st.code(output["output"], language="json")
     if span := turn.get("audio"):
         key = (span["direction"], span["first_seq"], span["last_seq"], span.get("response_id"))
@@ -158,11 +185,22 @@ def usage(session_id: str, version: str) -> None:
     with right:
         st.caption("Cost per response (USD)")
         charts.line(responses, "turn", ["cost_usd"], y_title="USD")
-    st.dataframe(
-        responses.drop(columns=["id", "session_id"]),
-        hide_index=True,
-        column_config={"cost_usd": st.column_config.NumberColumn("cost_usd", format="$%.6f")},
-    )
+    # The columns a reader compares across turns, narrow enough for a 1366 px screen; every
+    # counter is in each answer's caption and in the JSONL download.
+    shown = {
+        "turn": st.column_config.NumberColumn("turn", width=40),
+        "status": st.column_config.TextColumn("status", width=80),
+        "input_tokens": st.column_config.NumberColumn("in", width=60),
+        "cached_tokens": st.column_config.NumberColumn("cached", width=60),
+        "input_audio_tokens": st.column_config.NumberColumn("in audio", width=65),
+        "output_tokens": st.column_config.NumberColumn("out", width=60),
+        "output_audio_tokens": st.column_config.NumberColumn("out audio", width=70),
+        "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f", width=80),
+        "time_to_first_audio_ms": st.column_config.NumberColumn("1st audio ms", format="%.0f"),
+        "time_to_first_text_ms": st.column_config.NumberColumn("1st text ms", format="%.0f"),
+        "response_id": st.column_config.TextColumn("response_id", width=110),
+    }
+    st.dataframe(responses, hide_index=True, column_order=list(shown), column_config=shown)
 
 
 def rate_limits(session_id: str, version: str) -> None:
@@ -173,7 +211,34 @@ def rate_limits(session_id: str, version: str) -> None:
     names = limits["name"].fillna("unnamed")
     for column, name in zip(st.columns(max(1, names.nunique())), sorted(set(names)), strict=False):
         with column:
-            st.caption(f"`{name}`: remaining vs limit")
+            st.caption(f"{display.code(name)}: remaining vs limit")
             charts.line(
                 limits[names == name], "ts", ["remaining", "limit_value"], x_type="temporal"
             )
+
+
+def latency_waterfall(session_id: str, version: str) -> None:
+    rows = data.waterfall(session_id, version)
+    if not rows:
+        st.info("No responses yet.")
+        return
+    st.caption(
+        "Each turn from the server's `speech_stopped` (when its VAD ended the user's speech; "
+        "otherwise from `response.created`) to the response's first text, first audio and "
+        "`response.done`, in ms"
+    )
+    charts.waterfall(latency.segments(rows))
+    st.dataframe(
+        latency.phase_percentiles(rows),
+        hide_index=True,
+        column_config={
+            "p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
+            "p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
+        },
+    )
+    milestone = st.column_config.NumberColumn(format="%.0f")
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={m: milestone for m in (*latency.MILESTONES, "voice-to-voice")},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,11 +11,29 @@ from storage.browse import NORMAL_CLOSE_CODES
 
 UNKNOWN = "—"
 COLLAPSIBLE_SUFFIXES = (".delta", "input_audio_buffer.append")
+# Every ASCII punctuation mark may be backslash-escaped in CommonMark; escaping all of them also
+# defuses Streamlit's own `:color[…]`, `:material/…:` and `$…$` directives and GFM autolinks.
+MARKDOWN_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def _missing(value: Any) -> bool:
     """None, NaN or NaT (what pandas makes of a NULL)."""
     return value is None or bool(value != value)
+
+
+def escaped(value: Any) -> str:
+    """Recorded text as inert Markdown: a stranger's `[link](…)` or `![image](…)` stays text."""
+    text = str(value).replace("\r", "")
+    return "".join(f"\\{c}" if c in MARKDOWN_PUNCTUATION else c for c in text).replace("\n", "  \n")
+
+
+def code(value: Any) -> str:
+    """Recorded text as a Markdown code span, fenced by more backticks than it holds in a row."""
+    text = " ".join(str(value).split()) or " "
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    # A space on each side keeps a leading or trailing backtick of the text out of the fence.
+    padded = f" {text} " if text[0] in "` " or text[-1] in "` " else text
+    return f"{fence}{padded}{fence}"
 
 
 def usd(value: Any) -> str:
@@ -129,15 +148,43 @@ def run_label(events: Sequence[dict[str, Any]]) -> str:
     kinds: dict[str, int] = {}
     for event in events:
         kinds[event["type"]] = kinds.get(event["type"], 0) + 1
-    described = ", ".join(f"{kind} ×{n}" for kind, n in kinds.items())
+    described = ", ".join(f"{escaped(kind)} ×{n}" for kind, n in kinds.items())
     size = sum(e["size_bytes"] for e in events)
     seqs = (
         f"#{events[0]['seq']}–#{events[-1]['seq']}" if len(events) > 1 else f"#{events[0]['seq']}"
     )
-    return f"{seqs} · {len(events)} deltas: {described} · {size:,} B"
+    start = f" · {offset(events[0]['since_start_s'])}" if "since_start_s" in events[0] else ""
+    return f"{seqs}{start} · {len(events)} deltas: {described} · {size:,} B"
+
+
+def relative_times(events: Sequence[dict[str, Any]], started_at: datetime) -> list[dict[str, Any]]:
+    """The events with `since_start_s` and `since_previous_s` (None for the first) added."""
+    found: list[dict[str, Any]] = []
+    start, previous = as_utc(started_at), None
+    for event in events:
+        ts = as_utc(event["ts"])
+        gap = None if previous is None else (ts - previous).total_seconds()
+        since_start = (ts - start).total_seconds()
+        found.append(event | {"since_start_s": since_start, "since_previous_s": gap})
+        previous = ts
+    return found
+
+
+def offset(seconds: float | None) -> str:
+    """`+1.234 s`, `+12 ms`: a time relative to another, to the millisecond."""
+    if seconds is None:
+        return UNKNOWN
+    if abs(seconds) < 1:
+        return f"{seconds * 1000:+,.0f} ms"
+    return f"{seconds:+,.3f} s"
 
 
 def event_label(event: dict[str, Any]) -> str:
+    """`#12 · 10:00:01.234 · +1.234 s · Δ +50 ms · ← server sent · type · 120 B` (escaped)."""
     arrow = "→ client sent" if event["direction"] == "client" else "← server sent"
     ts = as_utc(event["ts"]).strftime("%H:%M:%S.%f")[:-3]
-    return f"#{event['seq']} · {ts} · {arrow} · {event['type']} · {event['size_bytes']:,} B"
+    relative = ""
+    if "since_start_s" in event:
+        relative = f" · {offset(event['since_start_s'])} · Δ {offset(event['since_previous_s'])}"
+    kind = escaped(event["type"])  # a client may send any type: never Markdown
+    return f"#{event['seq']} · {ts}{relative} · {arrow} · {kind} · {event['size_bytes']:,} B"

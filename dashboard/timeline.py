@@ -27,7 +27,7 @@ def _show_event(event: dict[str, Any]) -> None:
     with st.expander(display.event_label(event)):
         refs = {k: event[k] for k in ("event_id", "response_id", "item_id") if event.get(k)}
         if refs:
-            st.caption(" · ".join(f"{k} `{v}`" for k, v in refs.items()))
+            st.caption(" · ".join(f"{k} {display.code(v)}" for k, v in refs.items()))
         if event["payload"] is None:
             st.caption("payload not recorded (`--record metadata`)")
         else:
@@ -49,7 +49,10 @@ def timeline(session_id: str, version: str) -> None:
         return
     pages = max(1, -(-total // EVENTS_PER_PAGE))
     page = st.pagination(pages, key="timeline_page") if pages > 1 else 1
-    st.caption(f"{total:,} events · page {page} of {pages} · `seq` order, times in UTC")
+    st.caption(
+        f"{total:,} events · page {page} of {pages} · `seq` order, times in UTC, then since the "
+        "session started and Δ since the event before it in this list"
+    )
     events = data.events(session_id, directions, types, page, EVENTS_PER_PAGE, version)
     if not st.session_state.get("timeline_fold", True):
         for event in events:

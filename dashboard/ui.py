@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the dev group
 import streamlit as st
 
 from dashboard import data, display
+from rtrec.settings import PROXY_SETTINGS
 from storage.browse import SESSION_STATUSES, SessionFilter
 
-PROXY_CLIENT_LINE = "OPENAI_BASE_URL=http://127.0.0.1:8080/v1 python my_voice_agent.py"
+LISTEN_PORT = next(s for s in PROXY_SETTINGS if s.name == "listen-port")
 SPANS = {
     "Last hour": timedelta(hours=1),
     "Last 24 hours": timedelta(days=1),
@@ -21,6 +25,31 @@ SPANS = {
     "Custom dates": None,
 }
 STATUS_LABELS = {"live": "● live", "closed": "closed", "error": "error"}
+ERROR_STYLE = "background-color: rgba(255, 43, 43, 0.16)"
+# Pixels per column: the list fits the 900 px a 1366 px screen leaves beside the filter sidebar.
+COLUMN_WIDTHS = {
+    "session": 90,
+    "status": 58,
+    "started (UTC)": 120,
+    "duration": 60,
+    "model": 100,
+    "api": 40,
+    "turns": 50,
+    "tokens": 60,
+    "cost": 70,
+    "errors": 50,
+    "close": 100,
+}
+
+
+def proxy_client_line() -> str:
+    """How to point a client at the proxy, on the port it listens on: `rtrec up` and the
+    environment pass `RTREC_LISTEN_PORT` down to the dashboard; a bad value shows the default."""
+    try:
+        port = LISTEN_PORT.parse(os.environ.get(LISTEN_PORT.env_var(), ""))
+    except (argparse.ArgumentTypeError, ValueError):
+        port = LISTEN_PORT.default
+    return f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 python my_voice_agent.py"
 
 
 def empty_state() -> bool:
@@ -30,7 +59,7 @@ def empty_state() -> bool:
     st.info(
         f"No sessions recorded yet in `{data.shown_url(data.database_url())}`.\n\n"
         "Point a Realtime client at the proxy (started by `rtrec proxy` or `rtrec up`):\n"
-        f"```sh\n{PROXY_CLIENT_LINE}\n```\n"
+        f"```sh\n{proxy_client_line()}\n```\n"
         "or run `rtrec demo` to record a few scripted sessions against the local simulator. "
         "Sessions show up here while they run."
     )
@@ -109,7 +138,7 @@ def sessions_table(page: Any) -> Any:
         "open": [f"session?session={r['id']}" for r in rows],
         "session": [r["id"] for r in rows],
         "status": [STATUS_LABELS[display.session_status(r)] for r in rows],
-        "started (UTC)": [display.timestamp(r["started_at"]) for r in rows],
+        "started (UTC)": [display.timestamp(r["started_at"])[:16] for r in rows],  # to the minute
         "duration": [
             display.duration(display.seconds_between(r["started_at"], r["ended_at"])) for r in rows
         ],
@@ -123,20 +152,33 @@ def sessions_table(page: Any) -> Any:
     }
 
 
+def error_rows(table: dict[str, list[Any]]) -> Any:
+    """The list as a styled frame: sessions with error events, failed responses or an abnormal
+    close get a red background, so they stand out on a long page."""
+    frame = pd.DataFrame(table)
+
+    def paint(row: Any) -> list[str]:
+        bad = row["errors"] > 0 or row["status"] == STATUS_LABELS["error"]
+        return [ERROR_STYLE if bad else ""] * len(row)
+
+    return frame.style.apply(paint, axis=1)
+
+
 def show_sessions(page: Any, key: str) -> str | None:
     """Renders one page of sessions; returns the id of a row the user selected."""
     table = sessions_table(page)
+    config: dict[str, Any] = {
+        name: st.column_config.Column(name, width=width) for name, width in COLUMN_WIDTHS.items()
+    }
+    config["open"] = st.column_config.LinkColumn("open", display_text="details ↗", width=64)
     event = st.dataframe(
-        table,
+        error_rows(table),
         hide_index=True,
         height=35 * (len(table["session"]) + 1) + 3,  # every row of the page, no inner scroll
         on_select="rerun",
         selection_mode="single-row",
         key=key,
-        column_config={
-            "session": st.column_config.TextColumn("session", width="medium"),
-            "open": st.column_config.LinkColumn("open", display_text="details ↗", width="small"),
-        },
+        column_config=config,  # sized to fit a 1366 px screen with the filter sidebar open
     )
     rows = event.selection.rows if event is not None else []
     return str(table["session"][rows[0]]) if rows else None

@@ -179,9 +179,19 @@ async def run_relay(
     if before_serving is not None:
         before_serving()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancellation)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()
+
+
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """At shutdown mitmproxy cancels the tasks of open connections, and asyncio reports each
+    cancelled client handler as an error with a traceback: that is the stop working, not a bug."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        logger.debug("connection handler cancelled at shutdown")
+        return
+    loop.default_exception_handler(context)
 
 
 def relay_master(*addons: Any) -> Master:

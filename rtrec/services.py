@@ -34,11 +34,13 @@ def _prepare_database(url: str) -> None:
 
 
 @contextlib.contextmanager
-def _dashboard(db_url: str, host: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def _dashboard(
+    db_url: str, host: str, port: int, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The Streamlit dashboard as a child process, stopped (SIGTERM) on the way out."""
     from dashboard.launch import streamlit_command
 
-    env = {**os.environ, "RTREC_DB": db_url}
+    env = {**os.environ, "RTREC_DB": db_url, **(extra_env or {})}
     process = subprocess.Popen(streamlit_command(host, port), env=env)
     try:
         yield process
@@ -100,7 +102,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     def announce() -> None:
         print(banner(proxy_url, args.upstream, metrics_url, dashboard_url), flush=True)
 
-    with _dashboard(args.db, args.dashboard_host, args.dashboard_port):
+    # The dashboard's empty-state hint names the port clients should use.
+    listen_port = {"RTREC_LISTEN_PORT": str(args.listen_port)}
+    with _dashboard(args.db, args.dashboard_host, args.dashboard_port, listen_port):
         serve_proxy(args, on_ready=announce)
     return 0
 
@@ -219,6 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ports = {name: _free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
     with contextlib.ExitStack() as stack:
         if not args.exit:
-            stack.enter_context(_dashboard(args.db, "127.0.0.1", ports["dashboard"]))
+            proxy_port = {"RTREC_LISTEN_PORT": str(ports["proxy"])}
+            stack.enter_context(_dashboard(args.db, "127.0.0.1", ports["dashboard"], proxy_port))
         asyncio.run(_demo(args, ports))
     return 0

@@ -319,6 +319,32 @@ def conversation_events(connection: Connection, session_id: str) -> list[dict[st
     return dicts(connection.execute(query))
 
 
+def client_events_by_id(
+    connection: Connection, session_id: str, event_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The client events of a session carrying these `event_id`s (what errors name as cause)."""
+    if not event_ids:
+        return []
+    e = EVENTS.c
+    query = (
+        select(e.seq, e.ts, e.type, e.event_id, e.payload)
+        .where(e.session_id == session_id, e.direction == "client", e.event_id.in_(event_ids))
+        .order_by(e.seq)
+    )
+    return dicts(connection.execute(query))
+
+
+def speech_stops(connection: Connection, session_id: str) -> list[datetime]:
+    """When the server said each `input_audio_buffer.speech_stopped`, in order."""
+    e = EVENTS.c
+    query = (
+        select(e.ts)
+        .where(e.session_id == session_id, e.type == "input_audio_buffer.speech_stopped")
+        .order_by(e.seq)
+    )
+    return list(connection.scalars(query))
+
+
 def event_type_counts(connection: Connection, session_id: str) -> list[dict[str, Any]]:
     """How many events of each direction and type the session has, with their bytes."""
     e = EVENTS.c

@@ -21,6 +21,21 @@ from storage.browse import (
     int_sum,
 )
 
+BUCKETS = ("day", "hour")
+
+
+def _bucket(connection: Connection, column: Any, bucket: str) -> Any:
+    """The UTC day (a date) or hour (`YYYY-MM-DD HH:00`) of a timestamp, labelled `bucket`."""
+    if bucket == "day":
+        return func.date(column).label("day")
+    if bucket != "hour":
+        raise ValueError(f"bucket is one of {BUCKETS}, not {bucket!r}")
+    if connection.dialect.name == "postgresql":
+        hour = func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:00")
+    else:
+        hour = func.strftime("%Y-%m-%d %H:00", column)
+    return hour.label("hour")
+
 
 def _usage_sums(r: Any) -> list[Any]:
     return [
@@ -59,41 +74,49 @@ def _grouped(
 
 
 def daily_sessions(
-    connection: Connection, start: datetime | None, end: datetime | None
+    connection: Connection, start: datetime | None, end: datetime | None, bucket: str = "day"
 ) -> list[dict[str, Any]]:
-    """Sessions started per day and model, and how many of them are still open."""
+    """Sessions started per day (or hour) and model, and how many of them are still open."""
     s = SESSIONS.c
-    day = func.date(s.started_at).label("day")
+    day = _bucket(connection, s.started_at, bucket)
     columns = [day, s.model, func.count().label("sessions")]
     columns.append(func.count().filter(s.ended_at.is_(None)).label("open_sessions"))
     return _grouped(connection, SESSIONS, columns, [day, s.model], (start, end))
 
 
 def daily_usage(
-    connection: Connection, start: datetime | None, end: datetime | None
+    connection: Connection, start: datetime | None, end: datetime | None, bucket: str = "day"
 ) -> list[dict[str, Any]]:
-    """Per day (of `response.created`) and session model: responses, tokens by kind, cost."""
+    """Per day or hour (of `response.created`) and session model: responses, tokens, cost."""
     r = RESPONSES.c
-    day = func.date(func.coalesce(r.created_at, r.done_at)).label("day")
+    day = _bucket(connection, func.coalesce(r.created_at, r.done_at), bucket)
     columns = [day, SESSIONS.c.model, func.count().label("responses"), *_usage_sums(r)]
     groups = [day, SESSIONS.c.model]
     return _grouped(connection, RESPONSES, columns, groups, (start, end), join=True)
 
 
 def daily_transcription_cost(
-    connection: Connection, start: datetime | None, end: datetime | None
+    connection: Connection, start: datetime | None, end: datetime | None, bucket: str = "day"
 ) -> list[dict[str, Any]]:
     t = TRANSCRIPTIONS.c
-    day = func.date(t.ts).label("day")
+    day = _bucket(connection, t.ts, bucket)
     columns = [day, t.model, func.count().label("transcriptions")]
     columns += [func.sum(t.cost_usd).label("cost_usd"), func.sum(t.seconds).label("seconds")]
     return _grouped(connection, TRANSCRIPTIONS, columns, [day, t.model], (start, end))
 
 
+def _ms_between(connection: Connection, start: Any, end: Any) -> ColumnElement[Any]:
+    """Milliseconds from one timestamp column to another, on either database."""
+    if connection.dialect.name == "postgresql":
+        return func.extract("epoch", end - start) * 1000
+    return (func.julianday(end) - func.julianday(start)) * 86_400_000
+
+
 def latency_histogram(
     connection: Connection, start: datetime | None, end: datetime | None
 ) -> list[dict[str, Any]]:
-    """How many responses per model took each whole number of ms to their first audio / text.
+    """How many responses per model took each whole number of ms, per latency measure: time to
+    first audio and text, turn latency, voice-to-voice and response duration (created → done).
 
     Percentiles come from these counts: a few thousand rows instead of one per response.
     """
@@ -102,6 +125,9 @@ def latency_histogram(
     for name, column in (
         ("time_to_first_audio_ms", r.time_to_first_audio_ms),
         ("time_to_first_text_ms", r.time_to_first_text_ms),
+        ("turn_latency_ms", r.turn_latency_ms),
+        ("voice_to_voice_ms", r.voice_to_voice_ms),
+        ("response_duration_ms", _ms_between(connection, r.created_at, r.done_at)),
     ):
         ms = func.round(column).label("ms")
         columns = [SESSIONS.c.model, ms, func.count().label("responses")]
@@ -135,11 +161,11 @@ def error_counts(
 
 
 def daily_rate_limits(
-    connection: Connection, start: datetime | None, end: datetime | None
+    connection: Connection, start: datetime | None, end: datetime | None, bucket: str = "day"
 ) -> list[dict[str, Any]]:
-    """Per day and limit name: the lowest `remaining`, the `limit` and the updates seen."""
+    """Per day or hour and limit name: the lowest `remaining`, the `limit` and the updates."""
     rl = RATE_LIMITS.c
-    day = func.date(rl.ts).label("day")
+    day = _bucket(connection, rl.ts, bucket)
     columns = [day, rl.name, func.min(rl.remaining).label("lowest_remaining")]
     columns += [func.max(rl.limit_value).label("limit_value"), func.count().label("updates")]
     return _grouped(connection, RATE_LIMITS, columns, [day, rl.name], (start, end))

@@ -204,3 +204,81 @@ def test_run_dashboard_serves_deep_links_and_stops_on_sigterm(
         stop(wrapper)
         if streamlit and Path(f"/proc/{streamlit}").exists():
             os.kill(streamlit, signal.SIGKILL)
+
+
+# Every table's scroller and the page itself, as wide as their boxes: nothing cut off at the side.
+OVERFLOW_JS = """
+const cut = [];
+const page = document.documentElement;
+if (page.scrollWidth > page.clientWidth + 1) {
+  cut.push(`page ${page.scrollWidth}>${page.clientWidth}`);
+}
+const tables = '[data-testid="stDataFrame"], [data-testid="stTable"]';
+for (const frame of document.querySelectorAll(tables)) {
+  if (frame.offsetParent === null) continue;  // on a tab not shown
+  const box = frame.getBoundingClientRect();
+  const scroller = frame.querySelector('.dvn-scroller') || frame;
+  if (scroller.scrollWidth > scroller.clientWidth + 1 || box.right > page.clientWidth + 1) {
+    const head = (frame.innerText || '').slice(0, 40).replace(/\\s+/g, ' ');
+    cut.push(`${head}: ${scroller.scrollWidth}>${scroller.clientWidth}, right ${box.right}`);
+  }
+}
+return cut;
+"""
+SCREEN = (1366, 768)
+
+
+def settled(driver: webdriver.Chrome) -> None:
+    """Waits until no placeholder is left and the tables have had time to size their columns."""
+    skeletons = '[data-testid="stSkeleton"], [data-testid="stStatusWidget"]'
+    WebDriverWait(driver, 60, poll_frequency=0.25).until(
+        lambda d: not d.find_elements(By.CSS_SELECTOR, skeletons)
+    )
+    time.sleep(1.5)  # glide-data-grid measures its columns after the first paint
+
+
+def open_tab(driver: webdriver.Chrome, name: str) -> None:
+    (tab,) = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == name]
+    tab.click()
+    WebDriverWait(driver, 30).until(lambda d: tab.get_attribute("aria-selected") == "true")
+    settled(driver)
+
+
+@pytest.mark.parametrize(
+    ("path", "tab", "expected"),
+    [
+        ("/", None, "1 session matches"),
+        ("/?session={session_id}", None, "What is the capital of France?"),
+        ("/?session={session_id}", "Usage", "Turns (responses)"),
+        ("/?session={session_id}", "Latency", "Turns (responses)"),
+        ("/?session={session_id}", "Events", "Turns (responses)"),
+        ("/overview", None, "Latency percentiles"),
+    ],
+)
+def test_no_table_is_cut_off_on_a_1366_screen(
+    browser: webdriver.Chrome,
+    dashboard_url: str,
+    recorded: dict[str, Any],
+    tmp_path: Path,
+    path: str,
+    tab: str | None,
+    expected: str,
+):
+    browser.set_window_size(*SCREEN)
+    browser.get(dashboard_url + path.format(session_id=recorded["session_id"]))
+    page_text(browser, expected)
+    settled(browser)
+    if tab is not None:
+        open_tab(browser, tab)
+    name = tab or ("session" if "session=" in path else path.strip("/")) or "sessions"
+    shot = tmp_path / f"{name.lower()}.png"
+    assert browser.save_screenshot(str(shot))
+    with Image.open(shot) as image:
+        assert image.size[0] <= SCREEN[0]
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('[data-testid=\"stDataFrame\"]').length"
+        )
+        > 0
+    )
+    assert browser.execute_script(OVERFLOW_JS) == []

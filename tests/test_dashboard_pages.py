@@ -13,12 +13,14 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import select
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from dashboard import display
 from simulator.server import FakeRealtimeServer
 from storage.db import head_revision, make_engine, upgrade
-from storage.models import RealtimeSession, Response, Transcription, table
+from storage.models import Event, RealtimeSession, Response, Transcription, table
 from tests.conftest import proxy_runner
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -185,8 +187,9 @@ def texts(test: AppTest) -> str:
 
 @pytest.mark.parametrize("page", [None, "app_pages/session.py", "app_pages/overview.py"])
 def test_empty_database_explains_how_to_record(
-    app: Any, engine: Any, db_url: str, page: str | None
+    app: Any, engine: Any, db_url: str, page: str | None, monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.delenv("RTREC_LISTEN_PORT", raising=False)
     shown = texts(app(db_url, page=page))
     assert "No sessions recorded yet" in shown
     assert "OPENAI_BASE_URL=http://127.0.0.1:8080/v1" in shown
@@ -252,11 +255,11 @@ def usage_row(usage: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def chat(test: AppTest) -> list[tuple[str, str, str]]:
-    """(role, markdown, caption) of each turn on the conversation tab."""
+    """(role, markdown and text, caption) of each turn on the conversation tab."""
     return [
         (
             message.name,
-            "\n".join(m.value for m in message.markdown),
+            "\n".join(m.value for m in [*message.markdown, *message.text]),
             "\n".join(c.value for c in message.caption),
         )
         for message in test.chat_message
@@ -287,7 +290,7 @@ def test_conversation_shows_every_turn_in_order(app: Any, recorded: dict[str, An
     assert turns[2][1] == heard
     assert spoken in turns[3][1]
     call = done_usages(sent)[2]["output"][0]
-    assert f"Tool call **get_weather** (`{call['call_id']}`)" in turns[5][1]
+    assert f"Tool call **get\\_weather** (`{call['call_id']}`)" in turns[5][1]
     assert f"Tool result for `{call['call_id']}`" in turns[6][1]
     assert ":orange-badge[barge-in (turn_detected)]" in turns[8][1]
     assert ":gray-badge[cancelled by the client]" in turns[9][1]
@@ -306,6 +309,52 @@ def test_each_answer_shows_its_tokens_cost_and_latency(app: Any, recorded: dict[
         assert f"first text {display.millis(row.time_to_first_text_ms)}" in caption
     assert stored[1].time_to_first_audio_ms is not None
     assert f"first audio {display.millis(stored[1].time_to_first_audio_ms)}" in answers[1]
+
+
+def test_turn_numbers_agree_with_the_header_and_skip_errors(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], recorded["session_id"])
+    header = {m.label: m.value for m in test.metric}["Turns (responses)"]
+    numbers = [(role, caption.split(" · ")[0]) for role, _, caption in chat(test)]
+    assert numbers == [
+        *(("user", "turn 1"), ("assistant", "turn 1")),
+        *(("user", "turn 2"), ("assistant", "turn 2")),
+        *(("user", "turn 3"), ("assistant", "turn 3"), ("tool", "turn 4"), ("assistant", "turn 4")),
+        *(("assistant", "turn 5"), ("assistant", "turn 6")),
+        ("error", numbers[-1][1]),
+    ]
+    assert "turn" not in chat(test)[-1][2]
+    assert header == "6"
+
+
+def test_an_error_shows_the_client_event_that_caused_it(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], recorded["session_id"])
+    (bad,) = [e for e in rows(recorded["db_url"], Event) if e.event_id == "evt_bad_1"]
+    assert bad.direction == "client"
+    (error,) = [m for m in test.chat_message if m.name == "error"]
+    (cause,) = error.expander
+    assert cause.label == f"caused by client event \\#{bad.seq} · no\\.such\\.event"
+    assert cause.json[0].value == json.dumps({"type": "no.such.event", "event_id": "evt_bad_1"})
+
+
+def test_timeline_shows_times_since_start_and_since_the_previous_event(
+    app: Any, recorded: dict[str, Any]
+):
+    test = app(recorded["db_url"], recorded["session_id"])
+    session = rows(recorded["db_url"], RealtimeSession)[0]
+    events = {e.seq: e for e in rows(recorded["db_url"], Event)}
+    test.multiselect(key="timeline_types").set_value(["error", "session.update"]).run()
+    labels = [e.label for e in test.expander if e.label.startswith("#")]
+    assert len(labels) == 4  # three session.update and the error
+    previous = None
+    for label in labels:
+        seq = int(label.split(" · ")[0][1:])
+        ts = events[seq].ts
+        since_start = (ts - session.started_at).total_seconds()
+        parts = label.split(" · ")
+        assert parts[2] == display.offset(since_start)
+        expected_gap = None if previous is None else (ts - previous).total_seconds()
+        assert parts[3] == f"Δ {display.offset(expected_gap)}"
+        previous = ts
 
 
 def test_header_totals_match_the_server(app: Any, recorded: dict[str, Any]):
@@ -336,7 +385,7 @@ def test_usage_tab_lists_every_response(app: Any, recorded: dict[str, Any]):
 def test_timeline_filters_by_type(app: Any, recorded: dict[str, Any]):
     test = app(recorded["db_url"], recorded["session_id"])
     test.multiselect(key="timeline_types").set_value(["error"]).run()
-    labels = [e.label for e in test.expander]
+    labels = [e.label for e in test.expander if e.label.startswith("#")]
     assert len(labels) == 1
     assert "← server sent · error" in labels[0]
     assert "1 events" in texts(test)
@@ -386,3 +435,71 @@ def test_overview_totals(app: Any, recorded: dict[str, Any]):
     assert metrics["Input tokens"] == f"{inputs:,}"
     errors = test.dataframe[1].value
     assert "invalid_value" in set(errors["error_code"])
+
+
+# ----------------------------------------------------------------------------- password
+
+
+def password_inputs(test: AppTest) -> list[Any]:
+    return [t for t in test.text_input if t.proto.type == TextInputProto.PASSWORD]
+
+
+def test_with_no_password_set_pages_open_directly(
+    app: Any, recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("RTREC_DASHBOARD_PASSWORD", raising=False)
+    test = app(recorded["db_url"])
+    assert not password_inputs(test)
+    assert list(test.dataframe[0].value["session"]) == [recorded["session_id"]]
+
+
+def test_a_set_password_is_asked_before_any_page(
+    app: Any, recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RTREC_DASHBOARD_PASSWORD", "open sesame")
+    test = app(recorded["db_url"], recorded["session_id"])
+    (password,) = password_inputs(test)
+    assert password.label == "Password"
+    assert not test.dataframe
+    assert not test.chat_message
+    assert not test.metric
+    assert recorded["session_id"] not in texts(test)
+
+    password.input("open sesamE")
+    test.button[0].click().run()
+    assert "Wrong password." in texts(test)
+    assert not test.dataframe
+    assert not test.chat_message
+
+    test.text_input[0].input("open sesame")
+    test.button[0].click().run()
+    assert not test.exception
+    assert not password_inputs(test)
+    assert {m.label for m in test.metric} >= {"Turns (responses)", "Errors"}
+    assert "open sesame" not in texts(test)
+
+
+def test_empty_state_shows_the_port_the_proxy_listens_on(
+    app: Any, engine: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RTREC_LISTEN_PORT", "9123")
+    shown = texts(app(db_url))
+    assert "OPENAI_BASE_URL=http://127.0.0.1:9123/v1" in shown
+    assert "8080" not in shown
+
+
+def vega_frames(test: AppTest) -> list[Any]:
+    """The data of every Vega-Lite chart on the page, as DataFrames."""
+    charts = test.get("vega_lite_chart")
+    return [convert_arrow_bytes_to_pandas_df(c.proto.data.data) for c in charts]
+
+
+def test_overview_charts_by_hour(app: Any, recorded: dict[str, Any]):
+    test = app(recorded["db_url"], page="app_pages/overview.py")
+    test.get("button_group")[0].set_value("hour").run()
+    assert "Sessions per hour" in [s.value for s in test.subheader]
+    (session,) = rows(recorded["db_url"], RealtimeSession)
+    hour = display.as_utc(session.started_at).strftime("%Y-%m-%d %H:00")
+    sessions = vega_frames(test)[0]
+    assert list(sessions["hour"]) == [hour]
+    assert list(sessions["sessions"]) == [1]

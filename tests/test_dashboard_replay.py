@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 
 from proxy.pricing import PriceTable
 from proxy.session import SessionRecorder
+from storage.models import Response, table
 from storage.records import SessionOpened
 from storage.writer import Writer
 from tests.conftest import FIXTURES_DIR
@@ -93,8 +96,13 @@ def page(monkeypatch: pytest.MonkeyPatch, db_url: str, session_id: str | None = 
 
 
 def turns(test: AppTest) -> list[tuple[str, str, str]]:
+    """(role, markdown and text, caption) of each turn on the conversation tab."""
     return [
-        (m.name, "\n".join(x.value for x in m.markdown), "\n".join(x.value for x in m.caption))
+        (
+            m.name,
+            "\n".join(x.value for x in [*m.markdown, *m.text]),
+            "\n".join(x.value for x in m.caption),
+        )
         for m in test.chat_message
     ]
 
@@ -158,7 +166,7 @@ def test_open_session_is_live(monkeypatch: pytest.MonkeyPatch, replayed: str):
 def test_timeline_folds_deltas_until_asked(monkeypatch: pytest.MonkeyPatch, replayed: str):
     test = page(monkeypatch, replayed, "ga-text")
     folded = [e.label for e in test.expander]
-    assert any("deltas: response.output_text.delta ×" in label for label in folded)
+    assert any("deltas: response\\.output\\_text\\.delta ×" in label for label in folded)
     test.toggle(key="timeline_fold").set_value(False).run()
     assert len(test.expander) == len(fixture_sessions("ga.jsonl")[0])
     assert len(test.expander) > len(folded)
@@ -181,3 +189,116 @@ def test_session_list_pages_by_fifty(monkeypatch: pytest.MonkeyPatch, engine: En
     assert first == [f"s{m:02d}" for m in range(54, 4, -1)]  # newest first
     test.get("pagination")[0].set_value(2).run()
     assert list(test.dataframe[0].value["session"]) == ["s04", "s03", "s02", "s01", "s00"]
+
+
+EVIL = "[click](http://evil) ![img](http://evil/x.png)"
+
+
+def test_recorded_text_is_shown_as_text_not_markup(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, db_url: str
+):
+    """A stranger's transcript with a link and an image stays text on the page."""
+    text_turn = json.dumps(fixture_sessions("ga.jsonl")[0])
+    for said in ("What is the capital of France?", "The capital of France is Paris."):
+        text_turn = text_turn.replace(said, EVIL)
+    writer = Writer(engine, flush_interval_s=0.02)
+    writer.start()
+    replay(writer, "evil", json.loads(text_turn), 0)
+    writer.close()
+    test = page(monkeypatch, db_url, "evil")
+    shown = turns(test)
+    assert [role for role, _, _ in shown] == ["user", "assistant"]
+    assert [[t.value for t in m.text] for m in test.chat_message] == [[EVIL], [EVIL]]
+    marked_up = [
+        *(e.value for kind in ("markdown", "caption") for e in getattr(test, kind)),
+        *(e.label for e in test.expander),
+    ]
+    assert marked_up
+    assert not [value for value in marked_up if "](http://evil" in str(value)]
+
+
+def stored_responses(engine: Engine, session_id: str) -> list[Any]:
+    r = table(Response)
+    query = select(r).where(r.c.session_id == session_id).order_by(r.c.created_at, r.c.id)
+    with engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def frame_with(test: AppTest, column: str) -> Any:
+    (found,) = [d.value for d in test.dataframe if column in d.value.columns]
+    return found
+
+
+def test_latency_waterfall_follows_each_turn(
+    monkeypatch: pytest.MonkeyPatch, replayed: str, engine: Engine
+):
+    test = page(monkeypatch, replayed, "ga-voice")
+    waterfall = frame_with(test, "first audio")
+    stored = stored_responses(engine, "ga-voice")
+    assert list(waterfall["response_id"]) == [r.response_id for r in stored]
+    assert list(waterfall["turn"]) == list(range(1, len(stored) + 1))
+    voiced = [(row, r) for row, r in zip(waterfall.to_dict("records"), stored, strict=True)]
+    ended_by_vad = [(row, r) for row, r in voiced if r.turn_latency_ms is not None]
+    assert ended_by_vad  # the fixture's server VAD ended the user's speech
+    for row, response in ended_by_vad:
+        assert row["speech stopped"] == 0
+        # Speech stopped → first audio, read off the waterfall, is the recorded turn latency.
+        assert row["first audio"] == pytest.approx(response.turn_latency_ms, abs=0.01)
+        duration = (response.done_at - response.created_at).total_seconds() * 1000
+        assert row["done"] - row["response created"] == pytest.approx(duration, abs=0.01)
+    phases = frame_with(test, "phase").set_index("phase")
+    first_audio = sorted(r.time_to_first_audio_ms for r in stored if r.time_to_first_audio_ms)
+    row = phases.loc["response created → first audio"]
+    assert row["turns"] == len(first_audio)
+    assert row["p50_ms"] == pytest.approx(first_audio[math.ceil(len(first_audio) / 2) - 1])
+    assert row["p95_ms"] == pytest.approx(first_audio[-1])
+
+
+LATENCY_COLUMNS = (
+    "time_to_first_audio_ms",
+    "time_to_first_text_ms",
+    "turn_latency_ms",
+    "voice_to_voice_ms",
+)
+
+
+def test_overview_latency_has_turn_latency_voice_to_voice_and_duration(
+    monkeypatch: pytest.MonkeyPatch, replayed: str, engine: Engine
+):
+    test = page(monkeypatch, replayed)
+    test.switch_page("app_pages/overview.py").run()
+    latencies = frame_with(test, "latency")
+    sessions = ("ga-text", "ga-voice", "beta-voice", "ga-metadata", "ga-live")
+    stored = [r for sid in sessions for r in stored_responses(engine, sid)]
+    measured = {
+        name for name in LATENCY_COLUMNS if any(getattr(r, name) is not None for r in stored)
+    }
+    assert "turn_latency_ms" in measured
+    assert set(latencies["latency"]) == measured | {"response_duration_ms"}
+    durations = sorted(
+        round((r.done_at - r.created_at).total_seconds() * 1000)
+        for r in stored
+        if r.done_at is not None and r.created_at is not None
+    )
+    duration = latencies[latencies["latency"] == "response_duration_ms"]
+    assert int(duration["responses"].sum()) == len(durations)
+    assert float(duration["max"].max()) == pytest.approx(durations[-1], abs=1)
+
+
+def test_sessions_with_errors_are_highlighted_in_the_list(
+    monkeypatch: pytest.MonkeyPatch, replayed: str
+):
+    table = page(monkeypatch, replayed).dataframe[0]
+    listed = list(table.value["session"])
+    styles = table.proto.arrow_data.styler.styles
+    # Pandas writes one rule per style, its selectors joined: `#T_x_row0_col0, #T_x_row0_col1 {…}`.
+    painted_rows = {
+        int(row)
+        for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", styles)
+        if "background-color" in body
+        for row in re.findall(r"_row(\d+)_col", selectors)
+    }
+    painted = {listed[row] for row in painted_rows}
+    with_errors = {s for s, n in zip(listed, table.value["errors"], strict=True) if n > 0}
+    assert with_errors  # the voice fixture has error events
+    assert painted == with_errors

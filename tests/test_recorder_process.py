@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -217,4 +218,32 @@ def test_two_workers_share_the_port_and_feed_one_recorder(
     assert all(count > 0 for count in grown.values()), grown
     assert proxy.stop() == 0
     assert count_rows(db_url, RealtimeSession) == SESSIONS
+    assert len(recorded_events(db_url)) == len(upstream.messages())
+
+
+def test_ctrl_c_with_a_live_session_stops_quietly_and_closes_it(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    proxy = run_proxy(upstream.base_url, db_url)
+
+    async def session() -> None:
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv_bytes()
+            await say(conn, 1)
+            await conn.recv_bytes()  # the service's answer: all traffic so far is relayed
+            proxy.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(Exception):
+                while True:
+                    await conn.recv_bytes()
+
+    asyncio.run(session())
+    assert proxy.process.wait(60) == 0
+    assert "Traceback" not in proxy.log, proxy.log
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        (row,) = connection.execute(select(table(RealtimeSession)))
+    engine.dispose()
+    assert row.close_reason == "proxy shut down"
+    assert row.ended_at is not None
     assert len(recorded_events(db_url)) == len(upstream.messages())

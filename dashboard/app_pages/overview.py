@@ -1,4 +1,4 @@
-"""Overview: totals and daily trends of sessions, tokens, cost, latency, errors and rate limits."""
+"""Overview: totals, and trends per day or hour, of sessions, tokens, cost, latency, errors."""
 
 from __future__ import annotations
 
@@ -29,48 +29,49 @@ if not ui.empty_state():
         f"Cached input tokens {display.count(totals['cached_tokens'])} · transcriptions "
         f"{display.count(totals['transcriptions'])} · error events "
         f"{display.count(totals['error_events'])} · failed responses "
-        f"{display.count(totals['failed_responses'])} · sessions started in the range, UTC days"
+        f"{display.count(totals['failed_responses'])} · sessions started in the range, UTC"
     )
 
+    bucket = (
+        st.segmented_control("Charts per", ["day", "hour"], default="day", key="overview_bucket")
+        or "day"
+    )  # a click on the chosen option clears it: keep the default then
     left, right = st.columns(2)
     with left:
-        st.subheader("Sessions per day")
-        charts.bars(data.daily_sessions(span), "day", "sessions", "model")
-    usage = data.daily_usage(span)
+        st.subheader(f"Sessions per {bucket}")
+        charts.bars(data.daily_sessions(span, bucket), bucket, "sessions", "model")
+    usage = data.daily_usage(span, bucket)
     with right:
-        st.subheader("Tokens per day by kind")
-        tokens = usage.groupby("day", as_index=False)[list(TOKEN_KINDS.values())].sum()
+        st.subheader(f"Tokens per {bucket} by kind")
+        tokens = usage.groupby(bucket, as_index=False)[list(TOKEN_KINDS.values())].sum()
         tokens = tokens.rename(columns={v: k for k, v in TOKEN_KINDS.items()})
-        charts.folded_bars(tokens, "day", list(TOKEN_KINDS), y_title="tokens")
+        charts.folded_bars(tokens, bucket, list(TOKEN_KINDS), y_title="tokens")
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Cost per day by model")
-        charts.bars(data.daily_cost(span), "day", "cost_usd", "model", y_title="USD")
+        st.subheader(f"Cost per {bucket} by model")
+        charts.bars(data.daily_cost(span, bucket), bucket, "cost_usd", "model", y_title="USD")
     with right:
         st.subheader("Rate-limit headroom")
-        st.caption("Lowest `remaining` of the day, as % of the limit")
-        limits = data.daily_rate_limits(span).dropna(subset=["name", "headroom_pct"])
-        headroom = limits.pivot_table(index="day", columns="name", values="headroom_pct")
+        st.caption(f"Lowest `remaining` of the {bucket}, as % of the limit")
+        limits = data.daily_rate_limits(span, bucket).dropna(subset=["name", "headroom_pct"])
         if limits.empty:
             st.info("No `rate_limits.updated` with a limit in this range.")
         else:
             charts.line(
                 limits.pivot_table(
-                    index="day", columns="name", values="headroom_pct"
+                    index=bucket, columns="name", values="headroom_pct"
                 ).reset_index(),
-                "day",
+                bucket,
                 sorted(set(limits["name"])),
                 x_type="ordinal",
                 y_title="% of limit left",
             )
 
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Latency percentiles (ms)")
-        st.dataframe(data.latency_percentiles(span), hide_index=True)
-    with right:
-        st.subheader("Errors by code")
-        st.dataframe(data.error_counts(span), hide_index=True)
+    # Full width: the measure names and seven numbers do not fit half a 1366 px screen.
+    st.subheader("Latency percentiles (ms)")
+    st.dataframe(data.latency_percentiles(span), hide_index=True)
+    st.subheader("Errors by code")
+    st.dataframe(data.error_counts(span), hide_index=True)
 
     ui.usage_by_property(span)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import data, detail, ui
+from dashboard import data, detail, display, ui
 from dashboard.timeline import timeline
 
 
@@ -21,16 +21,20 @@ def show(session_id: str) -> None:
     session = data.session(session_id)
     if session is None:
         st.title("Session")
-        st.warning(f"There is no session `{session_id}` in this database.")
+        st.warning(f"There is no session {display.code(session_id)} in this database.")
         return
     version = data.session_version(session)
     detail.header(session)
     detail.downloads(session, version)
-    talk, usage, limits, events = st.tabs(["Conversation", "Usage", "Rate limits", "Events"])
+    talk, usage, latency, limits, events = st.tabs(
+        ["Conversation", "Usage", "Latency", "Rate limits", "Events"]
+    )
     with talk:
         detail.conversation(session_id, version)
     with usage:
         detail.usage(session_id, version)
+    with latency:
+        detail.latency_waterfall(session_id, version)
     with limits:
         detail.rate_limits(session_id, version)
     with events:
