@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 
 from mitmproxy import ctx, exceptions, http
@@ -107,10 +108,10 @@ class Recorder:
             except DatabaseURLError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
 
-    def recorder_config(self, socket: str) -> RecorderConfig:
+    def recorder_config(self, socket_path: str) -> RecorderConfig:
         opts = ctx.options
         return RecorderConfig(
-            socket=socket,
+            socket=socket_path,
             db=opts.rtrec_db,
             record=opts.rtrec_record,
             pricing=opts.rtrec_pricing,
@@ -119,6 +120,7 @@ class Recorder:
             retention_days=opts.rtrec_retention_days,
             queue_size=opts.rtrec_queue_size,
             flush_interval_ms=opts.rtrec_flush_interval_ms,
+            proxy_id=f"{socket.gethostname()}:{opts.listen_port}",
         )
 
     def running(self) -> None:

@@ -62,6 +62,7 @@ class ProxyConfig:
             retention_days=self.retention_days,
             queue_size=self.queue_size,
             flush_interval_ms=self.flush_interval_ms,
+            proxy_id=f"{socket.gethostname()}:{self.listen_port}",
         )
 
     def mitmproxy_options(self, recorder_socket: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from proxy.observe import observe
 from proxy.pricing import PriceTable, price_table
 from proxy.session import SessionRecorder
 from storage.db import make_engine, upgrade
+from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened
 from storage.writer import Writer
 
@@ -50,6 +51,7 @@ class RecorderConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
 
     def command(self) -> list[str]:
@@ -84,8 +86,11 @@ class _Session:
 class Recording:
     """What one recorder process knows: live sessions of every relay, the metrics, the writer."""
 
-    def __init__(self, writer: Writer, metrics: Metrics, prices: PriceTable, record: str) -> None:
+    def __init__(
+        self, writer: Writer, metrics: Metrics, prices: PriceTable, record: str, proxy_id: str = ""
+    ) -> None:
         self.writer = writer
+        self.proxy_id = proxy_id or None
         self.metrics = metrics
         self.prices = prices
         self.record_mode = record
@@ -134,7 +139,7 @@ class Recording:
         fields["properties"] = tuple(
             (str(name), str(value)) for name, value in fields.get("properties", ())
         )
-        opened = SessionOpened(**fields)
+        opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
             opened, record_mode=self.record_mode, prices=self.prices, rate_limit_key=rate_limit_key
         )
@@ -293,6 +298,10 @@ class RecorderServer:
 async def serve(config: RecorderConfig) -> int:
     prices = price_table(config.pricing or None)
     engine = _open_store(config.db)
+    if config.proxy_id and not config.restarts:  # a restart: the relay re-opens its sessions
+        closed = close_orphans(engine, config.proxy_id)
+        if closed:
+            logger.warning("closed %d session(s) this proxy left open when it stopped", closed)
     metrics = Metrics(CollectorRegistry())
     writer = Writer(
         engine,
@@ -302,7 +311,7 @@ async def serve(config: RecorderConfig) -> int:
         retention_days=config.retention_days,
     )
     writer.start()
-    recording = Recording(writer, metrics, prices, config.record)
+    recording = Recording(writer, metrics, prices, config.record, config.proxy_id)
     server = RecorderServer(config, recording, None)
     if config.metrics_port:
         server.metrics_server = MetricsServer(

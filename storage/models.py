@@ -51,6 +51,7 @@ class RealtimeSession(Base):
     """One WebSocket connection to a `/realtime` endpoint."""
 
     __tablename__ = "sessions"
+    __table_args__ = (Index(None, "proxy_id", "ended_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     started_at: Mapped[datetime] = mapped_column(index=True)
@@ -68,6 +69,8 @@ class RealtimeSession(Base):
     record_mode: Mapped[str] = mapped_column(String(16))
     # The session this one replays (`rtrec replay`); no foreign key: the original may be pruned.
     replay_of: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The proxy that recorded it (host:listen port): it closes what it left open at its next start.
+    proxy_id: Mapped[str | None] = mapped_column(String(300))
 
 
 class SessionProperty(Base):

@@ -21,6 +21,7 @@ class SessionOpened:
     #: (name, value) pairs the client tagged the session with (`Rtrec-Property-*`).
     properties: tuple[tuple[str, str], ...] = ()
     replay_of: str | None = None
+    proxy_id: str | None = None  # host:listen port of the proxy that recorded it
 
 
 @dataclass(frozen=True, slots=True)

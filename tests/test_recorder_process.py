@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess
+from tests.conftest import ProxyProcess, free_port, start_proxy
 
 KEY = "sk-recorder-process-test-0123456789"
 
@@ -247,3 +248,48 @@ def test_ctrl_c_with_a_live_session_stops_quietly_and_closes_it(
     assert row.close_reason == "proxy shut down"
     assert row.ended_at is not None
     assert len(recorded_events(db_url)) == len(upstream.messages())
+
+
+def test_sessions_a_killed_proxy_left_open_are_closed_at_its_next_start(
+    upstream: FakeRealtimeServer, tmp_path: Path, db_url: str
+):
+    port = free_port()
+    args = [sys.executable, "-m", "rtrec.cli", "proxy", "--listen-port", str(port)]
+    args += ["--metrics-port", "0", "--upstream", upstream.base_url, "--db", db_url]
+    first = start_proxy(args, port, 0, tmp_path / "first.log")
+    base_url = f"http://127.0.0.1:{port}/v1"
+
+    async def left_open() -> None:
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv_bytes()
+            await asyncio.to_thread(
+                wait_until, lambda: count_rows(db_url, RealtimeSession) == 1, "the session row"
+            )
+            # Everything dies at once, as in a power cut: nobody closes the session.
+            for pid in descendants_running(first.process.pid, "proxy.recorder"):
+                os.kill(pid, signal.SIGKILL)
+            first.process.kill()
+            with contextlib.suppress(Exception):
+                await conn.recv_bytes()
+
+    asyncio.run(left_open())
+    first.process.wait()
+    engine = make_engine(db_url)
+    sessions = table(RealtimeSession)
+    with engine.begin() as connection:
+        (orphan,) = connection.execute(select(sessions))
+        assert orphan.ended_at is None
+        # Another proxy's live session in the same store must stay open.
+        values = dict(orphan._mapping)
+        values.update(id="other-proxy-session", proxy_id="elsewhere:8080")
+        connection.execute(sessions.insert().values(values))
+    second = start_proxy(args, port, 0, tmp_path / "second.log")
+    assert second.stop() == 0
+    with engine.connect() as connection:
+        rows = {row.id: row for row in connection.execute(select(sessions))}
+    engine.dispose()
+    assert rows[orphan.id].ended_at is not None
+    assert "stopped without closing it" in rows[orphan.id].close_reason
+    assert rows["other-proxy-session"].ended_at is None
+    assert "closed 1 session(s) this proxy left open" in second.log
