@@ -21,7 +21,7 @@ from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy.session import RECORD_MODES
-from proxy.tags import SessionTags, session_tags
+from proxy.tags import SessionTags, metric_property_names, session_tags
 from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine
 from storage.ids import uuid7
 
@@ -78,6 +78,12 @@ class Recorder:
             "rtrec_flush_interval_ms", int, 250, "Longest a record waits before its commit."
         )
         loader.add_option(
+            "rtrec_metric_properties",
+            str,
+            "",
+            "Session properties (comma-separated) that label the cost and token counters.",
+        )
+        loader.add_option(
             "rtrec_recorder_socket",
             str,
             "",
@@ -102,6 +108,10 @@ class Recorder:
                 price_table(opts.rtrec_pricing or None)
             except PricingError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
+        try:
+            metric_property_names(opts.rtrec_metric_properties)
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"rtrec_metric_properties: {exc}") from exc
         if "rtrec_db" in updated:
             try:
                 make_engine(opts.rtrec_db).dispose()  # the URL and file checks, no connection
@@ -120,6 +130,7 @@ class Recorder:
             retention_days=opts.rtrec_retention_days,
             queue_size=opts.rtrec_queue_size,
             flush_interval_ms=opts.rtrec_flush_interval_ms,
+            metric_properties=opts.rtrec_metric_properties,
             proxy_id=f"{socket.gethostname()}:{opts.listen_port}",
         )
 

@@ -49,6 +49,7 @@ class ProxyConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    metric_properties: str = ""
     workers: int = 1
 
     def recorder_config(self) -> RecorderConfig:
@@ -62,6 +63,7 @@ class ProxyConfig:
             retention_days=self.retention_days,
             queue_size=self.queue_size,
             flush_interval_ms=self.flush_interval_ms,
+            metric_properties=self.metric_properties,
             proxy_id=f"{socket.gethostname()}:{self.listen_port}",
         )
 
@@ -82,6 +84,7 @@ class ProxyConfig:
             "rtrec_retention_days": self.retention_days,
             "rtrec_queue_size": self.queue_size,
             "rtrec_flush_interval_ms": self.flush_interval_ms,
+            "rtrec_metric_properties": self.metric_properties,
             "rtrec_recorder_socket": recorder_socket,
         }
 

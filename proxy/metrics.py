@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -98,11 +98,22 @@ class _ScrapeTimeGauges(Collector):
         yield active
 
 
-class Metrics:
-    """Every metric the proxy exports; tests pass a fresh registry."""
+# `--metric-properties`: each property label keeps this many distinct values, the rest are `other`.
+PROPERTY_LABEL_VALUES = 50
+PROPERTY_LABEL_CHARS = 64
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+
+class Metrics:
+    """Every metric the proxy exports; tests pass a fresh registry.
+
+    `property_labels` (the `--metric-properties` allow-list) become extra labels of the cost and
+    token counters, with bounded values: see `property_label_values`.
+    """
+
+    def __init__(self, registry: CollectorRegistry, property_labels: Sequence[str] = ()) -> None:
         self.registry = registry
+        self.property_labels = tuple(property_labels)
+        self._property_values: dict[str, set[str]] = {name: set() for name in property_labels}
         self.sessions = Counter(
             "openai_realtime_sessions",
             "Realtime WebSocket sessions opened, by the model named in the URL.",
@@ -137,13 +148,13 @@ class Metrics:
         self.tokens = Counter(
             "openai_realtime_tokens",
             "Tokens billed in response.done usage; cached is the cached part of input.",
-            ["model", "direction", "modality", "cached"],
+            ["model", "direction", "modality", "cached", *self.property_labels],
             registry=registry,
         )
         self.transcription_tokens = Counter(
             "openai_realtime_transcription_tokens",
             "Tokens billed for input-audio transcription, by the transcription model.",
-            ["model", "direction", "modality"],
+            ["model", "direction", "modality", *self.property_labels],
             registry=registry,
         )
         self.transcription_seconds = Counter(
@@ -155,7 +166,7 @@ class Metrics:
         self.cost = Counter(
             "openai_realtime_cost_usd",
             "Cost in US dollars of responses and transcriptions, from the price table.",
-            ["model", "kind"],
+            ["model", "kind", *self.property_labels],
             registry=registry,
         )
         self.rate_limit_limit = Gauge(
@@ -242,6 +253,21 @@ class Metrics:
             "The rtrec version that serves these metrics.",
             registry=registry,
         ).info({"version": __version__})
+
+    def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
+        """A session's values for the property labels: empty when unset, cut to a bounded
+        length, and `other` once a label has seen its share of distinct values."""
+        values = []
+        for name in self.property_labels:
+            value = properties.get(name, "")[:PROPERTY_LABEL_CHARS]
+            seen = self._property_values[name]
+            if value and value not in seen:
+                if len(seen) < PROPERTY_LABEL_VALUES:
+                    seen.add(value)
+                else:
+                    value = "other"
+            values.append(value)
+        return tuple(values)
 
     def _latency(self, name: str, documentation: str) -> Histogram:
         return Histogram(

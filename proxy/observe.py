@@ -72,11 +72,13 @@ def observe(
     records: Sequence[Record],
     prices: PriceTable = BUILTIN_TABLE,
     reported: Collection[str] = (),
+    properties: Sequence[str] = (),
 ) -> None:
     """Update the traffic metrics from records of a session whose model is `model`.
 
     Model labels are bounded by `metric_model`: pass the proxy's `prices` and the models the
     server `reported` (`SessionRecorder.reported_models`), else those become `other`.
+    `properties` are the session's values for the cost and token counters' property labels.
     """
     model = metric_model(model, prices, reported)
     for record in records:
@@ -84,7 +86,7 @@ def observe(
             if record.error_type is not None or record.error_code is not None:
                 _count_error(metrics, model, record.error_type, record.error_code)
         elif isinstance(record, ResponseDone):
-            _observe_response(metrics, model, record)
+            _observe_response(metrics, model, record, properties)
         elif isinstance(record, RateLimitRecord):
             labels = {"name": record.name or "unknown", "key": rate_limit_key}
             if record.limit_value is not None:
@@ -94,23 +96,26 @@ def observe(
             if record.reset_seconds is not None:
                 metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
         elif isinstance(record, TranscriptionRecord):
-            _observe_transcription(metrics, metric_model(record.model, prices, reported), record)
+            transcription_model = metric_model(record.model, prices, reported)
+            _observe_transcription(metrics, transcription_model, record, properties)
 
 
 def _count_error(metrics: Metrics, model: str, error_type: str | None, code: str | None) -> None:
     metrics.errors.labels(model=model, type=error_type or "", code=code or "").inc()
 
 
-def _observe_response(metrics: Metrics, model: str, done: ResponseDone) -> None:
+def _observe_response(
+    metrics: Metrics, model: str, done: ResponseDone, properties: Sequence[str]
+) -> None:
     metrics.responses.labels(
         model=model, status=done.status or "unknown", reason=done.status_reason or ""
     ).inc()
     if done.error_type is not None or done.error_code is not None:
         _count_error(metrics, model, done.error_type, done.error_code)
     for (direction, modality, cached), tokens in token_series(done.usage).items():
-        metrics.tokens.labels(model, direction, modality, cached).inc(tokens)
+        metrics.tokens.labels(model, direction, modality, cached, *properties).inc(tokens)
     if done.cost_usd is not None and done.cost_usd >= 0:
-        metrics.cost.labels(model=model, kind="response").inc(done.cost_usd)
+        metrics.cost.labels(model, "response", *properties).inc(done.cost_usd)
     if done.created_at is not None:
         duration = (done.done_at - done.created_at).total_seconds()
         metrics.response_duration.labels(model=model).observe(max(duration, 0.0))
@@ -125,22 +130,26 @@ def _observe_response(metrics: Metrics, model: str, done: ResponseDone) -> None:
             histogram.labels(model=model).observe(max(seconds, 0.0))
 
 
-def _observe_transcription(metrics: Metrics, model: str, record: TranscriptionRecord) -> None:
+def _observe_transcription(
+    metrics: Metrics, model: str, record: TranscriptionRecord, properties: Sequence[str]
+) -> None:
     details = (
         ("input", "audio", record.input_audio_tokens),
         ("input", "text", record.input_text_tokens),
     )
     for direction, modality, tokens in details:
         if tokens and tokens > 0:
-            metrics.transcription_tokens.labels(model, direction, modality).inc(tokens)
+            metrics.transcription_tokens.labels(model, direction, modality, *properties).inc(tokens)
     broken_down = _n(record.input_audio_tokens) + _n(record.input_text_tokens)
     if record.input_tokens is not None and record.input_tokens > broken_down:
-        metrics.transcription_tokens.labels(model, "input", "unknown").inc(
+        metrics.transcription_tokens.labels(model, "input", "unknown", *properties).inc(
             record.input_tokens - broken_down
         )
     if record.output_tokens and record.output_tokens > 0:
-        metrics.transcription_tokens.labels(model, "output", "text").inc(record.output_tokens)
+        metrics.transcription_tokens.labels(model, "output", "text", *properties).inc(
+            record.output_tokens
+        )
     if record.seconds is not None and record.seconds > 0:
         metrics.transcription_seconds.labels(model=model).inc(record.seconds)
     if record.cost_usd is not None and record.cost_usd >= 0:
-        metrics.cost.labels(model=model, kind="transcription").inc(record.cost_usd)
+        metrics.cost.labels(model, "transcription", *properties).inc(record.cost_usd)

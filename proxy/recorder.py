@@ -29,6 +29,7 @@ from proxy.metrics_server import MetricsServer
 from proxy.observe import observe
 from proxy.pricing import PriceTable, price_table
 from proxy.session import SessionRecorder
+from proxy.tags import metric_property_names
 from storage.db import make_engine, upgrade
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened
@@ -51,6 +52,7 @@ class RecorderConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    metric_properties: str = ""  # comma-separated allow-list of property labels
     proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
 
@@ -81,6 +83,7 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 class _Session:
     recorder: SessionRecorder
     relay: int
+    property_labels: tuple[str, ...] = ()
 
 
 class Recording:
@@ -143,7 +146,8 @@ class Recording:
         session = SessionRecorder(
             opened, record_mode=self.record_mode, prices=self.prices, rate_limit_key=rate_limit_key
         )
-        self.sessions[key] = _Session(session, relay)
+        labels = self.metrics.property_label_values(dict(opened.properties))
+        self.sessions[key] = _Session(session, relay, labels)
         self._submit([opened])
         self.metrics.sessions.labels(model=protocol.metric_model(opened.model, self.prices)).inc()
 
@@ -172,6 +176,7 @@ class Recording:
                 records,
                 prices=self.prices,
                 reported=session.reported_models,
+                properties=entry.property_labels,
             )
         except Exception:
             logger.exception("could not update metrics for a %s message", direction)
@@ -302,7 +307,7 @@ async def serve(config: RecorderConfig) -> int:
         closed = close_orphans(engine, config.proxy_id)
         if closed:
             logger.warning("closed %d session(s) this proxy left open when it stopped", closed)
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), metric_property_names(config.metric_properties))
     writer = Writer(
         engine,
         queue_size=config.queue_size,

@@ -118,3 +118,21 @@ def _bounded(candidates: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
             break
         properties[name] = property_value(name, raw_value)
     return tuple(sorted(properties.items()))
+
+
+# Labels the cost and token counters already have: a property may not take their place.
+RESERVED_LABELS = frozenset({"model", "kind", "direction", "modality", "cached"})
+
+
+def metric_property_names(text: str) -> tuple[str, ...]:
+    """`--metric-properties customer,env` -> ("customer", "env"); ValueError says what is wrong."""
+    names: list[str] = []
+    for raw in filter(None, (part.strip() for part in text.split(","))):
+        name = property_name(raw)
+        if name is None:
+            raise ValueError(f"{raw!r} is not a property name (letters, digits, _ and -)")
+        if name in RESERVED_LABELS:
+            raise ValueError(f"{name!r} is already a label of the cost and token counters")
+        if name not in names:
+            names.append(name)
+    return tuple(names)

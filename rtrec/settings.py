@@ -52,6 +52,15 @@ def upstream_url(text: str) -> str:
     return parts._replace(scheme=scheme).geturl().rstrip("/")
 
 
+def metric_properties(text: str) -> str:
+    from proxy.tags import metric_property_names
+
+    try:
+        return ",".join(metric_property_names(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def readable_file(text: str) -> str:
     if text and not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"file {text!r} not found")
@@ -163,6 +172,12 @@ PROXY_SETTINGS = (
         250,
         "longest a record waits before its batch is committed",
         positive_int,
+    ),
+    Setting(
+        "metric-properties",
+        "",
+        "session properties (comma-separated) that label the cost and token counters",
+        metric_properties,
     ),
     Setting(
         "workers",

@@ -43,7 +43,7 @@ def test_every_addon_option_is_documented():
     recorder = Recorder()
     with taddons.context(recorder) as tctx:
         names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]  # noqa: SIM118
-    assert len(names) == 9
+    assert len(names) == 10
     for name in names:
         assert f"`{name}`" in README
 

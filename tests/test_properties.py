@@ -81,3 +81,36 @@ async def test_sessions_filter_by_property(
         main(["sessions", "--db", sqlite_db_url, "--property", "nonsense"])
     assert exit_info.value.code == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+async def test_allowed_properties_label_the_cost_and_token_counters(
+    run_proxy: Callable[..., ProxyProcess], fake_server: FakeRealtimeServer, sqlite_db_url: str
+):
+    proxy = run_proxy(fake_server.base_url, sqlite_db_url, "--metric-properties", "customer")
+    for customer in ("acme", "globex", None):
+        headers = {"Rtrec-Property-Customer": customer} if customer else {}
+        headers["Rtrec-Property-Env"] = "prod"  # not in the allow-list: no label
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+        async with client.realtime.connect(model="gpt-realtime", extra_headers=headers) as conn:
+            await conn.recv()  # session.created
+            await conn.send({"type": "response.create"})
+            while (await conn.recv()).type != "response.done":
+                pass
+    for customer in ("acme", "globex", ""):
+        proxy.wait_for_metric(
+            f'openai_realtime_cost_usd_total{{customer="{customer}",kind="response",'
+            f'model="gpt-realtime"}}'
+        )
+    text = proxy.metrics_text()
+    tokens = [line for line in text.splitlines() if line.startswith("openai_realtime_tokens_total")]
+    assert tokens
+    assert all('customer="' in line for line in tokens)
+    assert "env=" not in text
+    proxy.stop()
+
+
+def test_metric_property_names_are_checked(capsys: Any):
+    for names, problem in (("model", "already a label"), ("cust omer", "not a property name")):
+        with pytest.raises(SystemExit):
+            main(["proxy", "--metric-properties", names])
+        assert problem in capsys.readouterr().err
