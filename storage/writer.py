@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, insert, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage import models
+from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.queries import prune_sessions
 from storage.records import (
     AudioRecord,
@@ -38,9 +39,18 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 2000
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
-GIVE_UP_ON_CLOSE_S = 10.0
+# Shutdown bounds: compose gives the proxy 30 s (`stop_grace_period`), docker 10 s by default.
+GIVE_UP_ON_CLOSE_S = 5.0  # how long shutdown waits for an unavailable database
+DRAIN_LIMIT_S = 8.0  # how long shutdown keeps writing a backlog to a working database
+CLOSE_JOIN_MARGIN_S = 2.0
+FAILING_BUSY_TIMEOUT_MS = 1000  # SQLite: shorter lock waits while retrying, to notice closing
 PRUNE_EVERY_S = 3600.0
 PRUNE_BATCH_SESSIONS = 100
+# Beyond `queue_size`, room kept for session open/change/close alone: dropping one of them would
+# orphan every later event of its session (foreign-key failures), so only messages are shed.
+RESERVED_FOR_SESSIONS = 10_000
+DROP_LOG_EVERY_S = 10.0
+_SESSION_RECORDS = (SessionOpened, SessionChanged, SessionClosed)
 
 
 class WriterObserver(Protocol):
@@ -62,6 +72,31 @@ class _NullObserver:
         pass
 
 
+class _DropLog:
+    """Logs full-queue drops at most once per `DROP_LOG_EVERY_S`, with the count since the last."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.events = 0
+        self._next_at = 0.0
+
+    def add(self, events: int) -> None:
+        self.messages += 1
+        self.events += events
+        if time.monotonic() >= self._next_at:
+            self.report()
+
+    def report(self) -> None:
+        if self.messages:
+            logger.warning(
+                "recorder queue full: dropped %d message(s) (%d event(s)) since the last report",
+                self.messages,
+                self.events,
+            )
+        self.messages = self.events = 0
+        self._next_at = time.monotonic() + DROP_LOG_EVERY_S
+
+
 @dataclass
 class _Barrier:
     """Queued behind everything submitted before it; set once those records are committed."""
@@ -73,6 +108,14 @@ class _Barrier:
 def _events_in(records: Iterable[Record]) -> int:
     """How many messages a drop loses: the metric counts events, whatever else they carried."""
     return sum(isinstance(record, EventRecord) for record in records)
+
+
+def _reason(exc: BaseException) -> str:
+    """The error's class and the first line of the driver's message: never the SQL, its
+    parameters (recorded content) or PostgreSQL's DETAIL/CONTEXT lines, which quote the data."""
+    error = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def _row(record: Any) -> dict[str, Any]:
@@ -208,11 +251,17 @@ class Writer:
     ) -> None:
         self._engine = engine
         # One item per relayed message (its records together), so a drop loses whole messages.
-        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue(maxsize=queue_size)
+        # Unbounded underneath: `submit` enforces the bound, so that session records and the
+        # barriers of flush/close always find room and `put` never raises `queue.Full`.
+        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue()
+        self._queue_size = queue_size
+        self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
         self._observer: WriterObserver = observer or _NullObserver()
         self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
         self._closing = threading.Event()
+        self._give_up_at = (float("inf"), float("inf"))  # (database unavailable, any), set by close
+        self._given_up: dict[str, int] = {}  # record kind -> count, given up at shutdown
         self.failing_since: float | None = None
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
@@ -229,27 +278,47 @@ class Writer:
         return self._thread.is_alive()
 
     def submit(self, records: Sequence[Record]) -> bool:
-        """Queue one message's records without ever blocking; a full queue drops and counts them."""
-        try:
+        """Queue one message's records without ever blocking; a full queue drops and counts them,
+        keeping the session records among them (open, change, close) in the room reserved."""
+        depth = self._queue.qsize()
+        if depth < self._queue_size:
             self._queue.put_nowait(records)
-        except queue.Full:
-            self._observer.dropped_records("queue_full", _events_in(records))
+            return True
+        kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
+        if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
+            self._queue.put_nowait(kept)
+        elif kept:
+            logger.error("recorder queue full: dropped %d session record(s)", len(kept))
+        if len(kept) < len(records):
+            events = _events_in(records)
+            self._observer.dropped_records("queue_full", events)
+            self._drop_log.add(events)
             return False
-        return True
+        return bool(kept) and depth < self._queue_size + RESERVED_FOR_SESSIONS
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""
         barrier = _Barrier()
-        self._queue.put(barrier, timeout=timeout_s)
+        self._queue.put_nowait(barrier)
         return barrier.done.wait(timeout_s)
 
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Commit everything queued, then stop the thread."""
+    def close(
+        self, timeout_s: float = GIVE_UP_ON_CLOSE_S, drain_limit_s: float = DRAIN_LIMIT_S
+    ) -> None:
+        """Commit everything queued, then stop the thread.
+
+        Bounded, so that shutdown ends within compose's stop grace period: with the database
+        unavailable the writer gives up `timeout_s` after this call, and even a working database
+        gets `drain_limit_s`; whatever is left then is logged and counted as `db_unavailable`.
+        """
+        self._drop_log.report()
         if not self._thread.is_alive():
             return
+        now = time.monotonic()
+        self._give_up_at = (now + timeout_s, now + max(drain_limit_s, timeout_s))
         self._closing.set()
-        self._queue.put(_Barrier(stop=True), timeout=timeout_s)
-        self._thread.join(timeout_s)
+        self._queue.put_nowait(_Barrier(stop=True))
+        self._thread.join(max(drain_limit_s, timeout_s) + CLOSE_JOIN_MARGIN_S)
 
     def _run(self) -> None:
         while True:
@@ -261,6 +330,7 @@ class Writer:
             if barrier is not None:
                 barrier.done.set()
                 if barrier.stop:
+                    self._report_given_up()
                     return
 
     def _prune(self) -> None:
@@ -271,7 +341,7 @@ class Writer:
             with self._engine.begin() as connection:
                 deleted = prune_sessions(connection, cutoff, PRUNE_BATCH_SESSIONS)
         except SQLAlchemyError as exc:
-            logger.error("retention pruning failed: %s", exc)
+            logger.error("retention pruning failed: %s", _reason(exc))
             self._observer.db_error()
             return
         if deleted:
@@ -307,31 +377,34 @@ class Writer:
 
     def _write(self, batch: list[Record]) -> None:
         backoff_s = 0.1
-        give_up_at: float | None = None
         while True:
+            if self._must_give_up():
+                self._give_up(batch)
+                return
             started = time.perf_counter()
             try:
                 with self._engine.begin() as connection:
+                    self._limit_lock_wait(connection)
                     apply_records(connection, batch)
             except OperationalError as exc:
                 # The database is unreachable, locked or full: keep the batch and try again.
                 self._observer.db_error()
-                now = time.monotonic()
                 if self.failing_since is None:
-                    self.failing_since = now
-                    logger.error("database unavailable, holding %d records: %s", len(batch), exc)
+                    self.failing_since = time.monotonic()
+                    logger.error(
+                        "database unavailable, holding %d records: %s", len(batch), _reason(exc)
+                    )
+                pause_s = backoff_s
                 if self._closing.is_set():
-                    give_up_at = give_up_at or now + GIVE_UP_ON_CLOSE_S
-                    if now >= give_up_at:
-                        logger.error("giving up on %d records at shutdown", len(batch))
-                        self._observer.dropped_records("db_unavailable", _events_in(batch))
-                        return
-                time.sleep(backoff_s)
+                    pause_s = min(pause_s, max(self._give_up_at[0] - time.monotonic(), 0.0))
+                time.sleep(pause_s)
                 backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
                 continue
             except (SQLAlchemyError, ValueError, TypeError) as exc:
                 logger.warning(
-                    "batch of %d records failed (%s); writing them one by one", len(batch), exc
+                    "batch of %d records failed (%s); writing them one by one",
+                    len(batch),
+                    _reason(exc),
                 )
                 self._observer.db_error()
                 self._write_one_by_one(batch)
@@ -341,6 +414,43 @@ class Writer:
                 self.failing_since = None
             self._observer.batch_written(len(batch), time.perf_counter() - started)
             return
+
+    def _must_give_up(self) -> bool:
+        if not self._closing.is_set():
+            return False
+        now = time.monotonic()
+        unavailable_at, any_at = self._give_up_at
+        return now >= any_at or (self.failing_since is not None and now >= unavailable_at)
+
+    def _limit_lock_wait(self, connection: Connection) -> None:
+        """SQLite waits up to its busy timeout for a lock: shorter while failing or closing.
+        Set on every write, so that a pooled connection never keeps a shortened wait."""
+        if connection.dialect.name != "sqlite":
+            return
+        wait_ms = SQLITE_BUSY_TIMEOUT_MS
+        if self.failing_since is not None:
+            wait_ms = FAILING_BUSY_TIMEOUT_MS
+        if self._closing.is_set():
+            remaining_ms = int((self._give_up_at[0] - time.monotonic()) * 1000)
+            wait_ms = max(min(wait_ms, remaining_ms), 0)
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+
+    def _give_up(self, batch: Sequence[Record]) -> None:
+        """Shutdown ran out of time for these records: count them now, log them at the end."""
+        self._observer.dropped_records("db_unavailable", _events_in(batch))
+        for record in batch:
+            kind = type(record).__name__
+            self._given_up[kind] = self._given_up.get(kind, 0) + 1
+
+    def _report_given_up(self) -> None:
+        if self._given_up:
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self._given_up.items()))
+            logger.error(
+                "shutdown: gave up on %d record(s) the database did not take in time: %s",
+                sum(self._given_up.values()),
+                kinds,
+            )
+        self._given_up = {}
 
     def _write_one_by_one(self, batch: Iterable[Record]) -> None:
         for record in batch:
@@ -354,7 +464,7 @@ class Writer:
             with self._engine.begin() as connection:
                 apply_records(connection, [record])
         except Exception as exc:  # whatever one record does, the writer thread must live on
-            logger.warning("%s record refused: %s", type(record).__name__, exc)
+            logger.warning("%s record refused: %s", type(record).__name__, _reason(exc))
             self._observer.db_error()
             return False
         return True

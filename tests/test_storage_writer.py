@@ -1,0 +1,158 @@
+"""The writer's accounting: session records never shed, bounded shutdown, idempotent retries."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+
+from storage.db import make_engine, upgrade
+from storage.models import Event, RealtimeSession, table
+from storage.records import EventRecord, SessionChanged, SessionClosed, SessionOpened
+from storage.writer import Writer
+from tests.conftest import free_port
+from tests.pgserver import PostgresServer, postgres_bin_dir
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.drops: dict[str, int] = {}
+        self.db_errors = 0
+        self.records = 0
+
+    def batch_written(self, records: int, seconds: float) -> None:
+        self.records += records
+
+    def dropped_records(self, reason: str, count: int) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + count
+
+    def db_error(self) -> None:
+        self.db_errors += 1
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
+    bin_dir = postgres_bin_dir()
+    assert bin_dir is not None, "PostgreSQL server binaries not found"
+    server = PostgresServer(bin_dir, free_port())
+    server.start()
+    yield server
+    server.cleanup()
+
+
+def opened(session_id: str) -> SessionOpened:
+    return SessionOpened(session_id, NOW, "ga", "/v1/realtime", "full", model="gpt-realtime")
+
+
+def closed(session_id: str) -> SessionClosed:
+    return SessionClosed(session_id, NOW, 1000, None, "client")
+
+
+def event(seq: int, session_id: str) -> EventRecord:
+    return EventRecord(session_id, seq, NOW, "server", "x", 10)
+
+
+def stored_events(engine: Engine) -> list[tuple[str, int]]:
+    events = table(Event)
+    with engine.connect() as connection:
+        query = select(events.c.session_id, events.c.seq).order_by(
+            events.c.session_id, events.c.seq
+        )
+        return [(row.session_id, row.seq) for row in connection.execute(query)]
+
+
+def test_full_queue_keeps_session_records_and_sheds_only_messages(engine: Engine):
+    observer = Observer()
+    writer = Writer(engine, queue_size=3, observer=observer)  # not started: nothing drains
+    assert writer.submit([opened("s1")])
+    assert writer.submit([event(0, "s1")])
+    assert writer.submit([event(1, "s1")])
+    assert writer.submit([opened("s2")])  # the queue is full: the reserved room takes it
+    assert not writer.submit([event(0, "s2")])
+    assert not writer.submit([event(1, "s2"), SessionChanged("s2", model="gpt-realtime-mini")])
+    assert writer.submit([closed("s1")])
+    writer.start()
+    assert writer.flush(timeout_s=10)
+    assert writer.submit([event(2, "s2")])  # later events of s2 find their session row
+    writer.close()
+    sessions = table(RealtimeSession)
+    with engine.connect() as connection:
+        rows = {r.id: r for r in connection.execute(select(sessions))}
+    assert rows["s1"].ended_at is not None
+    assert rows["s2"].model == "gpt-realtime-mini"
+    assert stored_events(engine) == [("s1", 0), ("s1", 1), ("s2", 2)]
+    assert observer.drops == {"queue_full": 2}
+    assert observer.db_errors == 0
+
+
+def test_full_queue_drops_are_logged_once_per_interval_with_their_count(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+):
+    writer = Writer(engine, queue_size=1)  # not started: nothing drains
+    writer.submit([event(0, "s1")])
+    with caplog.at_level(logging.WARNING, logger="storage.writer"):
+        for seq in range(1, 6):
+            writer.submit([event(seq, "s1")])
+    drops = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert drops == ["recorder queue full: dropped 1 message(s) (1 event(s)) since the last report"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="storage.writer"):
+        writer.close(timeout_s=1)
+    drops = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert drops == ["recorder queue full: dropped 4 message(s) (4 event(s)) since the last report"]
+
+
+def test_shutdown_during_a_sqlite_lock_gives_up_in_time_and_counts_every_event(
+    sqlite_db_url: str, caplog: pytest.LogCaptureFixture
+):
+    engine = make_engine(sqlite_db_url)
+    upgrade(engine)
+    blocker = make_engine(sqlite_db_url).connect()
+    blocker.exec_driver_sql("BEGIN EXCLUSIVE")
+    observer = Observer()
+    # A queue smaller than the backlog: close() must still find room and never raise queue.Full.
+    writer = Writer(make_engine(sqlite_db_url), queue_size=20, observer=observer)
+    writer.start()
+    writer.submit([opened("s1")])
+    for seq in range(50):
+        writer.submit([event(seq, "s1")])
+    with caplog.at_level(logging.ERROR, logger="storage.writer"):
+        writer.close(timeout_s=1.0, drain_limit_s=1.0)
+    blocker.rollback()
+    blocker.close()
+    assert not writer.alive
+    assert stored_events(engine) == []
+    assert set(observer.drops) <= {"queue_full", "db_unavailable"}
+    assert sum(observer.drops.values()) == 50
+    given_up = observer.drops["db_unavailable"]
+    assert any(
+        f"gave up on {given_up + 1} record(s)" in r.getMessage()
+        and f"{given_up} EventRecord, 1 SessionOpened" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_shutdown_during_a_postgres_outage_gives_up_in_time_and_counts_every_event(
+    private_postgres: PostgresServer,
+):
+    db_url = private_postgres.create_database()
+    upgrade(make_engine(db_url))
+    observer = Observer()
+    writer = Writer(make_engine(db_url), flush_interval_s=0.01, observer=observer)
+    writer.start()
+    writer.submit([opened("s1")])
+    assert writer.flush(timeout_s=10)
+    private_postgres.stop()
+    for seq in range(30):
+        writer.submit([event(seq, "s1")])
+    writer.close(timeout_s=1.0, drain_limit_s=1.0)
+    assert not writer.alive
+    assert observer.drops == {"db_unavailable": 30}
+    private_postgres.start()
+    assert stored_events(make_engine(db_url)) == []
