@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import json
 import logging
 import queue
@@ -14,7 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, insert, update
+from sqlalchemy import Connection, Engine, Insert, Table, insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage import models
@@ -144,11 +147,41 @@ _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
 }
 
 
+def with_natural_keys(records: Sequence[Record]) -> list[Record]:
+    """`records` with the natural keys of rate limits and transcriptions filled in: the `seq` of
+    the event before them (each message's records follow its event) and their place after it."""
+    keyed: list[Record] = []
+    seq: int | None = None
+    position = 0
+    for record in records:
+        if isinstance(record, EventRecord):
+            seq, position = record.seq, 0
+        elif isinstance(record, RateLimitRecord) and record.seq is None:
+            record = dataclasses.replace(record, seq=seq, position=position)
+            position += 1
+        elif isinstance(record, TranscriptionRecord) and record.seq is None:
+            record = dataclasses.replace(record, seq=seq)
+        keyed.append(record)
+    return keyed
+
+
+def _insert_new(connection: Connection, target: Table) -> Insert:
+    """An INSERT that skips rows whose natural key is stored already: a batch retried after a
+    commit whose acknowledgement was lost must neither store rows twice nor fail."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        return sqlite_insert(target).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql_insert(target).on_conflict_do_nothing()
+    return insert(target)
+
+
 def apply_records(connection: Connection, records: Sequence[Record]) -> None:
-    """Write `records` in one transaction: inserts first (sessions before what refers to them)."""
+    """Write `records` in one transaction: inserts first (sessions before what refers to them).
+    Idempotent: applying the same records again changes nothing."""
     inserts: dict[type, list[dict[str, Any]]] = {kind: [] for kind in _INSERTS}
     updates: list[Record] = []
-    for record in records:
+    for record in with_natural_keys(records):
         target = _INSERTS.get(type(record))
         if target is None:
             updates.append(record)
@@ -162,14 +195,14 @@ def apply_records(connection: Connection, records: Sequence[Record]) -> None:
         if kind is EventRecord and connection.dialect.name == "sqlite":
             _insert_events_sqlite(connection, rows)
         else:
-            connection.execute(insert(_INSERTS[kind][0]), rows)
+            connection.execute(_insert_new(connection, _INSERTS[kind][0]), rows)
     for record in updates:
         _apply_update(connection, record)
 
 
 _EVENT_COLUMNS = [c.name for c in models.table(models.Event).columns if c.name != "id"]
 # Column names come from our own model, never from input.
-_SQLITE_EVENT_INSERT = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
+_SQLITE_EVENT_INSERT = "INSERT INTO events ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608
     ", ".join(_EVENT_COLUMNS), ", ".join("?" for _ in _EVENT_COLUMNS)
 )
 
@@ -234,7 +267,7 @@ def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
     )
     if result.rowcount == 0:  # its response.created was never seen (or dropped)
         values.update(session_id=record.session_id, response_id=record.response_id)
-        connection.execute(insert(responses), [values])
+        connection.execute(_insert_new(connection, responses), [values])
 
 
 class Writer:
@@ -452,8 +485,8 @@ class Writer:
             )
         self._given_up = {}
 
-    def _write_one_by_one(self, batch: Iterable[Record]) -> None:
-        for record in batch:
+    def _write_one_by_one(self, batch: Sequence[Record]) -> None:
+        for record in with_natural_keys(batch):
             if self._try_write(record) or self._try_write(storable(record)):
                 continue
             logger.error("dropping one %s record the database refuses", type(record).__name__)

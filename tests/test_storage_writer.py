@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select
 
 from storage.db import make_engine, upgrade
-from storage.models import Event, RealtimeSession, table
-from storage.records import EventRecord, SessionChanged, SessionClosed, SessionOpened
-from storage.writer import Writer
+from storage.models import (
+    AudioChunk,
+    Event,
+    RateLimit,
+    RealtimeSession,
+    Response,
+    Transcription,
+    table,
+)
+from storage.records import (
+    AudioRecord,
+    EventRecord,
+    RateLimitRecord,
+    Record,
+    ResponseCreated,
+    ResponseDone,
+    SessionChanged,
+    SessionClosed,
+    SessionOpened,
+    TranscriptionRecord,
+)
+from storage.writer import Writer, apply_records
 from tests.conftest import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
@@ -156,3 +177,82 @@ def test_shutdown_during_a_postgres_outage_gives_up_in_time_and_counts_every_eve
     assert observer.drops == {"db_unavailable": 30}
     private_postgres.start()
     assert stored_events(make_engine(db_url)) == []
+
+
+def one_of_each(session_id: str) -> list[Record]:
+    """The records of a few messages, one of every kind the writer inserts."""
+    audio = base64.b64encode(b"\x01\x02" * 100).decode()
+    return [
+        opened(session_id),
+        event(0, session_id),
+        ResponseCreated(session_id, "resp_1", NOW, "in_progress"),
+        event(1, session_id),
+        AudioRecord(session_id, 1, NOW, "server", "pcm16", 24000, audio, "resp_1", "item_1"),
+        event(2, session_id),
+        RateLimitRecord(session_id, NOW, "requests", 100, 99, 1.0),
+        RateLimitRecord(session_id, NOW, "tokens", 1000, 900, 2.0),
+        event(3, session_id),
+        TranscriptionRecord(session_id, NOW, "item_0", "whisper-1", "hello", "tokens"),
+        event(4, session_id),
+        ResponseDone(session_id, "resp_1", NOW, "completed", usage={"total_tokens": 7}),
+        closed(session_id),
+    ]
+
+
+def table_rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as connection:
+        return {
+            model.__tablename__: sorted(
+                (tuple(row) for row in connection.execute(select(table(model)))), key=repr
+            )
+            for model in (RealtimeSession, Event, Response, RateLimit, Transcription, AudioChunk)
+        }
+
+
+def test_applying_the_same_records_twice_stores_them_once(engine: Engine):
+    records = one_of_each("s1")
+    with engine.begin() as connection:
+        apply_records(connection, records)
+    once = table_rows(engine)
+    with engine.begin() as connection:
+        apply_records(connection, records)
+    assert table_rows(engine) == once
+    assert {name: len(rows) for name, rows in once.items()} == {
+        "sessions": 1,
+        "events": 5,
+        "responses": 1,
+        "rate_limits": 2,
+        "transcriptions": 1,
+        "audio_chunks": 1,
+    }
+
+
+class AckLostConnection(sqlite3.Connection):
+    """Commits, then reports the connection lost, once: the acknowledgement that never came."""
+
+    lose_next_ack = True
+
+    def commit(self) -> None:
+        super().commit()
+        if AckLostConnection.lose_next_ack:
+            AckLostConnection.lose_next_ack = False
+            raise sqlite3.OperationalError("connection lost before the commit was acknowledged")
+
+
+def test_a_batch_retried_after_a_lost_commit_acknowledgement_is_stored_once(
+    sqlite_db_url: str,
+):
+    upgrade(make_engine(sqlite_db_url))
+    engine = create_engine(sqlite_db_url, connect_args={"factory": AckLostConnection})
+    observer = Observer()
+    writer = Writer(engine, observer=observer)
+    records = one_of_each("s1")
+    AckLostConnection.lose_next_ack = True
+    writer.submit(records)
+    writer.start()
+    writer.close()
+    assert not AckLostConnection.lose_next_ack  # the commit did report a failure
+    assert observer.db_errors == 1
+    assert observer.drops == {}  # recorded + dropped == relayed: 5 + 0 == 5
+    assert stored_events(engine) == [("s1", seq) for seq in range(5)]
+    assert {name: len(rows) for name, rows in table_rows(engine).items()}["rate_limits"] == 2
