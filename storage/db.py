@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from storage.sanitize import json_text
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_DB_URL = "sqlite:///rtrec.db"
@@ -72,14 +74,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
                 raise DatabaseURLError(f"database file {database} does not exist")
             if not read_only:
                 _check_writable(path)
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, json_serializer=json_text)
         event.listen(engine, "connect", _sqlite_read_only if read_only else _sqlite_pragmas)
         return engine
     connect_args: dict[str, Any] = {}
     if read_only and parsed.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on"
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(
+            parsed, pool_pre_ping=True, connect_args=connect_args, json_serializer=json_text
+        )
     except ImportError as exc:
         hint = (
             "; rtrec ships psycopg: use postgresql+psycopg://user:password@host/db"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
-import json
 import logging
 import queue
 import threading
@@ -14,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
 from sqlalchemy import Connection, Engine, Insert, Table, insert, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -35,7 +33,7 @@ from storage.records import (
     SessionOpened,
     TranscriptionRecord,
 )
-from storage.sanitize import storable
+from storage.sanitize import json_text, storable
 
 logger = logging.getLogger(__name__)
 
@@ -208,12 +206,7 @@ _SQLITE_EVENT_INSERT = "INSERT INTO events ({}) VALUES ({}) ON CONFLICT DO NOTHI
 
 
 def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers past 64 bits: the stdlib writes them
-        return json.dumps(value, ensure_ascii=False)
+    return None if value is None else json_text(value)
 
 
 def _sqlite_datetime(value: datetime) -> str:

@@ -256,3 +256,25 @@ def test_a_batch_retried_after_a_lost_commit_acknowledgement_is_stored_once(
     assert observer.drops == {}  # recorded + dropped == relayed: 5 + 0 == 5
     assert stored_events(engine) == [("s1", seq) for seq in range(5)]
     assert {name: len(rows) for name, rows in table_rows(engine).items()}["rate_limits"] == 2
+
+
+def test_nan_and_infinities_are_kept_as_text_on_every_database(engine: Engine):
+    observer = Observer()
+    writer = Writer(engine, observer=observer)
+    writer.start()
+    writer.submit([opened("s1")])
+    odd = {"type": "x", "n": float("nan"), "m": [float("-inf")], "p": float("inf"), "z": None}
+    writer.submit([EventRecord("s1", 0, NOW, "client", "x", 10, payload=odd)])
+    big = {"type": "x", "n": float("nan"), "big": 2**70}
+    writer.submit([EventRecord("s1", 1, NOW, "client", "x", 10, payload=big)])
+    writer.close()
+    events = table(Event)
+    with engine.connect() as connection:
+        payloads = list(
+            connection.execute(select(events.c.payload).order_by(events.c.seq)).scalars()
+        )
+    assert payloads[0] == {"type": "x", "n": "NaN", "m": ["-Infinity"], "p": "Infinity", "z": None}
+    assert payloads[1]["n"] == "NaN"
+    assert payloads[1]["big"] in (2**70, str(2**70))
+    assert observer.drops == {}
+    assert observer.db_errors == 0  # no failed batch on the way: both paths write the same text
