@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, create_engine, select
 
-from storage.db import make_engine, upgrade
+from storage.db import DatabaseURLError, make_engine, upgrade
 from storage.models import (
     AudioChunk,
     Event,
@@ -278,3 +278,41 @@ def test_nan_and_infinities_are_kept_as_text_on_every_database(engine: Engine):
     assert payloads[1]["big"] in (2**70, str(2**70))
     assert observer.drops == {}
     assert observer.db_errors == 0  # no failed batch on the way: both paths write the same text
+
+
+def test_write_errors_are_logged_without_the_recorded_content(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+):
+    observer = Observer()
+    writer = Writer(engine, observer=observer)
+    writer.start()
+    secret = "my card number is 4111-1111-1111-1111"
+    payload = {"type": "x", "text": secret}
+    with caplog.at_level(logging.DEBUG):
+        # no session row: the insert fails its foreign key, the batch and then the record alone
+        writer.submit([EventRecord("nobody", 0, NOW, "client", "x", 10, payload=payload)])
+        writer.close()
+    assert observer.drops == {"db_error": 1}
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "foreign key" in logged.lower()  # the reason is there, the content is not
+    assert "4111" not in logged
+    assert "parameters" not in logged
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://rtrec:hunter2@db.internal:notaport/rtrec",
+        "postgresql+psycopg://rtrec:hunt@er2@[::1/rtrec",
+        "rtrec:hunter2@db.internal/rtrec",
+        "nosuchdb://rtrec:hunter2@db.internal/rtrec?password=hunter2",
+    ],
+)
+def test_a_database_url_that_cannot_be_used_is_never_echoed_with_its_password(url: str):
+    with pytest.raises(DatabaseURLError) as raised:
+        make_engine(url)
+    message = str(raised.value)
+    assert "hunter2" not in message
+    assert "er2" not in message
+    assert "***" in message
+    assert raised.value.__cause__ is None or "hunter2" not in str(raised.value.__cause__)
