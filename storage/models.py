@@ -172,7 +172,11 @@ class Transcription(Base):
 
 
 class AudioChunk(Base):
-    """Decoded audio of one `input_audio_buffer.append` or audio delta, with its format."""
+    """Decoded audio of consecutive appends or deltas of one side and response, with its format.
+
+    `chunks` lists each chunk's `seq`, time after `ts` (µs) and length; NULL for a single chunk
+    (storage/audio_segments.py).
+    """
 
     __tablename__ = "audio_chunks"
     __table_args__ = (
@@ -190,6 +194,8 @@ class AudioChunk(Base):
     audio_format: Mapped[str] = mapped_column(String(16))
     sample_rate: Mapped[int]
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    last_seq: Mapped[int | None]  # of the segment's last chunk; NULL for rows before segments
+    chunks: Mapped[str | None] = mapped_column(Text)
 
 
 def table(model: type[Base]) -> Table:

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import binascii
-import dataclasses
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import Connection, Engine, Insert, Table, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from storage import models
+from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.queries import prune_sessions
 from storage.records import (
-    AudioRecord,
     EventRecord,
-    RateLimitRecord,
     Record,
-    ResponseCreated,
-    ResponseDone,
     SessionChanged,
     SessionClosed,
     SessionOpened,
-    TranscriptionRecord,
 )
-from storage.sanitize import json_text, storable
+from storage.sanitize import storable
 
 logger = logging.getLogger(__name__)
 
@@ -117,150 +108,6 @@ def _reason(exc: BaseException) -> str:
     error = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
-
-
-def _row(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
-
-
-def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
-    row = _row(record)
-    try:
-        row["data"] = binascii.a2b_base64(row.pop("audio_base64"), strict_mode=True)
-    except (binascii.Error, ValueError):
-        logger.warning(
-            "audio of event %d in session %s is not valid base64", record.seq, record.session_id
-        )
-        return None
-    return row
-
-
-_INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
-    SessionOpened: (models.table(models.RealtimeSession), _row),
-    EventRecord: (models.table(models.Event), _row),
-    ResponseCreated: (models.table(models.Response), _row),
-    RateLimitRecord: (models.table(models.RateLimit), _row),
-    TranscriptionRecord: (models.table(models.Transcription), _row),
-    AudioRecord: (models.table(models.AudioChunk), _audio_row),
-}
-
-
-def with_natural_keys(records: Sequence[Record]) -> list[Record]:
-    """`records` with the natural keys of rate limits and transcriptions filled in: the `seq` of
-    the event before them (each message's records follow its event) and their place after it."""
-    keyed: list[Record] = []
-    seq: int | None = None
-    position = 0
-    for record in records:
-        if isinstance(record, EventRecord):
-            seq, position = record.seq, 0
-        elif isinstance(record, RateLimitRecord) and record.seq is None:
-            record = dataclasses.replace(record, seq=seq, position=position)
-            position += 1
-        elif isinstance(record, TranscriptionRecord) and record.seq is None:
-            record = dataclasses.replace(record, seq=seq)
-        keyed.append(record)
-    return keyed
-
-
-def _insert_new(connection: Connection, target: Table) -> Insert:
-    """An INSERT that skips rows whose natural key is stored already: a batch retried after a
-    commit whose acknowledgement was lost must neither store rows twice nor fail."""
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        return sqlite_insert(target).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return postgresql_insert(target).on_conflict_do_nothing()
-    return insert(target)
-
-
-def apply_records(connection: Connection, records: Sequence[Record]) -> None:
-    """Write `records` in one transaction: inserts first (sessions before what refers to them).
-    Idempotent: applying the same records again changes nothing."""
-    inserts: dict[type, list[dict[str, Any]]] = {kind: [] for kind in _INSERTS}
-    updates: list[Record] = []
-    for record in with_natural_keys(records):
-        target = _INSERTS.get(type(record))
-        if target is None:
-            updates.append(record)
-            continue
-        row = target[1](record)
-        if row is not None:
-            inserts[type(record)].append(row)
-    for kind, rows in inserts.items():
-        if not rows:
-            continue
-        if kind is EventRecord and connection.dialect.name == "sqlite":
-            _insert_events_sqlite(connection, rows)
-        else:
-            connection.execute(_insert_new(connection, _INSERTS[kind][0]), rows)
-    for record in updates:
-        _apply_update(connection, record)
-
-
-_EVENT_COLUMNS = [c.name for c in models.table(models.Event).columns if c.name != "id"]
-# Column names come from our own model, never from input.
-_SQLITE_EVENT_INSERT = "INSERT INTO events ({}) VALUES ({}) ON CONFLICT DO NOTHING".format(  # noqa: S608
-    ", ".join(_EVENT_COLUMNS), ", ".join("?" for _ in _EVENT_COLUMNS)
-)
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json_text(value)
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime type stores (UTC, no offset)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
-
-
-def _insert_events_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """The hottest insert, straight to the driver: SQLAlchemy's per-row parameter handling
-    costs more than SQLite's own work here (measured: about 2x the events per second)."""
-    for row in rows:
-        row["ts"] = _sqlite_datetime(row["ts"])
-        row["payload"] = _json_text(row["payload"])
-    connection.exec_driver_sql(
-        _SQLITE_EVENT_INSERT, [tuple(row[c] for c in _EVENT_COLUMNS) for row in rows]
-    )
-
-
-def _apply_update(connection: Connection, record: Record) -> None:
-    sessions = models.table(models.RealtimeSession)
-    if isinstance(record, SessionChanged):
-        values = {
-            k: v
-            for k, v in (("model", record.model), ("openai_session_id", record.openai_session_id))
-            if v is not None
-        }
-        if values:
-            connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
-    elif isinstance(record, SessionClosed):
-        values = _row(record)
-        del values["id"]
-        connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
-    elif isinstance(record, ResponseDone):
-        _apply_response_done(connection, record)
-
-
-def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
-    responses = models.table(models.Response)
-    values = _row(record)
-    values.update(values.pop("usage"))
-    del values["session_id"], values["response_id"]
-    if values["created_at"] is None:
-        del values["created_at"]
-    result = connection.execute(
-        update(responses)
-        .where(responses.c.session_id == record.session_id)
-        .where(responses.c.response_id == record.response_id)
-        .values(values)
-    )
-    if result.rowcount == 0:  # its response.created was never seen (or dropped)
-        values.update(session_id=record.session_id, response_id=record.response_id)
-        connection.execute(_insert_new(connection, responses), [values])
 
 
 class Writer:

@@ -6,11 +6,15 @@ import base64
 import logging
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
+from sqlalchemy import Engine, create_engine, func, select
 
+from rtrec.export import conversation_audio
+from storage import browse, queries
+from storage.apply import apply_records
 from storage.db import DatabaseURLError, make_engine, upgrade
 from storage.models import (
     AudioChunk,
@@ -33,7 +37,7 @@ from storage.records import (
     SessionOpened,
     TranscriptionRecord,
 )
-from storage.writer import Writer, apply_records
+from storage.writer import Writer
 from tests.conftest import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
@@ -316,3 +320,65 @@ def test_a_database_url_that_cannot_be_used_is_never_echoed_with_its_password(ur
     assert "er2" not in message
     assert "***" in message
     assert raised.value.__cause__ is None or "hunter2" not in str(raised.value.__cause__)
+
+
+def relayed_audio(session_id: str) -> list[AudioRecord]:
+    """Interleaved user and assistant chunks over two responses, 20 ms apart, as relayed."""
+    records = []
+    for seq in range(1, 41):
+        direction = "client" if seq % 3 == 0 else "server"
+        response_id = None if direction == "client" else f"resp_{seq // 20}"
+        data = bytes([seq]) * (2 * (50 + seq))  # whole pcm16 samples
+        ts = NOW + timedelta(milliseconds=20 * seq + seq % 7)
+        records.append(
+            AudioRecord(
+                session_id,
+                seq,
+                ts,
+                direction,
+                "pcm16",
+                24000,
+                base64.b64encode(data).decode(),
+                response_id,
+            )
+        )
+    return records
+
+
+def as_read(record: AudioRecord) -> dict[str, Any]:
+    return {"seq": record.seq, "ts": record.ts, "data": base64.b64decode(record.audio_base64)}
+
+
+def comparable(chunks: list[dict[str, Any]]) -> list[tuple[int, datetime, bytes]]:
+    return [(c["seq"], c["ts"].replace(tzinfo=UTC), c["data"]) for c in chunks]
+
+
+def test_audio_stored_as_segments_reads_back_chunk_by_chunk(engine: Engine):
+    records = relayed_audio("s1")
+    writer = Writer(engine, flush_interval_s=5.0)
+    writer.submit([opened("s1")])
+    for record in records:  # each chunk with its event, as the proxy submits them
+        writer.submit([event(record.seq, "s1"), record])
+    writer.start()
+    writer.close()
+    with engine.connect() as connection:
+        rows = connection.execute(select(func.count()).select_from(table(AudioChunk))).scalar_one()
+        user = queries.session_audio(connection, "s1", "client")
+        assistant = browse.audio_chunks(connection, "s1", "server")
+        middle = browse.audio_chunks(connection, "s1", "server", (10, 25), "resp_1")
+        index = browse.audio_index(connection, "s1")
+    assert rows < len(records)  # merged into segments
+    expected = {d: [r for r in records if r.direction == d] for d in ("client", "server")}
+    expected_chunks = {d: [as_read(r) for r in rs] for d, rs in expected.items()}
+    assert comparable(user) == comparable(expected_chunks["client"])
+    assert comparable(assistant) == comparable(expected_chunks["server"])
+    assert [c["seq"] for c in middle] == [
+        r.seq for r in expected["server"] if 10 <= r.seq <= 25 and r.response_id == "resp_1"
+    ]
+    assert [(c["seq"], c["direction"], c["size_bytes"]) for c in index] == [
+        (r.seq, r.direction, len(base64.b64decode(r.audio_base64))) for r in records
+    ]
+    # the stereo export places every chunk at its relayed time, as with a row per chunk
+    rate = {"audio_format": "pcm16", "sample_rate": 24000}
+    as_relayed = [[{**chunk, **rate} for chunk in expected_chunks[d]] for d in ("client", "server")]
+    assert conversation_audio(user, assistant) == conversation_audio(*as_relayed)
