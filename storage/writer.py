@@ -204,7 +204,22 @@ class Writer:
                 barrier.done.set()
                 if barrier.stop:
                     self._report_given_up()
+                    self._checkpoint()
                     return
+
+    def _checkpoint(self) -> None:
+        """SQLite: move the WAL into the database file, so that a copy of the file alone, made
+        after a clean exit, holds every recording (the -wal file is left empty)."""
+        if self._engine.dialect.name != "sqlite" or self.failing_since is not None:
+            return
+        try:
+            with self._engine.connect() as connection:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except SQLAlchemyError as exc:
+            logger.warning("could not checkpoint the database at shutdown: %s", _reason(exc))
+            return
+        if busy:  # a reader (the dashboard) was in the middle of a read: it keeps the WAL alive
+            logger.info("database checkpoint at shutdown incomplete: a reader holds the WAL")
 
     def _prune(self) -> None:
         """Apply `retention_days`; runs here so that this thread stays the only writer."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -382,3 +384,24 @@ def test_audio_stored_as_segments_reads_back_chunk_by_chunk(engine: Engine):
     rate = {"audio_format": "pcm16", "sample_rate": 24000}
     as_relayed = [[{**chunk, **rate} for chunk in expected_chunks[d]] for d in ("client", "server")]
     assert conversation_audio(user, assistant) == conversation_audio(*as_relayed)
+
+
+def test_a_clean_close_leaves_every_row_in_the_sqlite_file_itself(
+    sqlite_db_url: str, tmp_path: Path
+):
+    engine = make_engine(sqlite_db_url)
+    upgrade(engine)
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([opened("s1")])
+    for seq in range(300):
+        writer.submit([event(seq, "s1")])
+    writer.close()  # the engine keeps its connection open: SQLite alone would not checkpoint
+    database = Path(sqlite_db_url.removeprefix("sqlite:///"))
+    wal = database.with_name(database.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "copy" / "rtrec.db"
+    copy.parent.mkdir()
+    shutil.copyfile(database, copy)  # the file alone, as a user copying rtrec.db would
+    assert len(stored_events(make_engine(f"sqlite:///{copy}", read_only=True))) == 300
+    engine.dispose()
