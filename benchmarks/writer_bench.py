@@ -87,7 +87,7 @@ def run(db_url: str, mix: str, messages: int) -> dict[str, float]:
         writer.submit(records)
     started, cpu_started = time.perf_counter(), time.process_time()
     writer.start()
-    writer.close(timeout_s=600)
+    writer.close(timeout_s=600, drain_limit_s=600)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     events = sum(isinstance(r, EventRecord) for records in submits for r in records)

@@ -144,7 +144,10 @@ class Recording:
         )
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
-            opened, record_mode=self.record_mode, prices=self.prices, rate_limit_key=rate_limit_key
+            opened,
+            record_mode=opened.record_mode,  # the relay's, as the session opened
+            prices=self.prices,
+            rate_limit_key=rate_limit_key,
         )
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, relay, labels)

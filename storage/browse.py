@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import Text
 
+from storage import audio_segments
 from storage.models import (
     AudioChunk,
     Event,
@@ -407,11 +408,12 @@ def audio_index(connection: Connection, session_id: str) -> list[dict[str, Any]]
     a = AUDIO.c
     query = (
         select(a.seq, a.direction, a.response_id, a.audio_format, a.sample_rate)
-        .add_columns(func.length(a.data).label("size_bytes"))
+        .add_columns(func.length(a.data).label("size_bytes"), a.chunks)
         .where(a.session_id == session_id)
         .order_by(a.seq)
     )
-    return dicts(connection.execute(query))
+    chunks = audio_segments.expand_sizes(dicts(connection.execute(query)))
+    return sorted(chunks, key=lambda chunk: int(chunk["seq"]))
 
 
 def audio_chunks(
@@ -424,13 +426,17 @@ def audio_chunks(
     """One side's audio chunks with their bytes, optionally between two `seq` (inclusive)."""
     a = AUDIO.c
     conditions = [a.session_id == session_id, a.direction == direction]
-    if seq_range is not None:
-        conditions += [a.seq >= seq_range[0], a.seq <= seq_range[1]]
+    if seq_range is not None:  # segments that overlap the range: cut to it below
+        conditions += [a.seq <= seq_range[1], func.coalesce(a.last_seq, a.seq) >= seq_range[0]]
     if response_id is not None:
         conditions.append(a.response_id == response_id)
     query = (
-        select(a.seq, a.ts, a.audio_format, a.sample_rate, a.data)
+        select(a.seq, a.ts, a.audio_format, a.sample_rate, a.data, a.chunks)
         .where(*conditions)
         .order_by(a.seq)
     )
-    return dicts(connection.execute(query))
+    chunks = audio_segments.expand(dicts(connection.execute(query)))
+    if seq_range is None:
+        return list(chunks)
+    first, last = seq_range
+    return [chunk for chunk in chunks if first <= chunk["seq"] <= last]

@@ -147,7 +147,10 @@ class RateLimit(Base):
     """One entry of a `rate_limits.updated` event."""
 
     __tablename__ = "rate_limits"
-    __table_args__ = (Index(None, "session_id", "ts"),)
+    __table_args__ = (
+        Index(None, "session_id", "ts"),
+        Index(None, "session_id", "seq", "position", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = _session_fk()
@@ -156,13 +159,18 @@ class RateLimit(Base):
     limit_value: Mapped[int | None] = mapped_column(BigInteger)
     remaining: Mapped[int | None] = mapped_column(BigInteger)
     reset_seconds: Mapped[float | None] = mapped_column(Float)
+    seq: Mapped[int | None]  # of its `rate_limits.updated` event
+    position: Mapped[int | None]  # its place among that event's entries
 
 
 class Transcription(Base):
     """A completed input-audio transcription, billed at the ASR model's price."""
 
     __tablename__ = "transcriptions"
-    __table_args__ = (Index(None, "session_id", "item_id"),)
+    __table_args__ = (
+        Index(None, "session_id", "item_id"),
+        Index(None, "session_id", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = _session_fk()
@@ -178,13 +186,21 @@ class Transcription(Base):
     input_text_tokens: Mapped[int | None] = mapped_column(BigInteger)
     seconds: Mapped[float | None] = mapped_column(Float)
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    seq: Mapped[int | None]  # of its transcription event
 
 
 class AudioChunk(Base):
-    """Decoded audio of one `input_audio_buffer.append` or audio delta, with its format."""
+    """Decoded audio of consecutive appends or deltas of one side and response, with its format.
+
+    `chunks` lists each chunk's `seq`, time after `ts` (µs) and length; NULL for a single chunk
+    (storage/audio_segments.py).
+    """
 
     __tablename__ = "audio_chunks"
-    __table_args__ = (Index(None, "session_id", "direction", "seq"),)
+    __table_args__ = (
+        Index(None, "session_id", "direction", "seq"),
+        Index(None, "session_id", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = _session_fk()
@@ -196,6 +212,8 @@ class AudioChunk(Base):
     audio_format: Mapped[str] = mapped_column(String(16))
     sample_rate: Mapped[int]
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    last_seq: Mapped[int | None]  # of the segment's last chunk; NULL for rows before segments
+    chunks: Mapped[str | None] = mapped_column(Text)
 
 
 def table(model: type[Base]) -> Table:

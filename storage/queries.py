@@ -16,6 +16,7 @@ from sqlalchemy import (
     select,
 )
 
+from storage import audio_segments
 from storage.models import (
     AudioChunk,
     Event,
@@ -110,11 +111,18 @@ def session_audio(connection: Connection, session_id: str, direction: str) -> li
     """One side's audio chunks (`client` = user, `server` = assistant) in arrival order."""
     audio = table(AudioChunk)
     query = (
-        select(audio.c.seq, audio.c.ts, audio.c.audio_format, audio.c.sample_rate, audio.c.data)
+        select(
+            audio.c.seq,
+            audio.c.ts,
+            audio.c.audio_format,
+            audio.c.sample_rate,
+            audio.c.data,
+            audio.c.chunks,
+        )
         .where(audio.c.session_id == session_id, audio.c.direction == direction)
         .order_by(audio.c.seq)
     )
-    return [dict(row._mapping) for row in connection.execute(query)]
+    return list(audio_segments.expand(dict(row._mapping) for row in connection.execute(query)))
 
 
 def prune_sessions(connection: Connection, started_before: datetime, limit: int = 200) -> int:

@@ -95,6 +95,10 @@ class RateLimitRecord:
     limit_value: int | None
     remaining: int | None
     reset_seconds: float | None
+    # The natural key, so a retried batch cannot store an entry twice: the `seq` of the event it
+    # came from and its place among that event's entries. The writer fills them when None.
+    seq: int | None = None
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class TranscriptionRecord:
     input_text_tokens: int | None = None
     seconds: float | None = None
     cost_usd: float | None = None
+    seq: int | None = None  # of the event it came from; the natural key, filled by the writer
 
 
 @dataclass(frozen=True, slots=True)

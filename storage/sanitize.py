@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from storage.records import Record
 
@@ -27,12 +31,45 @@ def _scalar(value: Any) -> Any:
         return _text(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
         return str(value)  # past 64 bits: kept as text
+    return _non_finite_text(value)
+
+
+def _non_finite_text(value: Any) -> Any:
+    """NaN and infinities are not JSON: kept as the text a client sends for them."""
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # NaN and infinities are not JSON: kept as text
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value
 
 
-def _clean(value: Any) -> Any:
+def _has_non_finite(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return True
+    return False
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a payload, for every database: orjson's speed, the stdlib past 64-bit integers,
+    and NaN and infinities kept as text (orjson would write `null`, the stdlib invalid JSON)."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:  # integers past 64 bits: the stdlib writes them
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            return json.dumps(_clean(value, _non_finite_text), ensure_ascii=False)
+    if b"null" in text and _has_non_finite(value):  # orjson wrote NaN or an infinity as null
+        return json_text(_clean(value, _non_finite_text))
+    return text.decode()
+
+
+def _clean(value: Any, scalar: Callable[[Any], Any] = _scalar) -> Any:
     """Iterative: payloads nest as deep as a JSON parser allows, deeper than Python recursion."""
     root: list[Any] = [None]
     pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
@@ -42,14 +79,14 @@ def _clean(value: Any) -> Any:
             copied: dict[Any, Any] = {}
             parent[slot] = copied
             for key, child in item.items():
-                name = _scalar(key)
+                name = scalar(key)
                 copied[name] = None
                 pending.append((child, copied, name))
         elif isinstance(item, list):
             parent[slot] = copied_list = [None] * len(item)
             pending.extend((child, copied_list, n) for n, child in enumerate(item))
         else:
-            parent[slot] = _scalar(item)
+            parent[slot] = scalar(item)
     return root[0]
 
 

@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import binascii
-import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
-from sqlalchemy import Connection, Engine, Table, insert, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from storage import models
+from storage.apply import apply_records, with_natural_keys
+from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.queries import prune_sessions
 from storage.records import (
-    AudioRecord,
     EventRecord,
-    RateLimitRecord,
     Record,
-    ResponseCreated,
-    ResponseDone,
     SessionChanged,
     SessionClosed,
     SessionOpened,
-    TranscriptionRecord,
 )
 from storage.sanitize import storable
 
@@ -38,9 +31,18 @@ logger = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 2000
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
-GIVE_UP_ON_CLOSE_S = 10.0
+# Shutdown bounds: compose gives the proxy 30 s (`stop_grace_period`), docker 10 s by default.
+GIVE_UP_ON_CLOSE_S = 5.0  # how long shutdown waits for an unavailable database
+DRAIN_LIMIT_S = 8.0  # how long shutdown keeps writing a backlog to a working database
+CLOSE_JOIN_MARGIN_S = 2.0
+FAILING_BUSY_TIMEOUT_MS = 1000  # SQLite: shorter lock waits while retrying, to notice closing
 PRUNE_EVERY_S = 3600.0
 PRUNE_BATCH_SESSIONS = 100
+# Beyond `queue_size`, room kept for session open/change/close alone: dropping one of them would
+# orphan every later event of its session (foreign-key failures), so only messages are shed.
+RESERVED_FOR_SESSIONS = 10_000
+DROP_LOG_EVERY_S = 10.0
+_SESSION_RECORDS = (SessionOpened, SessionChanged, SessionClosed)
 
 
 class WriterObserver(Protocol):
@@ -62,6 +64,31 @@ class _NullObserver:
         pass
 
 
+class _DropLog:
+    """Logs full-queue drops at most once per `DROP_LOG_EVERY_S`, with the count since the last."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.events = 0
+        self._next_at = 0.0
+
+    def add(self, events: int) -> None:
+        self.messages += 1
+        self.events += events
+        if time.monotonic() >= self._next_at:
+            self.report()
+
+    def report(self) -> None:
+        if self.messages:
+            logger.warning(
+                "recorder queue full: dropped %d message(s) (%d event(s)) since the last report",
+                self.messages,
+                self.events,
+            )
+        self.messages = self.events = 0
+        self._next_at = time.monotonic() + DROP_LOG_EVERY_S
+
+
 @dataclass
 class _Barrier:
     """Queued behind everything submitted before it; set once those records are committed."""
@@ -75,142 +102,12 @@ def _events_in(records: Iterable[Record]) -> int:
     return sum(isinstance(record, EventRecord) for record in records)
 
 
-def _row(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
-
-
-def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
-    row = _row(record)
-    try:
-        row["data"] = binascii.a2b_base64(row.pop("audio_base64"), strict_mode=True)
-    except (binascii.Error, ValueError):
-        logger.warning(
-            "audio of event %d in session %s is not valid base64", record.seq, record.session_id
-        )
-        return None
-    return row
-
-
-def _session_row(record: SessionOpened) -> dict[str, Any]:
-    row = _row(record)
-    del row["properties"]  # rows of their own, see _insert_properties
-    return row
-
-
-def _insert_properties(connection: Connection, records: Sequence[Record]) -> None:
-    rows = [
-        {"session_id": record.id, "name": name, "value": value}
-        for record in records
-        if isinstance(record, SessionOpened)
-        for name, value in record.properties
-    ]
-    if rows:
-        connection.execute(insert(models.table(models.SessionProperty)), rows)
-
-
-_INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
-    SessionOpened: (models.table(models.RealtimeSession), _session_row),
-    EventRecord: (models.table(models.Event), _row),
-    ResponseCreated: (models.table(models.Response), _row),
-    RateLimitRecord: (models.table(models.RateLimit), _row),
-    TranscriptionRecord: (models.table(models.Transcription), _row),
-    AudioRecord: (models.table(models.AudioChunk), _audio_row),
-}
-
-
-def apply_records(connection: Connection, records: Sequence[Record]) -> None:
-    """Write `records` in one transaction: inserts first (sessions before what refers to them)."""
-    inserts: dict[type, list[dict[str, Any]]] = {kind: [] for kind in _INSERTS}
-    updates: list[Record] = []
-    for record in records:
-        target = _INSERTS.get(type(record))
-        if target is None:
-            updates.append(record)
-            continue
-        row = target[1](record)
-        if row is not None:
-            inserts[type(record)].append(row)
-    for kind, rows in inserts.items():
-        if not rows:
-            continue
-        if kind is EventRecord and connection.dialect.name == "sqlite":
-            _insert_events_sqlite(connection, rows)
-        else:
-            connection.execute(insert(_INSERTS[kind][0]), rows)
-        if kind is SessionOpened:
-            _insert_properties(connection, records)
-    for record in updates:
-        _apply_update(connection, record)
-
-
-_EVENT_COLUMNS = [c.name for c in models.table(models.Event).columns if c.name != "id"]
-# Column names come from our own model, never from input.
-_SQLITE_EVENT_INSERT = "INSERT INTO events ({}) VALUES ({})".format(  # noqa: S608
-    ", ".join(_EVENT_COLUMNS), ", ".join("?" for _ in _EVENT_COLUMNS)
-)
-
-
-def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers past 64 bits: the stdlib writes them
-        return json.dumps(value, ensure_ascii=False)
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime type stores (UTC, no offset)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond:06d}"
-
-
-def _insert_events_sqlite(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """The hottest insert, straight to the driver: SQLAlchemy's per-row parameter handling
-    costs more than SQLite's own work here (measured: about 2x the events per second)."""
-    for row in rows:
-        row["ts"] = _sqlite_datetime(row["ts"])
-        row["payload"] = _json_text(row["payload"])
-    connection.exec_driver_sql(
-        _SQLITE_EVENT_INSERT, [tuple(row[c] for c in _EVENT_COLUMNS) for row in rows]
-    )
-
-
-def _apply_update(connection: Connection, record: Record) -> None:
-    sessions = models.table(models.RealtimeSession)
-    if isinstance(record, SessionChanged):
-        values = {
-            k: v
-            for k, v in (("model", record.model), ("openai_session_id", record.openai_session_id))
-            if v is not None
-        }
-        if values:
-            connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
-    elif isinstance(record, SessionClosed):
-        values = _row(record)
-        del values["id"]
-        connection.execute(update(sessions).where(sessions.c.id == record.id).values(values))
-    elif isinstance(record, ResponseDone):
-        _apply_response_done(connection, record)
-
-
-def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
-    responses = models.table(models.Response)
-    values = _row(record)
-    values.update(values.pop("usage"))
-    del values["session_id"], values["response_id"]
-    if values["created_at"] is None:
-        del values["created_at"]
-    result = connection.execute(
-        update(responses)
-        .where(responses.c.session_id == record.session_id)
-        .where(responses.c.response_id == record.response_id)
-        .values(values)
-    )
-    if result.rowcount == 0:  # its response.created was never seen (or dropped)
-        values.update(session_id=record.session_id, response_id=record.response_id)
-        connection.execute(insert(responses), [values])
+def _reason(exc: BaseException) -> str:
+    """The error's class and the first line of the driver's message: never the SQL, its
+    parameters (recorded content) or PostgreSQL's DETAIL/CONTEXT lines, which quote the data."""
+    error = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 class Writer:
@@ -227,11 +124,17 @@ class Writer:
     ) -> None:
         self._engine = engine
         # One item per relayed message (its records together), so a drop loses whole messages.
-        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue(maxsize=queue_size)
+        # Unbounded underneath: `submit` enforces the bound, so that session records and the
+        # barriers of flush/close always find room and `put` never raises `queue.Full`.
+        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue()
+        self._queue_size = queue_size
+        self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
         self._observer: WriterObserver = observer or _NullObserver()
         self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
         self._closing = threading.Event()
+        self._give_up_at = (float("inf"), float("inf"))  # (database unavailable, any), set by close
+        self._given_up: dict[str, int] = {}  # record kind -> count, given up at shutdown
         self.failing_since: float | None = None
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
@@ -252,27 +155,47 @@ class Writer:
         return self._thread.is_alive()
 
     def submit(self, records: Sequence[Record]) -> bool:
-        """Queue one message's records without ever blocking; a full queue drops and counts them."""
-        try:
+        """Queue one message's records without ever blocking; a full queue drops and counts them,
+        keeping the session records among them (open, change, close) in the room reserved."""
+        depth = self._queue.qsize()
+        if depth < self._queue_size:
             self._queue.put_nowait(records)
-        except queue.Full:
-            self._observer.dropped_records("queue_full", _events_in(records))
+            return True
+        kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
+        if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
+            self._queue.put_nowait(kept)
+        elif kept:
+            logger.error("recorder queue full: dropped %d session record(s)", len(kept))
+        if len(kept) < len(records):
+            events = _events_in(records)
+            self._observer.dropped_records("queue_full", events)
+            self._drop_log.add(events)
             return False
-        return True
+        return bool(kept) and depth < self._queue_size + RESERVED_FOR_SESSIONS
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""
         barrier = _Barrier()
-        self._queue.put(barrier, timeout=timeout_s)
+        self._queue.put_nowait(barrier)
         return barrier.done.wait(timeout_s)
 
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Commit everything queued, then stop the thread."""
+    def close(
+        self, timeout_s: float = GIVE_UP_ON_CLOSE_S, drain_limit_s: float = DRAIN_LIMIT_S
+    ) -> None:
+        """Commit everything queued, then stop the thread.
+
+        Bounded, so that shutdown ends within compose's stop grace period: with the database
+        unavailable the writer gives up `timeout_s` after this call, and even a working database
+        gets `drain_limit_s`; whatever is left then is logged and counted as `db_unavailable`.
+        """
+        self._drop_log.report()
         if not self._thread.is_alive():
             return
+        now = time.monotonic()
+        self._give_up_at = (now + timeout_s, now + max(drain_limit_s, timeout_s))
         self._closing.set()
-        self._queue.put(_Barrier(stop=True), timeout=timeout_s)
-        self._thread.join(timeout_s)
+        self._queue.put_nowait(_Barrier(stop=True))
+        self._thread.join(max(drain_limit_s, timeout_s) + CLOSE_JOIN_MARGIN_S)
 
     def _run(self) -> None:
         while True:
@@ -284,7 +207,23 @@ class Writer:
             if barrier is not None:
                 barrier.done.set()
                 if barrier.stop:
+                    self._report_given_up()
+                    self._checkpoint()
                     return
+
+    def _checkpoint(self) -> None:
+        """SQLite: move the WAL into the database file, so that a copy of the file alone, made
+        after a clean exit, holds every recording (the -wal file is left empty)."""
+        if self._engine.dialect.name != "sqlite" or self.failing_since is not None:
+            return
+        try:
+            with self._engine.connect() as connection:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        except SQLAlchemyError as exc:
+            logger.warning("could not checkpoint the database at shutdown: %s", _reason(exc))
+            return
+        if busy:  # a reader (the dashboard) was in the middle of a read: it keeps the WAL alive
+            logger.info("database checkpoint at shutdown incomplete: a reader holds the WAL")
 
     def _prune(self) -> None:
         """Apply `retention_days`; runs here so that this thread stays the only writer."""
@@ -294,7 +233,7 @@ class Writer:
             with self._engine.begin() as connection:
                 deleted = prune_sessions(connection, cutoff, PRUNE_BATCH_SESSIONS)
         except SQLAlchemyError as exc:
-            logger.error("retention pruning failed: %s", exc)
+            logger.error("retention pruning failed: %s", _reason(exc))
             self._observer.db_error()
             return
         if deleted:
@@ -330,31 +269,34 @@ class Writer:
 
     def _write(self, batch: list[Record]) -> None:
         backoff_s = 0.1
-        give_up_at: float | None = None
         while True:
+            if self._must_give_up():
+                self._give_up(batch)
+                return
             started = time.perf_counter()
             try:
                 with self._engine.begin() as connection:
+                    self._limit_lock_wait(connection)
                     apply_records(connection, batch)
             except OperationalError as exc:
                 # The database is unreachable, locked or full: keep the batch and try again.
                 self._observer.db_error()
-                now = time.monotonic()
                 if self.failing_since is None:
-                    self.failing_since = now
-                    logger.error("database unavailable, holding %d records: %s", len(batch), exc)
+                    self.failing_since = time.monotonic()
+                    logger.error(
+                        "database unavailable, holding %d records: %s", len(batch), _reason(exc)
+                    )
+                pause_s = backoff_s
                 if self._closing.is_set():
-                    give_up_at = give_up_at or now + GIVE_UP_ON_CLOSE_S
-                    if now >= give_up_at:
-                        logger.error("giving up on %d records at shutdown", len(batch))
-                        self._observer.dropped_records("db_unavailable", _events_in(batch))
-                        return
-                time.sleep(backoff_s)
+                    pause_s = min(pause_s, max(self._give_up_at[0] - time.monotonic(), 0.0))
+                time.sleep(pause_s)
                 backoff_s = min(backoff_s * 2, RETRY_BACKOFF_MAX_S)
                 continue
             except (SQLAlchemyError, ValueError, TypeError) as exc:
                 logger.warning(
-                    "batch of %d records failed (%s); writing them one by one", len(batch), exc
+                    "batch of %d records failed (%s); writing them one by one",
+                    len(batch),
+                    _reason(exc),
                 )
                 self._observer.db_error()
                 self._write_one_by_one(batch)
@@ -365,8 +307,45 @@ class Writer:
             self._observer.batch_written(len(batch), time.perf_counter() - started)
             return
 
-    def _write_one_by_one(self, batch: Iterable[Record]) -> None:
+    def _must_give_up(self) -> bool:
+        if not self._closing.is_set():
+            return False
+        now = time.monotonic()
+        unavailable_at, any_at = self._give_up_at
+        return now >= any_at or (self.failing_since is not None and now >= unavailable_at)
+
+    def _limit_lock_wait(self, connection: Connection) -> None:
+        """SQLite waits up to its busy timeout for a lock: shorter while failing or closing.
+        Set on every write, so that a pooled connection never keeps a shortened wait."""
+        if connection.dialect.name != "sqlite":
+            return
+        wait_ms = SQLITE_BUSY_TIMEOUT_MS
+        if self.failing_since is not None:
+            wait_ms = FAILING_BUSY_TIMEOUT_MS
+        if self._closing.is_set():
+            remaining_ms = int((self._give_up_at[0] - time.monotonic()) * 1000)
+            wait_ms = max(min(wait_ms, remaining_ms), 0)
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+
+    def _give_up(self, batch: Sequence[Record]) -> None:
+        """Shutdown ran out of time for these records: count them now, log them at the end."""
+        self._observer.dropped_records("db_unavailable", _events_in(batch))
         for record in batch:
+            kind = type(record).__name__
+            self._given_up[kind] = self._given_up.get(kind, 0) + 1
+
+    def _report_given_up(self) -> None:
+        if self._given_up:
+            kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self._given_up.items()))
+            logger.error(
+                "shutdown: gave up on %d record(s) the database did not take in time: %s",
+                sum(self._given_up.values()),
+                kinds,
+            )
+        self._given_up = {}
+
+    def _write_one_by_one(self, batch: Sequence[Record]) -> None:
+        for record in with_natural_keys(batch):
             if self._try_write(record) or self._try_write(storable(record)):
                 continue
             logger.error("dropping one %s record the database refuses", type(record).__name__)
@@ -377,7 +356,7 @@ class Writer:
             with self._engine.begin() as connection:
                 apply_records(connection, [record])
         except Exception as exc:  # whatever one record does, the writer thread must live on
-            logger.warning("%s record refused: %s", type(record).__name__, exc)
+            logger.warning("%s record refused: %s", type(record).__name__, _reason(exc))
             self._observer.db_error()
             return False
         return True

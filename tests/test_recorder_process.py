@@ -125,8 +125,12 @@ def test_a_killed_recorder_is_started_again_and_every_message_is_accounted_for(
             await conn.recv_bytes()  # session.created
             for n in range(3):
                 await say(conn, n)
+                await conn.recv_bytes()  # its answer
+            # Only then the kill: what a recorder holds uncommitted dies with it, uncounted.
             await asyncio.to_thread(
-                wait_until, lambda: len(recorded_events(db_url)) >= 4, "first events stored"
+                wait_until,
+                lambda: len(recorded_events(db_url)) == len(upstream.messages()),
+                "every message so far stored",
             )
             os.kill(recorder, signal.SIGKILL)
             await asyncio.to_thread(
@@ -204,6 +208,7 @@ def test_two_workers_share_the_port_and_feed_one_recorder(
         async with client.realtime.connect(model="gpt-realtime") as conn:
             await conn.recv_bytes()
             await say(conn, n)
+            await conn.recv_bytes()  # the answer: nothing is left in flight when we close
             opened.append(n)
             if len(opened) == SESSIONS:
                 grown.update({pid: sockets(pid) - baseline[pid] for pid in relays})

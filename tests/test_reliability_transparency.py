@@ -7,6 +7,7 @@ import itertools
 import json
 import sqlite3
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
-from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -28,7 +28,7 @@ from proxy.addon import Recorder
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, proxy_runner
+from tests.conftest import ProxyProcess, free_port, proxy_runner
 from tests.test_fuzz import frames, nested_frame, shallow_payloads, spec_type, text_payloads
 
 KEY = "sk-transparency-key-0123456789"
@@ -105,19 +105,20 @@ def realtime_flow(marker: str) -> tflow.HTTPFlow:
     return flow
 
 
-def counter_sum(registry: CollectorRegistry, name: str) -> float:
-    """A counter's value summed over all its label sets (0 when it has none yet)."""
+def scraped_sum(port: int, name: str) -> float:
+    """A counter's value on the recorder process's /metrics, summed over its label sets."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
     return sum(
-        sample.value
-        for metric in registry.collect()
-        if metric.name == name
-        for sample in metric.samples
-        if sample.name == f"{name}_total"
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith((f"{name}_total{{", f"{name}_total "))
     )
 
 
 def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
-    recorder = Recorder(CollectorRegistry())
+    recorder = Recorder()
+    metrics_port = free_port()
     sent: dict[str, list[tuple[bool, bytes, bool]]] = {}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -151,14 +152,21 @@ def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
         sent[marker] = [(c, content, t) for c, (content, t) in messages]
 
     with taddons.context(recorder) as tctx:
-        tctx.configure(recorder, rtrec_db=db_url, rtrec_metrics_port=0, rtrec_flush_interval_ms=5)
+        tctx.configure(
+            recorder, rtrec_db=db_url, rtrec_metrics_port=metrics_port, rtrec_flush_interval_ms=5
+        )
+        recorder.running()
         one_session()
+        relayed = sum(map(len, sent.values()))
+        deadline = time.monotonic() + 60
+        while scraped_sum(metrics_port, "openai_realtime_events") < relayed:
+            assert time.monotonic() < deadline, "the recorder process did not count every message"
+            time.sleep(0.05)
+        assert scraped_sum(metrics_port, "openai_realtime_events") == relayed
+        assert scraped_sum(metrics_port, "openai_realtime_recorder_parse_errors") == 0
+        assert scraped_sum(metrics_port, "openai_realtime_recorder_dropped_events") == 0
         recorder.done()
 
-    registry = recorder.metrics.registry
-    assert counter_sum(registry, "openai_realtime_events") == sum(map(len, sent.values()))
-    assert counter_sum(registry, "openai_realtime_recorder_parse_errors") == 0
-    assert counter_sum(registry, "openai_realtime_recorder_dropped_events") == 0
     for marker, messages in sent.items():
         session, rows = session_rows(db_url, marker)
         assert session is not None

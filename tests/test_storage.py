@@ -105,7 +105,7 @@ def test_one_bad_row_does_not_fail_its_batch(engine: Engine):
     writer.start()
     writer.submit([opened()])
     writer.submit([event(0)])
-    writer.submit([event(0)])  # duplicate (session_id, seq)
+    writer.submit([event(0, session_id="no-such-session")])  # fails its foreign key
     writer.submit([event(1)])
     writer.close()
     assert count(engine, Event) == 2

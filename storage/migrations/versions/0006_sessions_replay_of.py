@@ -4,8 +4,8 @@ Why: `rtrec replay` records its replay as a new session linked to the one it rep
 `rtrec diff` and the dashboard can find a session's replays (indexed for that lookup). No foreign
 key: the original may be pruned while its replays are kept.
 
-Revision ID: 0010
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27 09:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

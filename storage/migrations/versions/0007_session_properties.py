@@ -4,8 +4,8 @@ Why: clients tag sessions with `Rtrec-Property-<Name>` headers (customer, enviro
 version) so cost and tokens can be attributed by them; one row per tag, unique per session, and
 indexed by (name, value) for the filters and group-bys of the CLI and the dashboard.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27 09:05:00.000000
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

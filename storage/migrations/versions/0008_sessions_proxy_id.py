@@ -5,8 +5,8 @@ an end, and they would show as live forever. Each session now names the proxy th
 (host and listen port), so a proxy starting again closes the sessions it left open, and only
 those: with PostgreSQL several proxies share the table. Indexed with ended_at for that lookup.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 07:00:00.000000
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
