@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import sqlite3
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from mitmproxy.http import HTTPFlow
 from mitmproxy.test import taddons, tflow
-from mitmproxy.websocket import WebSocketMessage
+from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
@@ -97,11 +99,17 @@ def wire_bytes(data: str | bytes) -> bytes:
 # --------------------------------------------------------------------------- (a) in mitmproxy
 
 
-def realtime_flow(marker: str) -> tflow.HTTPFlow:
+def websocket_of(flow: HTTPFlow) -> WebSocketData:
+    """The flow's WebSocket side: every flow here comes from `tflow.twebsocketflow`."""
+    assert flow.websocket is not None
+    return flow.websocket
+
+
+def realtime_flow(marker: str) -> HTTPFlow:
     flow = tflow.twebsocketflow(messages=False)
     flow.request.path = f"/v1/realtime?model=gpt-realtime&trial={marker}"
     flow.request.headers["Authorization"] = f"Bearer {KEY}"
-    flow.websocket.messages.clear()
+    websocket_of(flow).messages.clear()
     return flow
 
 
@@ -140,13 +148,13 @@ def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
             message = WebSocketMessage(
                 Opcode.TEXT if is_text else Opcode.BINARY, from_client, content
             )
-            flow.websocket.messages.append(message)
+            websocket_of(flow).messages.append(message)
             recorder.websocket_message(flow)
-            assert flow.websocket.messages == [message]
+            assert websocket_of(flow).messages == [message]
             assert (message.content, message.dropped) == (content, False)  # relayed as is
-        flow.websocket.close_code = close_code
-        flow.websocket.close_reason = f"bye {KEY}"
-        flow.websocket.closed_by_client = close_code % 2 == 0
+        websocket_of(flow).close_code = close_code
+        websocket_of(flow).close_reason = f"bye {KEY}"
+        websocket_of(flow).closed_by_client = close_code % 2 == 0
         recorder.websocket_end(flow)
         sent[marker] = [(c, content, t) for c, (content, t) in messages]
 
@@ -285,7 +293,7 @@ async def exchange(relay: Relay, marker: str, script: list[tuple[str, Wire]], co
                 await wire.send(ws)
                 client_sent += 1
             else:
-                await relay.on_server(lambda w=wire: relay.server.send_raw(conn_id, w.data))
+                await relay.on_server(functools.partial(relay.server.send_raw, conn_id, wire.data))
         await _until(lambda: len(relay.server.messages(conn_id, "client")) == client_sent)
         await relay.on_server(lambda: relay.server.close_connection(conn_id, 1000, "done"))
         await asyncio.wait_for(collector, 30)
