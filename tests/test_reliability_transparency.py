@@ -8,6 +8,7 @@ import itertools
 import json
 import sqlite3
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from mitmproxy.http import HTTPFlow
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketData, WebSocketMessage
-from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -30,7 +31,7 @@ from proxy.addon import Recorder
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, proxy_runner
+from tests.conftest import ProxyProcess, free_port, proxy_runner
 from tests.test_fuzz import frames, nested_frame, shallow_payloads, spec_type, text_payloads
 
 KEY = "sk-transparency-key-0123456789"
@@ -113,19 +114,31 @@ def realtime_flow(marker: str) -> HTTPFlow:
     return flow
 
 
-def counter_sum(registry: CollectorRegistry, name: str) -> float:
-    """A counter's value summed over all its label sets (0 when it has none yet)."""
-    return sum(
-        sample.value
-        for metric in registry.collect()
-        if metric.name == name
-        for sample in metric.samples
-        if sample.name == f"{name}_total"
-    )
+def counter_sums(metrics_port: int) -> dict[str, float]:
+    """Every counter the recorder process serves, summed over its label sets."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        family.name: sum(s.value for s in family.samples if s.name == f"{family.name}_total")
+        for family in text_string_to_metric_families(text)
+        if family.type == "counter"
+    }
+
+
+def settled_counters(metrics_port: int, relayed: int) -> dict[str, float]:
+    """The counters once the recorder process has counted `relayed` events (or 30 s passed)."""
+    deadline = time.monotonic() + 30
+    counters = counter_sums(metrics_port)
+    while counters.get("openai_realtime_events", 0) < relayed and time.monotonic() < deadline:
+        time.sleep(0.05)
+        counters = counter_sums(metrics_port)
+    return counters
 
 
 def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
-    recorder = Recorder(CollectorRegistry())
+    recorder = Recorder()
+    metrics_port = free_port()
     sent: dict[str, list[tuple[bool, bytes, bool]]] = {}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -159,14 +172,18 @@ def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
         sent[marker] = [(c, content, t) for c, (content, t) in messages]
 
     with taddons.context(recorder) as tctx:
-        tctx.configure(recorder, rtrec_db=db_url, rtrec_metrics_port=0, rtrec_flush_interval_ms=5)
+        tctx.configure(
+            recorder, rtrec_db=db_url, rtrec_metrics_port=metrics_port, rtrec_flush_interval_ms=5
+        )
+        recorder.running()  # starts the recorder process, which counts what the hooks hand over
         one_session()
+        relayed = sum(map(len, sent.values()))
+        counters = settled_counters(metrics_port, relayed)
         recorder.done()
 
-    registry = recorder.metrics.registry
-    assert counter_sum(registry, "openai_realtime_events") == sum(map(len, sent.values()))
-    assert counter_sum(registry, "openai_realtime_recorder_parse_errors") == 0
-    assert counter_sum(registry, "openai_realtime_recorder_dropped_events") == 0
+    assert counters["openai_realtime_events"] == relayed
+    assert counters.get("openai_realtime_recorder_parse_errors", 0) == 0
+    assert counters.get("openai_realtime_recorder_dropped_events", 0) == 0
     for marker, messages in sent.items():
         session, rows = session_rows(db_url, marker)
         assert session is not None
