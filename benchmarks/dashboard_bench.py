@@ -115,11 +115,12 @@ def sessions_loaders(data: Any) -> dict[str, Callable[[], Any]]:
             data.session_count(SessionFilter(statuses=("open",))),
         )
     }
+
+    def count_and_first_page(chosen: SessionFilter) -> Callable[[], Any]:
+        return lambda: (len(data.matching_sessions(chosen)), data.session_page(chosen, 1, 50))
+
     for name, chosen in filters.items():
-        loaders[f"{name}: count + page 1"] = lambda f=chosen: (
-            len(data.matching_sessions(f)),
-            data.session_page(f, 1, 50),
-        )
+        loaders[f"{name}: count + page 1"] = count_and_first_page(chosen)
     loaders["no filter: page 100"] = lambda: data.session_page(SessionFilter(), 100, 50)
     return loaders
 
@@ -224,8 +225,11 @@ def measure_apptest(described: dict[str, Any], repeat: int) -> list[tuple[str, f
             cases.append((f"Session · {kind}", {"session": described[kind][0]}, None, None))
     cases.append(("Overview · last 30 days", {}, "app_pages/overview.py", None))
     return [
-        (f"AppTest {label}", statistics.median(run_page(*case) for _ in range(repeat)))
-        for label, *case in cases
+        (
+            f"AppTest {label}",
+            statistics.median(run_page(query, page, search) for _ in range(repeat)),
+        )
+        for label, query, page, search in cases
     ]
 
 

@@ -98,7 +98,9 @@ class SessionWriter:
         )
         self.seq += 1
 
-    def audio(self, direction: str, response_id: str | None = None, item_id: str | None = None):
+    def audio(
+        self, direction: str, response_id: str | None = None, item_id: str | None = None
+    ) -> None:
         kind = (
             "input_audio_buffer.append"
             if direction == "client"

@@ -16,7 +16,10 @@ from proxy.master import relay_master
 
 async def serve(port: int, upstream: str) -> None:
     master = relay_master()
-    master.options.update(mode=[f"reverse:{upstream}"], listen_host="127.0.0.1", listen_port=port)
+    # mitmproxy's OptManager.update is unannotated.
+    master.options.update(  # type: ignore[no-untyped-call]
+        mode=[f"reverse:{upstream}"], listen_host="127.0.0.1", listen_port=port
+    )
     gc.collect()
     gc.freeze()  # as `rtrec proxy` does
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from simulator.server import LoggedMessage
 from storage.db import make_engine, upgrade
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
@@ -75,6 +76,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def event_of(message: LoggedMessage) -> dict[str, Any]:
+    """A message the fake service logged, as its JSON event (for tests that send only events)."""
+    assert message.event is not None, message.data
+    return message.event
 
 
 @dataclass

@@ -8,9 +8,9 @@ import urllib.request
 import orjson
 import pytest
 from mitmproxy import exceptions
-from mitmproxy.http import Headers, Response
+from mitmproxy.http import Headers, HTTPFlow, Response
 from mitmproxy.test import taddons, tflow
-from mitmproxy.websocket import WebSocketMessage
+from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from sqlalchemy import select
 from wsproto.frame_protocol import Opcode
 
@@ -22,23 +22,29 @@ from tests.conftest import free_port
 KEY = "sk-test-addon-0123456789abcdef"
 
 
-def realtime_flow(path: str = "/v1/realtime?model=gpt-realtime") -> tflow.HTTPFlow:
+def websocket_of(flow: HTTPFlow) -> WebSocketData:
+    """The flow's WebSocket side: every flow here comes from `tflow.twebsocketflow`."""
+    assert flow.websocket is not None
+    return flow.websocket
+
+
+def realtime_flow(path: str = "/v1/realtime?model=gpt-realtime") -> HTTPFlow:
     flow = tflow.twebsocketflow(messages=False)
     flow.request.path = path
     flow.request.headers["Authorization"] = f"Bearer {KEY}"
-    flow.websocket.messages.clear()
+    websocket_of(flow).messages.clear()
     return flow
 
 
 def send(
     recorder: Recorder,
-    flow: tflow.HTTPFlow,
+    flow: HTTPFlow,
     from_client: bool,
     content: bytes,
     opcode: Opcode = Opcode.TEXT,
 ) -> WebSocketMessage:
     message = WebSocketMessage(opcode, from_client, content)
-    flow.websocket.messages.append(message)
+    websocket_of(flow).messages.append(message)
     recorder.websocket_message(flow)
     return message
 
@@ -82,9 +88,9 @@ def test_messages_are_recorded_and_left_untouched(recorder_ctx, db_url: str):
     sent = send(recorder, flow, True, first)
     second = send(recorder, flow, False, b'{"type":"session.updated","event_id":"event_1"}')
     assert sent.content == first
-    assert flow.websocket.messages == [second]  # trimmed to the newest message
-    flow.websocket.close_code = 1000
-    flow.websocket.closed_by_client = True
+    assert websocket_of(flow).messages == [second]  # trimmed to the newest message
+    websocket_of(flow).close_code = 1000
+    websocket_of(flow).closed_by_client = True
     recorder.websocket_end(flow)
     recorder.done()
     events = rows(db_url, Event)
@@ -109,7 +115,7 @@ def test_other_websockets_are_not_recorded(recorder_ctx, db_url: str):
     recorder.websocket_start(flow)
     send(recorder, flow, True, b'{"type":"hello"}')
     send(recorder, flow, True, b'{"type":"hello again"}')
-    assert len(flow.websocket.messages) == 2  # not ours: left alone
+    assert len(websocket_of(flow).messages) == 2  # not ours: left alone
     recorder.done()
     assert rows(db_url, RealtimeSession) == []
 

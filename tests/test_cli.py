@@ -40,7 +40,7 @@ def filled(engine: Engine) -> Engine:
     writer.submit([SessionOpened("s-1", NOW, "ga", "/v1/realtime?model=m", "full", model="m")])
     for seq in range(3):
         writer.submit([EventRecord("s-1", seq, NOW, "server", "x", 5, payload={"type": "x"})])
-    usage = {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
+    usage: dict[str, int | None] = {"input_tokens": 11, "output_tokens": 4, "total_tokens": 15}
     writer.submit([ResponseDone("s-1", "resp_1", NOW, "completed", usage=usage)])
     writer.close()
     return engine
@@ -131,7 +131,7 @@ def priced(engine: Engine) -> Engine:
     writer.start()
     opened = SessionOpened("s-long", NOW, "ga", "/v1/realtime", "full", model=LONG_MODEL)
     writer.submit([opened])
-    usage = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
+    usage: dict[str, int | None] = {"input_tokens": 100, "output_tokens": 20, "total_tokens": 120}
     done = ResponseDone("s-long", "resp_1", NOW, "completed", usage=usage, cost_usd=0.0123)
     writer.submit([done, SessionClosed("s-long", NOW + timedelta(seconds=65), 1000, "", "client")])
     writer.close()

@@ -21,7 +21,7 @@ from dashboard import display
 from simulator.server import FakeRealtimeServer
 from storage.db import head_revision, make_engine, upgrade
 from storage.models import Event, RealtimeSession, Response, Transcription, table
-from tests.conftest import proxy_runner
+from tests.conftest import event_of, proxy_runner
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 KEY = "sk-dashboard-test-key-0123456789"
@@ -128,7 +128,7 @@ async def record(db_url: str, log_dir: Path) -> list[dict[str, Any]]:
             async with client.realtime.connect(model="gpt-realtime") as conn:
                 await converse(conn)
             assert proxy.stop() == 0
-        return [m.event for m in server.messages(direction="server")]
+        return [event_of(m) for m in server.messages(direction="server")]
 
 
 def rows(db_url: str, model: type) -> list[Any]:

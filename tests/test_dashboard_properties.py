@@ -32,7 +32,7 @@ def tagged_db(engine: Engine, db_url: str) -> str:
         started = NOW + timedelta(seconds=index)
         opened = SessionOpened(session_id, started, "ga", "/v1/realtime", "full")
         writer.submit([dataclasses.replace(opened, properties=properties)])
-        usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+        usage: dict[str, int | None] = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
         writer.submit(
             [ResponseDone(session_id, "r1", started, "completed", usage=usage, cost_usd=0.25)]
         )

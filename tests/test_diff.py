@@ -38,7 +38,7 @@ def summary(
     session_id: str,
     turns: list[dict[str, Any]],
     costs: list[float],
-    ttfa: list[float] | None = None,
+    ttfa: list[float | None] | None = None,
     errors: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     responses = [
@@ -151,7 +151,7 @@ def write_session(writer: Writer, session_id: str, text: str, cost: float) -> No
     writer.submit([SessionOpened(session_id, NOW, "ga", "/v1/realtime?model=m", "full", model="m")])
     payload = done(f"{session_id}-r1", text)
     writer.submit([EventRecord(session_id, 0, NOW, "server", "response.done", 10, payload=payload)])
-    usage = {"input_tokens": 80, "output_tokens": 20, "total_tokens": 100}
+    usage: dict[str, int | None] = {"input_tokens": 80, "output_tokens": 20, "total_tokens": 100}
     writer.submit(
         [ResponseDone(session_id, f"{session_id}-r1", NOW, "completed", usage=usage, cost_usd=cost)]
     )

@@ -35,6 +35,7 @@ def test_dashboard_and_simulate_settings_are_documented(settings, prefix):
 
 def test_every_command_is_documented():
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert commands is not None
     for name in commands:
         assert f"`rtrec {name}" in README, name
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RateLimit, RealtimeSession, Response, Transcription, table
-from tests.conftest import ProxyProcess, proxy_runner, stored_bytes
+from tests.conftest import ProxyProcess, event_of, proxy_runner, stored_bytes
 from tests.pgserver import PostgresServer
 
 KEY = "sk-e2e-planted-key-0123456789abcdef"
@@ -185,16 +185,20 @@ async def test_every_message_is_an_event_in_arrival_order(recorded: dict[str, An
     for direction in ("client", "server"):
         logged = server.messages(direction=direction)
         rows = [e for e in events if e.direction == direction]
-        assert [r.type for r in rows] == [m.event["type"] for m in logged]
-        assert [r.size_bytes for r in rows] == [len(m.data.encode()) for m in logged]
-        assert [r.event_id for r in rows] == [m.event.get("event_id") for m in logged]
+        assert [r.type for r in rows] == [event_of(m)["type"] for m in logged]
+        assert [r.size_bytes for r in rows] == [
+            len(m.data.encode() if isinstance(m.data, str) else m.data) for m in logged
+        ]
+        assert [r.event_id for r in rows] == [event_of(m).get("event_id") for m in logged]
 
 
 async def test_session_row_matches_the_server(recorded: dict[str, Any], db_url: str):
     server: FakeRealtimeServer = recorded["server"]
     (session,) = query(db_url, RealtimeSession)
     created = next(
-        m.event for m in server.messages(direction="server") if m.event["type"] == "session.created"
+        event_of(m)
+        for m in server.messages(direction="server")
+        if event_of(m)["type"] == "session.created"
     )
     assert session.model == created["session"]["model"]
     assert session.openai_session_id == created["session"]["id"]
@@ -208,9 +212,9 @@ async def test_session_row_matches_the_server(recorded: dict[str, Any], db_url: 
 async def test_responses_hold_the_usage_the_server_sent(recorded: dict[str, Any], db_url: str):
     server: FakeRealtimeServer = recorded["server"]
     done = [
-        m.event["response"]
+        event_of(m)["response"]
         for m in server.messages(direction="server")
-        if m.event["type"] == "response.done"
+        if event_of(m)["type"] == "response.done"
     ]
     rows = {r.response_id: r for r in query(db_url, Response)}
     assert sorted(rows) == sorted(r["id"] for r in done)
@@ -250,7 +254,7 @@ async def test_responses_hold_the_usage_the_server_sent(recorded: dict[str, Any]
 
 async def test_rate_limits_and_transcriptions_match(recorded: dict[str, Any], db_url: str):
     server: FakeRealtimeServer = recorded["server"]
-    sent = [m.event for m in server.messages(direction="server")]
+    sent = [event_of(m) for m in server.messages(direction="server")]
     limits = [
         (e["name"], e["limit"], e["remaining"], e["reset_seconds"])
         for ev in sent
@@ -282,7 +286,9 @@ async def test_rate_limits_and_transcriptions_match(recorded: dict[str, Any], db
 async def test_errors_are_recorded_with_type_and_code(recorded: dict[str, Any], db_url: str):
     server: FakeRealtimeServer = recorded["server"]
     errors = [
-        m.event["error"] for m in server.messages(direction="server") if m.event["type"] == "error"
+        event_of(m)["error"]
+        for m in server.messages(direction="server")
+        if event_of(m)["type"] == "error"
     ]
     rows = [e for e in query(db_url, Event) if e.type == "error"]
     assert [(r.error_type, r.error_code) for r in rows] == [
@@ -307,9 +313,9 @@ async def test_wav_export_has_each_sides_rate_and_length(
     server: FakeRealtimeServer = recorded["server"]
     session_id = query(db_url, RealtimeSession)[0].id
     assistant_bytes = sum(
-        len(base64.b64decode(m.event["delta"]))
+        len(base64.b64decode(event_of(m)["delta"]))
         for m in server.messages(direction="server")
-        if m.event["type"] == "response.output_audio.delta"
+        if event_of(m)["type"] == "response.output_audio.delta"
     )
     expected_ms = {"user": 1200, "assistant": assistant_bytes / 48}
     for side, ms in expected_ms.items():

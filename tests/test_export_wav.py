@@ -112,10 +112,11 @@ def test_a_truncated_pcm16_chunk_does_not_shift_the_other_channel():
     assert data == b"\x01\x00\x02\x00" * 10
 
 
-class WriteSizes(io.RawIOBase):
-    """A file that remembers the largest single write it was given."""
+class WriteSizes(io.BytesIO):
+    """A file that remembers the largest single write it was given (and keeps none of it)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.largest = self.total = 0
 
     def writable(self) -> bool:

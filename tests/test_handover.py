@@ -15,7 +15,7 @@ from proxy.handover import Decoder, Item, Sender
 def received(conn: socket.socket) -> list[Item]:
     """Everything the peer has been sent so far, decoded."""
     conn.setblocking(False)
-    decoder, items = Decoder(), []
+    decoder, items = Decoder(), list[Item]()
     while True:
         try:
             data = conn.recv(1 << 20)
@@ -51,7 +51,7 @@ def test_frames_come_out_byte_for_byte_however_the_stream_is_cut(frames, cuts):
         + content
         for seq, (c, t, content) in enumerate(frames)
     )
-    decoder, items, offset = Decoder(), [], 0
+    decoder, items, offset = Decoder(), list[Item](), 0
     for cut in cuts:
         items.extend(decoder.feed(stream[offset : offset + cut]))
         offset += cut

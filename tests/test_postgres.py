@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, free_port
+from tests.conftest import ProxyProcess, event_of, free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
 KEY = "sk-test-postgres-0123456789"
@@ -83,13 +83,14 @@ async def test_two_proxies_share_one_database(
     recorded = events_by_openai_session(postgres_db_url)
     assert sorted(recorded) == sorted(session_ids)
     for messages in logged.values():
-        created = next(m.event for m in messages if m.direction == "server")
+        created = next(event_of(m) for m in messages if m.direction == "server")
         rows = recorded[created["session"]["id"]]
         for direction in ("client", "server"):
             sent = [m for m in messages if m.direction == direction]
             got = [r for r in rows if r.direction == direction]
             assert [(r.type, r.size_bytes) for r in got] == [
-                (m.event["type"], len(m.data.encode())) for m in sent
+                (event_of(m)["type"], len(m.data.encode() if isinstance(m.data, str) else m.data))
+                for m in sent
             ]
     engine = make_engine(postgres_db_url)
     with engine.connect() as connection:

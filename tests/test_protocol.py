@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,9 @@ def replay(name: str, record_mode: str = "full") -> tuple[SessionRecorder, list[
     recorder = SessionRecorder(
         SessionOpened(
             id="s1",
-            started_at=None,
+            started_at=datetime(2025, 1, 1, tzinfo=UTC),
             api="ga",
-            path="/v1/realtime",  # type: ignore[arg-type]
+            path="/v1/realtime",
             record_mode=record_mode,
         ),
         record_mode=record_mode,
@@ -190,6 +191,7 @@ def test_session_model_and_id_come_from_the_server():
     _, records = replay("ga.jsonl")
     changes = [r for r in records if isinstance(r, SessionChanged)]
     assert changes[0].model == "gpt-realtime"
+    assert changes[0].openai_session_id is not None
     assert changes[0].openai_session_id.startswith("sess_")
 
 

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
 from storage.db import make_engine
@@ -136,7 +137,10 @@ async def test_keys_are_redacted_wherever_they_are_planted(
     async with connect(
         ws_url(proxy, path),
         additional_headers={"api-key": HEADER_KEY},
-        subprotocols=["realtime", f"openai-insecure-api-key.{SUBPROTOCOL_KEY}"],
+        subprotocols=[
+            Subprotocol("realtime"),
+            Subprotocol(f"openai-insecure-api-key.{SUBPROTOCOL_KEY}"),
+        ],
         max_size=None,
     ) as ws:
         await ws.recv()

@@ -152,10 +152,11 @@ def test_a_killed_recorder_is_started_again_and_every_message_is_accounted_for(
     relayed = len(upstream.messages())
     samples = wait_until(
         lambda: (
-            (s := scrape(proxy)).get(
+            s
+            if (s := scrape(proxy)).get(
                 'openai_realtime_recorder_dropped_events_total{reason="recorder_down"}'
             )
-            and s
+            else {}
         ),
         "the drop count",
     )

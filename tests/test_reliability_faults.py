@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +220,9 @@ class Talk:
         assert self.received == logged_server
 
 
-async def on_server(server: FakeRealtimeServer, call: Callable[[], Awaitable[Any]]) -> Any:
+async def on_server(
+    server: FakeRealtimeServer, call: Callable[[], Coroutine[Any, Any, Any]]
+) -> Any:
     """Run a coroutine on the fake service's own loop without blocking ours."""
     return await asyncio.to_thread(lambda: server.call_threadsafe(call(), timeout=60))
 

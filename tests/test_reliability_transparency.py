@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import sqlite3
@@ -17,8 +18,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from mitmproxy.http import HTTPFlow
 from mitmproxy.test import taddons, tflow
-from mitmproxy.websocket import WebSocketMessage
+from mitmproxy.websocket import WebSocketData, WebSocketMessage
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -97,23 +100,40 @@ def wire_bytes(data: str | bytes) -> bytes:
 # --------------------------------------------------------------------------- (a) in mitmproxy
 
 
-def realtime_flow(marker: str) -> tflow.HTTPFlow:
+def websocket_of(flow: HTTPFlow) -> WebSocketData:
+    """The flow's WebSocket side: every flow here comes from `tflow.twebsocketflow`."""
+    assert flow.websocket is not None
+    return flow.websocket
+
+
+def realtime_flow(marker: str) -> HTTPFlow:
     flow = tflow.twebsocketflow(messages=False)
     flow.request.path = f"/v1/realtime?model=gpt-realtime&trial={marker}"
     flow.request.headers["Authorization"] = f"Bearer {KEY}"
-    flow.websocket.messages.clear()
+    websocket_of(flow).messages.clear()
     return flow
 
 
-def scraped_sum(port: int, name: str) -> float:
-    """A counter's value on the recorder process's /metrics, summed over its label sets."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def counter_sums(metrics_port: int) -> dict[str, float]:
+    """Every counter the recorder process serves, summed over its label sets."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    return sum(
-        float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line.startswith((f"{name}_total{{", f"{name}_total "))
-    )
+    return {
+        family.name: sum(s.value for s in family.samples if s.name == f"{family.name}_total")
+        for family in text_string_to_metric_families(text)
+        if family.type == "counter"
+    }
+
+
+def settled_counters(metrics_port: int, relayed: int) -> dict[str, float]:
+    """The counters once the recorder process has counted `relayed` events (or 30 s passed)."""
+    deadline = time.monotonic() + 30
+    counters = counter_sums(metrics_port)
+    while counters.get("openai_realtime_events", 0) < relayed and time.monotonic() < deadline:
+        time.sleep(0.05)
+        counters = counter_sums(metrics_port)
+    return counters
 
 
 def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
@@ -141,13 +161,13 @@ def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
             message = WebSocketMessage(
                 Opcode.TEXT if is_text else Opcode.BINARY, from_client, content
             )
-            flow.websocket.messages.append(message)
+            websocket_of(flow).messages.append(message)
             recorder.websocket_message(flow)
-            assert flow.websocket.messages == [message]
+            assert websocket_of(flow).messages == [message]
             assert (message.content, message.dropped) == (content, False)  # relayed as is
-        flow.websocket.close_code = close_code
-        flow.websocket.close_reason = f"bye {KEY}"
-        flow.websocket.closed_by_client = close_code % 2 == 0
+        websocket_of(flow).close_code = close_code
+        websocket_of(flow).close_reason = f"bye {KEY}"
+        websocket_of(flow).closed_by_client = close_code % 2 == 0
         recorder.websocket_end(flow)
         sent[marker] = [(c, content, t) for c, (content, t) in messages]
 
@@ -155,18 +175,15 @@ def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
         tctx.configure(
             recorder, rtrec_db=db_url, rtrec_metrics_port=metrics_port, rtrec_flush_interval_ms=5
         )
-        recorder.running()
+        recorder.running()  # starts the recorder process, which counts what the hooks hand over
         one_session()
         relayed = sum(map(len, sent.values()))
-        deadline = time.monotonic() + 60
-        while scraped_sum(metrics_port, "openai_realtime_events") < relayed:
-            assert time.monotonic() < deadline, "the recorder process did not count every message"
-            time.sleep(0.05)
-        assert scraped_sum(metrics_port, "openai_realtime_events") == relayed
-        assert scraped_sum(metrics_port, "openai_realtime_recorder_parse_errors") == 0
-        assert scraped_sum(metrics_port, "openai_realtime_recorder_dropped_events") == 0
+        counters = settled_counters(metrics_port, relayed)
         recorder.done()
 
+    assert counters["openai_realtime_events"] == relayed
+    assert counters.get("openai_realtime_recorder_parse_errors", 0) == 0
+    assert counters.get("openai_realtime_recorder_dropped_events", 0) == 0
     for marker, messages in sent.items():
         session, rows = session_rows(db_url, marker)
         assert session is not None
@@ -293,7 +310,7 @@ async def exchange(relay: Relay, marker: str, script: list[tuple[str, Wire]], co
                 await wire.send(ws)
                 client_sent += 1
             else:
-                await relay.on_server(lambda w=wire: relay.server.send_raw(conn_id, w.data))
+                await relay.on_server(functools.partial(relay.server.send_raw, conn_id, wire.data))
         await _until(lambda: len(relay.server.messages(conn_id, "client")) == client_sent)
         await relay.on_server(lambda: relay.server.close_connection(conn_id, 1000, "done"))
         await asyncio.wait_for(collector, 30)

@@ -117,7 +117,7 @@ def test_response_done_without_created_still_makes_a_row(engine: Engine):
     writer.start()
     writer.submit([opened()])
     writer.submit([ResponseCreated("s1", "resp_a", NOW, "in_progress")])
-    usage = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    usage: dict[str, int | None] = {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
     writer.submit([ResponseDone("s1", "resp_a", NOW, "completed", usage=usage)])
     writer.submit([ResponseDone("s1", "resp_b", NOW, "cancelled", "turn_detected", usage=usage)])
     writer.close()
@@ -161,7 +161,7 @@ def test_list_sessions_newest_first_with_totals(engine: Engine):
     writer.submit([opened("new", NOW)])
     writer.submit([event(0, "new")])
     writer.submit([event(1, "new")])
-    usage = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    usage: dict[str, int | None] = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
     writer.submit([ResponseDone("new", "r1", NOW, "completed", usage=usage)])
     writer.submit([SessionClosed("new", NOW, 1000, "", "client")])
     writer.close()
