@@ -41,5 +41,11 @@ else:
             icon=":material/monitoring:",
             url_path="overview",
         ),
+        st.Page(
+            "app_pages/compare.py",
+            title="Compare",
+            icon=":material/compare_arrows:",
+            url_path="compare",
+        ),
     ]
 st.navigation(pages).run()

@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from rtrec.export import event_line
-from storage import browse, overview, properties
+from storage import browse, diff, overview, properties, recording
 from storage.db import (
     DEFAULT_DB_URL,
     DatabaseURLError,
@@ -385,3 +385,17 @@ def usage_by_property(url: str, name: str, span: Span) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     frame["value"] = frame["value"].fillna("(not set)")
     return frame.rename(columns={"value": name})
+
+
+# ----------------------------------------------------------------------------- two sessions
+
+
+@_loader(ttl=600)
+def comparison(url: str, session_a: str, session_b: str) -> dict[str, Any] | str:
+    """`rtrec diff`'s report for two sessions, or which of them is not in the database."""
+    with _reading(url) as connection:
+        a = recording.session_summary(connection, session_a)
+        b = recording.session_summary(connection, session_b)
+    if a is None or b is None:
+        return f"No session {session_a if a is None else session_b!r} in this database."
+    return diff.compare(a, b)

@@ -503,3 +503,20 @@ def test_overview_charts_by_hour(app: Any, recorded: dict[str, Any]):
     sessions = vega_frames(test)[0]
     assert list(sessions["hour"]) == [hour]
     assert list(sessions["sessions"]) == [1]
+
+
+def test_compare_page_shows_rtrec_diffs_report(app: Any, recorded: dict[str, Any]):
+    session_id = recorded["session_id"]
+    test = app(recorded["db_url"], page="app_pages/compare.py")
+    assert "Enter two session ids" in texts(test)
+    test.text_input[0].input(session_id)
+    test.text_input[1].input(session_id).run()
+    assert [s.value for s in test.success] == [
+        "Same structure: turns, statuses, tool calls and errors agree."
+    ]
+    turns = test.dataframe[1].value
+    assert len(turns) == len(done_usages(recorded["sent"]))
+    assert set(turns["text similarity"]) == {1.0}
+    test.text_input[1].input("no-such-session").run()
+    (warning,) = test.warning
+    assert warning.value == display.escaped("No session 'no-such-session' in this database.")

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from rtrec import diff, thresholds
+from rtrec import thresholds
 from rtrec.cli import main
+from storage import diff
 from storage.records import EventRecord, ResponseDone, SessionOpened
 from storage.writer import Writer
 

@@ -1,4 +1,5 @@
-"""`rtrec diff`: two recorded sessions compared turn by turn, as plain dicts in and out.
+"""Two recorded sessions compared turn by turn, as plain dicts in and out (`rtrec diff`, the
+dashboard's Compare page).
 
 A turn is one model response, in the order the responses finished. Input is what
 `storage.recording.session_summary` returns; nothing here reads a database.
