@@ -299,6 +299,15 @@ def error_counts(url: str, span: Span) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+@_loader(ttl=30)
+def upgrade_failures(url: str, span: Span) -> pd.DataFrame:
+    """Failed connection attempts (refused or unanswered upgrades), newest first."""
+    with _reading(url) as connection:
+        rows = overview.upgrade_failures(connection, *span)
+    columns = ["ts", "status", "reason", "path", "upstream", "client_addr"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _total(frame: pd.DataFrame, column: str) -> Any:
     """Sum of a column, None when every value is NULL (unknown is not zero)."""
     values = frame[column].dropna()

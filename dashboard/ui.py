@@ -63,6 +63,13 @@ def empty_state() -> bool:
         "or run `rtrec demo` to record a few scripted sessions against the local simulator. "
         "Sessions show up here while they run."
     )
+    failures = data.upgrade_failures((None, None))
+    if not failures.empty:  # the usual reason for no sessions: the upstream said no
+        st.warning(
+            f"{len(failures)} connection attempt(s) failed before a session could open; "
+            "the newest first:"
+        )
+        st.dataframe(failures, hide_index=True)
     return True
 
 

@@ -183,8 +183,7 @@ class Recorder:
         if request.headers.get("upgrade", "").lower() != "websocket":
             return
         if protocol.is_realtime_path(request.path):
-            if self.sender is not None:
-                self.sender.notice(handover.UPGRADE_FAILED, status=response.status_code)
+            self._upgrade_failed(flow, response.status_code, response.reason or None)
             logger.warning(
                 "upstream refused the upgrade of %s with HTTP %d",
                 redact_url(request.path),
@@ -203,8 +202,20 @@ class Recorder:
             logger.warning(
                 "upstream unreachable for %s: %s", redact_url(request.path), flow.error.msg
             )
-            if self.sender is not None:
-                self.sender.notice(handover.UPGRADE_FAILED, status=502)
+            self._upgrade_failed(flow, 502, flow.error.msg)
+
+    def _upgrade_failed(self, flow: http.HTTPFlow, status: int, reason: str | None) -> None:
+        if self.sender is None:
+            return
+        request, peer = flow.request, flow.client_conn.peername
+        self.sender.notice(
+            handover.UPGRADE_FAILED,
+            status=status,
+            reason=reason,
+            path=redact_url(request.path),
+            upstream=f"{request.scheme}://{request.host}:{request.port}",
+            client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
+        )
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         try:

@@ -28,11 +28,12 @@ from proxy.metrics import Metrics
 from proxy.metrics_server import MetricsServer
 from proxy.observe import observe
 from proxy.pricing import PriceTable, price_table
+from proxy.redact import redact_text
 from proxy.session import SessionRecorder
 from proxy.tags import metric_property_names
 from storage.db import make_engine, upgrade
 from storage.orphans import close_orphans
-from storage.records import EventRecord, Record, SessionOpened
+from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
 from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ class Recording:
             elif item.kind == handover.DROPPED:
                 self._dropped(relay, item)
             elif item.kind == handover.UPGRADE_FAILED:
-                status = str(item.fields().get("status"))
-                self.metrics.upgrade_failures.labels(status=status).inc()
+                self._upgrade_failed(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
 
@@ -200,6 +200,22 @@ class Recording:
         started = session.opened.started_at.timestamp()
         model = session.metric_model
         self.metrics.session_duration.labels(model=model).observe(item.ts - started)
+
+    def _upgrade_failed(self, item: Item) -> None:
+        fields = item.fields()
+        status = int(fields.get("status", 0))
+        self.metrics.upgrade_failures.labels(status=str(status)).inc()
+        reason = fields.get("reason")
+        failed = UpgradeFailed(
+            ts=datetime.fromtimestamp(item.ts, UTC),
+            status=status,
+            path=str(fields.get("path", "")),
+            reason=redact_text(str(reason)) if reason else None,
+            upstream=fields.get("upstream"),
+            client_addr=fields.get("client_addr"),
+            proxy_id=self.proxy_id,
+        )
+        self._submit([failed])
 
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""

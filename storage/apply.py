@@ -27,6 +27,7 @@ from storage.records import (
     SessionClosed,
     SessionOpened,
     TranscriptionRecord,
+    UpgradeFailed,
 )
 from storage.sanitize import json_text
 
@@ -82,6 +83,7 @@ _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
     RateLimitRecord: (models.table(models.RateLimit), _row),
     TranscriptionRecord: (models.table(models.Transcription), _row),
     AudioRecord: (models.table(models.AudioChunk), _audio_row),
+    UpgradeFailed: (models.table(models.UpgradeFailure), _row),
 }
 
 

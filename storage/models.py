@@ -73,6 +73,21 @@ class RealtimeSession(Base):
     proxy_id: Mapped[str | None] = mapped_column(String(300))
 
 
+class UpgradeFailure(Base):
+    """A `/realtime` upgrade the upstream refused or never answered: no session was opened."""
+
+    __tablename__ = "upgrade_failures"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[int]  # the upstream's HTTP status; 502 when it could not be reached
+    reason: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # secrets redacted
+    upstream: Mapped[str | None] = mapped_column(Text)
+    client_addr: Mapped[str | None] = mapped_column(String(100))
+    proxy_id: Mapped[str | None] = mapped_column(String(300))
+
+
 class SessionProperty(Base):
     """A name/value tag a client gave its session (`Rtrec-Property-<Name>` header)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
+from storage import models
 from storage.browse import (
     EVENTS,
     RATE_LIMITS,
@@ -169,3 +170,17 @@ def daily_rate_limits(
     columns = [day, rl.name, func.min(rl.remaining).label("lowest_remaining")]
     columns += [func.max(rl.limit_value).label("limit_value"), func.count().label("updates")]
     return _grouped(connection, RATE_LIMITS, columns, [day, rl.name], (start, end))
+
+
+def upgrade_failures(
+    connection: Connection, start: datetime | None, end: datetime | None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Failed `/realtime` connection attempts in the range, newest first: when, status, why."""
+    failures = models.table(models.UpgradeFailure)
+    c = failures.c
+    query = select(c.ts, c.status, c.reason, c.path, c.upstream, c.client_addr)
+    if start is not None:
+        query = query.where(c.ts >= start)
+    if end is not None:
+        query = query.where(c.ts < end)
+    return dicts(connection.execute(query.order_by(c.ts.desc()).limit(limit)))

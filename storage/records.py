@@ -134,6 +134,19 @@ class AudioRecord:
     item_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UpgradeFailed:
+    """A `/realtime` upgrade that opened no session: refused by the upstream, or unanswered."""
+
+    ts: datetime
+    status: int
+    path: str
+    reason: str | None = None
+    upstream: str | None = None
+    client_addr: str | None = None
+    proxy_id: str | None = None
+
+
 Record = (
     SessionOpened
     | SessionChanged
@@ -144,4 +157,5 @@ Record = (
     | RateLimitRecord
     | TranscriptionRecord
     | AudioRecord
+    | UpgradeFailed
 )

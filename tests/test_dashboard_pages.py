@@ -7,6 +7,7 @@ import base64
 import json
 import math
 import struct
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from streamlit.testing.v1 import AppTest
 from dashboard import display
 from simulator.server import FakeRealtimeServer
 from storage.db import head_revision, make_engine, upgrade
-from storage.models import Event, RealtimeSession, Response, Transcription, table
+from storage.models import (
+    Event,
+    RealtimeSession,
+    Response,
+    Transcription,
+    UpgradeFailure,
+    table,
+)
 from tests.conftest import event_of, proxy_runner
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -520,3 +528,22 @@ def test_compare_page_shows_rtrec_diffs_report(app: Any, recorded: dict[str, Any
     test.text_input[1].input("no-such-session").run()
     (warning,) = test.warning
     assert warning.value == display.escaped("No session 'no-such-session' in this database.")
+
+
+def test_overview_lists_failed_connection_attempts(app: Any, engine: Any, db_url: str):
+    with engine.begin() as connection:
+        connection.execute(
+            table(UpgradeFailure).insert(),
+            [
+                {
+                    "ts": datetime.now(UTC),
+                    "status": 502,
+                    "reason": "[Errno 111] Connect call failed",
+                    "path": "/v1/realtime?model=gpt-realtime",
+                }
+            ],
+        )
+    test = app(db_url, page="app_pages/overview.py")
+    (failures,) = [frame.value for frame in test.dataframe if "status" in frame.value.columns]
+    assert list(failures["status"]) == [502]
+    assert "Connect call failed" in failures["reason"][0]

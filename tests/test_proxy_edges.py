@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
 from storage.db import make_engine
-from storage.models import Event, RealtimeSession, table
+from storage.models import Event, RealtimeSession, UpgradeFailure, table
 from tests.conftest import ProxyProcess, free_port, start_proxy, stored_bytes
 from tests.pgserver import PostgresServer
 
@@ -213,6 +213,7 @@ async def test_refused_upgrade_makes_no_session_and_is_counted(
     proxy.wait_for_metric('openai_realtime_upgrade_failures_total{status="403"} 1.0')
     assert proxy.stop() == 0
     assert rows(db_url, RealtimeSession) == []
+    assert [f.status for f in rows(db_url, UpgradeFailure)] == [403]
 
 
 async def test_beta_client_is_recorded_with_beta_names(
@@ -317,3 +318,7 @@ async def test_unreachable_upstream_is_a_502_a_warning_and_a_count(
     assert len(warnings) == 1
     assert "sk-unreachable" not in proxy.log
     assert rows(db_url, RealtimeSession) == []
+    (failure,) = rows(db_url, UpgradeFailure)  # the dashboard lists failed attempts
+    assert failure.status == 502
+    assert "Connect call failed" in failure.reason
+    assert failure.path == "/v1/realtime?model=gpt-realtime"

@@ -73,5 +73,12 @@ if not ui.empty_state():
     st.dataframe(data.latency_percentiles(span), hide_index=True)
     st.subheader("Errors by code")
     st.dataframe(data.error_counts(span), hide_index=True)
+    st.subheader("Failed connection attempts")
+    st.caption("`/realtime` upgrades the upstream refused, or never answered (502): no session")
+    failures = data.upgrade_failures(span)
+    if failures.empty:
+        st.info("No failed connection attempt in this range.")
+    else:
+        st.dataframe(failures, hide_index=True)
 
     ui.usage_by_property(span)
