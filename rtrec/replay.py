@@ -1,9 +1,9 @@
 """`rtrec replay`: re-drive the client side of a recorded session through a recording proxy.
 
 The replay sends the recorded client events in order (audio appends with their recorded bytes,
-tool outputs answered from the recording), and before each one waits until the upstream has
-answered as far as it had in the recording (the same count of `session.updated`,
-`response.created`, `response.done` …). It runs its own `rtrec proxy` child, so the replay is a
+tool outputs answered from the recording, or by a `--tool-hook` of the user's), and before each
+one waits until the upstream has answered as far as it had in the recording (the same count
+of `session.updated`, `response.created`, `response.done` …). It runs its own `rtrec proxy` child, so the replay is a
 recorded session of its own, linked to the original by the `Rtrec-Replay-Of` header.
 """
 
@@ -13,12 +13,14 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 from rtrec.settings import DB, add_settings
@@ -107,17 +109,56 @@ def _announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
     return [item_id] if isinstance(item_id, str) and item_id not in known else []
 
 
-def _function_call_ids(done: dict[str, Any]) -> list[str]:
+def _function_calls(done: dict[str, Any]) -> list[dict[str, Any]]:
     if done.get("type") != "response.done":
         return []
     response = done.get("response")
     if not isinstance(response, dict):
         return []
     return [
-        str(item["call_id"])
+        item
         for item in response.get("output") or []
         if isinstance(item, dict) and item.get("type") == "function_call" and item.get("call_id")
     ]
+
+
+def _function_call_ids(done: dict[str, Any]) -> list[str]:
+    return [str(item["call_id"]) for item in _function_calls(done)]
+
+
+ToolHook = Callable[[str, str], str]
+"""`tool_output(name, arguments) -> output`: answers the replay's function calls itself."""
+
+
+def load_tool_hook(path: str) -> ToolHook:
+    """The `tool_output` function of the Python file at `path` (`rtrec replay --tool-hook`)."""
+    spec = importlib.util.spec_from_file_location("rtrec_tool_hook", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    hook = getattr(module, "tool_output", None)
+    if not callable(hook):
+        raise ValueError(f"{path} defines no tool_output(name, arguments) function")
+    return cast(ToolHook, hook)
+
+
+def answer_with_hook(
+    event: dict[str, Any], calls: dict[str, dict[str, Any]], hook: ToolHook
+) -> dict[str, Any]:
+    """A `function_call_output` for one of the replay's own calls, answered by `hook` instead
+    of the recording (the event already carries the replay's call id)."""
+    item = event.get("item")
+    if (
+        event.get("type") != "conversation.item.create"
+        or not isinstance(item, dict)
+        or item.get("type") != "function_call_output"
+        or item.get("call_id") not in calls
+    ):
+        return event
+    call = calls[item["call_id"]]
+    output = hook(str(call.get("name", "")), str(call.get("arguments", "")))
+    return {**event, "item": {**item, "output": str(output)}}
 
 
 def rewrite(event: dict[str, Any], ids: dict[str, str], model: str | None) -> dict[str, Any]:
@@ -165,6 +206,7 @@ class _Listener:
     def __init__(self) -> None:
         self.seen = dict.fromkeys(BARRIERS, 0)
         self.call_ids: list[str] = []
+        self.calls: dict[str, dict[str, Any]] = {}  # the replay's function calls, by call_id
         self.item_ids: list[str] = []
         self.changed = asyncio.Condition()
 
@@ -179,7 +221,9 @@ class _Listener:
                 if kind in self.seen:
                     self.seen[kind] += 1
                 if isinstance(event, dict):
-                    self.call_ids += _function_call_ids(event)
+                    for call in _function_calls(event):
+                        self.call_ids.append(str(call["call_id"]))
+                        self.calls[str(call["call_id"])] = call
                     self.item_ids += _announced_item(event, self.item_ids)
                 self.changed.notify_all()
 
@@ -196,7 +240,13 @@ class _Listener:
 
 
 async def drive(
-    url: str, headers: dict[str, str], steps: Plan, *, realtime: bool, model: str | None
+    url: str,
+    headers: dict[str, str],
+    steps: Plan,
+    *,
+    realtime: bool,
+    model: str | None,
+    tool_hook: ToolHook | None = None,
 ) -> list[str]:
     """Sends the plan over one WebSocket; returns notes about waits that timed out."""
     from websockets.asyncio.client import connect
@@ -213,7 +263,10 @@ async def drive(
                 await asyncio.sleep(max(0.0, step.delay_s - (time.monotonic() - sent_at)))
             mapping = dict(zip(steps.call_ids, listener.call_ids, strict=False))
             mapping.update(zip(steps.item_ids, listener.item_ids, strict=False))
-            await websocket.send(json.dumps(rewrite(step.event, mapping, model)))
+            event = rewrite(step.event, mapping, model)
+            if tool_hook is not None:
+                event = answer_with_hook(event, listener.calls, tool_hook)
+            await websocket.send(json.dumps(event))
             sent_at = time.monotonic()
         if not await listener.wait(steps.final_waits, WAIT_S):
             notes.append(f"the last answers never came: waited for {steps.final_waits}")
@@ -236,6 +289,12 @@ def add_command(commands: Any) -> None:
         choices=("realtime", "fast"),
         default="realtime",
         help="realtime: the recorded gaps between client events; fast: no pauses",
+    )
+    replay.add_argument(
+        "--tool-hook",
+        metavar="FILE.py",
+        help="answer the replay's function calls with tool_output(name, arguments) from this "
+        "file instead of the recorded outputs",
     )
     add_settings(replay, [DB])
     replay.set_defaults(run=cmd_replay)

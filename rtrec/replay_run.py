@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rtrec.errors import CommandError
-from rtrec.replay import DEFAULT_UPSTREAM, PLACEHOLDER_KEY, Plan, drive, plan, replay_path
+from rtrec.replay import (
+    DEFAULT_UPSTREAM,
+    PLACEHOLDER_KEY,
+    Plan,
+    drive,
+    load_tool_hook,
+    plan,
+    replay_path,
+)
 from storage.queries import get_session, session_audio
 from storage.recording import latest_replay, replay_events
 
@@ -54,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     session, steps = _load(args.db, args.session_id)
     key = _api_key(args.upstream)
+    hook = None
+    if args.tool_hook:
+        try:
+            hook = load_tool_hook(args.tool_hook)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise CommandError(f"--tool-hook: {exc}") from exc
     if session["record_mode"] == "text":
         print(
             f"session {session['id']} was recorded with --record text: replaying without audio "
@@ -72,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 steps,
                 realtime=args.pace == "realtime",
                 model=args.model,
+                tool_hook=hook,
             )
         )
     for note in notes:

@@ -8,6 +8,7 @@ import base64
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -204,3 +205,49 @@ async def test_replaying_an_unknown_session_is_one_line(sqlite_db_url: str):
     )
     assert code == 1
     assert err == "rtrec replay: no session 'nope' in the database\n"
+
+
+async def test_a_tool_hook_answers_the_replays_function_calls(
+    run_proxy: Callable[..., ProxyProcess],
+    fake_server: FakeRealtimeServer,
+    sqlite_db_url: str,
+    tmp_path: Path,
+):
+    upstream = fake_server.base_url
+    original = await record(run_proxy, upstream, sqlite_db_url, scenarios.tool_call)
+    hook = tmp_path / "hook.py"
+    hook.write_text(
+        "import json\n"
+        "def tool_output(name, arguments):\n"
+        "    return json.dumps({'tool': name, 'asked': json.loads(arguments), 'from': 'hook'})\n"
+    )
+    await replay(original, upstream, sqlite_db_url, "--tool-hook", str(hook))
+
+    replay_conn = fake_server.handshakes[-1].conn_id
+    calls = [
+        item
+        for event in fake_server.events(replay_conn, "server")
+        if event["type"] == "response.done"
+        for item in event["response"]["output"]
+        if item["type"] == "function_call"
+    ]
+    outputs = [
+        json.loads(event["item"]["output"])
+        for event in fake_server.events(replay_conn, "client")
+        if event["type"] == "conversation.item.create"
+        and event["item"]["type"] == "function_call_output"
+    ]
+    assert calls
+    assert outputs == [
+        {"tool": c["name"], "asked": json.loads(c["arguments"]), "from": "hook"} for c in calls
+    ]
+
+
+async def test_a_tool_hook_without_tool_output_is_one_line(sqlite_db_url: str, tmp_path: Path):
+    hook = tmp_path / "hook.py"
+    hook.write_text("def something_else():\n    pass\n")
+    code, _, err = await rtrec(
+        "replay", "0193-any", "--tool-hook", str(hook), "--db", sqlite_db_url
+    )
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1
