@@ -1,4 +1,4 @@
-"""Prometheus metrics of spec §5, declared once on an injected registry."""
+"""Prometheus metrics of docs/metrics.md, declared once on an injected registry."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ DROP_REASONS = (
 )
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
-# spec §5: latency buckets cover 10 ms to 30 s.
+# docs/metrics.md#buckets: latency buckets cover 10 ms to 30 s.
 LATENCY_BUCKETS_S = (
     0.01,
     0.025,

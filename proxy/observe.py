@@ -1,4 +1,4 @@
-"""Turns the records of one message into metric updates (spec §5)."""
+"""Turns the records of one message into metric updates (docs/metrics.md)."""
 
 from __future__ import annotations
 

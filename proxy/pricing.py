@@ -38,7 +38,7 @@ def _realtime(
     return Price(*text, *audio, *(image or (None, None)))
 
 
-# reference/realtime-api.md §6; snapshots that priced differently have their own entry.
+# Sources in docs/prices.md#the-price-table; snapshots that priced differently have their own entry.
 BUILTIN_PRICES: dict[str, Price] = {
     "gpt-realtime-2.1": _realtime((4.00, 0.40, 24.00), (32.00, 0.40, 64.00), (5.00, 0.50)),
     "gpt-realtime-2": _realtime((4.00, 0.40, 24.00), (32.00, 0.40, 64.00), (5.00, 0.50)),
@@ -145,7 +145,8 @@ def response_cost(price: Price | None, usage: dict[str, int | None]) -> tuple[fl
     """USD cost of one response's usage and whether the cached split had to be estimated.
 
     Cached input is part of input and billed at the cached rate; without
-    `cached_tokens_details`, the cache is priced as text (spec §6).
+    `cached_tokens_details`, the cache is priced as text
+    (docs/prices.md#cached-tokens-without-a-breakdown).
     """
     if price is None or all(v is None for v in usage.values()):
         return None, False

@@ -208,8 +208,9 @@ def transcription_usage(usage: Any) -> dict[str, Any]:
 def audio_format(value: Any) -> AudioFormat | None:
     """A beta format name (`pcm16`) or GA format object (`{"type": "audio/pcm", "rate": 24000}`).
 
-    None for anything the API does not accept (reference §4: pcm16 is 24 kHz only, G.711 8 kHz),
-    so a client's `"rate": 5000000000` never becomes the rate of recorded audio.
+    None for anything the API does not accept (pcm16 is 24 kHz only, G.711 8 kHz: see
+    docs/realtime-api.md#the-session-object-and-audio-formats), so a client's
+    `"rate": 5000000000` never becomes the rate of recorded audio.
     """
     if isinstance(value, str):
         return _BETA_FORMATS.get(value)
@@ -336,7 +337,8 @@ def transcript_of(event: dict[str, Any]) -> str | None:
     return _str_or_none(event.get("transcript"))
 
 
-# Every event name of reference §1.1/§1.2 (beta and GA); anything else is `other` in metric labels.
+# Every event name of both interfaces (docs/realtime-api.md#event-names); anything else is
+# `other` in metric labels.
 KNOWN_EVENT_TYPES = frozenset(
     {
         # client

@@ -1,4 +1,7 @@
-"""Secret redaction (spec §4): keys are replaced before anything is stored, logged or exported."""
+"""Secret redaction: keys are replaced before anything is stored, logged or exported.
+
+What counts as a secret, and where keys travel: docs/schema.md#secrets.
+"""
 
 from __future__ import annotations
 
@@ -163,7 +166,7 @@ def split_subprotocols(header_value: str) -> list[str]:
 
 
 def api_key(headers: dict[str, str], subprotocols: list[str], path: str) -> str | None:
-    """The API key a client presented, from any of the places spec §4 names."""
+    """The API key a client presented, from any of the places docs/schema.md#secrets names."""
     authorization = headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         return authorization[7:].strip() or None

@@ -27,7 +27,8 @@ BETA_FORMATS: tuple[AudioFormat, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
 PCM16_RATE = 24_000
 G711_RATE = 8_000
 
-#: Billing rates (reference §4): user audio 1 token / 100 ms, assistant audio 1 token / 50 ms.
+#: Billing rates: user audio 1 token / 100 ms, assistant audio 1 token / 50 ms
+#: (docs/realtime-api.md#the-session-object-and-audio-formats).
 USER_AUDIO_MS_PER_TOKEN = 100
 ASSISTANT_AUDIO_MS_PER_TOKEN = 50
 

@@ -1,4 +1,4 @@
-"""Pure builders for Realtime API server events (GA and beta shapes, reference §2)."""
+"""Pure builders for Realtime API server events (GA and beta shapes, docs/realtime-api.md)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def error_event(
     client_event_id: str | None = None,
     error_type: str = "invalid_request_error",
 ) -> JSON:
-    """An ``error`` event (reference §2.4); ``client_event_id`` is the offending client event."""
+    """An ``error`` event (docs/realtime-api.md#errors); ``client_event_id`` is the offending
+    client event."""
     return server_event(
         "error",
         error={
@@ -171,7 +172,8 @@ def beta_realtime_session(session_id: str, model: str, expires_at: int) -> JSON:
 
 
 def beta_transcription_session(session_id: str, expires_at: int) -> JSON:
-    """Beta ``transcription_session.created`` payload (not in the beta SDK union, §1.3)."""
+    """Beta ``transcription_session.created`` payload (not in the beta SDK union:
+    docs/realtime-api.md#event-names)."""
     return {
         "id": session_id,
         "object": "realtime.transcription_session",
@@ -306,7 +308,7 @@ def response_object(
 
 
 def transcription_usage(model: str, ms: float, transcript: str) -> JSON:
-    """Usage of ``...input_audio_transcription.completed`` (reference §2.3)."""
+    """Usage of ``...input_audio_transcription.completed`` (docs/realtime-api.md, transcription)."""
     if model == "whisper-1":
         return {"type": "duration", "seconds": round(ms / 1000, 3)}
     audio = audio_tokens(ms, USER_AUDIO_MS_PER_TOKEN)

@@ -18,7 +18,8 @@ from simulator.tools import choose_tool
 if TYPE_CHECKING:
     from simulator.connection import SimConnection
 
-#: A model name that makes every response fail with a TPM rate-limit error (reference §2.1).
+#: A model name that makes every response fail with a TPM rate-limit error
+#: (docs/realtime-api.md#responsedone-usage).
 RATE_LIMITED_MODEL = "rate-limited-model"
 
 

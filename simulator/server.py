@@ -2,7 +2,7 @@
 
 Built on the ``websockets`` asyncio server; listens on loopback only. GA event shapes by default,
 beta shapes when the handshake carries ``OpenAI-Beta: realtime=v1`` or the subprotocol
-``openai-beta.realtime-v1`` (reference §1, §3).
+``openai-beta.realtime-v1`` (docs/realtime-api.md#two-interfaces-ga-and-beta).
 """
 
 from __future__ import annotations
@@ -389,7 +389,8 @@ class FakeRealtimeServer:
             closed.set()
 
     async def _reject_auth(self, ws: ServerConnection, sim: SimConnection, key: str | None) -> None:
-        """Auth failures arrive after the 101: an ``error`` frame, then close 3000 (§2.4)."""
+        """Auth failures arrive after the 101: an ``error`` frame, then close 3000
+        (docs/realtime-api.md#errors)."""
         if key is None:
             code = "missing_bearer"
             message = (

@@ -1,4 +1,4 @@
-"""SQLAlchemy models for the tables of spec §3; the schema itself is made by Alembic migrations."""
+"""SQLAlchemy models of the recorded tables (docs/schema.md); Alembic migrations make the schema."""
 
 from __future__ import annotations
 

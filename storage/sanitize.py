@@ -1,4 +1,7 @@
-"""Makes a record storable where the database refuses some values (spec §3 rules)."""
+"""Makes a record storable where the database refuses some values.
+
+The rules: docs/schema.md#rules-every-write-follows.
+"""
 
 from __future__ import annotations
 

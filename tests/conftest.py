@@ -21,7 +21,8 @@ from simulator.server import LoggedMessage
 from storage.db import make_engine, upgrade
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"  # copies of shared/reference/fixtures
+# Example GA and beta Realtime traffic, one {"direction", "event"} per line (docs/realtime-api.md).
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ ALERTS_YML = RULES_DIR / "alerts.yml"
 ALERTS_TEST_YML = RULES_DIR / "alerts_test.yml"
 README = (REPO / "README.md").read_text()
 
-# Metrics the rules may read: spec §5, the recorder gauges the alerts need, Prometheus' own `up`.
+# Metrics the rules may read: docs/metrics.md's contract, the recorder gauges the alerts need,
+# Prometheus' own `up`.
 RULE_METRICS = {
     "openai_realtime_rate_limit_remaining",
     "openai_realtime_rate_limit_limit",

@@ -26,7 +26,7 @@ COMPOSE_YAML = REPO / "compose.yaml"
 DOCKER_COMPOSE = Path(compose.__file__).with_name("docker-compose")
 PROMTOOL = "/usr/bin/promtool"
 
-# spec §5, names and labels exactly; histograms by their base name.
+# docs/metrics.md, names and labels exactly; histograms by their base name.
 SPEC_METRICS: dict[str, tuple[str, ...]] = {
     "openai_realtime_sessions_total": ("model",),
     "openai_realtime_sessions_active": ("model",),
@@ -111,7 +111,8 @@ def label_names(expr: str) -> set[str]:
 
 
 def spec_metric(series: str) -> str | None:
-    """The spec §5 metric of a series name (histograms through _bucket, _sum and _count)."""
+    """The contract metric (docs/metrics.md) of a series name (histograms through _bucket,
+    _sum and _count)."""
     for suffix in ("_bucket", "_sum", "_count"):
         base = series.removesuffix(suffix)
         if base != series and base in SPEC_HISTOGRAMS:

@@ -20,9 +20,9 @@ from tests.conftest import FIXTURES_DIR
 
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# Spec §4 names these fields; their values are secrets whatever they hold.
+# docs/schema.md#secrets names these fields; their values are secrets whatever they hold.
 SECRET_FIELD_NAMES = frozenset({"client_secret", "api_key", "api-key", "authorization"})
-# A key-like token that no redaction may leave behind (spec §4: `sk-…` / `ek_…`).
+# A key-like token that no redaction may leave behind (docs/schema.md#secrets: `sk-…` / `ek_…`).
 KEY_TOKEN = re.compile(r"(?<![A-Za-z0-9])(?:sk-|ek_)[A-Za-z0-9_\-]{6,}")
 
 FIXTURE_EVENTS = [
@@ -240,7 +240,7 @@ frames = st.tuples(text_payloads, st.just(True)) | st.tuples(
 
 
 def spec_type(content: bytes, is_text: bool) -> str:
-    """How spec §3 types a message, decided independently of `proxy.protocol`."""
+    """How `events.type` (docs/schema.md) types a message, decided apart from `proxy.protocol`."""
     if not is_text:
         return "binary"
     try:

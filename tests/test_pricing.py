@@ -1,4 +1,4 @@
-"""Prices: the spec §6 cost formula, snapshot fallback, estimates and pricing files."""
+"""Prices: the cost formula of docs/prices.md, snapshot fallback, estimates and pricing files."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from proxy.pricing import (
     transcription_cost,
 )
 
-GA_USAGE = {  # reference §2.1, the real GA example
+GA_USAGE = {  # a real GA usage (docs/realtime-api.md#responsedone-usage)
     "total_tokens": 320,
     "input_tokens": 132,
     "output_tokens": 188,

@@ -41,7 +41,8 @@ def rows(db_url: str, model: type) -> list[Any]:
 
 
 def spec_type(data: str | bytes) -> str:
-    """How spec §3 types a frame: binary, invalid, or the JSON object's string `type`."""
+    """How `events.type` (docs/schema.md) types a frame: binary, invalid, or the JSON object's
+    string `type`."""
     if isinstance(data, bytes):
         return "binary"
     try:

@@ -1,4 +1,4 @@
-"""Secret redaction of URLs, headers, subprotocols and payloads (spec §4)."""
+"""Secret redaction of URLs, headers, subprotocols and payloads (docs/schema.md#secrets)."""
 
 from __future__ import annotations
 

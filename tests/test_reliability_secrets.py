@@ -19,7 +19,7 @@ from simulator.server import FakeRealtimeServer, run_in_thread
 from tests.conftest import ProxyProcess, proxy_runner
 from tests.test_reliability_faults import Talk, closed, on_server, sqlite_path
 
-# One distinct key per place spec §4 names, so that a leak says where it came from.
+# One distinct key per place docs/schema.md#secrets names, so that a leak says where it came from.
 KEYS = {
     "Authorization header": "sk-proj-AuthHeader000000000001",
     "api-key header": "sk-ApiKeyHeader00000000000002",

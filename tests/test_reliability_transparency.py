@@ -35,8 +35,9 @@ from tests.conftest import ProxyProcess, free_port, proxy_runner
 from tests.test_fuzz import frames, nested_frame, shallow_payloads, spec_type, text_payloads
 
 KEY = "sk-transparency-key-0123456789"
-# Frames holding values that some database cannot store as they are (spec §3: kept as text or
-# NULL, the event row still written). Checked on every run, not only when generated.
+# Frames holding values that some database cannot store as they are (kept as text or NULL, the
+# event row still written: docs/schema.md#rules-every-write-follows). Checked on every run, not
+# only when generated.
 HARD_TO_STORE = [
     b'{"type":"x","s":"\\ud800 lone surrogate"}',
     b'{"type":"\\udc00"}',
@@ -84,7 +85,8 @@ def closed_session(db_url: str, path_marker: str) -> tuple[Any, list[Any]]:
 
 def stored_as(stored: str, event_type: str) -> bool:
     """Whether a stored `type` is the event's; one no database can hold as it is (NUL, a lone
-    surrogate, too long for its column) may be kept as text in some other form (spec §3)."""
+    surrogate, too long for its column) may be kept as text in some other form
+    (docs/schema.md#rules-every-write-follows)."""
     holdable = len(event_type) <= 200 and "\x00" not in event_type
     try:
         event_type.encode()

@@ -27,7 +27,7 @@ from tests.test_simulator import Recorder, b64, done_usages, ga_client, validate
 TOLERANCE_MS = 10
 #: Speech in the generated audio starts and ends here (ms of audio appended in the session).
 SPEECH_START_MS, SPEECH_END_MS = 500, 1500
-#: Defaults of the GA session's server_vad (reference §2.5).
+#: Defaults of the GA session's server_vad (docs/realtime-api.md#latency-and-vad-events).
 PREFIX_PADDING_MS, SILENCE_MS = 300, 200
 
 JSON = dict[str, Any]

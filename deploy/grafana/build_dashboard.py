@@ -1,4 +1,4 @@
-"""rtrec's Grafana dashboard over the metrics of spec §5, built with grafana-foundation-sdk.
+"""rtrec's Grafana dashboard over the metrics of docs/metrics.md, built with grafana-foundation-sdk.
 
 `python -m deploy.grafana.build_dashboard` rewrites `dashboards/rtrec.json`; a test fails when the
 committed file differs from `build()`, so change this module and regenerate, never the JSON.

@@ -1,4 +1,4 @@
-"""Initial schema: the tables of spec §3 (sessions, events, responses, rate limits,
+"""Initial schema: the tables of docs/schema.md (sessions, events, responses, rate limits,
 transcriptions) and the decoded audio.
 
 Revision ID: 0001
