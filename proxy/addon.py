@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 
 from mitmproxy import ctx, exceptions, http
@@ -120,18 +119,8 @@ class Recorder:
 
     def recorder_config(self, socket_path: str) -> RecorderConfig:
         opts = ctx.options
-        return RecorderConfig(
-            socket=socket_path,
-            db=opts.rtrec_db,
-            record=opts.rtrec_record,
-            pricing=opts.rtrec_pricing,
-            metrics_host=opts.rtrec_metrics_host,
-            metrics_port=opts.rtrec_metrics_port,
-            retention_days=opts.rtrec_retention_days,
-            queue_size=opts.rtrec_queue_size,
-            flush_interval_ms=opts.rtrec_flush_interval_ms,
-            metric_properties=opts.rtrec_metric_properties,
-            proxy_id=f"{socket.gethostname()}:{opts.listen_port}",
+        return RecorderConfig.of(
+            lambda name: getattr(opts, f"rtrec_{name}"), socket_path, opts.listen_port
         )
 
     def running(self) -> None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from mitmproxy import exceptions
@@ -29,7 +30,7 @@ from mitmproxy.master import Master
 from mitmproxy.options import Options
 
 from proxy.addon import Recorder
-from proxy.recorder import RecorderConfig
+from proxy.recorder import RECORDER_SETTINGS, RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 
 logger = logging.getLogger(__name__)
@@ -53,19 +54,7 @@ class ProxyConfig:
     workers: int = 1
 
     def recorder_config(self) -> RecorderConfig:
-        return RecorderConfig(
-            socket=socket_path(),
-            db=self.db,
-            record=self.record,
-            pricing=self.pricing,
-            metrics_host=self.metrics_host,
-            metrics_port=self.metrics_port,
-            retention_days=self.retention_days,
-            queue_size=self.queue_size,
-            flush_interval_ms=self.flush_interval_ms,
-            metric_properties=self.metric_properties,
-            proxy_id=f"{socket.gethostname()}:{self.listen_port}",
-        )
+        return RecorderConfig.of(partial(getattr, self), socket_path(), self.listen_port)
 
     def mitmproxy_options(self, recorder_socket: str) -> dict[str, Any]:
         mode = f"reverse:{self.upstream}" if self.mode == "reverse" else "regular"
@@ -76,16 +65,8 @@ class ProxyConfig:
             "connection_strategy": "lazy",
             "listen_host": self.listen_host,
             "listen_port": self.listen_port,
-            "rtrec_db": self.db,
-            "rtrec_record": self.record,
-            "rtrec_pricing": self.pricing,
-            "rtrec_metrics_host": self.metrics_host,
-            "rtrec_metrics_port": self.metrics_port,
-            "rtrec_retention_days": self.retention_days,
-            "rtrec_queue_size": self.queue_size,
-            "rtrec_flush_interval_ms": self.flush_interval_ms,
-            "rtrec_metric_properties": self.metric_properties,
             "rtrec_recorder_socket": recorder_socket,
+            **{f"rtrec_{name}": getattr(self, name) for name in RECORDER_SETTINGS},
         }
 
 

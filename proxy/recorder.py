@@ -15,9 +15,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from socket import gethostname
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -42,6 +44,20 @@ logger = logging.getLogger(__name__)
 RELAYS_GRACE_S = 10.0
 
 
+# The proxy settings the recorder process runs on: `rtrec proxy --NAME`, the addon's `rtrec_NAME`.
+RECORDER_SETTINGS = (
+    "db",
+    "record",
+    "pricing",
+    "metrics_host",
+    "metrics_port",
+    "retention_days",
+    "queue_size",
+    "flush_interval_ms",
+    "metric_properties",
+)
+
+
 @dataclass(frozen=True)
 class RecorderConfig:
     socket: str
@@ -56,6 +72,12 @@ class RecorderConfig:
     metric_properties: str = ""  # comma-separated allow-list of property labels
     proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
+
+    @classmethod
+    def of(cls, setting: Callable[[str], Any], socket: str, listen_port: int) -> RecorderConfig:
+        """From the proxy's settings, looked up by their names in `RECORDER_SETTINGS`."""
+        values = {name: setting(name) for name in RECORDER_SETTINGS}
+        return cls(socket=socket, proxy_id=f"{gethostname()}:{listen_port}", **values)
 
     def command(self) -> list[str]:
         """The command line that runs a recorder process with this configuration."""

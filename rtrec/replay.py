@@ -3,8 +3,9 @@
 The replay sends the recorded client events in order (audio appends with their recorded bytes,
 tool outputs answered from the recording, or by a `--tool-hook` of the user's), and before each
 one waits until the upstream has answered as far as it had in the recording (the same count
-of `session.updated`, `response.created`, `response.done` …). It runs its own `rtrec proxy` child, so the replay is a
-recorded session of its own, linked to the original by the `Rtrec-Replay-Of` header.
+of `session.updated`, `response.created`, `response.done` …). It runs its own `rtrec proxy`
+child, so the replay is a recorded session of its own, linked to the original by the
+`Rtrec-Replay-Of` header.
 """
 
 from __future__ import annotations
