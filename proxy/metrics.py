@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from rtrec import __version__
 
 # queue_full, db_*: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
@@ -49,6 +48,15 @@ LATENCY_BUCKETS_S = (
 
 
 NAMESPACE = "openai_realtime"
+
+
+def rtrec_version() -> str:
+    """The installed rtrec's version, read from its package metadata: the proxy does not import
+    the CLI package (`rtrec.__version__`) that sits above it."""
+    try:
+        return version("rtrec")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def metric_name(name: str, subsystem: str = "") -> str:
@@ -329,7 +337,7 @@ class Metrics:
             namespace=NAMESPACE,
             subsystem="recorder",
         )
-        build.info({"version": __version__})
+        build.info({"version": rtrec_version()})
         # Known label values exist from the start, so "no drops" is a 0 series, not no data.
         for reason in DROP_REASONS:
             self.dropped.labels(reason=reason)

@@ -17,6 +17,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+import rtrec
 from proxy import protocol
 from proxy.metrics import Metrics
 from proxy.observe import observe, token_series
@@ -319,3 +320,9 @@ def test_exposed_names_types_and_labels_are_the_declared_ones():
         )
         exposed.add((family.name, family.type, labels))
     assert exposed == EXPOSED_FAMILIES
+
+
+def test_build_info_is_the_cli_version():
+    metrics = Metrics(CollectorRegistry())
+    labels = {"version": rtrec.__version__}
+    assert metrics.registry.get_sample_value("openai_realtime_recorder_build_info", labels) == 1

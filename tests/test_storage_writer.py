@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from rtrec.export import conversation_audio
 from storage import browse, queries
 from storage.apply import apply_records
 from storage.db import DatabaseURLError, make_engine, upgrade
+from storage.export import conversation_audio
 from storage.models import (
     AudioChunk,
     Event,
