@@ -24,7 +24,8 @@ import yaml
 from websockets.exceptions import InvalidStatus
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
-from tests.conftest import free_port, proxy_runner
+from tests.conftest import proxy_runner
+from tests.support.net import free_port
 from tests.test_deploy import (
     PROMETHEUS_YML,
     SPEC_METRICS,

@@ -23,7 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer, run_in_thread
-from tests.conftest import ProxyProcess, free_port, proxy_runner
+from tests.conftest import ProxyProcess, proxy_runner
+from tests.support.net import free_port
 
 KEY = "sk-faults-key-0123456789abcdef"
 HANG_GUARD_S = 20.0  # how long a wait may take before the test calls it a hang

@@ -31,7 +31,8 @@ from proxy.addon import Recorder
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, free_port, proxy_runner
+from tests.conftest import ProxyProcess, proxy_runner
+from tests.support.net import free_port
 from tests.test_fuzz import frames, nested_frame, shallow_payloads, spec_type, text_payloads
 
 KEY = "sk-transparency-key-0123456789"

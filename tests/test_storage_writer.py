@@ -40,8 +40,8 @@ from storage.records import (
     TranscriptionRecord,
 )
 from storage.writer import Writer
-from tests.conftest import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
+from tests.support.net import free_port
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
