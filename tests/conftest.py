@@ -22,8 +22,6 @@ from storage.db import make_engine, upgrade
 from tests.pgserver import PostgresServer, postgres_bin_dir
 from tests.support.net import free_port
 
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"  # copies of shared/reference/fixtures
-
 
 @pytest.fixture
 def sqlite_db_url(tmp_path: Path) -> str:

@@ -27,8 +27,8 @@ from storage.db import make_engine
 from storage.models import RateLimit, Response, Transcription, table
 from storage.records import ResponseDone, SessionOpened, TranscriptionRecord
 from tests.conftest import ProxyProcess
-from tests.test_end_to_end import run_conversation
-from tests.test_protocol import fixture_lines
+from tests.support.conversation import run_conversation
+from tests.support.fixtures import fixture_lines
 
 
 @pytest.mark.parametrize("name", ["beta.jsonl", "ga.jsonl"])
