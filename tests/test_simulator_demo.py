@@ -18,7 +18,7 @@ from simulator.pacing import Pacing
 from simulator.scenarios import SCENARIOS, WEATHER_TOOL
 from simulator.serve import serve_forever
 from tests.support.net import free_port
-from tests.test_simulator import (
+from tests.support.simulator import (
     BETA_MODEL,
     Recorder,
     beta_client,
