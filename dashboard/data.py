@@ -22,7 +22,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
-from rtrec.export import event_line
 from storage import browse, diff, overview, properties, recording
 from storage.db import (
     DEFAULT_DB_URL,
@@ -31,6 +30,7 @@ from storage.db import (
     head_revision,
     make_engine,
 )
+from storage.export import event_line
 
 DB_ENV = "RTREC_DB"
 LIVE_REFRESH_S = 3

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from rtrec import __version__
 
 # queue_full, db_*: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
@@ -48,6 +47,23 @@ LATENCY_BUCKETS_S = (
 )
 
 
+NAMESPACE = "openai_realtime"
+
+
+def rtrec_version() -> str:
+    """The installed rtrec's version, read from its package metadata: the proxy does not import
+    the CLI package (`rtrec.__version__`) that sits above it."""
+    try:
+        return version("rtrec")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def metric_name(name: str, subsystem: str = "") -> str:
+    """`name` as client_python spells it with rtrec's namespace and the optional subsystem."""
+    return "_".join(part for part in (NAMESPACE, subsystem, name) if part)
+
+
 class WriterState(Protocol):
     """What the scrape-time gauges read from the writer."""
 
@@ -61,6 +77,16 @@ class WriterState(Protocol):
     def failing_since(self) -> float | None: ...
 
 
+def _gauge_now(
+    name: str, documentation: str, values: Mapping[str, int], label: str = ""
+) -> GaugeMetricFamily:
+    """A gauge family holding `values`: one unlabelled sample under the key "", else by `label`."""
+    family = GaugeMetricFamily(name, documentation, labels=[label] if label else None)
+    for value_label, value in sorted(values.items()):
+        family.add_metric([value_label] if label else [], value)
+    return family
+
+
 class _ScrapeTimeGauges(Collector):
     """Values read when Prometheus scrapes: the writer's queue, the database, live sessions."""
 
@@ -69,33 +95,29 @@ class _ScrapeTimeGauges(Collector):
         self._active = active
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily(
-            "openai_realtime_recorder_queue_depth",
+        writer = self._writer
+        writer_ok = writer.alive and writer.failing_since is None
+        yield _gauge_now(
+            metric_name("queue_depth", "recorder"),
             "Messages waiting in the recorder's queue for the writer thread.",
+            {"": writer.depth},
         )
-        depth.add_metric([], self._writer.depth)
-        yield depth
-        capacity = GaugeMetricFamily(
-            "openai_realtime_recorder_queue_capacity",
+        yield _gauge_now(
+            metric_name("queue_capacity", "recorder"),
             "Messages the recorder's queue holds before it drops (--queue-size).",
+            {"": writer.capacity},
         )
-        capacity.add_metric([], self._writer.capacity)
-        yield capacity
-        available = GaugeMetricFamily(
-            "openai_realtime_recorder_database_available",
+        yield _gauge_now(
+            metric_name("database_available", "recorder"),
             "1 while the writer runs and its last write reached the database, else 0.",
+            {"": 1 if writer_ok else 0},
         )
-        writer_ok = self._writer.alive and self._writer.failing_since is None
-        available.add_metric([], 1 if writer_ok else 0)
-        yield available
-        active = GaugeMetricFamily(
-            "openai_realtime_sessions_active",
+        yield _gauge_now(
+            metric_name("sessions_active"),
             "Realtime WebSocket sessions open right now.",
-            labels=["model"],
+            self._active(),
+            label="model",
         )
-        for model, count in sorted(self._active().items()):
-            active.add_metric([model], count)
-        yield active
 
 
 # `--metric-properties`: each property label keeps this many distinct values, the rest are `other`.
@@ -103,156 +125,224 @@ PROPERTY_LABEL_VALUES = 50
 PROPERTY_LABEL_CHARS = 64
 
 
+class _Declared[M: (Counter, Gauge, Histogram)]:
+    """One metric in the body of `Metrics`, made on each instance's own registry.
+
+    It only declares and types: `Metrics.__init__` stores the made metric on the instance under
+    the same attribute, which shadows this (non-data) descriptor from then on.
+    """
+
+    def __init__(
+        self,
+        kind: Callable[..., M],
+        name: str,
+        labels: Sequence[str],
+        documentation: str,
+        subsystem: str = "",
+        by_properties: bool = False,
+        buckets: Sequence[float] = (),
+    ) -> None:
+        self.kind: Callable[..., M] = kind
+        self.name = name
+        self.labels = tuple(labels)
+        self.documentation = documentation
+        self.subsystem = subsystem
+        self.by_properties = by_properties  # the `--metric-properties` labels follow `labels`
+        self.buckets = buckets
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.attribute = attribute
+
+    def make(self, registry: CollectorRegistry, property_labels: Sequence[str]) -> M:
+        labels = (*self.labels, *property_labels) if self.by_properties else self.labels
+        options = {"buckets": self.buckets} if self.buckets else {}
+        return self.kind(
+            self.name,
+            self.documentation,
+            labels,
+            namespace=NAMESPACE,
+            subsystem=self.subsystem,
+            registry=registry,
+            **options,
+        )
+
+    def __get__(self, metrics: object, owner: type | None = None) -> M:
+        raise AttributeError(f"{self.attribute} is made by Metrics.__init__")
+
+
+def _counter(
+    name: str,
+    labels: Sequence[str],
+    documentation: str,
+    subsystem: str = "",
+    by_properties: bool = False,
+) -> _Declared[Counter]:
+    return _Declared(Counter, name, labels, documentation, subsystem, by_properties)
+
+
+def _gauge(name: str, labels: Sequence[str], documentation: str) -> _Declared[Gauge]:
+    return _Declared(Gauge, name, labels, documentation)
+
+
+def _histogram(
+    name: str,
+    labels: Sequence[str],
+    documentation: str,
+    buckets: Sequence[float],
+    subsystem: str = "",
+) -> _Declared[Histogram]:
+    return _Declared(Histogram, name, labels, documentation, subsystem, buckets=buckets)
+
+
+def _latency(name: str, documentation: str) -> _Declared[Histogram]:
+    return _histogram(name, ["model"], documentation, LATENCY_BUCKETS_S)
+
+
 class Metrics:
     """Every metric the proxy exports; tests pass a fresh registry.
 
-    `property_labels` (the `--metric-properties` allow-list) become extra labels of the cost and
-    token counters, with bounded values: see `property_label_values`.
+    Each metric is one entry below, named without the `openai_realtime` namespace (and the
+    `recorder` subsystem) that client_python puts in front. `property_labels` (the
+    `--metric-properties` allow-list) become extra labels of the cost and token counters, with
+    bounded values: see `property_label_values`.
     """
+
+    sessions = _counter(
+        "sessions", ["model"], "Realtime WebSocket sessions opened, by the model named in the URL."
+    )
+    session_duration = _histogram(
+        "session_duration_seconds",
+        ["model"],
+        "How long Realtime sessions lasted, from upgrade to close.",
+        DURATION_BUCKETS_S,
+    )
+    events = _counter(
+        "events",
+        ["direction", "type"],
+        "WebSocket messages relayed in Realtime sessions, by direction and event type.",
+    )
+    event_bytes = _counter(
+        "event_bytes",
+        ["direction"],
+        "Payload bytes of WebSocket messages relayed in Realtime sessions.",
+    )
+    responses = _counter(
+        "responses",
+        ["model", "status", "reason"],
+        "Responses finished (response.done), by status and status_details.reason.",
+    )
+    tokens = _counter(
+        "tokens",
+        ["model", "direction", "modality", "cached"],
+        "Tokens billed in response.done usage; cached is the cached part of input.",
+        by_properties=True,
+    )
+    transcription_tokens = _counter(
+        "transcription_tokens",
+        ["model", "direction", "modality"],
+        "Tokens billed for input-audio transcription, by the transcription model.",
+        by_properties=True,
+    )
+    transcription_seconds = _counter(
+        "transcription_audio_seconds",
+        ["model"],
+        "Seconds of audio billed for duration-priced input transcription.",
+    )
+    cost = _counter(
+        "cost_usd",
+        ["model", "kind"],
+        "Cost in US dollars of responses and transcriptions, from the price table.",
+        by_properties=True,
+    )
+    rate_limit_limit = _gauge(
+        "rate_limit_limit",
+        ["name", "key"],
+        "The limit of the newest rate_limits.updated entry, by bucket and API key.",
+    )
+    rate_limit_remaining = _gauge(
+        "rate_limit_remaining",
+        ["name", "key"],
+        "What remains of the limit in the newest rate_limits.updated entry.",
+    )
+    rate_limit_reset = _gauge(
+        "rate_limit_reset_seconds",
+        ["name", "key"],
+        "Seconds until the limit resets, from the newest rate_limits.updated entry.",
+    )
+    errors = _counter(
+        "errors",
+        ["model", "type", "code"],
+        "Errors: error events, failed responses and failed transcriptions, by type and code.",
+    )
+    response_duration = _latency(
+        "response_duration_seconds", "Time from response.created to response.done."
+    )
+    time_to_first_audio = _latency(
+        "time_to_first_audio_seconds",
+        "Time from response.created to the response's first audio delta.",
+    )
+    time_to_first_text = _latency(
+        "time_to_first_text_seconds",
+        "Time from response.created to the response's first text or transcript delta.",
+    )
+    turn_latency = _latency(
+        "turn_latency_seconds",
+        "Time from the server's speech_stopped to the first audio delta of its response.",
+    )
+    voice_to_voice = _latency(
+        "voice_to_voice_seconds",
+        "Time from relaying the client audio that ends the user's speech to the first "
+        "audio delta of the answer.",
+    )
+    upgrade_failures = _counter(
+        "upgrade_failures",
+        ["status"],
+        "Upgrades to a /realtime endpoint that the upstream refused, by HTTP status.",
+    )
+    dropped = _counter(
+        "dropped_events",
+        ["reason"],
+        "Records the recorder could not store, by reason.",
+        subsystem="recorder",
+    )
+    write_seconds = _histogram(
+        "write_seconds",
+        [],
+        "Time the writer thread took to commit one batch.",
+        WRITE_BUCKETS_S,
+        subsystem="recorder",
+    )
+    parse_errors = _counter(
+        "parse_errors",
+        ["direction"],
+        "Messages the recorder failed to interpret (they were relayed all the same).",
+        subsystem="recorder",
+    )
+    db_errors = _counter(
+        "db_errors", [], "Failed database operations of the writer thread.", subsystem="recorder"
+    )
 
     def __init__(self, registry: CollectorRegistry, property_labels: Sequence[str] = ()) -> None:
         self.registry = registry
         self.property_labels = tuple(property_labels)
         self._property_values: dict[str, set[str]] = {name: set() for name in property_labels}
-        self.sessions = Counter(
-            "openai_realtime_sessions",
-            "Realtime WebSocket sessions opened, by the model named in the URL.",
-            ["model"],
+        for declared in vars(Metrics).values():
+            if isinstance(declared, _Declared):
+                made = declared.make(registry, self.property_labels)
+                setattr(self, declared.attribute, made)
+        build = Info(
+            "build",
+            "The rtrec version that serves these metrics.",
             registry=registry,
+            namespace=NAMESPACE,
+            subsystem="recorder",
         )
-        self.session_duration = Histogram(
-            "openai_realtime_session_duration_seconds",
-            "How long Realtime sessions lasted, from upgrade to close.",
-            ["model"],
-            buckets=DURATION_BUCKETS_S,
-            registry=registry,
-        )
-        self.events = Counter(
-            "openai_realtime_events",
-            "WebSocket messages relayed in Realtime sessions, by direction and event type.",
-            ["direction", "type"],
-            registry=registry,
-        )
-        self.event_bytes = Counter(
-            "openai_realtime_event_bytes",
-            "Payload bytes of WebSocket messages relayed in Realtime sessions.",
-            ["direction"],
-            registry=registry,
-        )
-        self.responses = Counter(
-            "openai_realtime_responses",
-            "Responses finished (response.done), by status and status_details.reason.",
-            ["model", "status", "reason"],
-            registry=registry,
-        )
-        self.tokens = Counter(
-            "openai_realtime_tokens",
-            "Tokens billed in response.done usage; cached is the cached part of input.",
-            ["model", "direction", "modality", "cached", *self.property_labels],
-            registry=registry,
-        )
-        self.transcription_tokens = Counter(
-            "openai_realtime_transcription_tokens",
-            "Tokens billed for input-audio transcription, by the transcription model.",
-            ["model", "direction", "modality", *self.property_labels],
-            registry=registry,
-        )
-        self.transcription_seconds = Counter(
-            "openai_realtime_transcription_audio_seconds",
-            "Seconds of audio billed for duration-priced input transcription.",
-            ["model"],
-            registry=registry,
-        )
-        self.cost = Counter(
-            "openai_realtime_cost_usd",
-            "Cost in US dollars of responses and transcriptions, from the price table.",
-            ["model", "kind", *self.property_labels],
-            registry=registry,
-        )
-        self.rate_limit_limit = Gauge(
-            "openai_realtime_rate_limit_limit",
-            "The limit of the newest rate_limits.updated entry, by bucket and API key.",
-            ["name", "key"],
-            registry=registry,
-        )
-        self.rate_limit_remaining = Gauge(
-            "openai_realtime_rate_limit_remaining",
-            "What remains of the limit in the newest rate_limits.updated entry.",
-            ["name", "key"],
-            registry=registry,
-        )
-        self.rate_limit_reset = Gauge(
-            "openai_realtime_rate_limit_reset_seconds",
-            "Seconds until the limit resets, from the newest rate_limits.updated entry.",
-            ["name", "key"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "openai_realtime_errors",
-            "Errors: error events, failed responses and failed transcriptions, by type and code.",
-            ["model", "type", "code"],
-            registry=registry,
-        )
-        self.response_duration = self._latency(
-            "openai_realtime_response_duration_seconds",
-            "Time from response.created to response.done.",
-        )
-        self.time_to_first_audio = self._latency(
-            "openai_realtime_time_to_first_audio_seconds",
-            "Time from response.created to the response's first audio delta.",
-        )
-        self.time_to_first_text = self._latency(
-            "openai_realtime_time_to_first_text_seconds",
-            "Time from response.created to the response's first text or transcript delta.",
-        )
-        self.turn_latency = self._latency(
-            "openai_realtime_turn_latency_seconds",
-            "Time from the server's speech_stopped to the first audio delta of its response.",
-        )
-        self.voice_to_voice = self._latency(
-            "openai_realtime_voice_to_voice_seconds",
-            "Time from relaying the client audio that ends the user's speech to the first "
-            "audio delta of the answer.",
-        )
-        self.upgrade_failures = Counter(
-            "openai_realtime_upgrade_failures",
-            "Upgrades to a /realtime endpoint that the upstream refused, by HTTP status.",
-            ["status"],
-            registry=registry,
-        )
-        self.dropped = Counter(
-            "openai_realtime_recorder_dropped_events",
-            "Records the recorder could not store, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self.write_seconds = Histogram(
-            "openai_realtime_recorder_write_seconds",
-            "Time the writer thread took to commit one batch.",
-            buckets=WRITE_BUCKETS_S,
-            registry=registry,
-        )
-        self.parse_errors = Counter(
-            "openai_realtime_recorder_parse_errors",
-            "Messages the recorder failed to interpret (they were relayed all the same).",
-            ["direction"],
-            registry=registry,
-        )
-        self.db_errors = Counter(
-            "openai_realtime_recorder_db_errors",
-            "Failed database operations of the writer thread.",
-            registry=registry,
-        )
+        build.info({"version": rtrec_version()})
         # Known label values exist from the start, so "no drops" is a 0 series, not no data.
         for reason in DROP_REASONS:
             self.dropped.labels(reason=reason)
         for direction in ("client", "server"):
             self.parse_errors.labels(direction=direction)
-        Info(
-            "openai_realtime_recorder_build",
-            "The rtrec version that serves these metrics.",
-            registry=registry,
-        ).info({"version": __version__})
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
         """A session's values for the property labels: empty when unset, cut to a bounded
@@ -268,11 +358,6 @@ class Metrics:
                     value = "other"
             values.append(value)
         return tuple(values)
-
-    def _latency(self, name: str, documentation: str) -> Histogram:
-        return Histogram(
-            name, documentation, ["model"], buckets=LATENCY_BUCKETS_S, registry=self.registry
-        )
 
     def watch(self, writer: WriterState, active: Callable[[], dict[str, int]]) -> None:
         """Register the scrape-time gauges once the recorder has a writer and sessions."""

@@ -16,7 +16,7 @@ from typing import IO, Any, NoReturn
 from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from rtrec import __version__, export, regression, services
+from rtrec import __version__, regression, services
 from rtrec.errors import CommandError
 from rtrec.listing import print_table, sessions_table
 from rtrec.progress import progress
@@ -33,7 +33,7 @@ from rtrec.settings import (
     positive_int,
     resolve_environment,
 )
-from storage import queries
+from storage import export, queries
 from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
 
 logger = logging.getLogger("rtrec")

@@ -20,9 +20,7 @@ from sqlalchemy import Engine
 from simulator.server import LoggedMessage
 from storage.db import make_engine, upgrade
 from tests.pgserver import PostgresServer, postgres_bin_dir
-
-# Example GA and beta Realtime traffic, one {"direction", "event"} per line (docs/realtime-api.md).
-FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -71,12 +69,6 @@ def engine(db_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def event_of(message: LoggedMessage) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from wsproto.frame_protocol import Opcode
 from proxy.addon import Recorder
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 KEY = "sk-test-addon-0123456789abcdef"
 

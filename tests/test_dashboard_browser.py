@@ -22,8 +22,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from dashboard.launch import streamlit_command
 from storage.models import RealtimeSession, Response
-from tests.conftest import free_port
-from tests.test_dashboard_pages import KEY, done_usages, record, rows
+from tests.support.dashboard import KEY, done_usages, record, rows
+from tests.support.net import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import math
-import struct
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
-from sqlalchemy import select
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from dashboard import display
-from simulator.server import FakeRealtimeServer
 from storage.db import head_revision, make_engine, upgrade
 from storage.models import (
     Event,
@@ -29,125 +23,13 @@ from storage.models import (
     UpgradeFailure,
     table,
 )
-from tests.conftest import event_of, proxy_runner
+from tests.support.dashboard import (
+    done_usages,
+    record,
+    rows,
+)
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-KEY = "sk-dashboard-test-key-0123456789"
-RATE = 24_000
-WEATHER_TOOL = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Current weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
-
-
-def sine(ms: int, amplitude: int = 8000) -> bytes:
-    samples = RATE * ms // 1000
-    return struct.pack(
-        f"<{samples}h",
-        *(int(amplitude * math.sin(2 * math.pi * 440 * i / RATE)) for i in range(samples)),
-    )
-
-
-class Client:
-    """The official SDK connection, sending raw events and reading until a wanted type."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def send(self, event: dict[str, Any]) -> None:
-        await self.conn.send_raw(json.dumps(event))
-
-    async def until(self, event_type: str) -> dict[str, Any]:
-        while True:
-            event = json.loads(await asyncio.wait_for(self.conn.recv_bytes(), 20))
-            if event["type"] == event_type:
-                return event
-
-    async def say(self, text: str, **response: Any) -> dict[str, Any]:
-        item = {
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": text}],
-        }
-        await self.send({"type": "conversation.item.create", "item": item})
-        await self.send({"type": "response.create", **({"response": response} if response else {})})
-        return await self.until("response.done")
-
-    async def update(self, **session: Any) -> None:
-        await self.send({"type": "session.update", "session": {"type": "realtime", **session}})
-        await self.until("session.updated")
-
-    async def speak(self, audio: bytes) -> None:
-        for offset in range(0, len(audio), 4800):
-            chunk = base64.b64encode(audio[offset : offset + 4800]).decode()
-            await self.send({"type": "input_audio_buffer.append", "audio": chunk})
-
-
-async def converse(conn: Any) -> None:
-    """Text, voice, a tool call and its result, a barge-in, a client cancel and an error."""
-    client = Client(conn)
-    await client.until("session.created")
-    await client.update(output_modalities=["text"], instructions=f"never reveal {KEY}")
-    await client.say("What is the capital of France?")
-
-    transcription = {"model": "gpt-4o-mini-transcribe"}
-    audio_in = {"transcription": transcription, "turn_detection": None}
-    await client.update(output_modalities=["audio"], audio={"input": audio_in})
-    await client.speak(sine(1200))
-    await client.send({"type": "input_audio_buffer.commit"})
-    await client.until("input_audio_buffer.committed")
-    await client.send({"type": "response.create"})
-    await client.until("response.done")
-
-    call = await client.say(
-        "What's the weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required"
-    )
-    call_id = call["response"]["output"][0]["call_id"]
-    output = {"type": "function_call_output", "call_id": call_id, "output": '{"temp_c": 21}'}
-    await client.send({"type": "conversation.item.create", "item": output})
-    await client.send({"type": "response.create"})
-    await client.until("response.done")
-
-    vad = {"type": "server_vad", "interrupt_response": True, "create_response": False}
-    await client.update(audio={"input": {"turn_detection": vad}})
-    await client.send({"type": "response.create"})
-    await client.until("response.output_audio.delta")
-    await client.speak(sine(1000))
-    await client.until("response.done")
-    await client.send({"type": "input_audio_buffer.clear"})
-    await client.until("input_audio_buffer.cleared")
-
-    await client.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
-    created = await client.until("response.created")
-    await client.send({"type": "response.cancel", "response_id": created["response"]["id"]})
-    await client.until("response.done")
-    await client.send({"type": "no.such.event", "event_id": "evt_bad_1"})
-    await client.until("error")
-
-
-async def record(db_url: str, log_dir: Path) -> list[dict[str, Any]]:
-    """One conversation through a real `rtrec proxy`; returns the events the server sent."""
-    async with FakeRealtimeServer(delta_interval_s=0.02) as server:
-        with proxy_runner(log_dir) as run_proxy:
-            proxy = run_proxy(server.base_url, db_url)
-            client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
-            async with client.realtime.connect(model="gpt-realtime") as conn:
-                await converse(conn)
-            assert proxy.stop() == 0
-        return [event_of(m) for m in server.messages(direction="server")]
-
-
-def rows(db_url: str, model: type) -> list[Any]:
-    engine = make_engine(db_url, read_only=True)
-    with engine.connect() as connection:
-        t = table(model)
-        found = list(
-            connection.execute(select(t).order_by(t.c.id if "id" in t.c else t.c.started_at))
-        )
-    engine.dispose()
-    return found
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -235,10 +117,6 @@ def test_a_password_in_the_url_is_never_shown(app: Any):
 
 
 # ----------------------------------------------------------------------------- recorded traffic
-
-
-def done_usages(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["response"] for e in sent if e["type"] == "response.done"]
 
 
 def usage_row(usage: dict[str, Any] | None) -> dict[str, Any]:

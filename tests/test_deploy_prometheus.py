@@ -24,8 +24,8 @@ import yaml
 from websockets.exceptions import InvalidStatus
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
-from tests.conftest import free_port, proxy_runner
-from tests.test_deploy import (
+from tests.conftest import proxy_runner
+from tests.support.deploy import (
     PROMETHEUS_YML,
     SPEC_METRICS,
     concrete,
@@ -33,6 +33,7 @@ from tests.test_deploy import (
     panel_queries,
     spec_metric,
 )
+from tests.support.net import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
 KEY = "sk-test-deploy-0123456789abcdef"

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+import rtrec
 from proxy import protocol
 from proxy.metrics import Metrics
 from proxy.observe import observe, token_series
@@ -25,8 +27,8 @@ from storage.db import make_engine
 from storage.models import RateLimit, Response, Transcription, table
 from storage.records import ResponseDone, SessionOpened, TranscriptionRecord
 from tests.conftest import ProxyProcess
-from tests.test_end_to_end import run_conversation
-from tests.test_protocol import fixture_lines
+from tests.support.conversation import run_conversation
+from tests.support.fixtures import fixture_lines
 
 
 @pytest.mark.parametrize("name", ["beta.jsonl", "ga.jsonl"])
@@ -252,3 +254,75 @@ def test_model_labels_a_client_makes_up_are_other():
         if "model" in sample.labels
     }
     assert labels == {"other", "gpt-realtime-2025-08-28"}
+
+
+# Every family the proxy exposes with `--metric-properties team,tier`: name, type and label names
+# in order, as declared before the metrics became a table (spec §5 names; dashboards and alerts
+# depend on them). Help texts may change; these may not.
+EXPOSED_FAMILIES = {
+    ("openai_realtime_sessions", "counter", ("model",)),
+    ("openai_realtime_session_duration_seconds", "histogram", ("model",)),
+    ("openai_realtime_events", "counter", ("direction", "type")),
+    ("openai_realtime_event_bytes", "counter", ("direction",)),
+    ("openai_realtime_responses", "counter", ("model", "status", "reason")),
+    (
+        "openai_realtime_tokens",
+        "counter",
+        ("model", "direction", "modality", "cached", "team", "tier"),
+    ),
+    (
+        "openai_realtime_transcription_tokens",
+        "counter",
+        ("model", "direction", "modality", "team", "tier"),
+    ),
+    ("openai_realtime_transcription_audio_seconds", "counter", ("model",)),
+    ("openai_realtime_cost_usd", "counter", ("model", "kind", "team", "tier")),
+    ("openai_realtime_rate_limit_limit", "gauge", ("name", "key")),
+    ("openai_realtime_rate_limit_remaining", "gauge", ("name", "key")),
+    ("openai_realtime_rate_limit_reset_seconds", "gauge", ("name", "key")),
+    ("openai_realtime_errors", "counter", ("model", "type", "code")),
+    ("openai_realtime_response_duration_seconds", "histogram", ("model",)),
+    ("openai_realtime_time_to_first_audio_seconds", "histogram", ("model",)),
+    ("openai_realtime_time_to_first_text_seconds", "histogram", ("model",)),
+    ("openai_realtime_turn_latency_seconds", "histogram", ("model",)),
+    ("openai_realtime_voice_to_voice_seconds", "histogram", ("model",)),
+    ("openai_realtime_upgrade_failures", "counter", ("status",)),
+    ("openai_realtime_recorder_dropped_events", "counter", ("reason",)),
+    ("openai_realtime_recorder_write_seconds", "histogram", ()),
+    ("openai_realtime_recorder_parse_errors", "counter", ("direction",)),
+    ("openai_realtime_recorder_db_errors", "counter", ()),
+    ("openai_realtime_recorder_build", "info", ("version",)),
+    ("openai_realtime_recorder_queue_depth", "gauge", ()),
+    ("openai_realtime_recorder_queue_capacity", "gauge", ()),
+    ("openai_realtime_recorder_database_available", "gauge", ()),
+    ("openai_realtime_sessions_active", "gauge", ("model",)),
+}
+
+
+class IdleWriter:
+    depth = 0
+    capacity = 10
+    alive = True
+    failing_since: float | None = None
+
+
+def test_exposed_names_types_and_labels_are_the_declared_ones():
+    metrics = Metrics(CollectorRegistry(), property_labels=("team", "tier"))
+    metrics.watch(IdleWriter(), lambda: {"gpt-realtime": 1})
+    # One series per labelled metric, so every family shows its label names in a scrape.
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase) and metric._labelnames:
+            metric.labels(*["x"] * len(metric._labelnames))
+    exposed = set()
+    for family in metrics.registry.collect():
+        labels = max(
+            (tuple(k for k in s.labels if k != "le") for s in family.samples), key=len, default=()
+        )
+        exposed.add((family.name, family.type, labels))
+    assert exposed == EXPOSED_FAMILIES
+
+
+def test_build_info_is_the_cli_version():
+    metrics = Metrics(CollectorRegistry())
+    labels = {"version": rtrec.__version__}
+    assert metrics.registry.get_sample_value("openai_realtime_recorder_build_info", labels) == 1

@@ -17,8 +17,9 @@ from websockets.asyncio.client import connect
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, event_of, free_port
+from tests.conftest import ProxyProcess, event_of
 from tests.pgserver import PostgresServer, postgres_bin_dir
+from tests.support.net import free_port
 
 KEY = "sk-test-postgres-0123456789"
 

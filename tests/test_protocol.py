@@ -24,12 +24,7 @@ from storage.records import (
     SessionOpened,
     TranscriptionRecord,
 )
-from tests.conftest import FIXTURES_DIR
-
-
-def fixture_lines(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (FIXTURES_DIR / name).read_text().splitlines() if line]
-
+from tests.support.fixtures import FIXTURES_DIR, fixture_lines
 
 ALL_LINES = [
     pytest.param(name, index, line, id=f"{name}:{index + 1}")

@@ -21,8 +21,9 @@ from websockets.typing import Subprotocol
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, UpgradeFailure, table
-from tests.conftest import ProxyProcess, free_port, start_proxy, stored_bytes
+from tests.conftest import ProxyProcess, start_proxy, stored_bytes
 from tests.pgserver import PostgresServer
+from tests.support.net import free_port
 
 HEADER_KEY = "sk-header-key-1111111111111111"
 SUBPROTOCOL_KEY = "ek_subprotocol_key_2222222222222"

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, free_port, start_proxy
+from tests.conftest import ProxyProcess, start_proxy
+from tests.support.net import free_port
 
 KEY = "sk-recorder-process-test-0123456789"
 

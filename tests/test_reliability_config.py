@@ -15,7 +15,7 @@ import pytest
 
 from rtrec.cli import main
 from rtrec.settings import exposure_warning
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession
 from tests.conftest import ProxyProcess
-from tests.test_reliability_faults import (
+from tests.support.faults import (
     HANG_GUARD_S,
     Talk,
     expected_events,

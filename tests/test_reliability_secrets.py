@@ -17,7 +17,7 @@ import pytest
 from rtrec.cli import main
 from simulator.server import FakeRealtimeServer, run_in_thread
 from tests.conftest import ProxyProcess, proxy_runner
-from tests.test_reliability_faults import Talk, closed, on_server, sqlite_path
+from tests.support.faults import Talk, closed, on_server, sqlite_path
 
 # One distinct key per place docs/schema.md#secrets names, so that a leak says where it came from.
 KEYS = {

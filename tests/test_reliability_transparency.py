@@ -31,8 +31,9 @@ from proxy.addon import Recorder
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, free_port, proxy_runner
-from tests.test_fuzz import frames, nested_frame, shallow_payloads, spec_type, text_payloads
+from tests.conftest import ProxyProcess, proxy_runner
+from tests.support.frames import frames, nested_frame, shallow_payloads, spec_type, text_payloads
+from tests.support.net import free_port
 
 KEY = "sk-transparency-key-0123456789"
 # Frames holding values that some database cannot store as they are (kept as text or NULL, the

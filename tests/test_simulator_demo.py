@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 from typing import Any
 
 import openai
@@ -18,7 +17,8 @@ from simulator.demo import run_demo
 from simulator.pacing import Pacing
 from simulator.scenarios import SCENARIOS, WEATHER_TOOL
 from simulator.serve import serve_forever
-from tests.test_simulator import (
+from tests.support.net import free_port
+from tests.support.simulator import (
     BETA_MODEL,
     Recorder,
     beta_client,
@@ -201,12 +201,6 @@ async def test_fast_pacing_by_default_streams_faster_than_real_time() -> None:
 
     # A whole 1 s spoken answer, in less time than realtime pacing's minimum (0.35 + 0.6 s).
     assert sent[-1].ts - sent[1].ts < 0.9
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_serve_forever_logs_the_client_line_serves_and_stops_on_sigint(

@@ -21,7 +21,7 @@ from simulator.audio import (
     sample_rate,
     ulaw_to_linear,
 )
-from tests.test_simulator import Recorder, b64, done_usages, ga_client, validate_server_events
+from tests.support.simulator import Recorder, b64, done_usages, ga_client, validate_server_events
 
 #: The VAD analyses 10 ms frames, so a position is exact to within one frame.
 TOLERANCE_MS = 10

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from rtrec.export import conversation_audio
 from storage import browse, queries
 from storage.apply import apply_records
 from storage.db import DatabaseURLError, make_engine, upgrade
+from storage.export import conversation_audio
 from storage.models import (
     AudioChunk,
     Event,
@@ -40,8 +40,8 @@ from storage.records import (
     TranscriptionRecord,
 )
 from storage.writer import Writer
-from tests.conftest import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
+from tests.support.net import free_port
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
