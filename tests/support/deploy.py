@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = REPO / "deploy" / "prometheus" / "prometheus.yml"
 
 
-# spec §5, names and labels exactly; histograms by their base name.
+# docs/metrics.md, names and labels exactly; histograms by their base name.
 SPEC_METRICS: dict[str, tuple[str, ...]] = {
     "openai_realtime_sessions_total": ("model",),
     "openai_realtime_sessions_active": ("model",),
@@ -67,7 +67,7 @@ def concrete(expr: str) -> str:
 
 
 def spec_metric(series: str) -> str | None:
-    """The spec §5 metric of a series name (histograms through _bucket, _sum and _count)."""
+    """The docs/metrics.md metric of a series name (histograms through _bucket, _sum and _count)."""
     for suffix in ("_bucket", "_sum", "_count"):
         base = series.removesuffix(suffix)
         if base != series and base in SPEC_HISTOGRAMS:
