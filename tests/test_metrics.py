@@ -257,8 +257,8 @@ def test_model_labels_a_client_makes_up_are_other():
 
 
 # Every family the proxy exposes with `--metric-properties team,tier`: name, type and label names
-# in order, as declared before the metrics became a table (docs/metrics.md names; dashboards and alerts
-# depend on them). Help texts may change; these may not.
+# in order, as declared before the metrics became a table (docs/metrics.md names; dashboards and
+# alerts depend on them). Help texts may change; these may not.
 EXPOSED_FAMILIES = {
     ("openai_realtime_sessions", "counter", ("model",)),
     ("openai_realtime_session_duration_seconds", "histogram", ("model",)),

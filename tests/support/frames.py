@@ -247,7 +247,7 @@ frames = st.tuples(text_payloads, st.just(True)) | st.tuples(
 
 
 def spec_type(content: bytes, is_text: bool) -> str:
-    """How `events.type` (docs/schema.md) types a message, decided independently of `proxy.protocol`."""
+    """How `events.type` (docs/schema.md) types a message, decided apart from `proxy.protocol`."""
     if not is_text:
         return "binary"
     try:

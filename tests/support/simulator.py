@@ -22,7 +22,8 @@ BETA_SERVER = pydantic.TypeAdapter(beta_types.RealtimeServerEvent)
 BETA_MODEL = "gpt-4o-realtime-preview-2025-06-03"
 
 
-#: Keys the SDK does not model but the real wire carries (docs/realtime-api.md#gotchas-the-parser-handles).
+#: Keys the SDK does not model but the real wire carries
+#: (docs/realtime-api.md#gotchas-the-parser-handles).
 ALLOWED_EXTRAS = ("obfuscation", "session.object", "session.id", "session.expires_at")
 
 
