@@ -153,7 +153,7 @@ def test_full_disk_holds_the_records_reports_503_and_loses_nothing(
         filler = disk / "filler"
 
         def fill() -> None:
-            with filler.open("wb") as out, contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), filler.open("wb") as out:  # ENOSPC at close, too
                 while True:
                     out.write(b"\0" * 65536)
                     out.flush()
