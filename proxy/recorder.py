@@ -191,7 +191,7 @@ class Recording:
         except Exception:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
             self.metrics.parse_errors.labels(direction=direction).inc()
-            records = [_unparsed_event(session, item)]
+            records = [session.unparsed(item.from_client, item.body, item.ts)]
         self._submit(records)
         try:
             observe(
@@ -261,19 +261,6 @@ class Recording:
             model = entry.recorder.metric_model
             counts[model] = counts.get(model, 0) + 1
         return counts
-
-
-def _unparsed_event(session: SessionRecorder, item: Item) -> EventRecord:
-    seq = session.seq
-    session.seq += 1
-    return EventRecord(
-        session_id=session.id,
-        seq=seq,
-        ts=datetime.fromtimestamp(item.ts, UTC),
-        direction="client" if item.from_client else "server",
-        type=protocol.INVALID,
-        size_bytes=len(item.body),
-    )
 
 
 class _RelayConnection(asyncio.Protocol):

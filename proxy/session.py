@@ -175,6 +175,19 @@ class SessionRecorder:
         records.extend(self._interpret(from_client, event_type, event, ts, response_id))
         return records
 
+    def unparsed(self, from_client: bool, content: bytes, ts: float) -> EventRecord:
+        """The event row of a message `on_message` failed on: its seq, size and direction only."""
+        seq = self.seq
+        self.seq += 1
+        return EventRecord(
+            session_id=self.id,
+            seq=seq,
+            ts=_utc(ts),
+            direction="client" if from_client else "server",
+            type=protocol.INVALID,
+            size_bytes=len(content),
+        )
+
     def close(
         self, ts: float, code: int | None, reason: str | None, closed_by: str | None
     ) -> SessionClosed:

@@ -388,3 +388,14 @@ def test_beta_detection():
 
 def test_fixtures_dir_exists():
     assert Path(FIXTURES_DIR, "ga.jsonl").is_file()
+
+
+def test_a_message_that_could_not_be_interpreted_keeps_its_place_in_the_sequence():
+    opened = SessionOpened("s", datetime.now(UTC), "ga", "/v1/realtime", "full")
+    session = SessionRecorder(opened)
+    session.on_message(True, b'{"type":"a"}', True, 1.0)
+    row = session.unparsed(False, b"xyz", 2.0)
+    (after, *_) = session.on_message(True, b'{"type":"b"}', True, 3.0)
+    assert (row.seq, row.type, row.size_bytes, row.direction) == (1, "invalid", 3, "server")
+    assert isinstance(after, EventRecord)
+    assert after.seq == 2
