@@ -15,15 +15,7 @@ from proxy.handover import Decoder, Item, Sender
 def received(conn: socket.socket) -> list[Item]:
     """Everything the peer has been sent so far, decoded."""
     conn.setblocking(False)
-    decoder, items = Decoder(), list[Item]()
-    while True:
-        try:
-            data = conn.recv(1 << 20)
-        except BlockingIOError:
-            return items
-        if not data:
-            return items
-        items.extend(decoder.feed(data))
+    return _read_some(conn, Decoder())
 
 
 def listening(tmp_path: Path) -> tuple[socket.socket, str]:
