@@ -128,7 +128,7 @@ class Recorder:
             return
         path = ctx.options.rtrec_recorder_socket
         if not path:  # loaded into stock mitmproxy: run our own recorder process
-            process = RecorderProcess(self.recorder_config(socket_path()), _log_level())
+            process = RecorderProcess(self.recorder_config(socket_path()))
             try:
                 process.start()
             except RecorderStartError as exc:
@@ -155,9 +155,7 @@ class Recorder:
 
     def request(self, flow: http.HTTPFlow) -> None:
         request = flow.request
-        if request.headers.get("upgrade", "").lower() != "websocket":
-            return
-        if protocol.is_realtime_path(request.path):
+        if _realtime_upgrade(request):
             # The client's session tags are rtrec's business: the upstream never sees them.
             tags = session_tags(request.headers, request.path)
             flow.metadata[TAGS_KEY] = tags
@@ -167,31 +165,26 @@ class Recorder:
 
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
-        if response is None or response.status_code == 101:
+        if response is None or response.status_code == 101 or not _realtime_upgrade(request):
             return
-        if request.headers.get("upgrade", "").lower() != "websocket":
-            return
-        if protocol.is_realtime_path(request.path):
-            self._upgrade_failed(flow, response.status_code, response.reason or None)
-            logger.warning(
-                "upstream refused the upgrade of %s with HTTP %d",
-                redact_url(request.path),
-                response.status_code,
-            )
+        self._upgrade_failed(flow, response.status_code, response.reason or None)
+        logger.warning(
+            "upstream refused the upgrade of %s with HTTP %d",
+            redact_url(request.path),
+            response.status_code,
+        )
 
     def error(self, flow: http.HTTPFlow) -> None:
         """The upstream failed a `/realtime` upgrade before answering (unreachable, TLS)."""
-        request = flow.request
         if flow.response is not None or flow.error is None or flow.websocket is not None:
             return
-        if request.headers.get("upgrade", "").lower() != "websocket":
+        if not _realtime_upgrade(flow.request):
             return
-        if protocol.is_realtime_path(request.path):
-            # mitmproxy answers the client 502 itself; count and say it here, once.
-            logger.warning(
-                "upstream unreachable for %s: %s", redact_url(request.path), flow.error.msg
-            )
-            self._upgrade_failed(flow, 502, flow.error.msg)
+        # mitmproxy answers the client 502 itself; count and say it here, once.
+        logger.warning(
+            "upstream unreachable for %s: %s", redact_url(flow.request.path), flow.error.msg
+        )
+        self._upgrade_failed(flow, 502, flow.error.msg)
 
     def _upgrade_failed(self, flow: http.HTTPFlow, status: int, reason: str | None) -> None:
         if self.sender is None:
@@ -277,8 +270,10 @@ class Recorder:
         )
 
 
-def _log_level() -> str:
-    return logging.getLevelName(logging.getLogger().getEffectiveLevel())
+def _realtime_upgrade(request: http.Request) -> bool:
+    """A WebSocket upgrade request for a `/realtime` endpoint: the requests rtrec records."""
+    upgrade = request.headers.get("upgrade", "").lower() == "websocket"
+    return upgrade and protocol.is_realtime_path(request.path)
 
 
 addons = [Recorder()]

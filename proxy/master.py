@@ -65,6 +65,7 @@ class ProxyConfig:
             "connection_strategy": "lazy",
             "listen_host": self.listen_host,
             "listen_port": self.listen_port,
+            "rtrec_record": self.record,  # the relay stamps each session with it
             "rtrec_recorder_socket": recorder_socket,
             **{f"rtrec_{name}": getattr(self, name) for name in RECORDER_SETTINGS},
         }
@@ -101,8 +102,7 @@ def check_listen_addresses(config: ProxyConfig) -> None:
 @contextmanager
 def recorder_process(config: ProxyConfig) -> Iterator[RecorderProcess]:
     """The recorder process, launched (call `ready()` before traffic), stopped after the relays."""
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    process = RecorderProcess(config.recorder_config(), level)
+    process = RecorderProcess(config.recorder_config())
     process.launch()
     try:
         yield process
@@ -212,6 +212,8 @@ def _announce(config: ProxyConfig) -> None:
 
 def run_workers(config: ProxyConfig, on_ready: Callable[[], None] | None = None) -> None:
     """Supervise the recorder and `config.workers` relay processes sharing the listen port."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ProxyStartError(f"--workers: relay workers need SO_REUSEPORT, which {os.name} lacks")
     with recorder_process(config) as process:
         ready(process)
         relay_config = dataclasses.replace(config, workers=1)
@@ -269,6 +271,4 @@ def worker_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if not hasattr(socket, "SO_REUSEPORT"):
-        sys.exit(f"relay workers need SO_REUSEPORT, which {os.name} lacks")
     sys.exit(worker_main(sys.argv[1:]))

@@ -47,7 +47,6 @@ RELAYS_GRACE_S = 10.0
 # The proxy settings the recorder process runs on: `rtrec proxy --NAME`, the addon's `rtrec_NAME`.
 RECORDER_SETTINGS = (
     "db",
-    "record",
     "pricing",
     "metrics_host",
     "metrics_port",
@@ -62,7 +61,6 @@ RECORDER_SETTINGS = (
 class RecorderConfig:
     socket: str
     db: str
-    record: str
     pricing: str
     metrics_host: str
     metrics_port: int
@@ -105,21 +103,20 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 @dataclass
 class _Session:
     recorder: SessionRecorder
-    relay: int
     property_labels: tuple[str, ...] = ()
 
 
 class Recording:
-    """What one recorder process knows: live sessions of every relay, the metrics, the writer."""
+    """What one recorder process knows: live sessions of every relay, the metrics, the writer.
+    Each session records as the relay's `--record` said when it opened (`SessionOpened`)."""
 
     def __init__(
-        self, writer: Writer, metrics: Metrics, prices: PriceTable, record: str, proxy_id: str = ""
+        self, writer: Writer, metrics: Metrics, prices: PriceTable, proxy_id: str = ""
     ) -> None:
         self.writer = writer
         self.proxy_id = proxy_id or None
         self.metrics = metrics
         self.prices = prices
-        self.record_mode = record
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
         metrics.watch(writer, self._active_by_model)
@@ -172,7 +169,7 @@ class Recording:
             rate_limit_key=rate_limit_key,
         )
         labels = self.metrics.property_label_values(dict(opened.properties))
-        self.sessions[key] = _Session(session, relay, labels)
+        self.sessions[key] = _Session(session, labels)
         self._submit([opened])
         self.metrics.sessions.labels(model=protocol.metric_model(opened.model, self.prices)).inc()
 
@@ -283,10 +280,10 @@ class _RelayConnection(asyncio.Protocol):
 class RecorderServer:
     """The Unix socket the relays connect to, and the process's life cycle."""
 
-    def __init__(self, config: RecorderConfig, recording: Recording, health: MetricsServer | None):
+    def __init__(self, config: RecorderConfig, recording: Recording) -> None:
         self.config = config
         self.recording = recording
-        self.metrics_server = health
+        self.metrics_server: MetricsServer | None = None
         self._relays: set[int] = set()
         self._next_relay = 0
         self._seen_relay = False
@@ -344,8 +341,8 @@ async def serve(config: RecorderConfig) -> int:
         retention_days=config.retention_days,
     )
     writer.start()
-    recording = Recording(writer, metrics, prices, config.record, config.proxy_id)
-    server = RecorderServer(config, recording, None)
+    recording = Recording(writer, metrics, prices, config.proxy_id)
+    server = RecorderServer(config, recording)
     if config.metrics_port:
         server.metrics_server = MetricsServer(
             config.metrics_host,
@@ -363,7 +360,8 @@ async def serve(config: RecorderConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     print("ready", flush=True)
-    logger.info("recorder ready on %s, recording to %s", config.socket, _shown(engine.url))
+    shown = engine.url.render_as_string(hide_password=True)
+    logger.info("recorder ready on %s, recording to %s", config.socket, shown)
     stop_wait = asyncio.ensure_future(stopping.wait())
     done_wait = asyncio.ensure_future(server.done.wait())
     await asyncio.wait([stop_wait, done_wait], return_when=asyncio.FIRST_COMPLETED)
@@ -394,15 +392,14 @@ def _open_store(url: str) -> Engine:
         upgrade(engine)
     except Exception as exc:
         # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
-        reason = str(getattr(exc, "orig", None) or exc)
-        reason = "; ".join(line.strip() for line in reason.splitlines() if line.strip())
-        raise StoreError(f"cannot prepare database {_shown(engine.url)}: {reason}") from exc
+        reason = _one_line(str(getattr(exc, "orig", None) or exc))
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot prepare database {shown}: {reason}") from exc
     return engine
 
 
-def _shown(url: object) -> str:
-    render = getattr(url, "render_as_string", None)
-    return str(render(hide_password=True)) if render else str(url)
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,8 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(serve(config))
     except Exception as exc:
-        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"error: {reason}", flush=True)
+        print(f"error: {_one_line(str(exc))}", flush=True)
         logger.debug("recorder failed to start", exc_info=True)
         return 2
 

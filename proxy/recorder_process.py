@@ -34,9 +34,10 @@ def socket_path() -> str:
 class RecorderProcess:
     """One recorder child process: started before traffic, restarted if it dies, stopped last."""
 
-    def __init__(self, config: RecorderConfig, log_level: str = "INFO") -> None:
+    def __init__(self, config: RecorderConfig, log_level: str | None = None) -> None:
         self.config = config
-        self._log_level = log_level
+        # The recorder logs as verbosely as the process that starts it.
+        self._log_level = log_level or logging.getLevelName(logging.getLogger().getEffectiveLevel())
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="rtrec-recorder", daemon=True)

@@ -42,6 +42,17 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
+    bin_dir = postgres_bin_dir()
+    assert bin_dir is not None, "PostgreSQL server binaries not found"
+    server = PostgresServer(bin_dir, free_port())
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
 def postgres_db_url(postgres: PostgresServer) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
     return postgres.create_database()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from websockets.asyncio.client import connect
@@ -18,8 +17,7 @@ from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
 from tests.conftest import ProxyProcess, event_of
-from tests.pgserver import PostgresServer, postgres_bin_dir
-from tests.support.net import free_port
+from tests.pgserver import PostgresServer
 
 KEY = "sk-test-postgres-0123456789"
 
@@ -97,17 +95,6 @@ async def test_two_proxies_share_one_database(
     with engine.connect() as connection:
         ids = connection.execute(select(table(RealtimeSession).c.id)).scalars().all()
     assert len(ids) == len(set(ids)) == 8
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
-    bin_dir = postgres_bin_dir()
-    assert bin_dir is not None, "PostgreSQL server binaries not found"
-    server = PostgresServer(bin_dir, free_port())
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def dropped_events(proxy: ProxyProcess) -> float:

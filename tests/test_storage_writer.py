@@ -6,7 +6,6 @@ import base64
 import logging
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,7 @@ from storage.records import (
     TranscriptionRecord,
 )
 from storage.writer import Writer
-from tests.pgserver import PostgresServer, postgres_bin_dir
-from tests.support.net import free_port
+from tests.pgserver import PostgresServer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -60,17 +58,6 @@ class Observer:
 
     def db_error(self) -> None:
         self.db_errors += 1
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
-    bin_dir = postgres_bin_dir()
-    assert bin_dir is not None, "PostgreSQL server binaries not found"
-    server = PostgresServer(bin_dir, free_port())
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def opened(session_id: str) -> SessionOpened:
