@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-# queue_full, db_*: the writer's; handover_full, recorder_down: the relay's hand-over.
+# queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
     "queue_full",
     "db_error",

@@ -133,6 +133,7 @@ class Writer:
         self._observer: WriterObserver = observer or _NullObserver()
         self._thread = threading.Thread(target=self._run, name="rtrec-writer", daemon=True)
         self._closing = threading.Event()
+        self._refused_any = False  # records submitted after close began
         self._give_up_at = (float("inf"), float("inf"))  # (database unavailable, any), set by close
         self._given_up: dict[str, int] = {}  # record kind -> count, given up at shutdown
         self.failing_since: float | None = None
@@ -156,7 +157,11 @@ class Writer:
 
     def submit(self, records: Sequence[Record]) -> bool:
         """Queue one message's records without ever blocking; a full queue drops and counts them,
-        keeping the session records among them (open, change, close) in the room reserved."""
+        keeping the session records among them (open, change, close) in the room reserved.
+        Once `close` has begun, nothing will drain the queue: records are refused and counted."""
+        if self._closing.is_set():
+            self._refuse(records)
+            return False
         depth = self._queue.qsize()
         if depth < self._queue_size:
             self._queue.put_nowait(records)
@@ -172,6 +177,16 @@ class Writer:
             self._drop_log.add(events)
             return False
         return bool(kept) and depth < self._queue_size + RESERVED_FOR_SESSIONS
+
+    def _refuse(self, records: Sequence[Record]) -> None:
+        if not self._refused_any:
+            logger.warning(
+                "recorder shutting down: records arriving now are dropped and counted (no_writer)"
+            )
+            self._refused_any = True
+        events = _events_in(records)
+        if events:
+            self._observer.dropped_records("no_writer", events)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""

@@ -392,3 +392,18 @@ def test_a_clean_close_leaves_every_row_in_the_sqlite_file_itself(
     shutil.copyfile(database, copy)  # the file alone, as a user copying rtrec.db would
     assert len(stored_events(make_engine(f"sqlite:///{copy}", read_only=True))) == 300
     engine.dispose()
+
+
+def test_records_submitted_after_close_are_refused_and_counted_as_no_writer(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+):
+    observer = Observer()
+    writer = Writer(engine, observer=observer)
+    writer.start()
+    assert writer.submit([opened("s1"), event(0, "s1")])
+    writer.close()
+    assert not writer.submit([event(1, "s1")])
+    assert not writer.submit([event(2, "s1"), closed("s1")])
+    assert stored_events(engine) == [("s1", 0)]
+    assert observer.drops == {"no_writer": 2}
+    assert sum("no_writer" in r.getMessage() for r in caplog.records) == 1
