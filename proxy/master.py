@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -34,6 +35,8 @@ from proxy.recorder import RECORDER_SETTINGS, RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 
 logger = logging.getLogger(__name__)
+
+WORKER_START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -134,14 +137,14 @@ async def run_proxy(
 ) -> None:
     """One relay process and its recorder process."""
 
-    def before_serving() -> None:
-        ready(process)
+    def listening() -> None:
         _announce(config)
         if on_ready is not None:
             on_ready()
 
     with recorder_process(config) as process:
-        await run_relay(config, process.config.socket, recorder, before_serving)
+        ready(process)
+        await run_relay(config, process.config.socket, recorder, listening)
     logger.info("rtrec proxy stopped; the recorder wrote its queue")
 
 
@@ -149,10 +152,11 @@ async def run_relay(
     config: ProxyConfig,
     recorder_socket: str,
     recorder: Recorder | None = None,
-    before_serving: Callable[[], None] | None = None,
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
-    """One relay: mitmproxy's event loop, handing frames to the recorder at `recorder_socket`."""
-    master = relay_master(recorder or Recorder())
+    """One relay: mitmproxy's event loop, handing frames to the recorder at `recorder_socket`.
+    `on_listening` runs once the listen socket is bound, before the first client is served."""
+    master = relay_master(recorder or Recorder(), _WhenListening(on_listening))
     try:
         master.options.update(**config.mitmproxy_options(recorder_socket))
     except exceptions.OptionsError as exc:
@@ -161,13 +165,23 @@ async def run_relay(
     # passes, each of which otherwise stops the event loop for tens of milliseconds.
     gc.collect()
     gc.freeze()
-    if before_serving is not None:
-        before_serving()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellation)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
     await master.run()
+
+
+class _WhenListening:
+    """mitmproxy runs the `running` hook after its proxy servers are bound (Master.run): from
+    then on a client's connection is accepted."""
+
+    def __init__(self, callback: Callable[[], None] | None) -> None:
+        self._callback = callback
+
+    def running(self) -> None:
+        if self._callback is not None:
+            self._callback()
 
 
 def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -217,21 +231,50 @@ def run_workers(config: ProxyConfig, on_ready: Callable[[], None] | None = None)
     with recorder_process(config) as process:
         ready(process)
         relay_config = dataclasses.replace(config, workers=1)
-        command = [sys.executable, "-m", "proxy.master", process.config.socket]
         payload = json.dumps(dataclasses.asdict(relay_config))
+        listening, told = os.pipe()
+        command = [sys.executable, "-m", "proxy.master", process.config.socket, payload, str(told)]
         relays = [
-            subprocess.Popen([*command, payload], start_new_session=True)
+            subprocess.Popen(command, start_new_session=True, pass_fds=(told,))
             for _ in range(config.workers)
         ]
+        os.close(told)
+        try:
+            _wait_until_listening(listening, relays)
+        except BaseException:  # a start-up error, or Ctrl-C: the relays run in their own sessions
+            _stop(relays, signal.SIGTERM)
+            raise
+        finally:
+            os.close(listening)
         _announce(config)
         if on_ready is not None:
             on_ready()
-        stop = _wait_for_signal_or_exit(relays)
-        for relay in relays:
-            if relay.poll() is None:
-                relay.send_signal(stop)
-        for relay in relays:
-            relay.wait()
+        _stop(relays, _wait_for_signal_or_exit(relays))
+
+
+def _wait_until_listening(pipe: int, relays: list[subprocess.Popen[bytes]]) -> None:
+    """Every relay writes one byte to `pipe` once it listens: announce only when all of them
+    do, so that the kernel spreads the very first connections over all of them."""
+    deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+    received = 0
+    while received < len(relays):
+        if not select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise ProxyStartError(
+                f"--workers: {len(relays) - received} relay process(es) did not listen within "
+                f"{WORKER_START_TIMEOUT_S:.0f} s"
+            )
+        chunk = os.read(pipe, len(relays))
+        if not chunk:  # every relay has closed its end: some exited before they listened
+            raise ProxyStartError("--workers: a relay process exited during start-up")
+        received += len(chunk)
+
+
+def _stop(relays: list[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
+    for relay in relays:
+        if relay.poll() is None:
+            relay.send_signal(sig)
+    for relay in relays:
+        relay.wait()
 
 
 def _wait_for_signal_or_exit(relays: list[subprocess.Popen[bytes]]) -> signal.Signals:
@@ -260,13 +303,19 @@ def _listen_with_reuse_port() -> None:
 
 
 def worker_main(argv: list[str]) -> int:
-    """A relay worker started by `run_workers`: the recorder socket and the JSON config."""
-    recorder_socket, payload = argv
+    """A relay worker started by `run_workers`: the recorder socket, the JSON config and the
+    pipe on which it says it listens."""
+    recorder_socket, payload, told = argv
     config = ProxyConfig(**json.loads(payload))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)
     _listen_with_reuse_port()
-    asyncio.run(run_relay(config, recorder_socket))
+
+    def listening() -> None:
+        os.write(int(told), b"1")
+        os.close(int(told))
+
+    asyncio.run(run_relay(config, recorder_socket, on_listening=listening))
     return 0
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -19,6 +20,7 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
+from proxy.master import ProxyStartError, _wait_until_listening
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
@@ -196,6 +198,12 @@ def test_two_workers_share_the_port_and_feed_one_recorder(
     upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
 ):
     proxy = run_proxy(upstream.base_url, db_url, "--workers", "2")
+    # The port answers once the first relay listens; the banner waits for every relay.
+    deadline = time.monotonic() + 60
+    while "rtrec proxy on" not in proxy.log:
+        assert time.monotonic() < deadline, proxy.log
+        assert proxy.process.poll() is None, proxy.log
+        time.sleep(0.05)
     relays = descendants_running(proxy.process.pid, "proxy.master")
     assert len(relays) == 2
     assert len(descendants_running(proxy.process.pid, "proxy.recorder")) == 1
@@ -300,3 +308,16 @@ def test_sessions_a_killed_proxy_left_open_are_closed_at_its_next_start(
     assert "stopped without closing it" in rows[orphan.id].close_reason
     assert rows["other-proxy-session"].ended_at is None
     assert "closed 1 session(s) this proxy left open" in second.log
+
+
+def test_workers_that_exit_before_they_listen_stop_the_start_with_one_line():
+    listening, told = os.pipe()
+    relays = [
+        subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], pass_fds=(told,))
+        for _ in range(2)
+    ]
+    os.close(told)
+    with pytest.raises(ProxyStartError, match="a relay process exited during start-up"):
+        _wait_until_listening(listening, relays)
+    os.close(listening)
+    assert [relay.wait() for relay in relays] == [3, 3]
