@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -11,10 +10,9 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the de
 import streamlit as st
 
 from dashboard import data, display
-from rtrec.settings import PROXY_SETTINGS
+from proxy.options import LISTEN_PORT
 from storage.browse import SESSION_STATUSES, SessionFilter
 
-LISTEN_PORT = next(s for s in PROXY_SETTINGS if s.name == "listen-port")
 SPANS = {
     "Last hour": timedelta(hours=1),
     "Last 24 hours": timedelta(days=1),
@@ -47,7 +45,7 @@ def proxy_client_line() -> str:
     environment pass `RTREC_LISTEN_PORT` down to the dashboard; a bad value shows the default."""
     try:
         port = LISTEN_PORT.parse(os.environ.get(LISTEN_PORT.env_var(), ""))
-    except (argparse.ArgumentTypeError, ValueError):
+    except ValueError:
         port = LISTEN_PORT.default
     return f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 python my_voice_agent.py"
 

@@ -7,7 +7,6 @@ Loads into `rtrec proxy` and into stock mitmproxy run from rtrec's environment:
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from mitmproxy import ctx, exceptions, http
@@ -15,13 +14,13 @@ from mitmproxy.addonmanager import Loader
 
 from proxy import handover, protocol
 from proxy.handover import Sender
+from proxy.options import ADDON_OPTIONS
 from proxy.pricing import PricingError, price_table
 from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
-from proxy.session import RECORD_MODES
-from proxy.tags import SessionTags, metric_property_names, session_tags
-from storage.db import DEFAULT_DB_URL, DatabaseURLError, make_engine
+from proxy.tags import SessionTags, session_tags
+from storage.db import DatabaseURLError, make_engine
 from storage.ids import uuid7
 
 logger = logging.getLogger(__name__)
@@ -52,65 +51,27 @@ class Recorder:
         self._next_number = 0
 
     def load(self, loader: Loader) -> None:
-        loader.add_option("rtrec_db", str, DEFAULT_DB_URL, "SQLAlchemy URL of the store.")
-        loader.add_option(
-            "rtrec_record",
-            str,
-            "full",
-            "What to record: full (events, text, audio), text (no audio), metadata (no content).",
-            choices=RECORD_MODES,
-        )
-        loader.add_option(
-            "rtrec_pricing", str, "", "TOML file that overrides or adds model prices."
-        )
-        loader.add_option(
-            "rtrec_metrics_host", str, "127.0.0.1", "Where /metrics and /healthz listen."
-        )
-        loader.add_option("rtrec_metrics_port", int, 9464, "Metrics port; 0 turns it off.")
-        loader.add_option(
-            "rtrec_retention_days", int, 0, "Delete sessions older than this; 0 keeps all."
-        )
-        loader.add_option(
-            "rtrec_queue_size", int, 100_000, "Messages buffered before the recorder drops."
-        )
-        loader.add_option(
-            "rtrec_flush_interval_ms", int, 250, "Longest a record waits before its commit."
-        )
-        loader.add_option(
-            "rtrec_metric_properties",
-            str,
-            "",
-            "Session properties (comma-separated) that label the cost and token counters.",
-        )
-        loader.add_option(
-            "rtrec_recorder_socket",
-            str,
-            "",
-            "Hand frames to the recorder process listening here; empty starts one of our own.",
-        )
+        for option in ADDON_OPTIONS:
+            loader.add_option(
+                option.mitmproxy_name, option.type, option.default, option.help, option.choices
+            )
 
     def configure(self, updated: set[str]) -> None:
-        """Check the options; the recorder process opens the store when the proxy starts."""
+        """Check the options as `rtrec proxy` checks its flags; the recorder process opens the
+        store when the proxy starts."""
         opts = ctx.options
-        if opts.rtrec_queue_size < 1:
-            raise exceptions.OptionsError("rtrec_queue_size must be at least 1")
-        if opts.rtrec_flush_interval_ms < 1:
-            raise exceptions.OptionsError("rtrec_flush_interval_ms must be at least 1")
-        if not 0 <= opts.rtrec_metrics_port <= 65535:
-            raise exceptions.OptionsError("rtrec_metrics_port must be between 0 and 65535")
-        if opts.rtrec_retention_days < 0:
-            raise exceptions.OptionsError("rtrec_retention_days must be 0 or more")
+        for option in ADDON_OPTIONS:
+            if option.mitmproxy_name not in updated:  # checked when it was set
+                continue
+            try:
+                option.validate(getattr(opts, option.mitmproxy_name))
+            except ValueError as exc:
+                raise exceptions.OptionsError(f"{option.mitmproxy_name}: {exc}") from exc
         if "rtrec_pricing" in updated:
-            if opts.rtrec_pricing and not os.path.isfile(opts.rtrec_pricing):
-                raise exceptions.OptionsError(f"pricing file {opts.rtrec_pricing} not found")
             try:
                 price_table(opts.rtrec_pricing or None)
             except PricingError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
-        try:
-            metric_property_names(opts.rtrec_metric_properties)
-        except ValueError as exc:
-            raise exceptions.OptionsError(f"rtrec_metric_properties: {exc}") from exc
         if "rtrec_db" in updated:
             try:
                 make_engine(opts.rtrec_db).dispose()  # the URL and file checks, no connection

@@ -31,7 +31,8 @@ from mitmproxy.master import Master
 from mitmproxy.options import Options
 
 from proxy.addon import Recorder
-from proxy.recorder import RECORDER_SETTINGS, RecorderConfig
+from proxy.options import ADDON_OPTIONS
+from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 
 logger = logging.getLogger(__name__)
@@ -41,20 +42,22 @@ WORKER_START_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class ProxyConfig:
+    """`rtrec proxy`'s flags: `CLI_OPTIONS` (tests/test_options.py checks the fields)."""
+
     listen_host: str
     listen_port: int
     upstream: str
     mode: str
     db: str
-    record: str
-    pricing: str
     metrics_host: str
     metrics_port: int
+    record: str
+    pricing: str
     retention_days: int
     queue_size: int
     flush_interval_ms: int
-    metric_properties: str = ""
-    workers: int = 1
+    metric_properties: str
+    workers: int
 
     def recorder_config(self) -> RecorderConfig:
         return RecorderConfig.of(partial(getattr, self), socket_path(), self.listen_port)
@@ -68,9 +71,12 @@ class ProxyConfig:
             "connection_strategy": "lazy",
             "listen_host": self.listen_host,
             "listen_port": self.listen_port,
-            "rtrec_record": self.record,  # the relay stamps each session with it
+            **{
+                option.mitmproxy_name: getattr(self, option.dest)
+                for option in ADDON_OPTIONS
+                if option.cli
+            },
             "rtrec_recorder_socket": recorder_socket,
-            **{f"rtrec_{name}": getattr(self, name) for name in RECORDER_SETTINGS},
         }
 
 

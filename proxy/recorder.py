@@ -29,6 +29,7 @@ from proxy.handover import Decoder, Item
 from proxy.metrics import Metrics
 from proxy.metrics_server import MetricsServer
 from proxy.observe import observe
+from proxy.options import RECORDER_OPTIONS
 from proxy.pricing import PriceTable, price_table
 from proxy.redact import redact_text
 from proxy.session import SessionRecorder
@@ -44,37 +45,26 @@ logger = logging.getLogger(__name__)
 RELAYS_GRACE_S = 10.0
 
 
-# The proxy settings the recorder process runs on: `rtrec proxy --NAME`, the addon's `rtrec_NAME`.
-RECORDER_SETTINGS = (
-    "db",
-    "pricing",
-    "metrics_host",
-    "metrics_port",
-    "retention_days",
-    "queue_size",
-    "flush_interval_ms",
-    "metric_properties",
-)
-
-
 @dataclass(frozen=True)
 class RecorderConfig:
+    """`RECORDER_OPTIONS` (tests/test_options.py checks the fields), and what the relay adds."""
+
     socket: str
     db: str
-    pricing: str
     metrics_host: str
     metrics_port: int
+    pricing: str
     retention_days: int
     queue_size: int
     flush_interval_ms: int
-    metric_properties: str = ""  # comma-separated allow-list of property labels
+    metric_properties: str  # comma-separated allow-list of property labels
     proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
 
     @classmethod
     def of(cls, setting: Callable[[str], Any], socket: str, listen_port: int) -> RecorderConfig:
-        """From the proxy's settings, looked up by their names in `RECORDER_SETTINGS`."""
-        values = {name: setting(name) for name in RECORDER_SETTINGS}
+        """From the proxy's settings: `setting(dest)` of each of `RECORDER_OPTIONS`."""
+        values = {option.dest: setting(option.dest) for option in RECORDER_OPTIONS}
         return cls(socket=socket, proxy_id=f"{gethostname()}:{listen_port}", **values)
 
     def command(self) -> list[str]:

@@ -1,4 +1,8 @@
-"""Every command-line setting, declared once: flag, environment variable, default, help, parser."""
+"""The command line's settings: flags and `RTREC_*` variables made from `proxy/options.py`'s table.
+
+The proxy's options are declared there, once; this module adds the settings only the CLI has
+(the dashboard's and the simulator's addresses) and turns them all into argparse flags.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +12,48 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from storage.db import DEFAULT_DB_URL
+from proxy.options import (
+    CLI_OPTIONS,
+    DB,
+    Option,
+    non_negative,
+    port,
+    positive,
+    whole_number,
+)
 
-
-def port(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+__all__ = [  # DB is the table's; the rest is this module's
+    "DASHBOARD_SETTINGS",
+    "DB",
+    "EXPOSING_HOSTS",
+    "PROXY_SETTINGS",
+    "SIMULATE_SETTINGS",
+    "UP_SETTINGS",
+    "Setting",
+    "add_settings",
+    "exposure_warning",
+    "markdown_table",
+    "non_negative_int",
+    "positive_int",
+    "resolve_environment",
+]
 
 
-def upstream_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an http(s):// or ws(s):// URL with a host"
-        )
-    # mitmproxy's reverse mode speaks http(s) upstream and upgrades from there.
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return parts._replace(scheme=scheme).geturl().rstrip("/")
+def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`parse` for argparse, which prints an ArgumentTypeError's message as it is."""
+
+    def parse_argument(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_argument
 
 
-def metric_properties(text: str) -> str:
-    from proxy.tags import metric_property_names
-
-    try:
-        return ",".join(metric_property_names(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def readable_file(text: str) -> str:
-    if text and not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"file {text!r} not found")
-    if text and not os.access(text, os.R_OK):
-        raise argparse.ArgumentTypeError(f"file {text!r} is not readable")
-    return text
+positive_int = argparse_type(lambda text: positive(whole_number(text)))
+non_negative_int = argparse_type(lambda text: non_negative(whole_number(text)))
 
 
 def is_loopback(host: str) -> bool:
@@ -113,85 +100,20 @@ def exposure_warning(hosts: dict[str, str]) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: Any
-    help: str
-    parse: Callable[[str], Any] = str
-    choices: Sequence[str] | None = None
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name
-
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
-
-    def env_var(self, prefix: str = "RTREC_") -> str:
-        return prefix + self.dest.upper()
-
-
-DB = Setting("db", DEFAULT_DB_URL, "SQLAlchemy database URL (postgresql+psycopg://… to share)")
-
-PROXY_SETTINGS = (
-    Setting("listen-host", "127.0.0.1", "where clients connect"),
-    Setting("listen-port", 8080, "port clients connect to", port),
-    Setting(
-        "upstream",
-        "https://api.openai.com",
-        "reverse-proxy target (Azure: https://<res>.openai.azure.com)",
-        upstream_url,
-    ),
-    Setting(
-        "mode",
-        "reverse",
-        "reverse, or regular for HTTPS_PROXY-style clients",
-        choices=("reverse", "regular"),
-    ),
-    DB,
-    Setting("metrics-host", "127.0.0.1", "where /metrics and /healthz listen"),
-    Setting("metrics-port", 9464, "Prometheus endpoint port; 0 turns it off", port),
-    Setting(
-        "record",
-        "full",
-        "full: events, text, audio; text: no audio bytes; metadata: no content at all",
-        choices=("full", "text", "metadata"),
-    ),
-    Setting("pricing", "", "TOML file that overrides or adds model prices", readable_file),
-    Setting(
-        "retention-days",
-        0,
-        "delete sessions older than this every hour; 0 keeps all",
-        non_negative_int,
-    ),
-    Setting("queue-size", 100_000, "records buffered before the recorder drops", positive_int),
-    Setting(
-        "flush-interval-ms",
-        250,
-        "longest a record waits before its batch is committed",
-        positive_int,
-    ),
-    Setting(
-        "metric-properties",
-        "",
-        "session properties (comma-separated) that label the cost and token counters",
-        metric_properties,
-    ),
-    Setting(
-        "workers",
-        1,
-        "relay processes sharing the listen port (SO_REUSEPORT), all feeding one recorder",
-        positive_int,
-    ),
-)
+# The CLI's settings are options like the proxy's: `rtrec proxy` takes those the table marks `cli`.
+Setting = Option
+PROXY_SETTINGS = CLI_OPTIONS
 
 
 UP_SETTINGS = (
     *PROXY_SETTINGS,
-    Setting("dashboard-host", "127.0.0.1", "where the dashboard listens"),
-    Setting("dashboard-port", 8501, "dashboard port", port),
+    Setting(
+        "dashboard-host",
+        "127.0.0.1",
+        "where the dashboard listens",
+        doc="`rtrec up` only: where the dashboard listens",
+    ),
+    Setting("dashboard-port", 8501, "dashboard port", port, doc="`rtrec up` only: dashboard port"),
 )
 
 # `rtrec dashboard` and `rtrec simulate` name these --host/--port, with their own variables.
@@ -217,7 +139,7 @@ class FromEnvironment:
     def resolve(self) -> Any:
         try:
             value = self.setting.parse(self.raw)
-        except argparse.ArgumentTypeError as exc:
+        except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{self.env_var}: {exc}") from None
         if self.setting.choices and value not in self.setting.choices:
             choices = ", ".join(self.setting.choices)
@@ -247,8 +169,23 @@ def add_settings(
             setting.flag,
             dest=setting.dest,
             default=default,
-            type=setting.parse,
+            type=argparse_type(setting.parse),
             choices=setting.choices,
             metavar=setting.dest.upper() if not setting.choices else None,
             help=f"{setting.help} [{env_var}, default: {setting.default}]",
         )
+
+
+def markdown_table(settings: Sequence[Setting]) -> str:
+    """The README's table of `settings`: option, variable, default, meaning."""
+    lines = ["| option | variable | default | meaning |", "|---|---|---|---|"]
+    for setting in settings:
+        shown = f"`{setting.default}`" if setting.default != "" else "empty"
+        default = setting.doc_default or shown
+        meaning = setting.doc or setting.help
+        lines.append(f"| `{setting.flag}` | `{setting.env_var()}` | {default} | {meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # `python -m rtrec.settings` prints the README's table of options
+    print(markdown_table(UP_SETTINGS))

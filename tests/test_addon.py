@@ -159,12 +159,18 @@ def test_refused_upgrade_is_counted_by_the_recorder_process(recorder_ctx, metric
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("rtrec_queue_size", 0, "rtrec_queue_size"),
-        ("rtrec_flush_interval_ms", 0, "rtrec_flush_interval_ms"),
-        ("rtrec_metrics_port", 70000, "rtrec_metrics_port"),
+        ("rtrec_queue_size", 0, "rtrec_queue_size: 0 must be at least 1"),
+        ("rtrec_flush_interval_ms", 0, "rtrec_flush_interval_ms: 0 must be at least 1"),
+        ("rtrec_metrics_port", 70000, r"rtrec_metrics_port: 70000 is not a port \(0-65535\)"),
+        ("rtrec_retention_days", -1, "rtrec_retention_days: -1 must be 0 or more"),
+        ("rtrec_metric_properties", "model", "rtrec_metric_properties: 'model' is already a label"),
         ("rtrec_db", "nosuchdriver://x", "database URL"),
         ("rtrec_db", "sqlite:////no/such/dir/x.db", "does not exist"),
-        ("rtrec_pricing", "/no/such/pricing.toml", "pricing file"),
+        (
+            "rtrec_pricing",
+            "/no/such/pricing.toml",
+            "rtrec_pricing: file '/no/such/pricing.toml' not found",
+        ),
     ],
 )
 def test_bad_options_are_refused(recorder_ctx, option: str, value: object, message: str):
