@@ -49,6 +49,14 @@ class ConvItem:
         return audio_ms(len(self.audio), self.audio_format)
 
 
+def index_of(conversation: list[ConvItem], item_id: Any) -> int:
+    """The position of the item with ``item_id`` in ``conversation``, -1 if there is none."""
+    for index, conv_item in enumerate(conversation):
+        if conv_item.id == item_id:
+            return index
+    return -1
+
+
 def build_item(raw: Any, param: str, *, beta: bool, input_format: AudioFormat) -> ConvItem:
     """Validate a client item and build the server's representation of it."""
     given = as_object(raw, param)

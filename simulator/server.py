@@ -401,7 +401,7 @@ class FakeRealtimeServer:
         else:
             code = "invalid_api_key"
             message = f"Incorrect API key provided: {key}."
-        await sim.send_error(code, message, None, None)
+        await sim.state.send_error(code, message, None, None)
         await ws.close(3000, f"invalid_request_error.{code}")
 
 
