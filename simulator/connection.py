@@ -19,8 +19,8 @@ from simulator.events import JSON, server_event
 from simulator.generate import start_response
 from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
 from simulator.pacing import Pacing
+from simulator.params import SessionError, as_object, invalid_value
 from simulator.responses import RateLimitTracker
-from simulator.session import SessionError, as_object, invalid_value
 from simulator.state import ConnectionState, SendText
 
 GA_CLIENT_TYPES = (

@@ -17,7 +17,7 @@ from simulator.audio import (
     text_tokens,
 )
 from simulator.events import JSON, new_id
-from simulator.session import as_object, invalid_value
+from simulator.params import as_object, invalid_value
 
 #: Fixed per-item overhead billed as input text tokens ("a few special tokens per message").
 MESSAGE_OVERHEAD_TOKENS = 4

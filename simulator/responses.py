@@ -12,13 +12,8 @@ from simulator import events
 from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, AudioFormat, text_tokens
 from simulator.events import JSON
 from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
-from simulator.session import (
-    SessionConfig,
-    as_object,
-    check_modalities,
-    invalid_value,
-    normalize_ga_format,
-)
+from simulator.params import as_object, check_modalities, invalid_value, normalize_ga_format
+from simulator.session import SessionConfig
 from simulator.tools import choose_tool
 
 #: A model name that makes every response fail with a TPM rate-limit error
