@@ -18,10 +18,8 @@ from simulator.audio import ASSISTANT_AUDIO_MS_PER_TOKEN, audio_tokens
 from simulator.events import JSON, server_event
 from simulator.generate import start_response
 from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
-from simulator.pacing import Pacing
 from simulator.params import SessionError, as_object, invalid_value
-from simulator.responses import RateLimitTracker
-from simulator.state import ConnectionState, SendText
+from simulator.state import ConnectionState
 
 GA_CLIENT_TYPES = (
     "session.update",
@@ -41,26 +39,8 @@ BETA_CLIENT_TYPES = (*GA_CLIENT_TYPES, "transcription_session.update")
 class SimConnection:
     """Handles the client events of one connection and produces the server's events."""
 
-    def __init__(
-        self,
-        *,
-        beta: bool,
-        transcription: bool,
-        model: str,
-        send_text: SendText,
-        rate_limits: RateLimitTracker,
-        pacing: Pacing | None = None,
-        audio_chunk_ms: int = 100,
-    ) -> None:
-        self.state = ConnectionState(
-            beta=beta,
-            transcription=transcription,
-            model=model,
-            send_text=send_text,
-            rate_limits=rate_limits,
-            pacing=pacing,
-            audio_chunk_ms=audio_chunk_ms,
-        )
+    def __init__(self, state: ConnectionState) -> None:
+        self.state = state
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:

@@ -36,6 +36,7 @@ from simulator.handshake import (
 )
 from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
+from simulator.state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
@@ -312,13 +313,15 @@ class FakeRealtimeServer:
             await self._send(conn_id, text)
 
         sim = SimConnection(
-            beta=accepted.beta,
-            transcription=accepted.transcription,
-            model=accepted.model,
-            send_text=send_text,
-            rate_limits=self._rate_limits,
-            pacing=self.pacing,
-            audio_chunk_ms=self.audio_chunk_ms,
+            ConnectionState(
+                beta=accepted.beta,
+                transcription=accepted.transcription,
+                model=accepted.model,
+                send_text=send_text,
+                rate_limits=self._rate_limits,
+                pacing=self.pacing,
+                audio_chunk_ms=self.audio_chunk_ms,
+            )
         )
         try:
             if accepted.api_key is None or accepted.api_key == INVALID_KEY:
