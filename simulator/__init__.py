@@ -1,5 +1,6 @@
 """A local fake of the OpenAI Realtime WebSocket service (GA and beta), with its own frame log."""
 
+from simulator.handshake import Handshake
 from simulator.pacing import Pacing
 from simulator.responses import RATE_LIMITED_MODEL
 from simulator.serve import make_server, serve_forever
@@ -8,7 +9,6 @@ from simulator.server import (
     REFUSE_UPGRADE_KEY,
     CloseInfo,
     FakeRealtimeServer,
-    Handshake,
     LoggedMessage,
     run_in_thread,
 )

@@ -1,4 +1,5 @@
-"""The protocol state machine of one simulated Realtime connection (client -> server events)."""
+"""The protocol state machine of one simulated Realtime connection: it checks each client event and
+hands it to the handler that changes the connection's state (:mod:`simulator.state`)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,19 @@ import asyncio
 import base64
 import contextlib
 import json
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, cast
 
 from websockets.exceptions import ConnectionClosed
 
-from simulator import events, turns
-from simulator.audio import ASSISTANT_AUDIO_MS_PER_TOKEN, SineSynth, audio_tokens
-from simulator.events import JSON, new_id, server_event
-from simulator.generate import run_response
-from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item
-from simulator.pacing import Pacing
-from simulator.responses import ActiveResponse, RateLimitTracker, ResponsePlan, plan_response
-from simulator.session import SessionConfig, SessionError, as_object, invalid_value
-from simulator.turns import InputBuffer
-
-SendText = Callable[[str], Awaitable[None]]
+from simulator import turns
+from simulator.audio import ASSISTANT_AUDIO_MS_PER_TOKEN, audio_tokens
+from simulator.events import JSON, server_event
+from simulator.generate import start_response
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
+from simulator.params import SessionError, as_object, invalid_value
+from simulator.state import ConnectionState
 
 GA_CLIENT_TYPES = (
     "session.update",
@@ -43,67 +39,22 @@ BETA_CLIENT_TYPES = (*GA_CLIENT_TYPES, "transcription_session.update")
 class SimConnection:
     """Handles the client events of one connection and produces the server's events."""
 
-    def __init__(
-        self,
-        *,
-        beta: bool,
-        transcription: bool,
-        model: str,
-        send_text: SendText,
-        rate_limits: RateLimitTracker,
-        pacing: Pacing | None = None,
-        audio_chunk_ms: int = 100,
-    ) -> None:
-        self.beta = beta
-        self.model = model
-        self.session = SessionConfig.create(
-            beta=beta,
-            transcription=transcription,
-            model=model,
-            session_id=new_id("sess"),
-            now=time.time(),
-        )
-        self._send_text = send_text
-        self.rate_limits = rate_limits
-        self.pacing = pacing or Pacing()
-        self.audio_chunk_ms = max(1, audio_chunk_ms)
-        self.conversation_id = new_id("conv")
-        self.conversation: list[ConvItem] = []
-        self.input = InputBuffer()
-        self.active: ActiveResponse | None = None
-        self.assistant_audio_present = False
-        self.previous_context: tuple[int, int] | None = None
-        self.synth = SineSynth()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def transcription(self) -> bool:
-        return self.session.transcription
-
-    # ----------------------------------------------------------------- sending
-    async def send(self, event: JSON) -> None:
-        await self._send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
-
-    async def send_error(
-        self, code: str | None, message: str, param: str | None, client_event_id: str | None
-    ) -> None:
-        await self.send(
-            events.error_event(code, message, param=param, client_event_id=client_event_id)
-        )
+    def __init__(self, state: ConnectionState) -> None:
+        self.state = state
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
         """Send ``session.created`` (beta transcription: ``transcription_session.created``)."""
         kind = (
             "transcription_session.created"
-            if self.beta and self.transcription
+            if self.state.beta and self.state.transcription
             else "session.created"
         )
-        await self.send(server_event(kind, session=self.session.data))
+        await self.state.send(server_event(kind, session=self.state.session.data))
 
     async def shutdown(self) -> None:
         """Stop the response tasks that are still running (the socket is gone)."""
-        for task in list(self._tasks):
+        for task in list(self.state.response_tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                 await task
@@ -112,7 +63,7 @@ class SimConnection:
     async def handle(self, message: str | bytes) -> None:
         """Process one frame from the client."""
         if isinstance(message, bytes):
-            await self.send_error(
+            await self.state.send_error(
                 "invalid_event",
                 "Binary WebSocket frames are not supported. Send events as JSON text frames.",
                 None,
@@ -122,7 +73,7 @@ class SimConnection:
         try:
             obj: Any = json.loads(message)
         except json.JSONDecodeError as exc:
-            await self.send_error(
+            await self.state.send_error(
                 "invalid_json",
                 f"Invalid JSON: the event could not be parsed ({exc.msg}).",
                 None,
@@ -130,7 +81,7 @@ class SimConnection:
             )
             return
         if not isinstance(obj, dict):
-            await self.send_error(
+            await self.state.send_error(
                 "invalid_json",
                 f"Invalid event: expected a JSON object, but got {type(obj).__name__} instead.",
                 None,
@@ -143,9 +94,9 @@ class SimConnection:
         try:
             await self._dispatch(event)
         except ClientError as err:
-            await self.send_error(err.code, err.message, err.param, client_event_id)
+            await self.state.send_error(err.code, err.message, err.param, client_event_id)
         except SessionError as err:
-            await self.send_error(err.code, err.message, err.param, client_event_id)
+            await self.state.send_error(err.code, err.message, err.param, client_event_id)
 
     async def _dispatch(self, event: JSON) -> None:
         etype = event.get("type")
@@ -153,16 +104,16 @@ class SimConnection:
             raise ClientError(
                 "missing_required_parameter", "Missing required parameter: 'type'.", "type"
             )
-        supported = BETA_CLIENT_TYPES if self.beta else GA_CLIENT_TYPES
+        supported = BETA_CLIENT_TYPES if self.state.beta else GA_CLIENT_TYPES
         if etype not in supported:
             err = invalid_value("type", etype, list(supported))
             raise ClientError(err.code, err.message, err.param)
         handlers: dict[str, Callable[[JSON], Awaitable[None]]] = {
             "session.update": self._on_session_update,
             "transcription_session.update": self._on_session_update,
-            "input_audio_buffer.append": partial(turns.on_append, self),
-            "input_audio_buffer.commit": partial(turns.on_commit, self),
-            "input_audio_buffer.clear": partial(turns.on_clear, self),
+            "input_audio_buffer.append": partial(turns.on_append, self.state),
+            "input_audio_buffer.commit": partial(turns.on_commit, self.state),
+            "input_audio_buffer.clear": partial(turns.on_clear, self.state),
             "conversation.item.create": self._on_item_create,
             "conversation.item.retrieve": self._on_item_retrieve,
             "conversation.item.truncate": self._on_item_truncate,
@@ -174,48 +125,29 @@ class SimConnection:
 
     # ----------------------------------------------------------------- session
     async def _on_session_update(self, event: JSON) -> None:
-        self.session.apply_update(event.get("session"), voice_locked=self.assistant_audio_present)
-        if self.session.turn_detection is None:  # turning VAD off abandons the speech in progress
-            self.input.vad.reset()
-            self.input.speech_item_id = None
+        state = self.state
+        state.session.apply_update(event.get("session"), voice_locked=state.assistant_audio_present)
+        if state.session.turn_detection is None:  # turning VAD off abandons the speech in progress
+            state.input.vad.reset()
+            state.input.speech_item_id = None
         kind = (
             "transcription_session.updated"
-            if self.beta and self.transcription
+            if state.beta and state.transcription
             else "session.updated"
         )
-        await self.send(server_event(kind, session=self.session.data))
+        await state.send(server_event(kind, session=state.session.data))
 
     # ----------------------------------------------------------------- conversation items
-    def last_item_id(self) -> str | None:
-        return self.conversation[-1].id if self.conversation else None
-
-    def find(self, item_id: Any) -> int:
-        for index, conv_item in enumerate(self.conversation):
-            if conv_item.id == item_id:
-                return index
-        return -1
-
-    async def announce_item(self, conv_item: ConvItem, previous: str | None) -> None:
-        """GA: ``conversation.item.added`` + ``.done``; beta: ``conversation.item.created``."""
-        if self.beta:
-            await self.send(
-                server_event(
-                    "conversation.item.created", previous_item_id=previous, item=conv_item.item
-                )
-            )
-            return
-        for kind in ("conversation.item.added", "conversation.item.done"):
-            await self.send(server_event(kind, previous_item_id=previous, item=conv_item.item))
-
     async def _on_item_create(self, event: JSON) -> None:
         if "item" not in event:
             raise ClientError(
                 "missing_required_parameter", "Missing required parameter: 'item'.", "item"
             )
+        state = self.state
         conv_item = build_item(
-            event["item"], "item", beta=self.beta, input_format=self.session.input_format
+            event["item"], "item", beta=state.beta, input_format=state.session.input_format
         )
-        if self.find(conv_item.id) >= 0:
+        if index_of(state.conversation, conv_item.id) >= 0:
             raise ClientError(
                 "duplicate_item_id",
                 f"Item with item_id '{conv_item.id}' already exists.",
@@ -226,7 +158,7 @@ class SimConnection:
             if previous_id == "root":
                 index = 0
             else:
-                found = self.find(previous_id)
+                found = index_of(state.conversation, previous_id)
                 if found < 0:
                     raise ClientError(
                         "previous_item_not_found",
@@ -235,10 +167,10 @@ class SimConnection:
                     )
                 index = found + 1
         else:
-            index = len(self.conversation)
-        previous = self.conversation[index - 1].id if index > 0 else None
-        self.conversation.insert(index, conv_item)
-        await self.announce_item(conv_item, previous)
+            index = len(state.conversation)
+        previous = state.conversation[index - 1].id if index > 0 else None
+        state.conversation.insert(index, conv_item)
+        await state.announce_item(conv_item, previous)
 
     def _require_item(self, event: JSON, verb: str) -> ConvItem:
         item_id = event.get("item_id")
@@ -246,14 +178,14 @@ class SimConnection:
             raise ClientError(
                 "missing_required_parameter", "Missing required parameter: 'item_id'.", "item_id"
             )
-        index = self.find(item_id)
+        index = index_of(self.state.conversation, item_id)
         if index < 0:
             raise ClientError(
                 f"item_{verb}_invalid_item_id",
                 f"Error {verb[:-1]}ing item: the item with id '{item_id}' does not exist.",
                 "item_id",
             )
-        return self.conversation[index]
+        return self.state.conversation[index]
 
     async def _on_item_retrieve(self, event: JSON) -> None:
         conv_item = self._require_item(event, "retrieve")
@@ -263,7 +195,7 @@ class SimConnection:
                 if part.get("type") in ("input_audio", "audio", "output_audio"):
                     part["audio"] = base64.b64encode(conv_item.audio).decode("ascii")
                     break
-        await self.send(server_event("conversation.item.retrieved", item=item))
+        await self.state.send(server_event("conversation.item.retrieved", item=item))
 
     async def _on_item_truncate(self, event: JSON) -> None:
         conv_item = self._require_item(event, "truncate")
@@ -297,7 +229,7 @@ class SimConnection:
         conv_item.audio_tokens = audio_tokens(conv_item.audio_ms, ASSISTANT_AUDIO_MS_PER_TOKEN)
         conv_item.text_tokens = MESSAGE_OVERHEAD_TOKENS
         content[content_index]["transcript"] = ""
-        await self.send(
+        await self.state.send(
             server_event(
                 "conversation.item.truncated",
                 item_id=conv_item.id,
@@ -308,50 +240,33 @@ class SimConnection:
 
     async def _on_item_delete(self, event: JSON) -> None:
         conv_item = self._require_item(event, "delete")
-        self.conversation.remove(conv_item)
-        await self.send(server_event("conversation.item.deleted", item_id=conv_item.id))
+        self.state.conversation.remove(conv_item)
+        await self.state.send(server_event("conversation.item.deleted", item_id=conv_item.id))
 
     # ----------------------------------------------------------------- responses
     async def _on_response_create(self, event: JSON) -> None:
-        if self.transcription:
+        active = self.state.active
+        if self.state.transcription:
             raise ClientError(
                 "invalid_value",
                 "Invalid value: 'response.create'. Responses are not supported in transcription "
                 "sessions.",
                 "type",
             )
-        if self.active is not None:
+        if active is not None:
             raise ClientError(
                 "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: {self.active.id}. "
+                f"Conversation already has an active response in progress: {active.id}. "
                 "Wait until the response is finished before creating a new one.",
             )
         params = event.get("response")
-        plan = plan_response(self, as_object(params, "response") if params is not None else {})
-        self.start_response(plan)
+        start_response(self.state, as_object(params, "response") if params is not None else {})
 
     async def _on_response_cancel(self, event: JSON) -> None:
         response_id = event.get("response_id")
-        if self.active is None or (response_id is not None and response_id != self.active.id):
+        active = self.state.active
+        if active is None or (response_id is not None and response_id != active.id):
             raise ClientError(
                 "response_cancel_not_active", "Cancellation failed: no active response found"
             )
-        await self.cancel_active("client_cancelled")
-
-    async def cancel_active(self, reason: str) -> None:
-        """Stop the active response (``response.done`` status ``cancelled``) and wait for it."""
-        active = self.active
-        if active is None:
-            return
-        if active.cancel_reason is None:
-            active.cancel_reason = reason
-        active.cancel_event.set()
-        if active.task is not None and active.task is not asyncio.current_task():
-            await asyncio.wait({active.task})
-
-    def start_response(self, plan: ResponsePlan) -> None:
-        active = ActiveResponse(id=new_id("resp"))
-        self.active = active
-        active.task = asyncio.create_task(run_response(self, active, plan))
-        self._tasks.add(active.task)
-        active.task.add_done_callback(self._tasks.discard)
+        await self.state.cancel_active("client_cancelled")

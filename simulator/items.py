@@ -17,7 +17,7 @@ from simulator.audio import (
     text_tokens,
 )
 from simulator.events import JSON, new_id
-from simulator.session import as_object, invalid_value
+from simulator.params import as_object, invalid_value
 
 #: Fixed per-item overhead billed as input text tokens ("a few special tokens per message").
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -47,6 +47,14 @@ class ConvItem:
     @property
     def audio_ms(self) -> float:
         return audio_ms(len(self.audio), self.audio_format)
+
+
+def index_of(conversation: list[ConvItem], item_id: Any) -> int:
+    """The position of the item with ``item_id`` in ``conversation``, -1 if there is none."""
+    for index, conv_item in enumerate(conversation):
+        if conv_item.id == item_id:
+            return index
+    return -1
 
 
 def build_item(raw: Any, param: str, *, beta: bool, input_format: AudioFormat) -> ConvItem:

@@ -6,17 +6,15 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from simulator import events
 from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, AudioFormat, text_tokens
 from simulator.events import JSON
-from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item
-from simulator.session import as_object, check_modalities, invalid_value, normalize_ga_format
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
+from simulator.params import as_object, check_modalities, invalid_value, normalize_ga_format
+from simulator.session import SessionConfig
 from simulator.tools import choose_tool
-
-if TYPE_CHECKING:
-    from simulator.connection import SimConnection
 
 #: A model name that makes every response fail with a TPM rate-limit error
 #: (docs/realtime-api.md#responsedone-usage).
@@ -88,10 +86,16 @@ class ActiveResponse:
     task: asyncio.Task[None] | None = None
 
 
-def plan_response(conn: SimConnection, params: JSON) -> ResponsePlan:
-    """Resolve ``response.create`` overrides against the session and price the context."""
-    session = conn.session
-    if conn.beta:
+def plan_response(
+    params: JSON,
+    *,
+    session: SessionConfig,
+    conversation: list[ConvItem],
+    previous_context: tuple[int, int] | None,
+) -> ResponsePlan:
+    """Resolve ``response.create`` overrides against the session and price the context
+    (``previous_context``: the input tokens of the last response, which count as cached)."""
+    if session.beta:
         modalities = (
             check_modalities(params["modalities"], "response.modalities")
             if "modalities" in params
@@ -128,9 +132,9 @@ def plan_response(conn: SimConnection, params: JSON) -> ResponsePlan:
         )
         max_tokens = params.get("max_output_tokens", session.max_output_tokens)
         temperature = session.temperature
-    conversation = params.get("conversation", "auto")
-    if conversation not in ("auto", "none"):
-        err = invalid_value("response.conversation", conversation, ["auto", "none"])
+    conversation_mode = params.get("conversation", "auto")
+    if conversation_mode not in ("auto", "none"):
+        err = invalid_value("response.conversation", conversation_mode, ["auto", "none"])
         raise ClientError(err.code, err.message, err.param)
     metadata = params.get("metadata")
     instructions = params.get("instructions", session.instructions)
@@ -147,27 +151,27 @@ def plan_response(conn: SimConnection, params: JSON) -> ResponsePlan:
         context: list[ConvItem] = []
         for index, raw in enumerate(raw_input):
             ref = as_object(raw, f"response.input[{index}]")
-            found = conn.find(ref.get("id")) if ref.get("type") == "item_reference" else -1
+            found = (
+                index_of(conversation, ref.get("id")) if ref.get("type") == "item_reference" else -1
+            )
             if found >= 0:
-                context.append(conn.conversation[found])
+                context.append(conversation[found])
             else:
                 context.append(
                     build_item(
                         ref,
                         f"response.input[{index}]",
-                        beta=conn.beta,
+                        beta=session.beta,
                         input_format=session.input_format,
                     )
                 )
     else:
-        context = list(conn.conversation)
+        context = list(conversation)
     for conv_item in context:
         in_text += conv_item.text_tokens
         in_audio += conv_item.audio_tokens
-    previous = conn.previous_context
-    cached_text = min(previous[0], in_text) if previous else 0
-    cached_audio = min(previous[1], in_audio) if previous else 0
-    conn.previous_context = (in_text, in_audio)
+    cached_text = min(previous_context[0], in_text) if previous_context else 0
+    cached_audio = min(previous_context[1], in_audio) if previous_context else 0
     tool = choose_tool(
         params.get("tools", session.data.get("tools")),
         params.get("tool_choice", session.data.get("tool_choice", "auto")),
@@ -180,7 +184,7 @@ def plan_response(conn: SimConnection, params: JSON) -> ResponsePlan:
         max_output_tokens=max_tokens if isinstance(max_tokens, int | str) else "inf",
         metadata=cast(JSON | None, metadata),
         temperature=float(temperature) if isinstance(temperature, int | float) else 0.8,
-        in_conversation=conversation == "auto",
+        in_conversation=conversation_mode == "auto",
         input_text=in_text,
         input_audio=in_audio,
         cached_text=cached_text,
@@ -190,22 +194,23 @@ def plan_response(conn: SimConnection, params: JSON) -> ResponsePlan:
 
 
 def response_object(
-    conn: SimConnection,
     active: ActiveResponse,
     plan: ResponsePlan,
     *,
+    beta: bool,
+    conversation_id: str,
     status: str,
     status_details: JSON | None = None,
     output: list[JSON] | None = None,
     usage: JSON | None = None,
 ) -> JSON:
     return events.response_object(
-        beta=conn.beta,
+        beta=beta,
         response_id=active.id,
         status=status,
         status_details=status_details,
         output=output or [],
-        conversation_id=conn.conversation_id if plan.in_conversation else None,
+        conversation_id=conversation_id if plan.in_conversation else None,
         modalities=plan.modalities,
         voice=plan.voice,
         output_format=plan.output_format,

@@ -20,7 +20,6 @@ from typing import Any, Literal, Self
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
@@ -28,8 +27,16 @@ from websockets.typing import Subprotocol
 
 from simulator import events
 from simulator.connection import SimConnection
+from simulator.handshake import (
+    BETA_SUBPROTOCOL,
+    Handshake,
+    api_key_of,
+    header_dict,
+    offered_subprotocols,
+)
 from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
+from simulator.state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +47,6 @@ CloseInfo = tuple[int | None, str | None, str]
 REFUSE_UPGRADE_KEY = "sk-refuse-upgrade"
 #: An API key that is accepted at the HTTP level, then rejected like a wrong key (close 3000).
 INVALID_KEY = "sk-invalid"
-BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
-KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Largest accepted client frame (the real API documents a 15 MiB event limit).
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -69,61 +74,12 @@ class LoggedMessage:
 
 
 @dataclass
-class Handshake:
-    """One HTTP upgrade request the simulator received."""
-
-    conn_id: int
-    path: str
-    headers: dict[str, str]
-    subprotocols: list[str]
-    #: The HTTP status the simulator answered with (101, 403, 404, ...; 0 while undecided).
-    status: int = 0
-
-
-@dataclass
 class _Accepted:
     handshake: Handshake
     api_key: str | None
     beta: bool
     transcription: bool
     model: str
-
-
-def _header_dict(headers: Headers) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers.raw_items():
-        key = name.lower()
-        out[key] = f"{out[key]}, {value}" if key in out else value
-    return out
-
-
-def _subprotocols(headers: Headers) -> list[str]:
-    return [
-        proto.strip()
-        for value in headers.get_all("Sec-WebSocket-Protocol")
-        for proto in value.split(",")
-        if proto.strip()
-    ]
-
-
-def _api_key(
-    headers: dict[str, str], subprotocols: list[str], query: dict[str, list[str]]
-) -> str | None:
-    auth = headers.get("authorization", "")
-    if auth[:7].lower() == "bearer " and auth[7:].strip():
-        return auth[7:].strip()
-    if headers.get("api-key", "").strip():
-        return headers["api-key"].strip()
-    for proto in subprotocols:
-        if proto.startswith(KEY_SUBPROTOCOL_PREFIX) and len(proto) > len(KEY_SUBPROTOCOL_PREFIX):
-            return proto[len(KEY_SUBPROTOCOL_PREFIX) :]
-    for value in query.get("api-key", []):
-        if value.strip():
-            return value.strip()
-    for value in query.get("Authorization", []):
-        if value[:7].lower() == "bearer " and value[7:].strip():
-            return value[7:].strip()
-    return None
 
 
 def _close_info(ws: ServerConnection) -> CloseInfo:
@@ -290,8 +246,8 @@ class FakeRealtimeServer:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         self._next_conn_id += 1
-        headers = _header_dict(request.headers)
-        subprotocols = _subprotocols(request.headers)
+        headers = header_dict(request.headers)
+        subprotocols = offered_subprotocols(request.headers)
         handshake = Handshake(self._next_conn_id, request.path, headers, subprotocols)
         self.handshakes.append(handshake)
         self._by_connection[connection] = handshake
@@ -299,7 +255,7 @@ class FakeRealtimeServer:
         if not route.endswith("/realtime"):
             return connection.respond(404, "Not Found\n")
         query = parse_qs(raw_query, keep_blank_values=True)
-        api_key = _api_key(headers, subprotocols, query)
+        api_key = api_key_of(headers, subprotocols, query)
         if api_key == REFUSE_UPGRADE_KEY:
             body = {
                 "error": {
@@ -357,13 +313,15 @@ class FakeRealtimeServer:
             await self._send(conn_id, text)
 
         sim = SimConnection(
-            beta=accepted.beta,
-            transcription=accepted.transcription,
-            model=accepted.model,
-            send_text=send_text,
-            rate_limits=self._rate_limits,
-            pacing=self.pacing,
-            audio_chunk_ms=self.audio_chunk_ms,
+            ConnectionState(
+                beta=accepted.beta,
+                transcription=accepted.transcription,
+                model=accepted.model,
+                send_text=send_text,
+                rate_limits=self._rate_limits,
+                pacing=self.pacing,
+                audio_chunk_ms=self.audio_chunk_ms,
+            )
         )
         try:
             if accepted.api_key is None or accepted.api_key == INVALID_KEY:
@@ -401,7 +359,7 @@ class FakeRealtimeServer:
         else:
             code = "invalid_api_key"
             message = f"Incorrect API key provided: {key}."
-        await sim.send_error(code, message, None, None)
+        await sim.state.send_error(code, message, None, None)
         await ws.close(3000, f"invalid_request_error.{code}")
 
 

@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from simulator import events
-from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, PCM16_RATE, AudioFormat
+from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, AudioFormat
 from simulator.events import JSON
+from simulator.params import (
+    SessionError,
+    as_object,
+    check_modalities,
+    invalid_type,
+    invalid_value,
+    normalize_ga_format,
+)
 
 GA_REALTIME_KEYS = frozenset(
     {
@@ -65,41 +73,8 @@ BETA_TRANSCRIPTION_KEYS = frozenset(
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
 
-class SessionError(Exception):
-    """A rejected ``session.update``; becomes an ``error`` event."""
-
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
-
-
 def _unknown(param: str) -> SessionError:
     return SessionError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
-
-
-def invalid_type(param: str, expected: str, value: Any) -> SessionError:
-    return SessionError(
-        "invalid_type",
-        f"Invalid type for '{param}': expected {expected}, but got {type(value).__name__} instead.",
-        param,
-    )
-
-
-def invalid_value(param: str, value: Any, supported: list[str]) -> SessionError:
-    options = ", ".join(f"'{s}'" for s in supported)
-    return SessionError(
-        "invalid_value",
-        f"Invalid value: '{value}'. Supported values are: {options}.",
-        param,
-    )
-
-
-def as_object(value: Any, param: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid_type(param, "an object", value)
-    return cast(dict[str, Any], value)
 
 
 def _normalize_transcription(value: Any, param: str) -> JSON | None:
@@ -163,42 +138,6 @@ def _check_vad_numbers(turn_detection: JSON, param: str) -> None:
                 f"but got {value} instead.",
                 f"{param}.{key}",
             )
-
-
-def normalize_ga_format(value: Any, param: str) -> JSON:
-    given = as_object(value, param)
-    kind = given.get("type")
-    if kind not in FORMAT_FROM_GA_TYPE:
-        raise invalid_value(f"{param}.type", kind, list(FORMAT_FROM_GA_TYPE))
-    if kind != "audio/pcm":
-        return {"type": kind}
-    rate = given.get("rate", PCM16_RATE)
-    if not isinstance(rate, int):
-        raise invalid_type(f"{param}.rate", "an integer", rate)
-    if rate < PCM16_RATE:
-        raise SessionError(
-            "integer_below_min_value",
-            f"Invalid '{param}.rate': integer below minimum value. Expected a value >= "
-            f"{PCM16_RATE}, but got {rate} instead.",
-            f"{param}.rate",
-        )
-    if rate > PCM16_RATE:
-        raise SessionError(
-            "integer_above_max_value",
-            f"Invalid '{param}.rate': integer above maximum value. Expected a value <= "
-            f"{PCM16_RATE}, but got {rate} instead.",
-            f"{param}.rate",
-        )
-    return {"type": "audio/pcm", "rate": rate}
-
-
-def check_modalities(value: Any, param: str) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise invalid_type(param, "a non-empty array", value)
-    for m in value:
-        if m not in ("text", "audio"):
-            raise invalid_value(param, m, ["text", "audio"])
-    return [str(m) for m in value]
 
 
 @dataclass

@@ -7,12 +7,15 @@ import contextlib
 import json
 import sqlite3
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -180,3 +183,38 @@ async def on_server(
 ) -> Any:
     """Run a coroutine on the fake service's own loop without blocking ours."""
     return await asyncio.to_thread(lambda: server.call_threadsafe(call(), timeout=60))
+
+
+# --------------------------------------------------------------------------- observing the proxy
+
+
+def scrape(proxy: ProxyProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the proxy's /metrics, keyed by name and sorted labels."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics").read()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+    }
+
+
+def metric_sum(proxy: ProxyProcess, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    return sum(
+        value
+        for (sample, sample_labels), value in scrape(proxy).items()
+        if sample == name and set(labels.items()) <= set(sample_labels)
+    )
+
+
+def dropped(proxy: ProxyProcess, reason: str | None = None) -> float:
+    labels = {"reason": reason} if reason else {}
+    return metric_sum(proxy, "openai_realtime_recorder_dropped_events_total", **labels)
+
+
+def health(proxy: ProxyProcess) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/healthz") as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()

@@ -1,4 +1,4 @@
-"""Storage and network faults: traffic keeps flowing unchanged, drops are counted, nothing hangs."""
+"""Storage faults: traffic flows unchanged, held records are written later, drops are counted."""
 
 from __future__ import annotations
 
@@ -9,73 +9,28 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
-from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer, run_in_thread
-from tests.conftest import ProxyProcess, proxy_runner
+from simulator.server import FakeRealtimeServer, run_in_thread
+from tests.conftest import ProxyProcess
 from tests.support.faults import (
     HANG_GUARD_S,
     Talk,
-    await_until,
     closed,
+    dropped,
     expected_events,
+    health,
     in_order,
-    on_server,
+    metric_sum,
     per_direction,
     recorded,
     sqlite_path,
     wait_until,
 )
 from tests.support.net import free_port
-
-# --------------------------------------------------------------------------- observing the proxy
-
-
-def scrape(proxy: ProxyProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the proxy's /metrics, keyed by name and sorted labels."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics").read()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text.decode())
-        for sample in family.samples
-    }
-
-
-def metric_sum(proxy: ProxyProcess, name: str, **labels: str) -> float:
-    """The sum of a metric's samples whose labels include `labels`."""
-    return sum(
-        value
-        for (sample, sample_labels), value in scrape(proxy).items()
-        if sample == name and set(labels.items()) <= set(sample_labels)
-    )
-
-
-def dropped(proxy: ProxyProcess, reason: str | None = None) -> float:
-    labels = {"reason": reason} if reason else {}
-    return metric_sum(proxy, "openai_realtime_recorder_dropped_events_total", **labels)
-
-
-def health(proxy: ProxyProcess) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/healthz") as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.read().decode()
-
-
-# --------------------------------------------------------------------------- the database
-
-
-# --------------------------------------------------------------------------- driving a session
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +94,6 @@ def outage_test(
     assert in_order(events) == per_direction(expected_events(upstream, talk.conn_id))
     assert dropped(proxy) == 0
     assert metric_sum(proxy, "openai_realtime_recorder_db_errors_total") >= 1
-
-
-# --------------------------------------------------------------------------- storage faults
 
 
 def test_full_disk_holds_the_records_reports_503_and_loses_nothing(
@@ -279,129 +231,3 @@ def test_slow_writer_with_a_tiny_queue_drops_and_counts_exactly(
         relayed = iter(per_direction(sent)[direction])
         assert all(event in relayed for event in kept)
     assert proxy.stop() == 0
-
-
-# --------------------------------------------------------------------------- network faults
-
-
-@pytest.fixture(scope="module")
-def shared_proxy(
-    upstream: FakeRealtimeServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ProxyProcess, Path]]:
-    """One proxy for the network faults, which must leave it healthy for the next test."""
-    directory = tmp_path_factory.mktemp("network")
-    db = directory / "rtrec.db"
-    with proxy_runner(directory) as run:
-        yield run(upstream.base_url, f"sqlite:///{db}"), db
-
-
-def kill_tcp(local_port: int) -> None:
-    """Destroy the established sockets bound to `local_port`: the peer gets a reset, no close."""
-    subprocess.run(
-        ["ss", "-K", "-t", "state", "established", "src", f"127.0.0.1:{local_port}"],
-        check=True,
-        capture_output=True,
-    )
-
-
-def test_upstream_dying_without_a_close_frame_ends_the_session_with_1006(
-    upstream: FakeRealtimeServer, shared_proxy: tuple[ProxyProcess, Path]
-):
-    proxy, db = shared_proxy
-
-    async def session() -> Talk:
-        async with Talk.open(upstream, proxy) as talk:
-            await talk.client_says('{"type":"hello"}')
-            await talk.server_says('{"type":"server.hello"}')
-            await talk.settled()
-            kill_tcp(upstream.port)  # the service's side of this (only) connection
-            await asyncio.wait_for(talk.collector, HANG_GUARD_S)  # the client is not left hanging
-            talk.assert_transparent()
-            return talk
-
-    talk = asyncio.run(session())
-    (close_code, closed_by, _), events = closed(db, talk.marker)
-    assert (close_code, closed_by) == (1006, "server")
-    assert in_order(events) == per_direction(expected_events(upstream, talk.conn_id))
-    assert health(proxy)[0] == 200
-
-
-def test_client_vanishing_mid_response_ends_the_session_with_1006(
-    upstream: FakeRealtimeServer, shared_proxy: tuple[ProxyProcess, Path]
-):
-    proxy, db = shared_proxy
-
-    async def session() -> Talk:
-        async with Talk.open(upstream, proxy) as talk:
-            await talk.client_says(
-                json.dumps(
-                    {
-                        "type": "conversation.item.create",
-                        "item": {
-                            "type": "message",
-                            "role": "user",
-                            "content": [{"type": "input_text", "text": "Tell me a long story."}],
-                        },
-                    }
-                )
-            )
-            await talk.client_says('{"type":"response.create"}')
-            await await_until(
-                lambda: any(
-                    b'.delta"' in (m if isinstance(m, bytes) else m.encode()) for m in talk.received
-                ),
-                "the response started streaming",
-            )
-            kill_tcp(talk.ws.local_address[1])  # the client's socket is gone, mid-stream
-            await asyncio.wait_for(talk.collector, HANG_GUARD_S)
-            return talk
-
-    talk = asyncio.run(session())
-    server_close = asyncio.run(on_server(upstream, lambda: upstream.wait_closed(talk.conn_id, 30)))
-    assert server_close[0] is not None  # the proxy closed the upstream side too
-    (close_code, closed_by, _), events = closed(db, talk.marker)
-    assert (close_code, closed_by) == (1006, "client")
-    recorded_by_direction = in_order(events)
-    sent = per_direction(expected_events(upstream, talk.conn_id))
-    assert recorded_by_direction["client"] == sent["client"]
-    # The proxy records what reached it; anything the service sent after the proxy gave up on
-    # the session never arrived. What was recorded is exactly the start of what was sent.
-    server_events = recorded_by_direction["server"]
-    assert server_events == sent["server"][: len(server_events)]
-    assert len(server_events) >= len(talk.received)
-    assert health(proxy)[0] == 200
-
-
-def test_refused_upgrade_reaches_the_client_unchanged_and_the_proxy_carries_on(
-    upstream: FakeRealtimeServer, shared_proxy: tuple[ProxyProcess, Path]
-):
-    proxy, db = shared_proxy
-    failures_before = metric_sum(proxy, "openai_realtime_upgrade_failures_total", status="403")
-
-    marker = uuid.uuid4().hex
-
-    async def refused() -> InvalidStatus:
-        url = f"ws://127.0.0.1:{proxy.port}/v1/realtime?model=gpt-realtime&trial={marker}"
-        with pytest.raises(InvalidStatus) as refusal:
-            async with connect(url, additional_headers={"api-key": REFUSE_UPGRADE_KEY}):
-                pass
-        return refusal.value
-
-    refusal = asyncio.run(refused())
-    assert refusal.response.status_code == 403
-    assert json.loads(refusal.response.body)["error"]["code"] == "upgrade_refused"
-    assert upstream.handshakes[-1].status == 403
-    failures = metric_sum(proxy, "openai_realtime_upgrade_failures_total", status="403")
-    assert failures == failures_before + 1
-    assert recorded(db, marker) == (None, [])  # no session for a refused upgrade
-
-    async def next_session() -> Talk:
-        async with Talk.open(upstream, proxy) as talk:
-            await talk.client_says('{"type":"still.working"}')
-            await talk.settled()
-            talk.assert_transparent()
-            return talk
-
-    talk = asyncio.run(next_session())
-    _, events = closed(db, talk.marker)
-    assert in_order(events) == per_direction(expected_events(upstream, talk.conn_id))
