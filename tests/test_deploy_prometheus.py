@@ -24,7 +24,6 @@ import yaml
 from websockets.exceptions import InvalidStatus
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
-from tests.conftest import proxy_runner
 from tests.support.deploy import (
     PROMETHEUS_YML,
     SPEC_METRICS,
@@ -34,6 +33,7 @@ from tests.support.deploy import (
     spec_metric,
 )
 from tests.support.net import free_port
+from tests.support.proxy import proxy_runner
 
 PROMETHEUS = "/usr/bin/prometheus"
 KEY = "sk-test-deploy-0123456789abcdef"

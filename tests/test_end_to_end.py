@@ -19,14 +19,10 @@ from sqlalchemy import select
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RateLimit, RealtimeSession, Response, Transcription, table
-from tests.conftest import ProxyProcess, event_of, proxy_runner, stored_bytes
 from tests.pgserver import PostgresServer
-from tests.support.conversation import (
-    KEY,
-    SAMPLE_RATE,
-    run_conversation,
-    sine_pcm16,
-)
+from tests.support.audio import SAMPLE_RATE, sine_pcm16
+from tests.support.conversation import KEY, run_conversation
+from tests.support.proxy import ProxyProcess, event_of, proxy_runner, stored_bytes
 
 
 def query(db_url: str, model: type) -> list[Any]:

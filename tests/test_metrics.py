@@ -26,9 +26,9 @@ from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import RateLimit, Response, Transcription, table
 from storage.records import ResponseDone, SessionOpened, TranscriptionRecord
-from tests.conftest import ProxyProcess
 from tests.support.conversation import run_conversation
 from tests.support.fixtures import fixture_lines
+from tests.support.proxy import ProxyProcess
 
 
 @pytest.mark.parametrize("name", ["beta.jsonl", "ga.jsonl"])

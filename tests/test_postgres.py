@@ -16,8 +16,8 @@ from websockets.asyncio.client import connect
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, event_of
 from tests.pgserver import PostgresServer
+from tests.support.proxy import ProxyProcess, event_of
 
 KEY = "sk-test-postgres-0123456789"
 

@@ -14,7 +14,7 @@ from rtrec.cli import main
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import RealtimeSession, SessionProperty, table
-from tests.conftest import ProxyProcess
+from tests.support.proxy import ProxyProcess
 
 KEY = "sk-props-planted-key-0123456789abcdef"
 

@@ -21,9 +21,10 @@ from websockets.typing import Subprotocol
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, UpgradeFailure, table
-from tests.conftest import ProxyProcess, start_proxy, stored_bytes
 from tests.pgserver import PostgresServer
+from tests.support.frames import spec_type
 from tests.support.net import free_port
+from tests.support.proxy import ProxyProcess, start_proxy, stored_bytes
 
 HEADER_KEY = "sk-header-key-1111111111111111"
 SUBPROTOCOL_KEY = "ek_subprotocol_key_2222222222222"
@@ -39,20 +40,6 @@ def rows(db_url: str, model: type) -> list[Any]:
         result = list(connection.execute(select(t).order_by(t.c.id)))
     engine.dispose()
     return result
-
-
-def spec_type(data: str | bytes) -> str:
-    """How `events.type` (docs/schema.md) types a frame: binary, invalid, or the JSON object's
-    string `type`."""
-    if isinstance(data, bytes):
-        return "binary"
-    try:
-        event = json.loads(data)
-    except ValueError:
-        return "invalid"
-    if isinstance(event, dict) and isinstance(event.get("type"), str):
-        return event["type"]
-    return "invalid"
 
 
 def ws_url(proxy: ProxyProcess, path: str) -> str:

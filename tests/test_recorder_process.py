@@ -24,8 +24,8 @@ from proxy.master import ProxyStartError, _wait_until_listening
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, start_proxy
 from tests.support.net import free_port
+from tests.support.proxy import ProxyProcess, start_proxy
 
 KEY = "sk-recorder-process-test-0123456789"
 

@@ -16,7 +16,6 @@ from sqlalchemy import select
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession
-from tests.conftest import ProxyProcess
 from tests.support.faults import (
     HANG_GUARD_S,
     Talk,
@@ -26,6 +25,7 @@ from tests.support.faults import (
     recorded,
     sqlite_path,
 )
+from tests.support.proxy import ProxyProcess
 
 FLUSH_INTERVAL_MS = 100
 # README: `--flush-interval-ms` is the longest a record waits before its batch is committed,

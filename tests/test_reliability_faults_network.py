@@ -14,7 +14,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from simulator.server import REFUSE_UPGRADE_KEY, FakeRealtimeServer, run_in_thread
-from tests.conftest import ProxyProcess, proxy_runner
 from tests.support.faults import (
     HANG_GUARD_S,
     Talk,
@@ -28,6 +27,7 @@ from tests.support.faults import (
     per_direction,
     recorded,
 )
+from tests.support.proxy import ProxyProcess, proxy_runner
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from simulator.server import FakeRealtimeServer, run_in_thread
-from tests.conftest import ProxyProcess
 from tests.support.faults import (
     HANG_GUARD_S,
     Talk,
@@ -31,6 +30,7 @@ from tests.support.faults import (
     wait_until,
 )
 from tests.support.net import free_port
+from tests.support.proxy import ProxyProcess
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 
 from rtrec.cli import main
 from simulator.server import FakeRealtimeServer, run_in_thread
-from tests.conftest import ProxyProcess, proxy_runner
 from tests.support.faults import Talk, closed, on_server, sqlite_path
+from tests.support.proxy import ProxyProcess, proxy_runner
 
 # One distinct key per place docs/schema.md#secrets names, so that a leak says where it came from.
 KEYS = {

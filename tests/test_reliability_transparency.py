@@ -31,9 +31,9 @@ from proxy.addon import Recorder
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
-from tests.conftest import ProxyProcess, proxy_runner
 from tests.support.frames import frames, nested_frame, shallow_payloads, spec_type, text_payloads
 from tests.support.net import free_port
+from tests.support.proxy import ProxyProcess, proxy_runner
 
 KEY = "sk-transparency-key-0123456789"
 # Frames holding values that some database cannot store as they are (kept as text or NULL, the

@@ -19,7 +19,7 @@ from simulator.demo import DEMO_API_KEY, websocket_base_url
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import AudioChunk, RealtimeSession, table
-from tests.conftest import ProxyProcess
+from tests.support.proxy import ProxyProcess
 
 Scenario = Callable[[openai.AsyncOpenAI, float], Awaitable[Any]]
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from storage.db import make_engine
 from storage.models import RealtimeSession, Response, table
-from tests.conftest import wait_for_port
 from tests.support.net import free_port
+from tests.support.proxy import wait_for_port
 
 
 def test_up_serves_proxy_metrics_and_dashboard_and_stops_on_ctrl_c(tmp_path: Path):

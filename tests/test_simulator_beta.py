@@ -7,6 +7,7 @@ import json
 from websockets.asyncio.client import connect as ws_connect
 
 from simulator import FakeRealtimeServer
+from tests.support.audio import sine_pcm16
 from tests.support.simulator import (
     BETA_MODEL,
     Recorder,
@@ -14,12 +15,11 @@ from tests.support.simulator import (
     beta_client,
     done_usages,
     finish,
-    pcm16_sine,
 )
 
 
 async def test_beta_text_and_voice_turns() -> None:
-    audio = pcm16_sine(600)
+    audio = sine_pcm16(600)
     async with FakeRealtimeServer() as server:
         async with beta_client(server).beta.realtime.connect(model=BETA_MODEL) as conn:
             rec = Recorder(conn)

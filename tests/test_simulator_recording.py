@@ -15,7 +15,7 @@ from simulator.demo import run_demo
 from simulator.scenarios import BETA_MODEL, GA_MODEL, ScenarioResult
 from storage.db import make_engine
 from storage.models import AudioChunk, Event, RealtimeSession, Response, Transcription, table
-from tests.conftest import proxy_runner
+from tests.support.proxy import proxy_runner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

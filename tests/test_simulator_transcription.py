@@ -8,13 +8,13 @@ import json
 from websockets.asyncio.client import connect as ws_connect
 
 from simulator import FakeRealtimeServer
+from tests.support.audio import sine_pcm16
 from tests.support.simulator import (
     TIMEOUT,
     Recorder,
     b64,
     finish,
     ga_client,
-    pcm16_sine,
 )
 
 
@@ -40,7 +40,7 @@ async def test_ga_transcription_session() -> None:
                 }
             )
             await rec.recv()
-            await rec.send({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(500))})
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(sine_pcm16(500))})
             await rec.send({"type": "input_audio_buffer.commit"})
             got = await rec.until("conversation.item.input_audio_transcription.completed")
             await rec.send({"type": "response.create", "event_id": "evt_resp"})
@@ -72,7 +72,7 @@ async def test_beta_transcription_session_first_frame() -> None:
             }
             await ws.send(json.dumps(update))
             await ws.send(
-                json.dumps({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(300))})
+                json.dumps({"type": "input_audio_buffer.append", "audio": b64(sine_pcm16(300))})
             )
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
             types: list[str] = []

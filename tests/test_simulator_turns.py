@@ -8,13 +8,13 @@ from array import array
 
 from simulator import FakeRealtimeServer
 from simulator.audio import tone_burst
+from tests.support.audio import sine_pcm16
 from tests.support.simulator import (
     Recorder,
     b64,
     done_usages,
     finish,
     ga_client,
-    pcm16_sine,
 )
 
 TEXT_RESPONSE_GA = [
@@ -116,7 +116,7 @@ async def test_ga_text_turn() -> None:
 
 
 async def test_ga_voice_turn_with_transcription_and_second_turn() -> None:
-    audio = pcm16_sine(1000)
+    audio = sine_pcm16(1000)
     async with FakeRealtimeServer() as server:
         async with ga_client(server).realtime.connect(model="gpt-realtime") as conn:
             rec = Recorder(conn)
@@ -224,7 +224,7 @@ async def test_ga_barge_in_cancels_with_turn_detected() -> None:
             await rec.recv()
             await rec.send({"type": "response.create"})
             await rec.until("response.output_audio.delta")
-            await rec.send({"type": "input_audio_buffer.append", "audio": b64(pcm16_sine(200))})
+            await rec.send({"type": "input_audio_buffer.append", "audio": b64(sine_pcm16(200))})
             got = await rec.until("rate_limits.updated")
         await finish(server, rec, 1, beta=False)
 

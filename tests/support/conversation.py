@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import math
-import struct
 from typing import Any
 
 import openai
 
+from tests.support.audio import SAMPLE_RATE, sine_pcm16
+
 KEY = "sk-e2e-planted-key-0123456789abcdef"
 
 
-SAMPLE_RATE = 24_000
-
-
 CHUNK_MS = 100
-
-
-def sine_pcm16(ms: int, freq: float = 440.0) -> bytes:
-    samples = SAMPLE_RATE * ms // 1000
-    return struct.pack(
-        f"<{samples}h",
-        *(int(8000 * math.sin(2 * math.pi * freq * i / SAMPLE_RATE)) for i in range(samples)),
-    )
 
 
 async def recv_until(conn: Any, event_type: str, received: list[bytes]) -> dict[str, Any]:

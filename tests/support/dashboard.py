@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import math
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +14,10 @@ from sqlalchemy import select
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import table
-from tests.conftest import event_of, proxy_runner
+from tests.support.audio import sine_pcm16
+from tests.support.proxy import event_of, proxy_runner
 
 KEY = "sk-dashboard-test-key-0123456789"
-
-
-RATE = 24_000
 
 
 WEATHER_TOOL = {
@@ -30,14 +26,6 @@ WEATHER_TOOL = {
     "description": "Current weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-def sine(ms: int, amplitude: int = 8000) -> bytes:
-    samples = RATE * ms // 1000
-    return struct.pack(
-        f"<{samples}h",
-        *(int(amplitude * math.sin(2 * math.pi * 440 * i / RATE)) for i in range(samples)),
-    )
 
 
 class Client:
@@ -85,7 +73,7 @@ async def converse(conn: Any) -> None:
     transcription = {"model": "gpt-4o-mini-transcribe"}
     audio_in = {"transcription": transcription, "turn_detection": None}
     await client.update(output_modalities=["audio"], audio={"input": audio_in})
-    await client.speak(sine(1200))
+    await client.speak(sine_pcm16(1200))
     await client.send({"type": "input_audio_buffer.commit"})
     await client.until("input_audio_buffer.committed")
     await client.send({"type": "response.create"})
@@ -104,7 +92,7 @@ async def converse(conn: Any) -> None:
     await client.update(audio={"input": {"turn_detection": vad}})
     await client.send({"type": "response.create"})
     await client.until("response.output_audio.delta")
-    await client.speak(sine(1000))
+    await client.speak(sine_pcm16(1000))
     await client.until("response.done")
     await client.send({"type": "input_audio_buffer.clear"})
     await client.until("input_audio_buffer.cleared")

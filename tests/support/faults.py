@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 import time
 import urllib.error
@@ -20,7 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from simulator.server import FakeRealtimeServer
-from tests.conftest import ProxyProcess
+from tests.support.frames import spec_type
+from tests.support.proxy import ProxyProcess
 
 KEY = "sk-faults-key-0123456789abcdef"
 
@@ -74,20 +74,6 @@ def closed(db: Path, marker: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]
     return wait_until(
         lambda: (r := recorded(db, marker))[0] is not None and r[0][2] is not None and r,
         f"session {marker} closed in the database",
-    )
-
-
-def spec_type(data: str | bytes) -> str:
-    if isinstance(data, bytes):
-        return "binary"
-    try:
-        event = json.loads(data)
-    except ValueError:
-        return "invalid"
-    return (
-        event["type"]
-        if isinstance(event, dict) and isinstance(event.get("type"), str)
-        else ("invalid")
     )
 
 

@@ -246,12 +246,13 @@ frames = st.tuples(text_payloads, st.just(True)) | st.tuples(
 )
 
 
-def spec_type(content: bytes, is_text: bool) -> str:
-    """How `events.type` (docs/schema.md) types a message, decided apart from `proxy.protocol`."""
-    if not is_text:
+def spec_type(data: str | bytes, is_text: bool | None = None) -> str:
+    """How `events.type` (docs/schema.md) types a message, decided apart from `proxy.protocol`:
+    `data` as a WebSocket library gives it (str: text, bytes: binary), or bytes with `is_text`."""
+    if not (isinstance(data, str) if is_text is None else is_text):
         return "binary"
-    try:
-        event = json.loads(content.decode("utf-8"))
+    try:  # UTF-8 only: json.loads would guess UTF-16 or UTF-32 for bytes
+        event = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (ValueError, RecursionError):
         return "invalid"
     if isinstance(event, dict) and isinstance(event.get("type"), str):

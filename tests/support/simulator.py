@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
-from array import array
 from typing import Any
 
 import openai
@@ -37,14 +35,6 @@ JSON = dict[str, Any]
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def pcm16_sine(ms: int, freq: float = 330.0) -> bytes:
-    """``ms`` of a 24 kHz pcm16 sine tone, loud enough for the simulator's server VAD."""
-    n = ms * 24
-    return array(
-        "h", (int(8000 * math.sin(2 * math.pi * freq * i / 24000)) for i in range(n))
-    ).tobytes()
 
 
 def unmodelled_keys(value: Any, path: str = "") -> list[str]:
