@@ -88,7 +88,7 @@ async def close_websockets_and_wait(
         flows = close_websockets(proxyserver, code, reason)
         clients = {flow.client_conn.id for flow in flows}
         deadline = time.monotonic() + timeout_s
-        while clients & set(proxyserver.connections) and time.monotonic() < deadline:
+        while clients and clients & set(proxyserver.connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
     except Exception:  # a mitmproxy change must not stop the shutdown
         logger.warning("could not send close frames; connections end without one", exc_info=True)
