@@ -23,6 +23,7 @@ from typing import Any
 
 import wsproto.events
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import events, layer
 from mitmproxy.proxy.layers.websocket import WebsocketLayer, WebSocketMessageInjected
@@ -38,10 +39,18 @@ CLOSED_BY_PROXY_KEY = "rtrec_closed_by_proxy"
 def answer_failed_connect(proxyserver: Any, flow: http.HTTPFlow, response: http.Response) -> bool:
     """From the `error` hook: send `response` to the client in place of mitmproxy's HTML page.
     False when it cannot (TLS or HTTP/2 client, internals changed): mitmproxy's page goes out."""
+    try:
+        return _answer_failed_connect(proxyserver, flow, response)
+    except Exception:  # a mitmproxy change must cost the JSON body, nothing more
+        logger.debug("cannot answer with rtrec's own response", exc_info=True)
+        return False
+
+
+def _answer_failed_connect(proxyserver: Any, flow: http.HTTPFlow, response: http.Response) -> bool:
     if flow.client_conn.tls or not flow.request.http_version.startswith("HTTP/1"):
         return False  # bytes on the socket would bypass TLS / HTTP/2 framing
-    if not flow.killable:
-        return False
+    if not flow.killable or flow.client_conn.state is not ConnectionState.OPEN:
+        return False  # the client went away, or mitmproxy already answered and closed it
     try:
         handler = proxyserver.connections[flow.client_conn.id]
         writer = handler.transports[flow.client_conn].writer
@@ -58,11 +67,6 @@ def answer_failed_connect(proxyserver: Any, flow: http.HTTPFlow, response: http.
 
 class _CloseInjected(WebSocketMessageInjected):
     """Routed to a flow's WebSocket layer like an injected message; starts its close instead."""
-
-
-def websocket_flows(proxyserver: Any) -> list[http.HTTPFlow]:
-    """The WebSockets the proxy relays right now."""
-    return [ws.flow for ws in _live_websocket_layers(proxyserver)]
 
 
 def close_websockets(proxyserver: Any, code: int, reason: str) -> list[http.HTTPFlow]:
@@ -107,9 +111,9 @@ def _start_close(proxyserver: Any, ws_layer: WebsocketLayer, code: int, reason: 
         # handling of a client's close (websocket.py, the CloseConnection branch): a close frame
         # to each peer, both connections closed, `websocket_end`, the layer done.
         client_ws._events.appendleft(wsproto.events.CloseConnection(code, reason))
+        ws_layer.flow.metadata[CLOSED_BY_PROXY_KEY] = True
         return relay(events.DataReceived(client, b""))
 
-    ws_layer.flow.metadata[CLOSED_BY_PROXY_KEY] = True
     # The layer replaces its `_handle_event` with `done` when a peer closes first: then the
     # injected event finds `done`, which ignores it.
     ws_layer._handle_event = close_or_relay

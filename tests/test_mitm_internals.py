@@ -7,6 +7,7 @@ from collections import deque
 
 from mitmproxy import http
 from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.connection import ConnectionState
 from mitmproxy.proxy.layers.http._events import ErrorCode
 from mitmproxy.proxy.layers.websocket import WebsocketLayer
 from mitmproxy.test import taddons, tflow
@@ -37,6 +38,7 @@ def test_closing_gives_up_without_the_internals_it_expects():
 
 def test_the_json_answer_gives_up_for_a_flow_without_a_live_connection():
     flow = tflow.tflow()
+    flow.client_conn.state = ConnectionState.OPEN  # but not among the proxy's connections
     with taddons.context(Proxyserver()) as tctx:
         proxyserver = tctx.master.addons.get("proxyserver")
         sent = mitm_internals.answer_failed_connect(proxyserver, flow, http.Response.make(502))
@@ -48,5 +50,26 @@ def test_the_json_answer_is_not_written_under_tls():
     flow = tflow.tflow()
     flow.client_conn.tls = True  # plain bytes on the socket would break the TLS stream
     sent = mitm_internals.answer_failed_connect(Proxyserver(), flow, http.Response.make(502))
+    assert sent is False
+    assert flow.killable
+
+
+def test_the_json_answer_is_not_written_to_a_client_mitmproxy_closed():
+    flow = tflow.tflow()
+    flow.client_conn.state = ConnectionState.CLOSED
+    sent = mitm_internals.answer_failed_connect(Proxyserver(), flow, http.Response.make(502))
+    assert sent is False
+    assert flow.killable
+
+
+def test_the_json_answer_gives_up_when_mitmproxy_changed():
+    class Changed:
+        """A proxyserver whose connections are something else now."""
+
+        connections = None
+
+    flow = tflow.tflow()
+    flow.client_conn.state = ConnectionState.OPEN
+    sent = mitm_internals.answer_failed_connect(Changed(), flow, http.Response.make(502))
     assert sent is False
     assert flow.killable
