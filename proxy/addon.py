@@ -264,7 +264,7 @@ class Recorder:
         websocket = flow.websocket
         closed_by = {True: "client", False: "server"}.get(websocket.closed_by_client)  # type: ignore[arg-type]
         if flow.metadata.get(mitm_internals.CLOSED_BY_PROXY_KEY):
-            closed_by = None  # neither peer: rtrec's shutdown sent both the close frame
+            closed_by = None  # neither peer: rtrec's shutdown sent both peers the close frame
         self.sender.close(
             live.number,
             ts=time.time(),
