@@ -6,13 +6,14 @@ Loads into `rtrec proxy` and into stock mitmproxy run from rtrec's environment:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy import handover, protocol
+from proxy import handover, mitm_internals, protocol
 from proxy.handover import Sender
 from proxy.options import ADDON_OPTIONS
 from proxy.pricing import PricingError, price_table
@@ -141,11 +142,12 @@ class Recorder:
             return
         if not _realtime_upgrade(flow.request):
             return
-        # mitmproxy answers the client 502 itself; count and say it here, once.
-        logger.warning(
-            "upstream unreachable for %s: %s", redact_url(flow.request.path), flow.error.msg
-        )
-        self._upgrade_failed(flow, 502, flow.error.msg)
+        reason = flow.error.msg
+        logger.warning("upstream unreachable for %s: %s", redact_url(flow.request.path), reason)
+        self._upgrade_failed(flow, 502, reason)
+        # An OpenAI-shaped JSON error instead of mitmproxy's HTML page, where rtrec can send it.
+        proxyserver = ctx.master.addons.get("proxyserver")
+        mitm_internals.answer_failed_connect(proxyserver, flow, unreachable_response(flow, reason))
 
     def _upgrade_failed(self, flow: http.HTTPFlow, status: int, reason: str | None) -> None:
         if self.sender is None:
@@ -222,6 +224,8 @@ class Recorder:
             return
         websocket = flow.websocket
         closed_by = {True: "client", False: "server"}.get(websocket.closed_by_client)  # type: ignore[arg-type]
+        if flow.metadata.get(mitm_internals.CLOSED_BY_PROXY_KEY):
+            closed_by = None  # neither peer: rtrec's shutdown sent both peers the close frame
         self.sender.close(
             live.number,
             ts=time.time(),
@@ -229,6 +233,17 @@ class Recorder:
             reason=websocket.close_reason,
             by=closed_by,
         )
+
+
+def unreachable_response(flow: http.HTTPFlow, reason: str) -> http.Response:
+    """502 with a body like OpenAI's errors, so that SDKs show why: host and cause, no secret."""
+    target = f"{flow.request.host}:{flow.request.port}"
+    error = {"type": "upstream_unreachable", "message": f"rtrec could not reach {target}: {reason}"}
+    return http.Response.make(
+        502,
+        json.dumps({"error": error}),
+        {"Content-Type": "application/json", "Connection": "close"},
+    )
 
 
 def _realtime_upgrade(request: http.Request) -> bool:

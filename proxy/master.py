@@ -30,12 +30,18 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 from mitmproxy.master import Master
 from mitmproxy.options import Options
 
+from proxy import mitm_internals
 from proxy.addon import Recorder
 from proxy.options import ADDON_OPTIONS
 from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 
 logger = logging.getLogger(__name__)
+GOING_AWAY = 1001  # RFC 6455: "an endpoint is going away, such as a server going down"
+SHUTDOWN_REASON = "proxy shut down"
+# Long enough for close frames to reach both peers on a loaded machine; a stop is never held
+# up longer than this by peers that do not read.
+CLOSE_FLUSH_TIMEOUT_S = 2.0
 
 WORKER_START_TIMEOUT_S = 60.0
 
@@ -173,8 +179,9 @@ async def run_relay(
     gc.freeze()
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancellation)
+    stop = _Stop(master)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+        loop.add_signal_handler(sig, stop.request)
     await master.run()
 
 
@@ -188,6 +195,32 @@ class _WhenListening:
     def running(self) -> None:
         if self._callback is not None:
             self._callback()
+
+
+class _Stop:
+    """The first SIGINT/SIGTERM closes live WebSockets with 1001 (going away) on both sides,
+    waits for those closes to go out, then stops mitmproxy; a second one stops it at once."""
+
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._close_then_stop())
+        else:
+            self.master.shutdown()
+
+    async def _close_then_stop(self) -> None:
+        try:
+            proxyserver = self.master.addons.get("proxyserver")
+            closed = await mitm_internals.close_websockets_and_wait(
+                proxyserver, GOING_AWAY, SHUTDOWN_REASON, CLOSE_FLUSH_TIMEOUT_S
+            )
+            if closed:
+                logger.info("closed %d live WebSocket(s) with %d", closed, GOING_AWAY)
+        finally:
+            self.master.shutdown()
 
 
 def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -298,9 +299,12 @@ async def test_unreachable_upstream_is_a_502_a_warning_and_a_count(
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     proxy = run_proxy(closed, db_url)
     client = openai.AsyncOpenAI(api_key="sk-unreachable-test-000", base_url=proxy.base_url)
-    with pytest.raises((InvalidStatus, openai.OpenAIError), match="502"):
+    with pytest.raises(InvalidStatus, match="502") as refused:
         async with client.realtime.connect(model="gpt-realtime"):
             pass
+    response = refused.value.response
+    assert response.headers["Content-Type"] == "application/json"
+    assert orjson.loads(response.body)["error"]["type"] == "upstream_unreachable"
     proxy.wait_for_metric('openai_realtime_upgrade_failures_total{status="502"} 1.0')
     assert proxy.stop() == 0
     warnings = [line for line in proxy.log.splitlines() if "upstream unreachable" in line]
@@ -311,3 +315,41 @@ async def test_unreachable_upstream_is_a_502_a_warning_and_a_count(
     assert failure.status == 502
     assert "Connect call failed" in failure.reason
     assert failure.path == "/v1/realtime?model=gpt-realtime"
+
+
+def raw_upgrade(port: int, path: str, key: str) -> tuple[str, dict[str, str], bytes]:
+    """A WebSocket upgrade by hand: the status line, headers and body the proxy answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Authorization: Bearer {key}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := client.recv(65536):  # the proxy closes after its answer
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *header_lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return status, {name.lower(): value for name, value in headers.items()}, body
+
+
+async def test_unreachable_upstream_answers_an_openai_style_json_error(
+    run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    port = free_port()  # nothing listens there
+    proxy = run_proxy(f"http://127.0.0.1:{port}", db_url)
+    key = "sk-unreachable-json-0000000000"
+    status, headers, body = await asyncio.to_thread(
+        raw_upgrade, proxy.port, "/v1/realtime?model=gpt-realtime", key
+    )
+    assert status == "HTTP/1.1 502 Bad Gateway"
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = orjson.loads(body)["error"]
+    assert error["type"] == "upstream_unreachable"
+    assert error["message"].startswith(f"rtrec could not reach 127.0.0.1:{port}: ")
+    assert "Connect call failed" in error["message"]
+    assert key not in body.decode()
+    assert proxy.stop() == 0

@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import pytest
 from sqlalchemy import func, select
+from websockets.exceptions import ConnectionClosed
 
 from proxy.master import ProxyStartError, _wait_until_listening
 from simulator.server import FakeRealtimeServer, run_in_thread
@@ -263,6 +264,37 @@ def test_ctrl_c_with_a_live_session_stops_quietly_and_closes_it(
     assert row.close_reason == "proxy shut down"
     assert row.ended_at is not None
     assert len(recorded_events(db_url)) == len(upstream.messages())
+
+
+def test_ctrl_c_sends_close_1001_to_the_client_and_the_service(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    proxy = run_proxy(upstream.base_url, db_url)
+
+    async def session() -> ConnectionClosed:
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv_bytes()  # session.created: the session is live at both ends
+            proxy.process.send_signal(signal.SIGINT)
+            try:
+                while True:
+                    await conn.recv_bytes()
+            except ConnectionClosed as closed:
+                return closed
+
+    closed = asyncio.run(session())
+    assert closed.rcvd is not None, "the connection ended without a close frame"
+    assert (closed.rcvd.code, closed.rcvd.reason) == (1001, "proxy shut down")
+    (handshake,) = upstream.handshakes
+    code, reason, first = upstream.call_threadsafe(upstream.wait_closed(handshake.conn_id))
+    assert (code, reason, first) == (1001, "proxy shut down", "client")  # the proxy is its client
+    assert proxy.process.wait(60) == 0
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        (row,) = connection.execute(select(table(RealtimeSession)))
+    engine.dispose()
+    assert (row.close_code, row.close_reason, row.closed_by) == (1001, "proxy shut down", None)
+    assert row.ended_at is not None
 
 
 def test_sessions_a_killed_proxy_left_open_are_closed_at_its_next_start(
