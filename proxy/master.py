@@ -167,12 +167,8 @@ async def run_relay(
     on_listening: Callable[[], None] | None = None,
 ) -> None:
     """One relay: mitmproxy's event loop, handing frames to the recorder at `recorder_socket`.
-    `on_listening` runs once the listen socket is bound, before the first client is served."""
-    master = relay_master(recorder or Recorder(), _WhenListening(on_listening))
-    try:
-        master.options.update(**config.mitmproxy_options(recorder_socket))
-    except exceptions.OptionsError as exc:
-        raise ProxyStartError(str(exc)) from exc
+    `on_listening` runs once the listen socket is bound (clients may connect from then on)."""
+    master = configured_relay(config, recorder_socket, recorder, on_listening)
     # What is loaded by now lives as long as the process: keep it out of the collector's full
     # passes, each of which otherwise stops the event loop for tens of milliseconds.
     gc.collect()
@@ -183,6 +179,26 @@ async def run_relay(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.request)
     await master.run()
+
+
+def configured_relay(
+    config: ProxyConfig,
+    recorder_socket: str,
+    recorder: Recorder | None = None,
+    on_listening: Callable[[], None] | None = None,
+) -> Master:
+    """The relay's mitmproxy, its options set and checked, ready to `run()`."""
+    master = relay_master(recorder or Recorder(), _WhenListening(on_listening))
+    try:
+        # `confdir` too: mitmproxy's TlsConfig loads its certificate store only when that option
+        # changes or in its `running` hook, which comes after the listen socket is bound; a
+        # request arriving in between would find no store, crash the hook and stop the proxy.
+        master.options.update(
+            **config.mitmproxy_options(recorder_socket), confdir=master.options.confdir
+        )
+    except exceptions.OptionsError as exc:
+        raise ProxyStartError(str(exc)) from exc
+    return master
 
 
 class _WhenListening:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
+from typing import Any
 
 import orjson
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.http import Headers, HTTPFlow, Response
+from mitmproxy.master import Master
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from sqlalchemy import select
 from wsproto.frame_protocol import Opcode
 
 from proxy.addon import Recorder
+from proxy.master import ProxyConfig, configured_relay
+from proxy.options import CLI_OPTIONS
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
 from tests.support.net import free_port
@@ -183,3 +188,16 @@ def test_addon_loads_as_a_script():
     with taddons.context() as tctx:
         script = tctx.script("proxy/addon.py")
         assert [type(addon).__name__ for addon in script.addons] == ["Recorder"]
+
+
+def test_a_configured_relay_has_its_certificates_before_it_listens():
+    # mitmproxy's TlsConfig otherwise loads them in its `running` hook, after the listen socket is
+    # bound: a request arriving in between crashed the hook and stopped the whole proxy.
+    defaults: dict[str, Any] = {option.dest: option.default for option in CLI_OPTIONS}
+    config = ProxyConfig(**defaults)
+
+    async def configured() -> Master:
+        return configured_relay(config, "/run/recorder.sock")
+
+    master = asyncio.run(configured())
+    assert master.addons.get("tlsconfig").certstore is not None
