@@ -18,18 +18,12 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the de
 import streamlit as st
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 
 from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from storage import browse, diff, overview, properties, recording
-from storage.db import (
-    DEFAULT_DB_URL,
-    DatabaseURLError,
-    current_revision,
-    head_revision,
-    make_engine,
-)
+from storage.db import DEFAULT_DB_URL, DatabaseOpenError, check_schema, open_for_reading
 from storage.export import event_line
 
 DB_ENV = "RTREC_DB"
@@ -53,15 +47,7 @@ def shown_url(url: str) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _engine(url: str) -> Engine:
-    engine = make_engine(url, read_only=True)
-    if engine.dialect.name == "postgresql":  # SQLite engines already refuse writes
-        engine = engine.execution_options(postgresql_readonly=True)
-    return engine
-
-
-@st.cache_resource(show_spinner=False)
-def _head_revision() -> str | None:
-    return head_revision()
+    return open_for_reading(url)
 
 
 @contextlib.contextmanager
@@ -72,21 +58,15 @@ def _reading(url: str) -> Iterator[Connection]:
 
 def database_problem() -> str | None:
     """Why the database cannot be browsed (missing, unreadable, other schema), or None."""
-    url = database_url()
     try:
-        revision = current_revision(_engine(url))
-    except DatabaseURLError as exc:
-        return f"{exc}. Start `rtrec proxy --db {shown_url(url)}` or `rtrec demo` to create it."
-    except SQLAlchemyError as exc:
-        return f"Cannot read the database {shown_url(url)}: {exc.__class__.__name__}."
-    head = _head_revision()
-    if revision == head:
-        return None
-    return (
-        f"The database {shown_url(url)} is at schema {revision or 'none'}, and this dashboard "
-        f"needs {head}. Run `rtrec db upgrade --db {shown_url(url)}` (the proxy also upgrades "
-        "the schema when it starts)."
-    )
+        # The engine is cached; the schema is checked on every run, as another rtrec may upgrade it.
+        check_schema(_engine(database_url()))
+    except DatabaseOpenError as exc:
+        return (
+            f"Cannot read the database: {exc}. The proxy (`rtrec proxy`, `rtrec up` or "
+            "`rtrec demo`) creates the database and upgrades its schema when it starts."
+        )
+    return None
 
 
 def _loader(ttl: float) -> Callable[[Callable[Concatenate[str, P], R]], Callable[P, R]]:
