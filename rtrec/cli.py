@@ -33,7 +33,7 @@ from rtrec.settings import (
     positive_int,
     resolve_environment,
 )
-from storage import export, queries
+from storage import browse, detail, export, prune
 from storage.db import (
     DatabaseOpenError,
     current_revision,
@@ -106,7 +106,7 @@ def property_filter(text: str) -> tuple[str, str]:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     with reading(args.db) as connection:
-        rows = queries.list_sessions(connection, args.limit, args.property)
+        rows = browse.list_sessions(connection, args.limit, args.property)
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
@@ -119,7 +119,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _session_id(connection: Connection, prefix: str) -> str:
     """The one session whose id is or starts with `prefix`."""
-    matches = queries.session_ids_starting(connection, prefix) if prefix else []
+    matches = browse.session_ids_starting(connection, prefix) if prefix else []
     if not matches:
         raise CommandError(f"no session {prefix!r} in the database")
     if len(matches) > 1:
@@ -144,13 +144,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     with reading(args.db) as connection:
         session_id = _session_id(connection, args.session_id)
         if args.format == "jsonl":
-            total = queries.count_events(connection, session_id)
-            events = queries.session_events(connection, session_id)
+            total = detail.count_events(connection, session_id)
+            events = detail.session_events(connection, session_id)
             with _output(args.output, None) as out:
                 export.write_jsonl(out, events, progress("exported events", total))
             return 0
-        user = queries.session_audio(connection, session_id, "client")
-        assistant = queries.session_audio(connection, session_id, "server")
+        user = detail.audio_chunks(connection, session_id, "client")
+        assistant = detail.audio_chunks(connection, session_id, "server")
     chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
     if not chosen:
         which = "" if args.side == "both" else f"{args.side} "
@@ -187,12 +187,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def _prune(engine: Engine, older_than_days: int) -> None:
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     with engine.connect() as connection:
-        total = queries.count_sessions_started_before(connection, cutoff)
+        total = prune.count_sessions_started_before(connection, cutoff)
     show = progress("deleted sessions", total)
     deleted, batch = 0, PRUNE_BATCH
     while batch == PRUNE_BATCH:  # one short transaction per batch: writers keep going
         with engine.begin() as connection:
-            batch = queries.prune_sessions(connection, cutoff, PRUNE_BATCH)
+            batch = prune.prune_sessions(connection, cutoff, PRUNE_BATCH)
         deleted += batch
         if show is not None:
             show(min(deleted, total))

@@ -20,7 +20,7 @@ from rtrec.replay import (
     replay_path,
 )
 from storage.db import open_for_writing
-from storage.queries import get_session, session_audio
+from storage.detail import audio_chunks, get_session
 from storage.recording import latest_replay, replay_events
 
 
@@ -37,7 +37,7 @@ def _load(db_url: str, session_id: str) -> tuple[dict[str, Any], Plan]:
                 "no content (no instructions, text or audio) to replay"
             )
         with_audio = session["record_mode"] == "full"
-        audio = {c["seq"]: c["data"] for c in session_audio(connection, session_id, "client")}
+        audio = {c["seq"]: c["data"] for c in audio_chunks(connection, session_id, "client")}
         steps = plan(list(replay_events(connection, session_id)), audio, with_audio)
     return session, steps
 
