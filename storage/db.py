@@ -84,8 +84,9 @@ def masked_url(url: str) -> str:
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
-    """An engine for `url`; SQLite files get WAL mode, read-only engines refuse writes."""
+def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) -> Engine:
+    """An engine for `url`; SQLite files get WAL mode, read-only engines refuse writes.
+    A missing SQLite file is refused when read-only or `must_exist`, else created on connect."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -95,7 +96,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             path = Path(database)
-            if read_only and not path.exists():
+            if (read_only or must_exist) and not path.exists():
                 raise DatabaseURLError(f"database file {database} does not exist")
             if not read_only:
                 _check_writable(path)
@@ -287,7 +288,8 @@ def open_for_writing(url: str, *, migrate: bool = True) -> Engine:
             doing = "cannot upgrade the schema of"
             raise DatabaseOpenError(database_problem(engine.url, exc, doing)) from exc
 
-    return _opened(make_engine(url), prepare)
+    # Without migrating there is nothing to create: a missing SQLite file is named, not made.
+    return _opened(make_engine(url, must_exist=not migrate), prepare)
 
 
 def open_for_reading(url: str) -> Engine:

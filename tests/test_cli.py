@@ -134,6 +134,13 @@ def test_prune_refuses_an_old_schema_instead_of_upgrading_it(db_url: str, capsys
     old.dispose()
 
 
+def test_prune_names_a_missing_file_and_does_not_create_it(tmp_path: Path, capsys):
+    missing = tmp_path / "typo.db"
+    assert main(["prune", "--older-than", "0", "--db", f"sqlite:///{missing}"]) == 1
+    assert capsys.readouterr().err == f"rtrec prune: database file {missing} does not exist\n"
+    assert not missing.exists()
+
+
 LONG_MODEL = "gpt-realtime-preview-2099-12-31-with-a-long-suffix"
 
 
