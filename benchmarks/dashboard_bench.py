@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.dashboard_data import generate
 from storage.browse import SessionFilter
-from storage.db import current_revision, head_revision, make_engine, upgrade
+from storage.db import current_revision, head_revision, make_engine, open_for_reading, upgrade
 from storage.models import AudioChunk, Event, RealtimeSession, table
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -55,7 +55,7 @@ def prepare(path: Path, sessions: int, events: int, regenerate: bool) -> str:
 
 def describe(url: str) -> dict[str, Any]:
     """Row counts and the sessions the detail page is measured on."""
-    engine = make_engine(url, read_only=True)
+    engine = open_for_reading(url)
     events, sessions, audio = table(Event), table(RealtimeSession), table(AudioChunk)
     with engine.connect() as connection:
         sizes = select(events.c.session_id, func.count().label("n")).group_by(events.c.session_id)

@@ -17,18 +17,16 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the dev group
 import streamlit as st
 from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
-from storage import browse, diff, overview, properties, recording
+from storage import browse, detail, diff, overview, properties, recording
 from storage.db import (
     DEFAULT_DB_URL,
-    DatabaseURLError,
-    current_revision,
-    head_revision,
-    make_engine,
+    DatabaseOpenError,
+    check_schema,
+    masked_url,
+    open_for_reading,
 )
 from storage.export import event_line
 
@@ -44,24 +42,13 @@ def database_url() -> str:
 
 
 def shown_url(url: str) -> str:
-    """The URL as the page may show it: any password masked."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    """The URL as the page may show it: any password masked, however broken the URL is."""
+    return masked_url(url)
 
 
 @st.cache_resource(show_spinner=False)
 def _engine(url: str) -> Engine:
-    engine = make_engine(url, read_only=True)
-    if engine.dialect.name == "postgresql":  # SQLite engines already refuse writes
-        engine = engine.execution_options(postgresql_readonly=True)
-    return engine
-
-
-@st.cache_resource(show_spinner=False)
-def _head_revision() -> str | None:
-    return head_revision()
+    return open_for_reading(url)
 
 
 @contextlib.contextmanager
@@ -72,21 +59,15 @@ def _reading(url: str) -> Iterator[Connection]:
 
 def database_problem() -> str | None:
     """Why the database cannot be browsed (missing, unreadable, other schema), or None."""
-    url = database_url()
     try:
-        revision = current_revision(_engine(url))
-    except DatabaseURLError as exc:
-        return f"{exc}. Start `rtrec proxy --db {shown_url(url)}` or `rtrec demo` to create it."
-    except SQLAlchemyError as exc:
-        return f"Cannot read the database {shown_url(url)}: {exc.__class__.__name__}."
-    head = _head_revision()
-    if revision == head:
-        return None
-    return (
-        f"The database {shown_url(url)} is at schema {revision or 'none'}, and this dashboard "
-        f"needs {head}. Run `rtrec db upgrade --db {shown_url(url)}` (the proxy also upgrades "
-        "the schema when it starts)."
-    )
+        # The engine is cached; the schema is checked on every run, as another rtrec may upgrade it.
+        check_schema(_engine(database_url()))
+    except DatabaseOpenError as exc:
+        return (
+            f"Cannot read the database: {exc}. The proxy (`rtrec proxy`, `rtrec up` or "
+            "`rtrec demo`) creates the database and upgrades its schema when it starts."
+        )
+    return None
 
 
 def _loader(ttl: float) -> Callable[[Callable[Concatenate[str, P], R]], Callable[P, R]]:
@@ -155,7 +136,7 @@ def session_page(
 def session(url: str, session_id: str) -> dict[str, Any] | None:
     """The `sessions` row with its totals, or None when there is no such session."""
     with _reading(url) as connection:
-        row = browse.get_session(connection, session_id)
+        row = detail.get_session(connection, session_id)
         if row is None:
             return None
         return row | browse.session_totals(connection, [session_id])[session_id]
@@ -166,12 +147,12 @@ def turns(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
     """The conversation; each error turn has `cause`, the client event it names, when found."""
     with _reading(url) as connection:
         found = build_turns(
-            browse.conversation_events(connection, session_id),
-            browse.session_responses(connection, session_id),
-            browse.session_transcriptions(connection, session_id),
-            browse.audio_index(connection, session_id),
+            detail.conversation_events(connection, session_id),
+            detail.session_responses(connection, session_id),
+            detail.session_transcriptions(connection, session_id),
+            detail.audio_index(connection, session_id),
         )
-        causes = browse.client_events_by_id(connection, session_id, error_event_ids(found))
+        causes = detail.client_events_by_id(connection, session_id, error_event_ids(found))
     attach_causes(found, causes)
     return found
 
@@ -179,29 +160,29 @@ def turns(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
 @_loader(ttl=600)
 def responses(url: str, session_id: str, version: str) -> pd.DataFrame:
     with _reading(url) as connection:
-        return pd.DataFrame(browse.session_responses(connection, session_id))
+        return pd.DataFrame(detail.session_responses(connection, session_id))
 
 
 @_loader(ttl=600)
 def waterfall(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
     """Each turn's latency milestones (see `dashboard.latency.waterfall`)."""
     with _reading(url) as connection:
-        responses = browse.session_responses(connection, session_id)
-        stops = browse.speech_stops(connection, session_id)
+        responses = detail.session_responses(connection, session_id)
+        stops = detail.speech_stops(connection, session_id)
     return latency.waterfall(responses, stops)
 
 
 @_loader(ttl=600)
 def rate_limits(url: str, session_id: str, version: str) -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = browse.session_rate_limits(connection, session_id)
+        rows = detail.session_rate_limits(connection, session_id)
     return pd.DataFrame(rows, columns=["ts", "name", "limit_value", "remaining", "reset_seconds"])
 
 
 @_loader(ttl=600)
 def event_types(url: str, session_id: str, version: str) -> pd.DataFrame:
     with _reading(url) as connection:
-        rows = browse.event_type_counts(connection, session_id)
+        rows = detail.event_type_counts(connection, session_id)
     return pd.DataFrame(rows, columns=["direction", "type", "events", "size_bytes"])
 
 
@@ -220,8 +201,8 @@ def events(
     offset = (page - 1) * page_size
     before = 1 if offset else 0  # the previous page's last event, for the first gap
     with _reading(url) as connection:
-        started_at = browse.get_session(connection, session_id)["started_at"]  # type: ignore[index]
-        found = browse.events_page(
+        started_at = detail.get_session(connection, session_id)["started_at"]  # type: ignore[index]
+        found = detail.events_page(
             connection, session_id, directions, types, page_size + before, offset - before
         )
     return display.relative_times(found, started_at)[before:]
@@ -232,21 +213,21 @@ def turn_audio(url: str, session_id: str, span: tuple[str, int, int, str | None]
     """A playable WAV of one turn's audio: (direction, first seq, last seq, response id)."""
     direction, first, last, response_id = span
     with _reading(url) as connection:
-        chunks = browse.audio_chunks(connection, session_id, direction, (first, last), response_id)
+        chunks = detail.audio_chunks(connection, session_id, direction, (first, last), response_id)
     return audio.chunks_to_wav(chunks, for_player=True)
 
 
 def session_jsonl(session_id: str) -> bytes:
     """Every event of the session as JSONL in `seq` order, as `rtrec export` writes it."""
     with _reading(database_url()) as connection:
-        return b"".join(event_line(e) for e in browse.session_events(connection, session_id))
+        return b"".join(event_line(e) for e in detail.session_events(connection, session_id))
 
 
 def session_wav(session_id: str, side: str) -> bytes:
     """`user`, `assistant` or `both` (stereo) audio of the session as a WAV file at its rate."""
     with _reading(database_url()) as connection:
-        user = browse.audio_chunks(connection, session_id, "client") if side != "assistant" else []
-        bot = browse.audio_chunks(connection, session_id, "server") if side != "user" else []
+        user = detail.audio_chunks(connection, session_id, "client") if side != "assistant" else []
+        bot = detail.audio_chunks(connection, session_id, "server") if side != "user" else []
     if side == "both":
         return audio.conversation_wav(user, bot) or b""
     return audio.chunks_to_wav(user or bot) or b""
@@ -256,7 +237,7 @@ def session_wav(session_id: str, side: str) -> bytes:
 def audio_sides(url: str, session_id: str, version: str) -> dict[str, int]:
     """Bytes of recorded audio per side (`user`, `assistant`)."""
     with _reading(url) as connection:
-        index = browse.audio_index(connection, session_id)
+        index = detail.audio_index(connection, session_id)
     sides = {"user": 0, "assistant": 0}
     for chunk in index:
         sides["user" if chunk["direction"] == "client" else "assistant"] += chunk["size_bytes"]

@@ -22,7 +22,6 @@ from socket import gethostname
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
 
 from proxy import handover, protocol
 from proxy.handover import Decoder, Item
@@ -34,7 +33,7 @@ from proxy.pricing import PriceTable, price_table
 from proxy.redact import redact_text
 from proxy.session import SessionRecorder
 from proxy.tags import metric_property_names
-from storage.db import make_engine, upgrade
+from storage.db import open_for_writing
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
 from storage.writer import Writer
@@ -317,7 +316,7 @@ class RecorderServer:
 
 async def serve(config: RecorderConfig) -> int:
     prices = price_table(config.pricing or None)
-    engine = _open_store(config.db)
+    engine = open_for_writing(config.db)  # DatabaseOpenError: one line for `error: …`
     if config.proxy_id and not config.restarts:  # a restart: the relay re-opens its sessions
         closed = close_orphans(engine, config.proxy_id)
         if closed:
@@ -370,22 +369,6 @@ async def serve(config: RecorderConfig) -> int:
     engine.dispose()
     logger.info("recorder stopped; every queued record was written")
     return 0
-
-
-class StoreError(Exception):
-    """The database cannot be opened or upgraded; one line for the user."""
-
-
-def _open_store(url: str) -> Engine:
-    engine = make_engine(url)  # DatabaseURLError already says what is wrong in one line
-    try:
-        upgrade(engine)
-    except Exception as exc:
-        # Driver errors span lines (hints, SQLAlchemy's "Background on this error at").
-        reason = _one_line(str(getattr(exc, "orig", None) or exc))
-        shown = engine.url.render_as_string(hide_password=True)
-        raise StoreError(f"cannot prepare database {shown}: {reason}") from exc
-    return engine
 
 
 def _one_line(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, NoReturn
 
-from sqlalchemy import Connection, Engine, make_url
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from rtrec import __version__, regression, services
@@ -33,8 +33,14 @@ from rtrec.settings import (
     positive_int,
     resolve_environment,
 )
-from storage import export, queries
-from storage.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
+from storage import browse, detail, export, prune
+from storage.db import (
+    DatabaseOpenError,
+    current_revision,
+    database_problem,
+    open_for_reading,
+    open_for_writing,
+)
 
 logger = logging.getLogger("rtrec")
 PRUNE_BATCH = 200
@@ -61,55 +67,24 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger("websockets").setLevel(logging.WARNING)  # the demo's simulator
 
 
-def database_problem(url: str, exc: SQLAlchemyError) -> str:
-    """What is wrong with the database in one line, without the URL's password or SQL."""
-    reason = str(getattr(exc, "orig", None) or "").strip().splitlines()
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and reason and "not a database" in reason[0]:
-        return f"{parsed.database} is not an SQLite database"
-    where = parsed.render_as_string(hide_password=True)
-    return f"cannot read {where}: {reason[0] if reason else exc.__class__.__name__}"
-
-
-def _engine(url: str, *, read_only: bool) -> Engine:
-    try:
-        engine = make_engine(url, read_only=read_only)
-    except DatabaseURLError as exc:
-        raise CommandError(str(exc)) from exc
-    if read_only:
-        try:
-            revision = current_revision(engine)
-        except SQLAlchemyError as exc:
-            raise CommandError(database_problem(url, exc)) from exc
-        if revision != head_revision():
-            raise CommandError(
-                f"the database is at schema {revision or 'none'}, this rtrec needs "
-                f"{head_revision()}: run `rtrec db upgrade --db …` first"
-            )
-    return engine
-
-
 @contextlib.contextmanager
-def _reading(url: str) -> Iterator[Connection]:
-    with _engine(url, read_only=True).connect() as connection:
-        yield connection
-
-
-reading = _reading  # for the commands registered from other modules (rtrec.regression)
+def reading(url: str) -> Iterator[Connection]:
+    """A read-only connection to `url`, refused (one line) unless its schema is at head."""
+    engine = open_for_reading(url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    engine = _engine(args.db, read_only=False)
-    _upgrade(args.db, engine)
-    print(f"database at schema {current_revision(engine)}")
-    return 0
-
-
-def _upgrade(url: str, engine: Engine) -> None:
+    engine = open_for_writing(args.db)
     try:
-        upgrade(engine)
-    except SQLAlchemyError as exc:
-        raise CommandError(f"upgrade failed: {database_problem(url, exc)}") from exc
+        print(f"database at schema {current_revision(engine)}")
+    finally:
+        engine.dispose()
+    return 0
 
 
 def _plain(value: Any) -> Any:
@@ -130,8 +105,8 @@ def property_filter(text: str) -> tuple[str, str]:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    with _reading(args.db) as connection:
-        rows = queries.list_sessions(connection, args.limit, args.property)
+    with reading(args.db) as connection:
+        rows = browse.list_sessions(connection, args.limit, args.property)
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
@@ -144,7 +119,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _session_id(connection: Connection, prefix: str) -> str:
     """The one session whose id is or starts with `prefix`."""
-    matches = queries.session_ids_starting(connection, prefix) if prefix else []
+    matches = browse.session_ids_starting(connection, prefix) if prefix else []
     if not matches:
         raise CommandError(f"no session {prefix!r} in the database")
     if len(matches) > 1:
@@ -166,16 +141,16 @@ def _output(path: str | None, default: str | None) -> Iterator[IO[bytes]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _reading(args.db) as connection:
+    with reading(args.db) as connection:
         session_id = _session_id(connection, args.session_id)
         if args.format == "jsonl":
-            total = queries.count_events(connection, session_id)
-            events = queries.session_events(connection, session_id)
+            total = detail.count_events(connection, session_id)
+            events = detail.session_events(connection, session_id)
             with _output(args.output, None) as out:
                 export.write_jsonl(out, events, progress("exported events", total))
             return 0
-        user = queries.session_audio(connection, session_id, "client")
-        assistant = queries.session_audio(connection, session_id, "server")
+        user = detail.audio_chunks(connection, session_id, "client")
+        assistant = detail.audio_chunks(connection, session_id, "server")
     chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
     if not chosen:
         which = "" if args.side == "both" else f"{args.side} "
@@ -200,21 +175,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    engine = _engine(args.db, read_only=False)
-    _upgrade(args.db, engine)
-    cutoff = datetime.now(UTC) - timedelta(days=args.older_than)
+    # Deleting is no reason to migrate: a schema behind head is refused, `rtrec db upgrade` named.
+    engine = open_for_writing(args.db, migrate=False)
+    try:
+        _prune(engine, args.older_than)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _prune(engine: Engine, older_than_days: int) -> None:
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     with engine.connect() as connection:
-        total = queries.count_sessions_started_before(connection, cutoff)
+        total = prune.count_sessions_started_before(connection, cutoff)
     show = progress("deleted sessions", total)
     deleted, batch = 0, PRUNE_BATCH
     while batch == PRUNE_BATCH:  # one short transaction per batch: writers keep going
         with engine.begin() as connection:
-            batch = queries.prune_sessions(connection, cutoff, PRUNE_BATCH)
+            batch = prune.prune_sessions(connection, cutoff, PRUNE_BATCH)
         deleted += batch
         if show is not None:
             show(min(deleted, total))
     print(f"deleted {deleted} session(s) started before {cutoff.isoformat(timespec='seconds')}")
-    return 0
 
 
 def _warn_if_exposed(args: argparse.Namespace) -> None:
@@ -357,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except CommandError as exc:
+    except (CommandError, DatabaseOpenError) as exc:
         print(f"rtrec {args.command}: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:  # a database that breaks mid-command, after the checks

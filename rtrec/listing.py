@@ -49,7 +49,7 @@ def closed(row: dict[str, Any]) -> str:
 
 
 def sessions_table(rows: Sequence[dict[str, Any]]) -> Table:
-    """Newest first, as `queries.list_sessions` returns them; long values fold, never cut."""
+    """Newest first, as `browse.list_sessions` returns them; long values fold, never cut."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     # On a narrow terminal long values fold over lines (80 columns fit every column).
     for name, min_width in (("id", 7), ("started", 8), ("length", 6), ("model", 8)):

@@ -19,7 +19,8 @@ from rtrec.replay import (
     plan,
     replay_path,
 )
-from storage.queries import get_session, session_audio
+from storage.db import open_for_writing
+from storage.detail import audio_chunks, get_session
 from storage.recording import latest_replay, replay_events
 
 
@@ -36,7 +37,7 @@ def _load(db_url: str, session_id: str) -> tuple[dict[str, Any], Plan]:
                 "no content (no instructions, text or audio) to replay"
             )
         with_audio = session["record_mode"] == "full"
-        audio = {c["seq"]: c["data"] for c in session_audio(connection, session_id, "client")}
+        audio = {c["seq"]: c["data"] for c in audio_chunks(connection, session_id, "client")}
         steps = plan(list(replay_events(connection, session_id)), audio, with_audio)
     return session, steps
 
@@ -58,7 +59,7 @@ def _headers(session: dict[str, Any], key: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtrec.services import _free_port, _prepare_database, _proxy_process
+    from rtrec.services import _free_port, _proxy_process
 
     session, steps = _load(args.db, args.session_id)
     key = _api_key(args.upstream)
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             f"({steps.skipped_audio} audio appends left out)",
             flush=True,
         )
-    _prepare_database(args.db)
+    open_for_writing(args.db).dispose()  # a database the proxy child cannot write: one line here
     port = _free_port()
     started = datetime.now(UTC)
     path = replay_path(session["path"], args.model)

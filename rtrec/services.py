@@ -16,21 +16,11 @@ from collections.abc import Callable, Iterator
 
 from rtrec.errors import CommandError
 from rtrec.settings import DB, Setting
-from storage.db import DatabaseURLError, make_engine, upgrade
+from storage.db import open_for_writing
 
 logger = logging.getLogger("rtrec")
 
 DEMO_DB = Setting(DB.name, "sqlite:///rtrec-demo.db", DB.help)
-
-
-def _prepare_database(url: str) -> None:
-    """Create or upgrade the schema before a read-only dashboard opens the database."""
-    try:
-        upgrade(make_engine(url))
-    except DatabaseURLError as exc:
-        raise CommandError(str(exc)) from exc
-    except Exception as exc:
-        raise CommandError(f"cannot prepare database: {exc.__class__.__name__}: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -92,7 +82,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
     except ProxyStartError as exc:
         raise CommandError(str(exc)) from exc
-    _prepare_database(args.db)
+    open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
     metrics_url = (
         f"http://{args.metrics_host}:{args.metrics_port}/metrics" if args.metrics_port else None
     )
@@ -219,7 +209,7 @@ async def _until_interrupted() -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _prepare_database(args.db)
+    open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
     ports = {name: _free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
     with contextlib.ExitStack() as stack:
         if not args.exit:

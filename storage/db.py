@@ -1,11 +1,18 @@
-"""Engines and schema upgrades: the one place that knows how to open each kind of database."""
+"""Engines and schema upgrades: the one place that knows how to open each kind of database.
+
+Programs open a database through `open_for_writing` (the recorder, `rtrec up`/`demo`/`replay`,
+`rtrec db upgrade`, `rtrec prune`) or `open_for_reading` (the dashboard and the reading commands);
+both raise `DatabaseOpenError`, whose message is one line naming what is wrong, password masked.
+"""
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +20,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.sanitize import json_text
@@ -27,8 +35,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # how long a SQLite write waits for another writer's lock
 
 
-class DatabaseURLError(ValueError):
-    """The database URL cannot be used (bad syntax, unknown driver, missing file)."""
+class DatabaseOpenError(Exception):
+    """The database cannot be used as asked; the message is one line, any password masked."""
+
+
+class DatabaseURLError(DatabaseOpenError, ValueError):
+    """The database URL cannot be used (bad syntax, unknown driver, missing or unwritable file),
+    found before any connection is made."""
 
 
 def _check_writable(path: Path) -> None:
@@ -71,8 +84,9 @@ def masked_url(url: str) -> str:
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
-    """An engine for `url`; SQLite files get WAL mode, read-only engines refuse writes."""
+def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) -> Engine:
+    """An engine for `url`; SQLite files get WAL mode, read-only engines refuse writes.
+    A missing SQLite file is refused when read-only or `must_exist`, else created on connect."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -82,7 +96,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             path = Path(database)
-            if read_only and not path.exists():
+            if (read_only or must_exist) and not path.exists():
                 raise DatabaseURLError(f"database file {database} does not exist")
             if not read_only:
                 _check_writable(path)
@@ -166,6 +180,126 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@functools.cache
 def head_revision() -> str | None:
     """The newest revision this version of rtrec knows."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    return frozenset(
+        r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    )
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+def database_problem(url: str | URL, exc: BaseException, doing: str = "cannot use") -> str:
+    """What went wrong with the database at `url` in one line: `doing` (e.g. "cannot read"),
+    the URL without its password and the driver's own words, never SQL or its parameters."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:  # the driver's message; psycopg's spans lines (a hint on the next)
+        reason = "; ".join(line.strip() for line in str(orig).splitlines() if line.strip())
+    else:  # SQLAlchemy's and Alembic's own: the first line, not the SQL or the help link after
+        reason = next(iter(str(exc).strip().splitlines()), "")
+    reason = reason or exc.__class__.__name__
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"{doing} {masked_url(str(url))}: {reason}"
+    if parsed.get_backend_name() == "sqlite" and "not a database" in reason:
+        return f"{parsed.database} is not an SQLite database"
+    return f"{doing} {_shown(parsed)}: {reason}"
+
+
+def _shown(url: URL) -> str:
+    return masked_url(url.render_as_string(hide_password=True))
+
+
+def _connected(engine: Engine) -> None:
+    """Connect once, so an unreachable server or a file that is no database is named as such."""
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise DatabaseOpenError(database_problem(engine.url, exc, "cannot connect to")) from exc
+
+
+def _revision(engine: Engine) -> str | None:
+    try:
+        return current_revision(engine)
+    except SQLAlchemyError as exc:
+        raise DatabaseOpenError(database_problem(engine.url, exc, "cannot read")) from exc
+
+
+def _refuse_unknown(engine: Engine, revision: str | None) -> None:
+    if revision is not None and revision not in _known_revisions():
+        raise DatabaseOpenError(
+            f"the database {_shown(engine.url)} is at schema {revision}, which this rtrec does "
+            "not know (a newer rtrec wrote it): upgrade rtrec"
+        )
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise `DatabaseOpenError` unless the database is readable and its schema is at head.
+    Long-lived readers (the dashboard) call it again to notice a database that changed."""
+    where = _shown(engine.url)
+    revision = _revision(engine)
+    _refuse_unknown(engine, revision)
+    if revision is None:
+        raise DatabaseOpenError(
+            f"no rtrec database at {where}: run `rtrec db upgrade --db {where}` to create one"
+        )
+    if revision != head_revision():
+        raise DatabaseOpenError(
+            f"the database {where} is at schema {revision}, and this rtrec needs "
+            f"{head_revision()}: run `rtrec db upgrade --db {where}`"
+        )
+
+
+def _opened(engine: Engine, steps: Callable[[Engine], None]) -> Engine:
+    """`engine` once `steps(engine)` passed; disposed (no pooled connection left) if not."""
+    try:
+        steps(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def open_for_writing(url: str, *, migrate: bool = True) -> Engine:
+    """An engine that writes to `url`, its schema brought to head (created in an empty database).
+
+    `migrate=False` leaves the schema alone and refuses one not at head (`rtrec prune` deletes
+    rows: it must not upgrade a database behind the user's back).
+    """
+
+    def prepare(engine: Engine) -> None:
+        _connected(engine)
+        if not migrate:
+            check_schema(engine)
+            return
+        _refuse_unknown(engine, _revision(engine))
+        try:
+            upgrade(engine)
+        except (SQLAlchemyError, CommandError) as exc:
+            doing = "cannot upgrade the schema of"
+            raise DatabaseOpenError(database_problem(engine.url, exc, doing)) from exc
+
+    # Without migrating there is nothing to create: a missing SQLite file is named, not made.
+    return _opened(make_engine(url, must_exist=not migrate), prepare)
+
+
+def open_for_reading(url: str) -> Engine:
+    """A read-only engine on `url`, whose schema is checked to be the one this rtrec reads."""
+
+    def prepare(engine: Engine) -> None:
+        _connected(engine)
+        check_schema(engine)
+
+    engine = _opened(make_engine(url, read_only=True), prepare)
+    if engine.dialect.name == "postgresql":  # also per transaction; SQLite refuses writes already
+        return engine.execution_options(postgresql_readonly=True)
+    return engine

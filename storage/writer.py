@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
-from storage.queries import prune_sessions
+from storage.prune import prune_sessions
 from storage.records import (
     EventRecord,
     Record,

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from rtrec.cli import main
-from storage.db import make_engine, upgrade
+from storage.db import current_revision, make_engine, upgrade
 from storage.records import EventRecord, ResponseDone, SessionClosed, SessionOpened
 from storage.writer import Writer
 
@@ -119,6 +119,26 @@ def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):
     assert "deleted 1 session(s)" in capsys.readouterr().out
     assert main(["sessions", "--json", "--db", db_url]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_prune_refuses_an_old_schema_instead_of_upgrading_it(db_url: str, capsys):
+    old = make_engine(db_url)
+    upgrade(old, "0001")
+    assert main(["prune", "--older-than", "0", "--db", db_url]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("rtrec prune: the database "), error
+    assert error.count("\n") == 1, error
+    assert "is at schema 0001" in error
+    assert "run `rtrec db upgrade" in error
+    assert current_revision(old) == "0001"
+    old.dispose()
+
+
+def test_prune_names_a_missing_file_and_does_not_create_it(tmp_path: Path, capsys):
+    missing = tmp_path / "typo.db"
+    assert main(["prune", "--older-than", "0", "--db", f"sqlite:///{missing}"]) == 1
+    assert capsys.readouterr().err == f"rtrec prune: database file {missing} does not exist\n"
+    assert not missing.exists()
 
 
 LONG_MODEL = "gpt-realtime-preview-2099-12-31-with-a-long-suffix"

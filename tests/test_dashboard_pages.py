@@ -99,7 +99,7 @@ def test_old_schema_asks_for_an_upgrade(app: Any, db_url: str):
     upgrade(old, "0001")
     old.dispose()
     message = app(db_url).error[0].value
-    assert f"is at schema 0001, and this dashboard needs {head_revision()}" in message
+    assert f"is at schema 0001, and this rtrec needs {head_revision()}" in message
     assert "rtrec db upgrade" in message
 
 

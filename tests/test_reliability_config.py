@@ -173,7 +173,7 @@ def test_database_url(capsys: pytest.CaptureFixture[str], workdir: Path):
         "mysql://user@host/db": ("mysql",),
         "postgresql+pg8000://u:pw@127.0.0.1/db": ("not installed", "postgresql+psycopg://"),
         "sqlite:////no/such/dir/rtrec.db": ("/no/such/dir",),
-        f"sqlite:///{workdir / 'garbage.db'}": ("not a database",),
+        f"sqlite:///{workdir / 'garbage.db'}": ("garbage.db is not an SQLite database",),
         f"sqlite:///{workdir / 'a-directory.db'}": ("a-directory.db",),
         f"postgresql+psycopg://rtrec@127.0.0.1:{closed_port}/rtrec": (str(closed_port), "refused"),
     }

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select, text
 
-from storage import queries
+from storage import browse, prune
 from storage.db import current_revision, head_revision, make_engine, upgrade
 from storage.ids import uuid7
 from storage.models import Base, Event, RealtimeSession, Response, table
@@ -166,7 +166,7 @@ def test_list_sessions_newest_first_with_totals(engine: Engine):
     writer.submit([SessionClosed("new", NOW, 1000, "", "client")])
     writer.close()
     with engine.connect() as connection:
-        rows = queries.list_sessions(connection, limit=10)
+        rows = browse.list_sessions(connection, limit=10)
     assert [r["id"] for r in rows] == ["new", "old"]
     assert (rows[0]["events"], rows[0]["responses"], rows[0]["total_tokens"]) == (2, 1, 10)
     assert (rows[0]["close_code"], rows[0]["closed_by"]) == (1000, "client")
@@ -182,7 +182,7 @@ def test_prune_deletes_old_sessions_with_their_rows(engine: Engine):
     writer.submit([event(0, "new")])
     writer.close()
     with engine.begin() as connection:
-        assert queries.prune_sessions(connection, NOW - timedelta(days=1)) == 1
+        assert prune.prune_sessions(connection, NOW - timedelta(days=1)) == 1
     assert count(engine, RealtimeSession) == 1
     assert count(engine, Event) == 1
 
@@ -205,7 +205,7 @@ def test_retention_prunes_old_sessions_from_the_writer_thread(engine: Engine):
     assert writer.flush(timeout_s=10)
     writer.close()
     with engine.connect() as connection:
-        assert [r["id"] for r in queries.list_sessions(connection)] == ["recent"]
+        assert [r["id"] for r in browse.list_sessions(connection)] == ["recent"]
 
 
 def test_values_the_database_cannot_hold_are_kept_as_text(engine: Engine):
@@ -248,9 +248,9 @@ def test_prune_works_in_batches_oldest_first(engine: Engine):
     batches = []
     while True:
         with engine.begin() as connection:
-            batches.append(queries.prune_sessions(connection, NOW - timedelta(days=1), limit=2))
+            batches.append(prune.prune_sessions(connection, NOW - timedelta(days=1), limit=2))
         if batches[-1] < 2:
             break
     assert batches == [2, 2, 1]
     with engine.connect() as connection:
-        assert [r["id"] for r in queries.list_sessions(connection)] == ["keep"]
+        assert [r["id"] for r in browse.list_sessions(connection)] == ["keep"]

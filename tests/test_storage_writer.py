@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from storage import browse, queries
+from storage import detail
 from storage.apply import apply_records
 from storage.db import DatabaseURLError, make_engine, upgrade
 from storage.export import conversation_audio
@@ -352,10 +352,10 @@ def test_audio_stored_as_segments_reads_back_chunk_by_chunk(engine: Engine):
     writer.close()
     with engine.connect() as connection:
         rows = connection.execute(select(func.count()).select_from(table(AudioChunk))).scalar_one()
-        user = queries.session_audio(connection, "s1", "client")
-        assistant = browse.audio_chunks(connection, "s1", "server")
-        middle = browse.audio_chunks(connection, "s1", "server", (10, 25), "resp_1")
-        index = browse.audio_index(connection, "s1")
+        user = detail.audio_chunks(connection, "s1", "client")
+        assistant = detail.audio_chunks(connection, "s1", "server")
+        middle = detail.audio_chunks(connection, "s1", "server", (10, 25), "resp_1")
+        index = detail.audio_index(connection, "s1")
     assert rows < len(records)  # merged into segments
     expected = {d: [r for r in records if r.direction == d] for d in ("client", "server")}
     expected_chunks = {d: [as_read(r) for r in rs] for d, rs in expected.items()}
