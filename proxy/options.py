@@ -182,11 +182,14 @@ PROXY_OPTIONS = (
     Option(
         "retention-days",
         0,
-        "delete sessions older than this every hour; 0 keeps all",
+        "delete sessions (and failed connection attempts) older than this, hourly; 0 keeps all",
         non_negative,
         addon=True,
         recorder=True,
-        doc="delete sessions older than this; `0` keeps everything",
+        doc=(
+            "delete sessions and failed connection attempts older than this, hourly; "
+            "`0` keeps everything"
+        ),
     ),
     Option(
         "queue-size",

@@ -196,7 +196,15 @@ def _prune(engine: Engine, older_than_days: int) -> None:
         deleted += batch
         if show is not None:
             show(min(deleted, total))
-    print(f"deleted {deleted} session(s) started before {cutoff.isoformat(timespec='seconds')}")
+    failures, batch = 0, PRUNE_BATCH
+    while batch == PRUNE_BATCH:
+        with engine.begin() as connection:
+            batch = prune.prune_upgrade_failures(connection, cutoff, PRUNE_BATCH)
+        failures += batch
+    print(
+        f"deleted {deleted} session(s) and {failures} failed connection attempt(s) "
+        f"before {cutoff.isoformat(timespec='seconds')}"
+    )
 
 
 def _warn_if_exposed(args: argparse.Namespace) -> None:

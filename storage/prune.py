@@ -1,4 +1,5 @@
-"""Deleting old sessions with every row under them: `rtrec prune` and the writer's retention."""
+"""Deleting old sessions with every row under them, and old failed connection attempts:
+`rtrec prune` and the writer's retention."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from storage.models import (
     Response,
     SessionProperty,
     Transcription,
+    UpgradeFailure,
     table,
 )
 
@@ -47,3 +49,14 @@ def count_sessions_started_before(connection: Connection, started_before: dateti
     sessions = table(RealtimeSession)
     query = select(func.count()).where(sessions.c.started_at < started_before)
     return int(connection.execute(query).scalar_one())
+
+
+def prune_upgrade_failures(connection: Connection, before: datetime, limit: int = 200) -> int:
+    """Delete up to `limit` of the oldest failed upgrades recorded before the cutoff; like
+    `prune_sessions`, call again until it returns less than `limit`."""
+    failures = table(UpgradeFailure)
+    doomed = select(failures.c.id).where(failures.c.ts < before).order_by(failures.c.ts)
+    ids = list(connection.execute(doomed.limit(limit)).scalars())
+    if ids:
+        connection.execute(delete(failures).where(failures.c.id.in_(ids)))
+    return len(ids)

@@ -12,11 +12,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from rtrec.cli import main
 from storage.db import current_revision, make_engine, upgrade
-from storage.records import EventRecord, ResponseDone, SessionClosed, SessionOpened
+from storage.models import UpgradeFailure, table
+from storage.records import (
+    EventRecord,
+    ResponseDone,
+    SessionClosed,
+    SessionOpened,
+    UpgradeFailed,
+)
 from storage.writer import Writer
 
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -112,6 +119,17 @@ def test_db_upgrade_then_empty_listing(tmp_path):
     listing = rtrec("sessions", "--db", url)
     assert listing.returncode == 0
     assert "no sessions recorded yet" in listing.stdout
+
+
+def test_prune_deletes_old_failed_connection_attempts(engine: Engine, db_url: str, capsys):
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([UpgradeFailed(NOW, 502, "/v1/realtime", "connection refused")])
+    writer.close()
+    assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
+    assert "deleted 0 session(s) and 1 failed connection attempt(s)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        assert connection.execute(select(table(UpgradeFailure))).all() == []
 
 
 def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):

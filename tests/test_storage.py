@@ -14,13 +14,14 @@ from sqlalchemy import Engine, func, select, text
 from storage import browse, prune
 from storage.db import current_revision, head_revision, make_engine, upgrade
 from storage.ids import uuid7
-from storage.models import Base, Event, RealtimeSession, Response, table
+from storage.models import Base, Event, RealtimeSession, Response, UpgradeFailure, table
 from storage.records import (
     EventRecord,
     ResponseCreated,
     ResponseDone,
     SessionClosed,
     SessionOpened,
+    UpgradeFailed,
 )
 from storage.writer import Writer
 
@@ -206,6 +207,23 @@ def test_retention_prunes_old_sessions_from_the_writer_thread(engine: Engine):
     writer.close()
     with engine.connect() as connection:
         assert [r["id"] for r in browse.list_sessions(connection)] == ["recent"]
+
+
+def test_retention_prunes_old_failed_connection_attempts_too(engine: Engine):
+    loader = Writer(engine)
+    loader.start()
+    for days in (40, 1):
+        loader.submit(
+            [UpgradeFailed(datetime.now(UTC) - timedelta(days=days), 502, "/v1/realtime")]
+        )
+    loader.close()
+    writer = Writer(engine, retention_days=30)
+    writer.start()
+    assert writer.flush(timeout_s=10)
+    writer.close()
+    with engine.connect() as connection:
+        (kept,) = connection.execute(select(table(UpgradeFailure).c.ts)).scalars()
+    assert kept.replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(days=2)
 
 
 def test_values_the_database_cannot_hold_are_kept_as_text(engine: Engine):
