@@ -338,21 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "db_command", None))))
     try:
         resolve_environment(args)
     except argparse.ArgumentTypeError as exc:
-        print(f"rtrec {args.command}: {exc} (see rtrec {args.command} --help)", file=sys.stderr)
+        print(f"rtrec {command}: {exc} (see rtrec {command} --help)", file=sys.stderr)
         return 2
     _configure_logging(args.verbose)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
     except (CommandError, DatabaseOpenError) as exc:
-        print(f"rtrec {args.command}: {exc}", file=sys.stderr)
+        print(f"rtrec {command}: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:  # a database that breaks mid-command, after the checks
         problem = database_problem(args.db, exc) if "db" in args else exc.__class__.__name__
-        print(f"rtrec {args.command}: {problem}", file=sys.stderr)
+        print(f"rtrec {command}: {problem}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The Python docs' recipe: later flushes (at exit too) go nowhere instead of raising again.

@@ -221,13 +221,20 @@ def test_an_ambiguous_id_prefix_is_one_line(filled: Engine, db_url: str, tmp_pat
     assert result.stderr == "rtrec export: 's-' starts more than one session id: give more of it\n"
 
 
-@pytest.mark.parametrize("command", [["sessions"], ["export", "s-1", "--format", "jsonl"]])
-def test_a_file_that_is_not_a_database_is_named(command: list[str], tmp_path: Path):
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["sessions"], "sessions"),
+        (["export", "s-1", "--format", "jsonl"], "export"),
+        (["db", "upgrade"], "db upgrade"),
+    ],
+)
+def test_a_file_that_is_not_a_database_is_named(command: list[str], named: str, tmp_path: Path):
     junk = tmp_path / "notes.txt"
     junk.write_text("these are my notes, not a database\n" * 100)
     result = rtrec(*command, "--db", f"sqlite:///{junk}", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr == f"rtrec {command[0]}: {junk} is not an SQLite database\n"
+    assert result.stderr == f"rtrec {named}: {junk} is not an SQLite database\n"
 
 
 @pytest.fixture
