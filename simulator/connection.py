@@ -17,8 +17,8 @@ from simulator import turns
 from simulator.audio import ASSISTANT_AUDIO_MS_PER_TOKEN, audio_tokens
 from simulator.events import JSON, server_event
 from simulator.generate import start_response
-from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
-from simulator.params import SessionError, as_object, invalid_value
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ConvItem, build_item, index_of
+from simulator.params import ClientError, as_object, invalid_value
 from simulator.state import ConnectionState
 
 GA_CLIENT_TYPES = (
@@ -95,8 +95,6 @@ class SimConnection:
             await self._dispatch(event)
         except ClientError as err:
             await self.state.send_error(err.code, err.message, err.param, client_event_id)
-        except SessionError as err:
-            await self.state.send_error(err.code, err.message, err.param, client_event_id)
 
     async def _dispatch(self, event: JSON) -> None:
         etype = event.get("type")
@@ -106,8 +104,7 @@ class SimConnection:
             )
         supported = BETA_CLIENT_TYPES if self.state.beta else GA_CLIENT_TYPES
         if etype not in supported:
-            err = invalid_value("type", etype, list(supported))
-            raise ClientError(err.code, err.message, err.param)
+            raise invalid_value("type", etype, list(supported))
         handlers: dict[str, Callable[[JSON], Awaitable[None]]] = {
             "session.update": self._on_session_update,
             "transcription_session.update": self._on_session_update,

@@ -17,20 +17,10 @@ from simulator.audio import (
     text_tokens,
 )
 from simulator.events import JSON, new_id
-from simulator.params import as_object, invalid_value
+from simulator.params import ClientError, as_object, invalid_value
 
 #: Fixed per-item overhead billed as input text tokens ("a few special tokens per message").
 MESSAGE_OVERHEAD_TOKENS = 4
-
-
-class ClientError(Exception):
-    """A client event the server rejects with an ``error`` event (socket stays open)."""
-
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
 
 
 @dataclass
@@ -87,14 +77,12 @@ def build_item(raw: Any, param: str, *, beta: bool, input_format: AudioFormat) -
         output = str(given.get("output", ""))
         return ConvItem(item_id, item, text_tokens(output) + MESSAGE_OVERHEAD_TOKENS, 0)
     if item_type != "message":
-        err = invalid_value(
+        raise invalid_value(
             f"{param}.type", item_type, ["message", "function_call", "function_call_output"]
         )
-        raise ClientError(err.code, err.message, err.param)
     role = given.get("role")
     if role not in ("user", "assistant", "system"):
-        err = invalid_value(f"{param}.role", role, ["user", "assistant", "system"])
-        raise ClientError(err.code, err.message, err.param)
+        raise invalid_value(f"{param}.role", role, ["user", "assistant", "system"])
     raw_content = given.get("content", [])
     if not isinstance(raw_content, list):
         raise ClientError(

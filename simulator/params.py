@@ -1,5 +1,5 @@
 """Checks of client-supplied parameters shared by sessions, items and responses; each failure is a
-:class:`SessionError` carrying the code, message and param of the real API's ``error`` event."""
+:class:`ClientError` carrying the code, message and param of the real API's ``error`` event."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from simulator.audio import FORMAT_FROM_GA_TYPE, PCM16_RATE
 from simulator.events import JSON
 
 
-class SessionError(Exception):
-    """A rejected client parameter (``session.update``, ``response.create``); becomes an ``error``
-    event."""
+class ClientError(Exception):
+    """A client event or parameter the server rejects with an ``error`` event (the socket stays
+    open)."""
 
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -20,17 +20,17 @@ class SessionError(Exception):
         self.param = param
 
 
-def invalid_type(param: str, expected: str, value: Any) -> SessionError:
-    return SessionError(
+def invalid_type(param: str, expected: str, value: Any) -> ClientError:
+    return ClientError(
         "invalid_type",
         f"Invalid type for '{param}': expected {expected}, but got {type(value).__name__} instead.",
         param,
     )
 
 
-def invalid_value(param: str, value: Any, supported: list[str]) -> SessionError:
+def invalid_value(param: str, value: Any, supported: list[str]) -> ClientError:
     options = ", ".join(f"'{s}'" for s in supported)
-    return SessionError(
+    return ClientError(
         "invalid_value",
         f"Invalid value: '{value}'. Supported values are: {options}.",
         param,
@@ -56,14 +56,14 @@ def normalize_ga_format(value: Any, param: str) -> JSON:
     if not isinstance(rate, int):
         raise invalid_type(f"{param}.rate", "an integer", rate)
     if rate < PCM16_RATE:
-        raise SessionError(
+        raise ClientError(
             "integer_below_min_value",
             f"Invalid '{param}.rate': integer below minimum value. Expected a value >= "
             f"{PCM16_RATE}, but got {rate} instead.",
             f"{param}.rate",
         )
     if rate > PCM16_RATE:
-        raise SessionError(
+        raise ClientError(
             "integer_above_max_value",
             f"Invalid '{param}.rate': integer above maximum value. Expected a value <= "
             f"{PCM16_RATE}, but got {rate} instead.",

@@ -11,8 +11,14 @@ from typing import Any, cast
 from simulator import events
 from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, AudioFormat, text_tokens
 from simulator.events import JSON
-from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, build_item, index_of
-from simulator.params import as_object, check_modalities, invalid_value, normalize_ga_format
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ConvItem, build_item, index_of
+from simulator.params import (
+    ClientError,
+    as_object,
+    check_modalities,
+    invalid_value,
+    normalize_ga_format,
+)
 from simulator.session import SessionConfig
 from simulator.tools import choose_tool
 
@@ -106,8 +112,7 @@ def plan_response(
         voice = params.get("voice", session.voice)
         fmt_value = params.get("output_audio_format", session.output_format)
         if fmt_value not in BETA_FORMATS:
-            err = invalid_value("response.output_audio_format", fmt_value, list(BETA_FORMATS))
-            raise ClientError(err.code, err.message, err.param)
+            raise invalid_value("response.output_audio_format", fmt_value, list(BETA_FORMATS))
         output_format = cast(AudioFormat, fmt_value)
         max_tokens = params.get("max_response_output_tokens", session.max_output_tokens)
         temperature = params.get("temperature", session.temperature)
@@ -134,8 +139,7 @@ def plan_response(
         temperature = session.temperature
     conversation_mode = params.get("conversation", "auto")
     if conversation_mode not in ("auto", "none"):
-        err = invalid_value("response.conversation", conversation_mode, ["auto", "none"])
-        raise ClientError(err.code, err.message, err.param)
+        raise invalid_value("response.conversation", conversation_mode, ["auto", "none"])
     metadata = params.get("metadata")
     instructions = params.get("instructions", session.instructions)
     in_text = text_tokens(str(instructions)) + MESSAGE_OVERHEAD_TOKENS

@@ -10,7 +10,7 @@ from simulator import events
 from simulator.audio import BETA_FORMATS, FORMAT_FROM_GA_TYPE, AudioFormat
 from simulator.events import JSON
 from simulator.params import (
-    SessionError,
+    ClientError,
     as_object,
     check_modalities,
     invalid_type,
@@ -73,8 +73,8 @@ BETA_TRANSCRIPTION_KEYS = frozenset(
 LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 
 
-def _unknown(param: str) -> SessionError:
-    return SessionError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
+def _unknown(param: str) -> ClientError:
+    return ClientError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
 
 
 def _normalize_transcription(value: Any, param: str) -> JSON | None:
@@ -120,7 +120,7 @@ def _check_vad_numbers(turn_detection: JSON, param: str) -> None:
                 if threshold < 0
                 else ("decimal_above_max_value", "above maximum value. Expected a value <= 1")
             )
-            raise SessionError(
+            raise ClientError(
                 bound[0],
                 f"Invalid '{param}.threshold': decimal {bound[1]}, but got {threshold} instead.",
                 f"{param}.threshold",
@@ -132,7 +132,7 @@ def _check_vad_numbers(turn_detection: JSON, param: str) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise invalid_type(f"{param}.{key}", "an integer", value)
         if value < 0:
-            raise SessionError(
+            raise ClientError(
                 "integer_below_min_value",
                 f"Invalid '{param}.{key}': integer below minimum value. Expected a value >= 0, "
                 f"but got {value} instead.",
@@ -249,9 +249,9 @@ class SessionConfig:
 
     # ----------------------------------------------------------------- updates
     def apply_update(self, patch: Any, *, voice_locked: bool) -> None:
-        """Merge a ``session.update``'s ``session``; atomic (raises :class:`SessionError`)."""
+        """Merge a ``session.update``'s ``session``; atomic (raises :class:`ClientError`)."""
         if patch is None:
-            raise SessionError(
+            raise ClientError(
                 "missing_required_parameter", "Missing required parameter: 'session'.", "session"
             )
         given = as_object(patch, "session")
@@ -265,7 +265,7 @@ class SessionConfig:
     def _merge_ga(self, new: JSON, given: JSON, *, voice_locked: bool) -> None:
         kind = given.get("type")
         if kind is None:
-            raise SessionError(
+            raise ClientError(
                 "missing_required_parameter",
                 "Missing required parameter: 'session.type'.",
                 "session.type",
@@ -274,7 +274,7 @@ class SessionConfig:
         if kind not in ("realtime", "transcription"):
             raise invalid_value("session.type", kind, ["realtime", "transcription"])
         if kind != current:
-            raise SessionError(
+            raise ClientError(
                 "invalid_value",
                 f"Cannot update a session of type '{current}' to type '{kind}'.",
                 "session.type",
@@ -358,7 +358,7 @@ class SessionConfig:
                 new[key] = value
             elif key == "temperature":
                 if not isinstance(value, int | float) or not 0.6 <= value <= 1.2:
-                    raise SessionError(
+                    raise ClientError(
                         "decimal_below_min_value"
                         if isinstance(value, int | float) and value < 0.6
                         else "invalid_value",
@@ -371,8 +371,8 @@ class SessionConfig:
                 new[key] = value
 
 
-def _voice_locked(param: str) -> SessionError:
-    return SessionError(
+def _voice_locked(param: str) -> ClientError:
+    return ClientError(
         "cannot_update_voice",
         "Cannot update a conversation's voice if assistant audio is present.",
         param,

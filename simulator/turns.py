@@ -8,7 +8,8 @@ from simulator import events
 from simulator.audio import USER_AUDIO_MS_PER_TOKEN, audio_ms, audio_tokens
 from simulator.events import JSON, new_id, obfuscation, server_event
 from simulator.generate import start_response
-from simulator.items import MESSAGE_OVERHEAD_TOKENS, ClientError, ConvItem, decode_audio
+from simulator.items import MESSAGE_OVERHEAD_TOKENS, ConvItem, decode_audio
+from simulator.params import ClientError
 from simulator.state import ConnectionState
 from simulator.vad import VadEvent, VadSettings
 
