@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rtrec import __version__, regression, services
 from rtrec.errors import CommandError
-from rtrec.listing import print_table, sessions_table
+from rtrec.listing import print_table, sessions_table, timestamp
 from rtrec.progress import progress
 from rtrec.settings import (
     DASHBOARD_SETTINGS,
@@ -33,7 +33,7 @@ from rtrec.settings import (
     positive_int,
     resolve_environment,
 )
-from storage import browse, detail, export, prune
+from storage import browse, detail, export, overview, prune
 from storage.db import (
     DatabaseOpenError,
     current_revision,
@@ -107,11 +107,19 @@ def property_filter(text: str) -> tuple[str, str]:
 def cmd_sessions(args: argparse.Namespace) -> int:
     with reading(args.db) as connection:
         rows = browse.list_sessions(connection, args.limit, args.property)
+        failures = [] if rows else overview.upgrade_failures(connection, None, None, limit=1)
     if args.json:
         print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
     if not rows:
         print("no sessions recorded yet: point a client at `rtrec proxy`")
+        if failures:  # the likeliest reason there are none
+            last = failures[0]
+            print(
+                f"the last connection attempt failed ({timestamp(last['ts'])}, "
+                f"HTTP {last['status']}): "
+                f"{last['reason'] or 'refused by the upstream'}; the dashboard lists them all"
+            )
         return 0
     print_table(sessions_table(rows), sys.stdout)
     return 0

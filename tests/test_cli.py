@@ -335,3 +335,19 @@ def test_prune_shows_progress_on_a_terminal(many_events: str, tmp_path: Path):
     assert code == 0
     assert "deleted 1 session(s)" in stdout
     assert "deleted sessions 1 of 1" in terminal
+
+
+def test_an_empty_listing_names_the_last_failed_connection_attempt(
+    engine: Engine, db_url: str, capsys
+):
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([UpgradeFailed(NOW, 502, "/v1/realtime", "Name or service not known")])
+    writer.close()
+    assert main(["sessions", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert "no sessions recorded yet" in out
+    assert (
+        "the last connection attempt failed (2026-01-02T12:00:00+00:00, HTTP 502): "
+        "Name or service not known" in out
+    )
