@@ -83,9 +83,10 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=_TYPES[kind])
     parser.add_argument("--log-level", default="INFO")
     args = vars(parser.parse_args(argv))
-    logging.basicConfig(
-        level=args.pop("log_level"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = args.pop("log_level")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # Alembic's INFO lines on every start say nothing to an operator
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return RecorderConfig(**args)
 
 

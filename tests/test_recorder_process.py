@@ -238,6 +238,16 @@ def test_two_workers_share_the_port_and_feed_one_recorder(
     assert len(recorded_events(db_url)) == len(upstream.messages())
 
 
+def test_a_start_logs_what_an_operator_needs_and_no_migration_chatter(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], sqlite_db_url: str
+):
+    proxy = run_proxy(upstream.base_url, sqlite_db_url)
+    assert proxy.stop() == 0
+    assert "recorder ready on" in proxy.log
+    assert "rtrec proxy on http://127.0.0.1" in proxy.log
+    assert "alembic" not in proxy.log, proxy.log
+
+
 def test_ctrl_c_with_a_live_session_stops_quietly_and_closes_it(
     upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
 ):
