@@ -92,6 +92,86 @@ class ActiveResponse:
     task: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True)
+class _Output:
+    """What a response produces, after its overrides of the session's settings."""
+
+    modalities: list[str]
+    voice: Any
+    output_format: AudioFormat
+    max_tokens: Any
+    temperature: Any
+
+
+def _beta_output(params: JSON, session: SessionConfig) -> _Output:
+    modalities = (
+        check_modalities(params["modalities"], "response.modalities")
+        if "modalities" in params
+        else session.modalities
+    )
+    fmt_value = params.get("output_audio_format", session.output_format)
+    if fmt_value not in BETA_FORMATS:
+        raise invalid_value("response.output_audio_format", fmt_value, list(BETA_FORMATS))
+    return _Output(
+        modalities=["text", "audio"] if "audio" in modalities else modalities,
+        voice=params.get("voice", session.voice),
+        output_format=cast(AudioFormat, fmt_value),
+        max_tokens=params.get("max_response_output_tokens", session.max_output_tokens),
+        temperature=params.get("temperature", session.temperature),
+    )
+
+
+def _ga_output(params: JSON, session: SessionConfig) -> _Output:
+    modalities = (
+        check_modalities(params["output_modalities"], "response.output_modalities")
+        if "output_modalities" in params
+        else session.modalities
+    )
+    output = as_object(
+        as_object(params.get("audio", {}), "response.audio").get("output", {}),
+        "response.audio.output",
+    )
+    output_format = (
+        FORMAT_FROM_GA_TYPE[
+            normalize_ga_format(output["format"], "response.audio.output.format")["type"]
+        ]
+        if "format" in output
+        else session.output_format
+    )
+    return _Output(
+        modalities=["audio"] if "audio" in modalities else ["text"],
+        voice=output.get("voice", session.voice),
+        output_format=output_format,
+        max_tokens=params.get("max_output_tokens", session.max_output_tokens),
+        temperature=session.temperature,
+    )
+
+
+def _context(params: JSON, session: SessionConfig, conversation: list[ConvItem]) -> list[ConvItem]:
+    """The items the response reads: `response.input` (references or new items) when given,
+    else the whole conversation."""
+    if "input" not in params:
+        return list(conversation)
+    raw_input = params["input"]
+    if not isinstance(raw_input, list):
+        raise ClientError(
+            "invalid_type",
+            "Invalid type for 'response.input': expected an array.",
+            "response.input",
+        )
+    context: list[ConvItem] = []
+    for index, raw in enumerate(raw_input):
+        ref = as_object(raw, f"response.input[{index}]")
+        found = index_of(conversation, ref.get("id")) if ref.get("type") == "item_reference" else -1
+        if found >= 0:
+            context.append(conversation[found])
+        else:
+            param = f"response.input[{index}]"
+            item = build_item(ref, param, beta=session.beta, input_format=session.input_format)
+            context.append(item)
+    return context
+
+
 def plan_response(
     params: JSON,
     *,
@@ -101,98 +181,32 @@ def plan_response(
 ) -> ResponsePlan:
     """Resolve ``response.create`` overrides against the session and price the context
     (``previous_context``: the input tokens of the last response, which count as cached)."""
-    if session.beta:
-        modalities = (
-            check_modalities(params["modalities"], "response.modalities")
-            if "modalities" in params
-            else session.modalities
-        )
-        if "audio" in modalities:
-            modalities = ["text", "audio"]
-        voice = params.get("voice", session.voice)
-        fmt_value = params.get("output_audio_format", session.output_format)
-        if fmt_value not in BETA_FORMATS:
-            raise invalid_value("response.output_audio_format", fmt_value, list(BETA_FORMATS))
-        output_format = cast(AudioFormat, fmt_value)
-        max_tokens = params.get("max_response_output_tokens", session.max_output_tokens)
-        temperature = params.get("temperature", session.temperature)
-    else:
-        modalities = (
-            check_modalities(params["output_modalities"], "response.output_modalities")
-            if "output_modalities" in params
-            else session.modalities
-        )
-        modalities = ["audio"] if "audio" in modalities else ["text"]
-        output = as_object(
-            as_object(params.get("audio", {}), "response.audio").get("output", {}),
-            "response.audio.output",
-        )
-        voice = output.get("voice", session.voice)
-        output_format = (
-            FORMAT_FROM_GA_TYPE[
-                normalize_ga_format(output["format"], "response.audio.output.format")["type"]
-            ]
-            if "format" in output
-            else session.output_format
-        )
-        max_tokens = params.get("max_output_tokens", session.max_output_tokens)
-        temperature = session.temperature
+    out = _beta_output(params, session) if session.beta else _ga_output(params, session)
     conversation_mode = params.get("conversation", "auto")
     if conversation_mode not in ("auto", "none"):
         raise invalid_value("response.conversation", conversation_mode, ["auto", "none"])
-    metadata = params.get("metadata")
     instructions = params.get("instructions", session.instructions)
+    context = _context(params, session, conversation)
     in_text = text_tokens(str(instructions)) + MESSAGE_OVERHEAD_TOKENS
-    in_audio = 0
-    if "input" in params:
-        raw_input = params["input"]
-        if not isinstance(raw_input, list):
-            raise ClientError(
-                "invalid_type",
-                "Invalid type for 'response.input': expected an array.",
-                "response.input",
-            )
-        context: list[ConvItem] = []
-        for index, raw in enumerate(raw_input):
-            ref = as_object(raw, f"response.input[{index}]")
-            found = (
-                index_of(conversation, ref.get("id")) if ref.get("type") == "item_reference" else -1
-            )
-            if found >= 0:
-                context.append(conversation[found])
-            else:
-                context.append(
-                    build_item(
-                        ref,
-                        f"response.input[{index}]",
-                        beta=session.beta,
-                        input_format=session.input_format,
-                    )
-                )
-    else:
-        context = list(conversation)
-    for conv_item in context:
-        in_text += conv_item.text_tokens
-        in_audio += conv_item.audio_tokens
-    cached_text = min(previous_context[0], in_text) if previous_context else 0
-    cached_audio = min(previous_context[1], in_audio) if previous_context else 0
+    in_text += sum(conv_item.text_tokens for conv_item in context)
+    in_audio = sum(conv_item.audio_tokens for conv_item in context)
     tool = choose_tool(
         params.get("tools", session.data.get("tools")),
         params.get("tool_choice", session.data.get("tool_choice", "auto")),
         context,
     )
     return ResponsePlan(
-        modalities=modalities,
-        voice=voice,
-        output_format=output_format,
-        max_output_tokens=max_tokens if isinstance(max_tokens, int | str) else "inf",
-        metadata=cast(JSON | None, metadata),
-        temperature=float(temperature) if isinstance(temperature, int | float) else 0.8,
+        modalities=out.modalities,
+        voice=out.voice,
+        output_format=out.output_format,
+        max_output_tokens=out.max_tokens if isinstance(out.max_tokens, int | str) else "inf",
+        metadata=cast(JSON | None, params.get("metadata")),
+        temperature=float(out.temperature) if isinstance(out.temperature, int | float) else 0.8,
         in_conversation=conversation_mode == "auto",
         input_text=in_text,
         input_audio=in_audio,
-        cached_text=cached_text,
-        cached_audio=cached_audio,
+        cached_text=min(previous_context[0], in_text) if previous_context else 0,
+        cached_audio=min(previous_context[1], in_audio) if previous_context else 0,
         tool=tool,
     )
 
