@@ -214,8 +214,9 @@ class _WhenListening:
 
 
 class _Stop:
-    """The first SIGINT/SIGTERM closes live WebSockets with 1001 (going away) on both sides,
-    waits for those closes to go out, then stops mitmproxy; a second one stops it at once."""
+    """The first SIGINT/SIGTERM stops listening (a new client is refused rather than accepted
+    and cut), closes live WebSockets with 1001 (going away) on both sides, waits for those
+    closes to go out, then stops mitmproxy; a second one stops it at once."""
 
     def __init__(self, master: Master) -> None:
         self.master = master
@@ -230,6 +231,7 @@ class _Stop:
     async def _close_then_stop(self) -> None:
         try:
             proxyserver = self.master.addons.get("proxyserver")
+            await _stop_listening(proxyserver)
             closed = await mitm_internals.close_websockets_and_wait(
                 proxyserver, GOING_AWAY, SHUTDOWN_REASON, CLOSE_FLUSH_TIMEOUT_S
             )
@@ -237,6 +239,15 @@ class _Stop:
                 logger.info("closed %d live WebSocket(s) with %d", closed, GOING_AWAY)
         finally:
             self.master.shutdown()
+
+
+async def _stop_listening(server: proxyserver.Proxyserver) -> None:
+    """Close the listen sockets and nothing else: with no mode left, mitmproxy stops its
+    servers, whose connections live on (asyncio's `Server.close` leaves them open)."""
+    try:
+        await server.servers.update([])
+    except Exception:  # the stop goes on: clients that connect now are cut as before
+        logger.warning("could not stop listening before closing the sessions", exc_info=True)
 
 
 def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

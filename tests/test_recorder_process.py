@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +23,7 @@ from typing import Any
 
 import openai
 import pytest
+import websockets
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
@@ -29,6 +35,7 @@ from tests.support.net import free_port
 from tests.support.proxy import ProxyProcess, start_proxy
 
 KEY = "sk-recorder-process-test-0123456789"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
 
 
 @pytest.fixture
@@ -363,3 +370,58 @@ def test_workers_that_exit_before_they_listen_stop_the_start_with_one_line():
         _wait_until_listening(listening, relays)
     os.close(listening)
     assert [relay.wait() for relay in relays] == [3, 3]
+
+
+@contextlib.contextmanager
+def silent_upstream() -> Iterator[str]:
+    """An upstream that accepts the WebSocket upgrade, then never answers again (not even a
+    close frame): a stopping proxy waits the whole close window on its sessions."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = re.search(rb"(?i)sec-websocket-key: *(\S+)", request)
+            assert key is not None
+            digest = hashlib.sha1(key[1] + WS_GUID, usedforsecurity=False).digest()
+            accept = base64.b64encode(digest)
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for conn in connections:
+            conn.close()
+
+
+def test_a_stopping_proxy_refuses_new_clients_while_it_closes_its_sessions(
+    run_proxy: Callable[..., ProxyProcess], sqlite_db_url: str
+):
+    with silent_upstream() as upstream_url:
+        proxy = run_proxy(upstream_url, sqlite_db_url)
+
+        async def stop_with_a_live_session() -> None:
+            url = f"ws://127.0.0.1:{proxy.port}/v1/realtime?model=gpt-realtime"
+            async with websockets.connect(url, additional_headers={"Authorization": "Bearer x"}):
+                proxy.process.send_signal(signal.SIGINT)
+                await asyncio.sleep(0.5)  # inside the close window: the upstream never answers
+                assert proxy.process.poll() is None
+                with pytest.raises(ConnectionRefusedError):
+                    socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
+
+        asyncio.run(stop_with_a_live_session())
+        assert proxy.process.wait(60) == 0
