@@ -33,7 +33,7 @@ from proxy.pricing import PriceTable, price_table
 from proxy.redact import redact_text
 from proxy.session import SessionRecorder
 from proxy.tags import metric_property_names
-from storage.db import open_for_writing
+from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
 from storage.writer import Writer
@@ -350,8 +350,7 @@ async def serve(config: RecorderConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     print("ready", flush=True)
-    shown = engine.url.render_as_string(hide_password=True)
-    logger.info("recorder ready on %s, recording to %s", config.socket, shown)
+    logger.info("recorder ready on %s, recording to %s", config.socket, shown_url(engine.url))
     stop_wait = asyncio.ensure_future(stopping.wait())
     done_wait = asyncio.ensure_future(server.done.wait())
     await asyncio.wait([stop_wait, done_wait], return_when=asyncio.FIRST_COMPLETED)

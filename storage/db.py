@@ -103,7 +103,7 @@ def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) 
         engine = create_engine(parsed, json_serializer=json_text, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_read_only if read_only else _sqlite_pragmas)
         return engine
-    shown = masked_url(repr(parsed))
+    shown = shown_url(parsed)
     connect_args: dict[str, Any] = {}
     if read_only and parsed.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on"
@@ -211,10 +211,12 @@ def database_problem(url: str | URL, exc: BaseException, doing: str = "cannot us
         return f"{doing} {masked_url(str(url))}: {reason}"
     if parsed.get_backend_name() == "sqlite" and "not a database" in reason:
         return f"{parsed.database} is not an SQLite database"
-    return f"{doing} {_shown(parsed)}: {reason}"
+    return f"{doing} {shown_url(parsed)}: {reason}"
 
 
-def _shown(url: URL) -> str:
+def shown_url(url: URL) -> str:
+    """`url` as it may be shown or logged: its password masked, in the userinfo and in the query
+    (`?password=`, which SQLAlchemy's `hide_password` leaves as it is)."""
     return masked_url(url.render_as_string(hide_password=True))
 
 
@@ -237,7 +239,7 @@ def _revision(engine: Engine) -> str | None:
 def _refuse_unknown(engine: Engine, revision: str | None) -> None:
     if revision is not None and revision not in _known_revisions():
         raise DatabaseOpenError(
-            f"the database {_shown(engine.url)} is at schema {revision}, which this rtrec does "
+            f"the database {shown_url(engine.url)} is at schema {revision}, which this rtrec does "
             "not know (a newer rtrec wrote it): upgrade rtrec"
         )
 
@@ -245,7 +247,7 @@ def _refuse_unknown(engine: Engine, revision: str | None) -> None:
 def check_schema(engine: Engine) -> None:
     """Raise `DatabaseOpenError` unless the database is readable and its schema is at head.
     Long-lived readers (the dashboard) call it again to notice a database that changed."""
-    where = _shown(engine.url)
+    where = shown_url(engine.url)
     revision = _revision(engine)
     _refuse_unknown(engine, revision)
     if revision is None:

@@ -255,6 +255,16 @@ def test_a_start_logs_what_an_operator_needs_and_no_migration_chatter(
     assert "alembic" not in proxy.log, proxy.log
 
 
+def test_a_password_in_the_database_url_query_is_not_logged(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], postgres_db_url: str
+):
+    # The test server trusts local connections: the password is ignored, only its spelling counts.
+    proxy = run_proxy(upstream.base_url, f"{postgres_db_url}?password=planted-db-secret-42")
+    assert proxy.stop() == 0
+    assert "recording to postgresql+psycopg://" in proxy.log
+    assert "planted-db-secret-42" not in proxy.log, proxy.log
+
+
 def test_ctrl_c_with_a_live_session_stops_quietly_and_closes_it(
     upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
 ):
