@@ -20,6 +20,7 @@ from proxy.pricing import PricingError, price_table
 from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
 from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
+from proxy.session import SHUTDOWN_REASON
 from proxy.tags import SessionTags, session_tags
 from storage.db import DatabaseURLError, make_engine
 from storage.ids import uuid7
@@ -106,7 +107,7 @@ class Recorder:
         now = time.time()
         if self.sender is not None:
             for live in self.sessions.values():
-                self.sender.close(live.number, ts=now, code=None, reason="proxy shut down")
+                self.sender.close(live.number, ts=now, code=None, reason=SHUTDOWN_REASON)
             self.sender.drain(timeout_s=10.0)
             self.sender.shutdown()
             self.sender = None

@@ -35,10 +35,10 @@ from proxy.addon import Recorder
 from proxy.options import ADDON_OPTIONS
 from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
+from proxy.session import SHUTDOWN_REASON
 
 logger = logging.getLogger(__name__)
 GOING_AWAY = 1001  # RFC 6455: "an endpoint is going away, such as a server going down"
-SHUTDOWN_REASON = "proxy shut down"
 # Long enough for close frames to reach both peers on a loaded machine; a stop is never held
 # up longer than this by peers that do not read.
 CLOSE_FLUSH_TIMEOUT_S = 2.0
@@ -308,14 +308,14 @@ def run_workers(config: ProxyConfig, on_ready: Callable[[], None] | None = None)
         try:
             _wait_until_listening(listening, relays)
         except BaseException:  # a start-up error, or Ctrl-C: the relays run in their own sessions
-            _stop(relays, signal.SIGTERM)
+            _stop_relays(relays, signal.SIGTERM)
             raise
         finally:
             os.close(listening)
         _announce(config)
         if on_ready is not None:
             on_ready()
-        _stop(relays, _wait_for_signal_or_exit(relays))
+        _stop_relays(relays, _wait_for_signal_or_exit(relays))
 
 
 def _wait_until_listening(pipe: int, relays: list[subprocess.Popen[bytes]]) -> None:
@@ -335,7 +335,7 @@ def _wait_until_listening(pipe: int, relays: list[subprocess.Popen[bytes]]) -> N
         received += len(chunk)
 
 
-def _stop(relays: list[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
+def _stop_relays(relays: list[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
     for relay in relays:
         if relay.poll() is None:
             relay.send_signal(sig)

@@ -31,7 +31,7 @@ from proxy.observe import observe
 from proxy.options import RECORDER_OPTIONS
 from proxy.pricing import PriceTable, price_table
 from proxy.redact import redact_text
-from proxy.session import SessionRecorder
+from proxy.session import SHUTDOWN_REASON, SessionRecorder
 from proxy.tags import metric_property_names
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
@@ -362,7 +362,7 @@ async def serve(config: RecorderConfig) -> int:
             logger.warning("relays still connected after %.0f s; stopping anyway", RELAYS_GRACE_S)
     stop_wait.cancel()
     done_wait.cancel()
-    recording.close_all("proxy shut down")
+    recording.close_all(SHUTDOWN_REASON)
     writer.close()
     if server.metrics_server is not None:
         server.metrics_server.stop()

@@ -24,6 +24,8 @@ from storage.records import (
 )
 
 RECORD_MODES = ("full", "text", "metadata")
+# The close reason of a session the proxy itself ended (stored, and sent with close 1001).
+SHUTDOWN_REASON = "proxy shut down"
 MAX_REPORTED_MODELS = 16
 
 
