@@ -21,10 +21,10 @@ from rtrec.errors import CommandError
 from rtrec.listing import print_table, sessions_table, timestamp
 from rtrec.progress import progress
 from rtrec.settings import (
+    CLI_OPTIONS,
     DASHBOARD_SETTINGS,
     DB,
     EXPOSING_HOSTS,
-    PROXY_SETTINGS,
     SIMULATE_SETTINGS,
     UP_SETTINGS,
     add_settings,
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=cmd_up)
 
     proxy = commands.add_parser("proxy", help="run the recording proxy and metrics endpoint")
-    add_settings(proxy, PROXY_SETTINGS)
+    add_settings(proxy, CLI_OPTIONS)
     proxy.set_defaults(run=cmd_proxy)
 
     dashboard = commands.add_parser("dashboard", help="the session browser (read-only)")

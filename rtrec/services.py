@@ -14,13 +14,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+from proxy.options import DB, Option
 from rtrec.errors import CommandError
-from rtrec.settings import DB, Setting
 from storage.db import open_for_writing
 
 logger = logging.getLogger("rtrec")
 
-DEMO_DB = Setting(DB.name, "sqlite:///rtrec-demo.db", DB.help)
+DEMO_DB = Option(DB.name, "sqlite:///rtrec-demo.db", DB.help)
 
 
 @contextlib.contextmanager

@@ -23,14 +23,13 @@ from proxy.options import (
     whole_number,
 )
 
-__all__ = [  # DB is the table's; the rest is this module's
+__all__ = [  # CLI_OPTIONS and DB are the table's; the rest is this module's
+    "CLI_OPTIONS",
     "DASHBOARD_SETTINGS",
     "DB",
     "EXPOSING_HOSTS",
-    "PROXY_SETTINGS",
     "SIMULATE_SETTINGS",
     "UP_SETTINGS",
-    "Setting",
     "add_settings",
     "exposure_warning",
     "markdown_table",
@@ -100,31 +99,27 @@ def exposure_warning(hosts: dict[str, str]) -> str | None:
     )
 
 
-# The CLI's settings are options like the proxy's: `rtrec proxy` takes those the table marks `cli`.
-Setting = Option
-PROXY_SETTINGS = CLI_OPTIONS
-
-
+# The CLI's own settings are `Option`s like the proxy's; `rtrec proxy` takes the table's `cli` ones.
 UP_SETTINGS = (
-    *PROXY_SETTINGS,
-    Setting(
+    *CLI_OPTIONS,
+    Option(
         "dashboard-host",
         "127.0.0.1",
         "where the dashboard listens",
         doc="`rtrec up` only: where the dashboard listens",
     ),
-    Setting("dashboard-port", 8501, "dashboard port", port, doc="`rtrec up` only: dashboard port"),
+    Option("dashboard-port", 8501, "dashboard port", port, doc="`rtrec up` only: dashboard port"),
 )
 
 # `rtrec dashboard` and `rtrec simulate` name these --host/--port, with their own variables.
 DASHBOARD_SETTINGS = (
     DB,
-    Setting("host", "127.0.0.1", "where the dashboard listens"),
-    Setting("port", 8501, "dashboard port", port),
+    Option("host", "127.0.0.1", "where the dashboard listens"),
+    Option("port", 8501, "dashboard port", port),
 )
 SIMULATE_SETTINGS = (
-    Setting("host", "127.0.0.1", "where the simulator listens (loopback only)"),
-    Setting("port", 8765, "simulator port", port),
+    Option("host", "127.0.0.1", "where the simulator listens (loopback only)"),
+    Option("port", 8765, "simulator port", port),
 )
 
 
@@ -132,7 +127,7 @@ SIMULATE_SETTINGS = (
 class FromEnvironment:
     """A setting's value taken from its environment variable, checked once the command is known."""
 
-    setting: Setting
+    setting: Option
     env_var: str
     raw: str
 
@@ -157,7 +152,7 @@ def resolve_environment(args: argparse.Namespace) -> None:
 
 
 def add_settings(
-    parser: argparse.ArgumentParser, settings: Sequence[Setting], env_prefix: str = "RTREC_"
+    parser: argparse.ArgumentParser, settings: Sequence[Option], env_prefix: str = "RTREC_"
 ) -> None:
     """Add `settings` as flags whose defaults come from the environment when set there."""
     for setting in settings:
@@ -176,7 +171,7 @@ def add_settings(
         )
 
 
-def markdown_table(settings: Sequence[Setting]) -> str:
+def markdown_table(settings: Sequence[Option]) -> str:
     """The README's table of `settings`: option, variable, default, meaning."""
     lines = ["| option | variable | default | meaning |", "|---|---|---|---|"]
     for setting in settings:
