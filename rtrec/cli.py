@@ -197,22 +197,35 @@ def _prune(engine: Engine, older_than_days: int) -> None:
     with engine.connect() as connection:
         total = prune.count_sessions_started_before(connection, cutoff)
     show = progress("deleted sessions", total)
-    deleted, batch = 0, PRUNE_BATCH
-    while batch == PRUNE_BATCH:  # one short transaction per batch: writers keep going
-        with engine.begin() as connection:
-            batch = prune.prune_sessions(connection, cutoff, PRUNE_BATCH)
-        deleted += batch
-        if show is not None:
-            show(min(deleted, total))
-    failures, batch = 0, PRUNE_BATCH
-    while batch == PRUNE_BATCH:
-        with engine.begin() as connection:
-            batch = prune.prune_upgrade_failures(connection, cutoff, PRUNE_BATCH)
-        failures += batch
+    deleted = _in_batches(
+        engine,
+        lambda connection: prune.prune_sessions(connection, cutoff, PRUNE_BATCH),
+        None if show is None else lambda done: show(min(done, total)),
+    )
+    failures = _in_batches(
+        engine, lambda connection: prune.prune_upgrade_failures(connection, cutoff, PRUNE_BATCH)
+    )
     print(
         f"deleted {deleted} session(s) and {failures} failed connection attempt(s) "
         f"before {cutoff.isoformat(timespec='seconds')}"
     )
+
+
+def _in_batches(
+    engine: Engine,
+    delete: Callable[[Connection], int],
+    progressed: Callable[[int], None] | None = None,
+) -> int:
+    """Run `delete` (at most PRUNE_BATCH rows) until a batch comes back short: one short
+    transaction per batch, so writers keep going. How many rows it deleted in all."""
+    deleted, batch = 0, PRUNE_BATCH
+    while batch == PRUNE_BATCH:
+        with engine.begin() as connection:
+            batch = delete(connection)
+        deleted += batch
+        if progressed is not None:
+            progressed(deleted)
+    return deleted
 
 
 def _warn_if_exposed(args: argparse.Namespace) -> None:
