@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -26,6 +24,7 @@ import pytest
 import websockets
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
+from wsproto.utilities import generate_accept_token
 
 from proxy.master import ProxyStartError, _wait_until_listening
 from simulator.server import FakeRealtimeServer, run_in_thread
@@ -35,7 +34,6 @@ from tests.support.net import free_port
 from tests.support.proxy import ProxyProcess, start_proxy
 
 KEY = "sk-recorder-process-test-0123456789"
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455
 
 
 @pytest.fixture
@@ -401,8 +399,7 @@ def silent_upstream() -> Iterator[str]:
                 request += conn.recv(4096)
             key = re.search(rb"(?i)sec-websocket-key: *(\S+)", request)
             assert key is not None
-            digest = hashlib.sha1(key[1] + WS_GUID, usedforsecurity=False).digest()
-            accept = base64.b64encode(digest)
+            accept = generate_accept_token(key[1])
             conn.sendall(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
