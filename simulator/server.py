@@ -32,8 +32,11 @@ from simulator.handshake import (
     Handshake,
     api_key_of,
     header_dict,
+    is_live_path,
     offered_subprotocols,
 )
+from simulator.live_events import live_error
+from simulator.live_session import LiveSession
 from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
 from simulator.state import ConnectionState
@@ -80,6 +83,7 @@ class _Accepted:
     beta: bool
     transcription: bool
     model: str
+    live: bool = False
 
 
 def _close_info(ws: ServerConnection) -> CloseInfo:
@@ -252,7 +256,8 @@ class FakeRealtimeServer:
         self.handshakes.append(handshake)
         self._by_connection[connection] = handshake
         route, _, raw_query = request.path.partition("?")
-        if not route.endswith("/realtime"):
+        live = is_live_path(route)
+        if not live and not route.endswith("/realtime"):
             return connection.respond(404, "Not Found\n")
         query = parse_qs(raw_query, keep_blank_values=True)
         api_key = api_key_of(headers, subprotocols, query)
@@ -274,7 +279,7 @@ class FakeRealtimeServer:
             BETA_SUBPROTOCOL in subprotocols
         )
         transcription = (query.get("intent") or [""])[0] == "transcription"
-        self._accepted[connection] = _Accepted(handshake, api_key, beta, transcription, model)
+        self._accepted[connection] = _Accepted(handshake, api_key, beta, transcription, model, live)
         return None
 
     def _process_response(
@@ -312,17 +317,24 @@ class FakeRealtimeServer:
         async def send_text(text: str) -> None:
             await self._send(conn_id, text)
 
-        sim = SimConnection(
-            ConnectionState(
-                beta=accepted.beta,
-                transcription=accepted.transcription,
-                model=accepted.model,
-                send_text=send_text,
-                rate_limits=self._rate_limits,
-                pacing=self.pacing,
-                audio_chunk_ms=self.audio_chunk_ms,
+        async def send_event(event: dict[str, Any]) -> None:
+            await send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+
+        sim: SimConnection | LiveSession
+        if accepted.live:
+            sim = LiveSession(send_event, pacing=self.pacing, chunk_ms=self.audio_chunk_ms)
+        else:
+            sim = SimConnection(
+                ConnectionState(
+                    beta=accepted.beta,
+                    transcription=accepted.transcription,
+                    model=accepted.model,
+                    send_text=send_text,
+                    rate_limits=self._rate_limits,
+                    pacing=self.pacing,
+                    audio_chunk_ms=self.audio_chunk_ms,
+                )
             )
-        )
         try:
             if accepted.api_key is None or accepted.api_key == INVALID_KEY:
                 await self._reject_auth(ws, sim, accepted.api_key)
@@ -331,6 +343,8 @@ class FakeRealtimeServer:
                 async for message in ws:
                     self._record(conn_id, "client", message)
                     await sim.handle(message)
+                    if isinstance(sim, LiveSession) and sim.ended is not None:
+                        await ws.close(*sim.ended)  # the Live session is over
         except ConnectionClosed:
             pass
         except Exception:
@@ -346,7 +360,9 @@ class FakeRealtimeServer:
             self._send_locks.pop(conn_id, None)
             closed.set()
 
-    async def _reject_auth(self, ws: ServerConnection, sim: SimConnection, key: str | None) -> None:
+    async def _reject_auth(
+        self, ws: ServerConnection, sim: SimConnection | LiveSession, key: str | None
+    ) -> None:
         """Auth failures arrive after the 101: an ``error`` frame, then close 3000
         (docs/realtime-api.md#errors)."""
         if key is None:
@@ -359,7 +375,10 @@ class FakeRealtimeServer:
         else:
             code = "invalid_api_key"
             message = f"Incorrect API key provided: {key}."
-        await sim.state.send_error(code, message, None, None)
+        if isinstance(sim, LiveSession):
+            await sim.emit(live_error(code, message))
+        else:
+            await sim.state.send_error(code, message, None, None)
         await ws.close(3000, f"invalid_request_error.{code}")
 
 
