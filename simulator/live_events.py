@@ -139,13 +139,12 @@ def decision_event(
     delegation_id: str | None = None,
     trigger_id: str | None = None,
     source: JSON | None = None,
-    client_event_id: str | None = None,
 ) -> JSON:
     """A ``decision.completed`` for a delegation, a transcript trigger (``source`` is the
-    transcript delta that fired it) or a ``decision.create`` command."""
+    transcript delta that fired it) or a ``decision.create`` command (which it cannot name: the
+    SDK's ``DecisionEvent`` has no ``client_event_id``)."""
     return live_event(
         "decision.event",
-        client_event_id,
         event={"type": "decision.completed", "decision": decision},
         delegation_id=delegation_id,
         trigger_id=trigger_id,

@@ -234,7 +234,7 @@ class LiveSession:
             )
         settings = self._delegation("decisions", "decision.create").get("decisions") or {}
         result = decision(str(settings.get("model")), settings.get("questions") or [], "")
-        await self.emit(decision_event(result, client_event_id=client_event_id))
+        await self.emit(decision_event(result))
 
     async def _on_response_item_create(self, event: JSON, _: str | None) -> None:
         self._delegation("responses", "response.item.create")
