@@ -10,9 +10,10 @@ from typing import Any
 
 import openai
 
-from simulator import FakeRealtimeServer, Pacing
+from simulator import FakeRealtimeServer, Pacing, make_server
 from simulator.audio import tone_burst
 from tests.support.live import live_connect, send, speak, until
+from tests.support.net import free_port
 from tests.support.simulator import TIMEOUT, b64
 
 #: One 100 ms PCM16 24 kHz append.
@@ -79,3 +80,17 @@ async def test_live_audio_arrives_no_faster_than_real_time() -> None:
         assert heard_ms <= (arrived - first) * 1000 + 1, (heard_ms, arrived - first)
         heard_ms += ms
     assert heard_ms == 1200
+
+
+async def test_the_rtrec_simulate_server_speaks_live_next_to_realtime() -> None:
+    async with make_server(port=free_port(), fast=True) as server:
+        client = openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url + "/v1")
+        async with client.live.connect() as live:
+            await live.session.start(session={"model": "gpt-live-1.1"})
+            started = await asyncio.wait_for(live.recv(), TIMEOUT)
+        async with client.realtime.connect(model="gpt-realtime") as realtime:
+            created = await asyncio.wait_for(realtime.recv(), TIMEOUT)
+
+    assert started.type == "session.started"
+    assert started.session.model == "gpt-live-1.1"
+    assert created.type == "session.created"
