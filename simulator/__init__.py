@@ -1,6 +1,7 @@
 """A local fake of the OpenAI Realtime (GA and beta) and GPT-Live WebSocket services, with its own
 frame log."""
 
+from simulator.frame_log import CloseInfo, LoggedMessage
 from simulator.handshake import Handshake
 from simulator.live_session import LIVE_AT_CAPACITY_MODEL, LiveSession
 from simulator.pacing import Pacing
@@ -9,9 +10,7 @@ from simulator.serve import make_server, serve_forever
 from simulator.server import (
     INVALID_KEY,
     REFUSE_UPGRADE_KEY,
-    CloseInfo,
     FakeRealtimeServer,
-    LoggedMessage,
     run_in_thread,
 )
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -102,10 +101,10 @@ class LiveSession:
     async def shutdown(self) -> None:
         """Stop the turn in progress (the transport is gone or the session closed)."""
         turn, self._turn = self._turn, None
-        if turn is not None and not turn.done():
+        if turn is not None:
             turn.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await turn
+            # A turn that failed because the transport went away has nothing more to say.
+            await asyncio.gather(turn, return_exceptions=True)
 
     async def _dispatch(self, event: JSON, client_event_id: str | None) -> None:
         kind = event.get("type")

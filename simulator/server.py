@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,6 +27,7 @@ from websockets.typing import Subprotocol
 
 from simulator import events
 from simulator.connection import SimConnection
+from simulator.frame_log import CloseInfo, Direction, LoggedMessage, close_info
 from simulator.handshake import (
     BETA_SUBPROTOCOL,
     Handshake,
@@ -43,8 +44,6 @@ from simulator.state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
-Direction = Literal["client", "server"]
-CloseInfo = tuple[int | None, str | None, str]
 
 #: An API key that makes the server refuse the HTTP upgrade with 403.
 REFUSE_UPGRADE_KEY = "sk-refuse-upgrade"
@@ -56,27 +55,6 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
-class LoggedMessage:
-    """One WebSocket message exactly as the simulator received (``client``) or sent (``server``)."""
-
-    conn_id: int
-    direction: Direction
-    data: str | bytes
-    ts: float
-
-    @property
-    def event(self) -> dict[str, Any] | None:
-        """The parsed JSON object of a text frame; ``None`` for binary frames and non-objects."""
-        if not isinstance(self.data, str):
-            return None
-        try:
-            obj = json.loads(self.data)
-        except ValueError:
-            return None
-        return obj if isinstance(obj, dict) else None
-
-
-@dataclass
 class _Accepted:
     handshake: Handshake
     api_key: str | None
@@ -84,18 +62,6 @@ class _Accepted:
     transcription: bool
     model: str
     live: bool = False
-
-
-def _close_info(ws: ServerConnection) -> CloseInfo:
-    """(code, reason, who closed first) from the closing handshake of ``ws``."""
-    protocol = ws.protocol
-    rcvd, sent = protocol.close_rcvd, protocol.close_sent
-    if protocol.close_rcvd_then_sent is True or (rcvd is not None and sent is None):
-        assert rcvd is not None
-        return int(rcvd.code), rcvd.reason, "client"
-    if sent is not None:
-        return int(sent.code), sent.reason, "server"
-    return None, None, "client"
 
 
 class FakeRealtimeServer:
@@ -314,27 +280,7 @@ class FakeRealtimeServer:
         self._send_locks[conn_id] = asyncio.Lock()
         closed = self._closed_events.setdefault(conn_id, asyncio.Event())
 
-        async def send_text(text: str) -> None:
-            await self._send(conn_id, text)
-
-        async def send_event(event: dict[str, Any]) -> None:
-            await send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
-
-        sim: SimConnection | LiveSession
-        if accepted.live:
-            sim = LiveSession(send_event, pacing=self.pacing, chunk_ms=self.audio_chunk_ms)
-        else:
-            sim = SimConnection(
-                ConnectionState(
-                    beta=accepted.beta,
-                    transcription=accepted.transcription,
-                    model=accepted.model,
-                    send_text=send_text,
-                    rate_limits=self._rate_limits,
-                    pacing=self.pacing,
-                    audio_chunk_ms=self.audio_chunk_ms,
-                )
-            )
+        sim = self._handler(accepted)
         try:
             if accepted.api_key is None or accepted.api_key == INVALID_KEY:
                 await self._reject_auth(ws, sim, accepted.api_key)
@@ -355,10 +301,34 @@ class FakeRealtimeServer:
             await sim.shutdown()
             if ws.state is not State.CLOSED:
                 await ws.wait_closed()
-            self.closes[conn_id] = _close_info(ws)
+            self.closes[conn_id] = close_info(ws)
             self._connections.pop(conn_id, None)
             self._send_locks.pop(conn_id, None)
             closed.set()
+
+    def _handler(self, accepted: _Accepted) -> SimConnection | LiveSession:
+        """The protocol side of a new connection: a GPT-Live session or a Realtime connection."""
+        conn_id = accepted.handshake.conn_id
+
+        async def send_text(text: str) -> None:
+            await self._send(conn_id, text)
+
+        async def send_event(event: dict[str, Any]) -> None:
+            await send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+
+        if accepted.live:
+            return LiveSession(send_event, pacing=self.pacing, chunk_ms=self.audio_chunk_ms)
+        return SimConnection(
+            ConnectionState(
+                beta=accepted.beta,
+                transcription=accepted.transcription,
+                model=accepted.model,
+                send_text=send_text,
+                rate_limits=self._rate_limits,
+                pacing=self.pacing,
+                audio_chunk_ms=self.audio_chunk_ms,
+            )
+        )
 
     async def _reject_auth(
         self, ws: ServerConnection, sim: SimConnection | LiveSession, key: str | None
