@@ -98,6 +98,11 @@ class LiveSession:
             if self.resource is None and self.ended is None and _first_frame_error(err):
                 self.ended = (CLOSE_PROTOCOL, "session.start expected")
 
+    async def finish_turn(self) -> None:
+        """Wait until the model has finished the turn it is speaking, if any."""
+        if self._turn is not None:
+            await asyncio.gather(self._turn, return_exceptions=True)
+
     async def shutdown(self) -> None:
         """Stop the turn in progress (the transport is gone or the session closed)."""
         turn, self._turn = self._turn, None
