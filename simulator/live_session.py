@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from simulator.audio import AudioFormat, audio_ms
-from simulator.events import JSON
+from simulator.events import JSON, new_id
 from simulator.live_config import apply_update, check_start
 from simulator.live_delegation import decision
 from simulator.live_events import (
@@ -52,6 +52,8 @@ CLIENT_TYPES = (
     "session.thinking.append",
     "session.commentary.append",
     "decision.create",
+    "decision.item.create",
+    "decision.item.delete",
     "response.item.create",
     "response.create",
     "session.close",
@@ -71,6 +73,8 @@ class LiveSession:
         self._muted = False
         self._speech_start_ms = 0
         self._turn: asyncio.Task[None] | None = None
+        #: Decisions input items by id, in the order the client created them.
+        self._decision_items: dict[str, JSON] = {}
 
     @property
     def format(self) -> AudioFormat:
@@ -237,8 +241,33 @@ class LiveSession:
                 "missing_required_parameter", "Missing required parameter: 'event_id'.", "event_id"
             )
         settings = self._delegation("decisions", "decision.create").get("decisions") or {}
-        result = decision(str(settings.get("model")), settings.get("questions") or [], "")
+        context = " ".join(
+            json.dumps(item.get("content")) for item in self._decision_items.values()
+        )
+        result = decision(str(settings.get("model")), settings.get("questions") or [], context)
         await self.emit(decision_event(result))
+
+    async def _on_decision_item_create(self, event: JSON, client_event_id: str | None) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            raise ClientError(
+                "missing_required_parameter", "Missing required parameter: 'item'.", "item"
+            )
+        item_id = item.get("id") or new_id("item")
+        if item_id in self._decision_items:
+            raise ClientError(
+                "duplicate_item_id", f"Item with id '{item_id}' already exists.", "item.id"
+            )
+        stored = self._decision_items[item_id] = {**item, "id": item_id}
+        await self.emit(live_event("decision.item.created", client_event_id, item=stored))
+
+    async def _on_decision_item_delete(self, event: JSON, client_event_id: str | None) -> None:
+        item_id = event.get("item_id")
+        if not isinstance(item_id, str) or self._decision_items.pop(item_id, None) is None:
+            raise ClientError(
+                "item_not_found", f"Item with id '{item_id}' does not exist.", "item_id"
+            )
+        await self.emit(live_event("decision.item.deleted", client_event_id, item_id=item_id))
 
     async def _on_response_item_create(self, event: JSON, _: str | None) -> None:
         self._delegation("responses", "response.item.create")

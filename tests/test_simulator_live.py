@@ -25,7 +25,7 @@ from tests.support.simulator import b64
 
 JSON = dict[str, Any]
 #: Every event type the simulator sends on a primary Live socket (the sideband-only reflected
-#: input audio, transport events, decision items and ``info`` it never sends).
+#: input audio and transport events, and ``info``, it never sends).
 EVERY_SENT_TYPE = {
     "session.started",
     "session.updated",
@@ -41,6 +41,8 @@ EVERY_SENT_TYPE = {
     "session.output_transcript.delta",
     "session.delegation.created",
     "decision.event",
+    "decision.item.created",
+    "decision.item.deleted",
     "response.event",
     "session.usage.updated",
     "session.closed",
@@ -150,9 +152,14 @@ async def decisions_session(server: FakeRealtimeServer) -> None:
         assert created["target"] == "decisions"
         assert decided["delegation_id"] == created["id"]
         assert decided["event"]["decision"]["usage"]["total_tokens"] > 0
+        item = {"type": "message", "role": "user", "content": "I want my money back."}
+        await send(ws, {"type": "decision.item.create", "event_id": "item-1", "item": item})
+        stored = (await until(ws, "decision.item.created"))[-1]["item"]
         await send(ws, {"type": "decision.create", "event_id": "decide-1"})
         requested = (await until(ws, "decision.event"))[-1]
         assert (requested["delegation_id"], requested["trigger_id"]) == (None, None)
+        await send(ws, {"type": "decision.item.delete", "item_id": stored["id"]})
+        assert (await until(ws, "decision.item.deleted"))[-1]["item_id"] == stored["id"]
         await close(ws)
 
 
