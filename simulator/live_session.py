@@ -89,6 +89,8 @@ class LiveSession:
 
     async def handle(self, message: str | bytes) -> None:
         """Process one client frame; a bad one gets an ``error`` event and changes nothing."""
+        if self.ended is not None:  # frames that crossed the close on the wire go unanswered
+            return
         client_event_id: str | None = None
         try:
             event = _parse(message)

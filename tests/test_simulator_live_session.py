@@ -45,6 +45,8 @@ async def test_a_session_runs_without_a_socket_from_start_to_close() -> None:
 
     assert live.types()[0] == "session.started"
     assert "session.output_audio.delta" in live.types()
+    await live.send(type="session.input_audio.mute")  # crossed the close: unanswered
+
     assert live.types()[-1] == "session.closed"
     assert live.session.ended == (1000, "")
 
