@@ -8,7 +8,8 @@ from array import array
 from functools import cache
 from typing import Literal
 
-AudioFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+#: ``pcm16_16k`` exists for GPT-Live, whose WebSockets also take PCM16 at 16 kHz.
+AudioFormat = Literal["pcm16", "pcm16_16k", "g711_ulaw", "g711_alaw"]
 
 #: Canonical (beta) format name -> GA ``type`` of the format object.
 GA_FORMAT_TYPES: dict[str, str] = {
@@ -26,6 +27,8 @@ BETA_FORMATS: tuple[AudioFormat, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
 
 PCM16_RATE = 24_000
 G711_RATE = 8_000
+#: The formats whose bytes are signed 16-bit little-endian samples, by sample rate.
+PCM_RATES: dict[AudioFormat, int] = {"pcm16": PCM16_RATE, "pcm16_16k": 16_000}
 
 #: Billing rates: user audio 1 token / 100 ms, assistant audio 1 token / 50 ms
 #: (docs/realtime-api.md#the-session-object-and-audio-formats).
@@ -35,18 +38,22 @@ ASSISTANT_AUDIO_MS_PER_TOKEN = 50
 
 def ga_format(fmt: AudioFormat) -> dict[str, object]:
     """The GA format object for a canonical format name."""
-    if fmt == "pcm16":
-        return {"type": "audio/pcm", "rate": PCM16_RATE}
+    if fmt in PCM_RATES:
+        return {"type": "audio/pcm", "rate": PCM_RATES[fmt]}
     return {"type": GA_FORMAT_TYPES[fmt]}
 
 
 def sample_rate(fmt: AudioFormat) -> int:
-    return PCM16_RATE if fmt == "pcm16" else G711_RATE
+    return PCM_RATES.get(fmt, G711_RATE)
+
+
+def bytes_per_sample(fmt: AudioFormat) -> int:
+    return 2 if fmt in PCM_RATES else 1
 
 
 def bytes_per_ms(fmt: AudioFormat) -> int:
-    """pcm16 24 kHz: 48 bytes per ms; G.711 8 kHz: 8 bytes per ms."""
-    return 48 if fmt == "pcm16" else 8
+    """pcm16 24 kHz: 48 bytes per ms (16 kHz: 32); G.711 8 kHz: 8 bytes per ms."""
+    return sample_rate(fmt) * bytes_per_sample(fmt) // 1000
 
 
 def audio_ms(n_bytes: int, fmt: AudioFormat) -> float:
@@ -109,7 +116,7 @@ def _g711_table(fmt: AudioFormat) -> bytes:
 
 def encode_samples(samples: array[int], fmt: AudioFormat) -> bytes:
     """Encode signed 16-bit samples (at the format's own sample rate) as ``fmt`` bytes."""
-    if fmt == "pcm16":
+    if fmt in PCM_RATES:
         out = array("h", samples)
         if sys.byteorder != "little":
             out.byteswap()
@@ -144,7 +151,7 @@ def _g711_decode_table(fmt: AudioFormat) -> tuple[int, ...]:
 
 def decode_samples(data: bytes, fmt: AudioFormat) -> array[int]:
     """Signed 16-bit samples of ``data`` in ``fmt`` (a trailing odd pcm16 byte is ignored)."""
-    if fmt != "pcm16":
+    if fmt not in PCM_RATES:
         return array("h", map(_g711_decode_table(fmt).__getitem__, data))
     samples = array("h")
     samples.frombytes(data[: len(data) - len(data) % 2])

@@ -23,6 +23,11 @@ class Handshake:
     status: int = 0
 
 
+def is_live_path(route: str) -> bool:
+    """GPT-Live's primary WebSocket: ``/v1/live/sessions`` (Azure: ``/openai/v1/live/sessions``)."""
+    return route.rstrip("/").endswith("/v1/live/sessions")
+
+
 def header_dict(headers: Headers) -> dict[str, str]:
     """The request headers by lower-case name, repeated headers joined as HTTP joins them."""
     out: dict[str, str] = {}

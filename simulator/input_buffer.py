@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.audio import AudioFormat, audio_ms, bytes_per_ms
+from simulator.audio import AudioFormat, audio_ms, bytes_per_ms, bytes_per_sample
 from simulator.vad import EnergyVad
 
 
@@ -26,7 +26,7 @@ class InputBuffer:
     def take(self, fmt: AudioFormat, start_ms: float, end_ms: float) -> bytes:
         """Remove and return the audio from ``start_ms`` to ``end_ms``; audio before is dropped."""
         per_ms = bytes_per_ms(fmt)
-        sample = 2 if fmt == "pcm16" else 1
+        sample = bytes_per_sample(fmt)
         begin = _align(max(0.0, (start_ms - self.start_ms) * per_ms), sample)
         end = min(len(self.data), max(begin, _align((end_ms - self.start_ms) * per_ms, sample)))
         audio = bytes(self.data[begin:end])

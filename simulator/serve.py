@@ -44,7 +44,8 @@ async def serve_forever(
         loop.add_signal_handler(signum, stop.set)
     try:
         logger.info(
-            "Realtime simulator (%s) listening on %s; point clients at it: OPENAI_BASE_URL=%s/v1",
+            "Realtime and GPT-Live simulator (%s) listening on %s; point clients at it: "
+            "OPENAI_BASE_URL=%s/v1",
             "fast" if fast else "paced like the real service",
             server.ws_url.removesuffix("/v1"),
             server.base_url,

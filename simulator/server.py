@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,21 +27,23 @@ from websockets.typing import Subprotocol
 
 from simulator import events
 from simulator.connection import SimConnection
+from simulator.frame_log import CloseInfo, Direction, LoggedMessage, close_info
 from simulator.handshake import (
     BETA_SUBPROTOCOL,
     Handshake,
     api_key_of,
     header_dict,
+    is_live_path,
     offered_subprotocols,
 )
+from simulator.live_events import live_error
+from simulator.live_session import LiveSession
 from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
 from simulator.state import ConnectionState
 
 logger = logging.getLogger(__name__)
 
-Direction = Literal["client", "server"]
-CloseInfo = tuple[int | None, str | None, str]
 
 #: An API key that makes the server refuse the HTTP upgrade with 403.
 REFUSE_UPGRADE_KEY = "sk-refuse-upgrade"
@@ -53,45 +55,13 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
-class LoggedMessage:
-    """One WebSocket message exactly as the simulator received (``client``) or sent (``server``)."""
-
-    conn_id: int
-    direction: Direction
-    data: str | bytes
-    ts: float
-
-    @property
-    def event(self) -> dict[str, Any] | None:
-        """The parsed JSON object of a text frame; ``None`` for binary frames and non-objects."""
-        if not isinstance(self.data, str):
-            return None
-        try:
-            obj = json.loads(self.data)
-        except ValueError:
-            return None
-        return obj if isinstance(obj, dict) else None
-
-
-@dataclass
 class _Accepted:
     handshake: Handshake
     api_key: str | None
     beta: bool
     transcription: bool
     model: str
-
-
-def _close_info(ws: ServerConnection) -> CloseInfo:
-    """(code, reason, who closed first) from the closing handshake of ``ws``."""
-    protocol = ws.protocol
-    rcvd, sent = protocol.close_rcvd, protocol.close_sent
-    if protocol.close_rcvd_then_sent is True or (rcvd is not None and sent is None):
-        assert rcvd is not None
-        return int(rcvd.code), rcvd.reason, "client"
-    if sent is not None:
-        return int(sent.code), sent.reason, "server"
-    return None, None, "client"
+    live: bool = False
 
 
 class FakeRealtimeServer:
@@ -252,7 +222,8 @@ class FakeRealtimeServer:
         self.handshakes.append(handshake)
         self._by_connection[connection] = handshake
         route, _, raw_query = request.path.partition("?")
-        if not route.endswith("/realtime"):
+        live = is_live_path(route)
+        if not live and not route.endswith("/realtime"):
             return connection.respond(404, "Not Found\n")
         query = parse_qs(raw_query, keep_blank_values=True)
         api_key = api_key_of(headers, subprotocols, query)
@@ -274,7 +245,7 @@ class FakeRealtimeServer:
             BETA_SUBPROTOCOL in subprotocols
         )
         transcription = (query.get("intent") or [""])[0] == "transcription"
-        self._accepted[connection] = _Accepted(handshake, api_key, beta, transcription, model)
+        self._accepted[connection] = _Accepted(handshake, api_key, beta, transcription, model, live)
         return None
 
     def _process_response(
@@ -309,20 +280,7 @@ class FakeRealtimeServer:
         self._send_locks[conn_id] = asyncio.Lock()
         closed = self._closed_events.setdefault(conn_id, asyncio.Event())
 
-        async def send_text(text: str) -> None:
-            await self._send(conn_id, text)
-
-        sim = SimConnection(
-            ConnectionState(
-                beta=accepted.beta,
-                transcription=accepted.transcription,
-                model=accepted.model,
-                send_text=send_text,
-                rate_limits=self._rate_limits,
-                pacing=self.pacing,
-                audio_chunk_ms=self.audio_chunk_ms,
-            )
-        )
+        sim = self._handler(accepted)
         try:
             if accepted.api_key is None or accepted.api_key == INVALID_KEY:
                 await self._reject_auth(ws, sim, accepted.api_key)
@@ -331,6 +289,8 @@ class FakeRealtimeServer:
                 async for message in ws:
                     self._record(conn_id, "client", message)
                     await sim.handle(message)
+                    if isinstance(sim, LiveSession) and sim.ended is not None:
+                        await ws.close(*sim.ended)  # the Live session is over
         except ConnectionClosed:
             pass
         except Exception:
@@ -341,12 +301,38 @@ class FakeRealtimeServer:
             await sim.shutdown()
             if ws.state is not State.CLOSED:
                 await ws.wait_closed()
-            self.closes[conn_id] = _close_info(ws)
+            self.closes[conn_id] = close_info(ws)
             self._connections.pop(conn_id, None)
             self._send_locks.pop(conn_id, None)
             closed.set()
 
-    async def _reject_auth(self, ws: ServerConnection, sim: SimConnection, key: str | None) -> None:
+    def _handler(self, accepted: _Accepted) -> SimConnection | LiveSession:
+        """The protocol side of a new connection: a GPT-Live session or a Realtime connection."""
+        conn_id = accepted.handshake.conn_id
+
+        async def send_text(text: str) -> None:
+            await self._send(conn_id, text)
+
+        async def send_event(event: dict[str, Any]) -> None:
+            await send_text(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+
+        if accepted.live:
+            return LiveSession(send_event, pacing=self.pacing, chunk_ms=self.audio_chunk_ms)
+        return SimConnection(
+            ConnectionState(
+                beta=accepted.beta,
+                transcription=accepted.transcription,
+                model=accepted.model,
+                send_text=send_text,
+                rate_limits=self._rate_limits,
+                pacing=self.pacing,
+                audio_chunk_ms=self.audio_chunk_ms,
+            )
+        )
+
+    async def _reject_auth(
+        self, ws: ServerConnection, sim: SimConnection | LiveSession, key: str | None
+    ) -> None:
         """Auth failures arrive after the 101: an ``error`` frame, then close 3000
         (docs/realtime-api.md#errors)."""
         if key is None:
@@ -359,7 +345,10 @@ class FakeRealtimeServer:
         else:
             code = "invalid_api_key"
             message = f"Incorrect API key provided: {key}."
-        await sim.state.send_error(code, message, None, None)
+        if isinstance(sim, LiveSession):
+            await sim.emit(live_error(code, message))
+        else:
+            await sim.state.send_error(code, message, None, None)
         await ws.close(3000, f"invalid_request_error.{code}")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.server import LoggedMessage
+from simulator import LoggedMessage
 from tests.pgserver import PostgresServer
 from tests.support.net import free_port
 
