@@ -1,0 +1,119 @@
+"""The simulator's WebRTC and SIP calls, driven by a real aiortc peer and the openai SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from simulator.audio import tone_burst
+from simulator.call_server import CallServer
+from simulator.rtc_peer import OutboundAudio, consume_audio, restrict_ice_to_loopback
+
+#: Two caller turns: a held vowel the VAD hears as speech, then the silence that ends the turn.
+TWO_TURNS = tone_burst(100, 500, 900) * 2
+
+
+@pytest.fixture
+async def call_server() -> AsyncIterator[CallServer]:
+    async with CallServer() as server:
+        yield server
+
+
+def sdk_client(server: CallServer, api_key: str = "sk-test") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=server.base_url + "/v1",
+        websocket_base_url=server.base_url.replace("http", "ws", 1) + "/v1",
+        max_retries=0,
+    )
+
+
+class ClientPeer:
+    """The browser's side of a call: speaks :data:`TWO_TURNS`, counts the assistant's audio
+    frames that are not silence, and keeps every event of the ``oai-events`` channel."""
+
+    def __init__(self) -> None:
+        restrict_ice_to_loopback()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.microphone = OutboundAudio()
+        self.pc.addTrack(self.microphone)
+        self.channel = self.pc.createDataChannel("oai-events")
+        self.events: list[dict[str, Any]] = []
+        self.voiced_chunks = 0
+        self.channel.on("message", lambda m: self.events.append(json.loads(m)))
+        self.pc.on("track", self._on_track)
+        self._reader: asyncio.Task[None] | None = None
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._reader = asyncio.create_task(consume_audio(track, self._on_audio))
+
+    async def _on_audio(self, pcm: bytes) -> None:
+        if any(pcm):
+            self.voiced_chunks += 1
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def connect(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+
+    def count(self, event_type: str) -> int:
+        return sum(1 for e in self.events if e.get("type") == event_type)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+async def until(condition: Any, timeout: float = 15.0) -> None:
+    """Wait until ``condition()`` holds, polling; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def read_sideband(connection: Any, into: list[dict[str, Any]]) -> None:
+    async for event in connection:
+        into.append(event.model_dump())
+
+
+async def test_webrtc_call_two_turns_over_rtp_data_channel_and_sideband(
+    call_server: CallServer,
+) -> None:
+    client = sdk_client(call_server)
+    peer = ClientPeer()
+    try:
+        raw = await client.realtime.calls.with_raw_response.create(sdp=await peer.offer())
+        assert raw.http_response.status_code == 201
+        assert raw.headers["content-type"] == "application/sdp"
+        call_id = raw.headers["location"].removeprefix("/v1/realtime/calls/")
+        assert call_id.startswith("rtc_")
+        sideband_events: list[dict[str, Any]] = []
+        async with client.realtime.connect(call_id=call_id) as sideband:
+            reader = asyncio.create_task(read_sideband(sideband, sideband_events))
+            await peer.connect(raw.http_response.text)
+            await until(lambda: peer.count("session.created") == 1)
+            peer.microphone.play(TWO_TURNS)
+            await until(lambda: peer.count("response.done") == 2 and peer.voiced_chunks > 10)
+            await until(lambda: sum(e["type"] == "response.done" for e in sideband_events) == 2)
+            await client.realtime.calls.hangup(call_id)
+            await asyncio.wait_for(reader, 5)
+    finally:
+        await peer.close()
+    assert peer.count("input_audio_buffer.speech_started") == 2
+    assert peer.count("response.output_audio_transcript.done") == 2
+    assert peer.count("response.output_audio.delta") == 0  # audio goes over RTP, not the channel
+    assert {e["type"] for e in sideband_events} >= {
+        "input_audio_buffer.committed",
+        "response.output_audio_transcript.done",
+    }
+    assert call_server.registry.calls[call_id].status == "ended"
