@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
-from collections.abc import AsyncIterator
+import queue
+import threading
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
@@ -117,3 +121,111 @@ async def test_webrtc_call_two_turns_over_rtp_data_channel_and_sideband(
         "response.output_audio_transcript.done",
     }
     assert call_server.registry.calls[call_id].status == "ended"
+
+
+class WebhookReceiver:
+    """The application's webhook endpoint: a loopback HTTP server that keeps every POST."""
+
+    def __init__(self) -> None:
+        received = self.received = queue.Queue[tuple[bytes, dict[str, str]]]()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.put((body, dict(self.headers.items())))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/webhooks"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+def ring(server: CallServer, webhook_url: str) -> dict[str, Any]:
+    """Ring a simulated SIP call through the simulator's admin endpoint."""
+    request = urllib.request.Request(
+        server.base_url + "/simulator/sip/calls",
+        json.dumps({"webhook_url": webhook_url}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+async def test_sip_call_webhook_accept_sideband_hangup(
+    call_server: CallServer, webhook_receiver: WebhookReceiver
+) -> None:
+    client = sdk_client(call_server)
+    rung = await asyncio.to_thread(ring, call_server, webhook_receiver.url)
+    body, headers = webhook_receiver.received.get(timeout=5)
+    event = client.webhooks.unwrap(body, headers, secret=call_server.endpoints.webhook_secret)
+    assert event.type == "realtime.call.incoming"
+    call_id = event.data.call_id
+    assert (rung["call_id"], rung["webhook_status"]) == (call_id, 200)
+    assert call_server.registry.calls[call_id].status == "ringing"
+    sideband_events: list[dict[str, Any]] = []
+    async with client.realtime.connect(call_id=call_id) as sideband:
+        reader = asyncio.create_task(read_sideband(sideband, sideband_events))
+        await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime")
+        await until(lambda: sum(e["type"] == "response.done" for e in sideband_events) == 2)
+        await client.realtime.calls.hangup(call_id)
+        await asyncio.wait_for(reader, 5)
+    types = [e["type"] for e in sideband_events]
+    assert types.count("input_audio_buffer.speech_started") == 2
+    assert "session.updated" in types
+    assert call_server.registry.calls[call_id].status == "ended"
+
+
+async def test_webhook_with_another_secret_fails_verification(
+    call_server: CallServer, webhook_receiver: WebhookReceiver
+) -> None:
+    client = sdk_client(call_server)
+    await asyncio.to_thread(ring, call_server, webhook_receiver.url)
+    body, headers = webhook_receiver.received.get(timeout=5)
+    with pytest.raises(openai.InvalidWebhookSignatureError):
+        client.webhooks.unwrap(body, headers, secret="whsec_" + "QUJD" * 8)
+
+
+async def test_rejected_sip_call_cannot_be_accepted(
+    call_server: CallServer, webhook_receiver: WebhookReceiver
+) -> None:
+    client = sdk_client(call_server)
+    call_id = (await asyncio.to_thread(ring, call_server, webhook_receiver.url))["call_id"]
+    await client.realtime.calls.reject(call_id, status_code=486)
+    with pytest.raises(openai.BadRequestError):
+        await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime")
+    assert call_server.registry.calls[call_id].status == "rejected"
+
+
+async def test_client_secret_opens_a_call_and_a_made_up_one_does_not(
+    call_server: CallServer,
+) -> None:
+    secret = await sdk_client(call_server).realtime.client_secrets.create()
+    assert secret.value.startswith("ek_")
+    peer = ClientPeer()
+    try:
+        offer = await peer.offer()
+        browser = sdk_client(call_server, api_key=secret.value)
+        raw = await browser.realtime.calls.with_raw_response.create(sdp=offer)
+        assert raw.http_response.status_code == 201
+        with pytest.raises(openai.AuthenticationError):
+            await sdk_client(call_server, api_key="ek_madeup").realtime.calls.create(sdp=offer)
+    finally:
+        await peer.close()
