@@ -163,5 +163,6 @@ class CallEndpoints:
             raise HttpError(400, "missing_webhook_url", "No webhook URL configured or given.")
         call = self.registry.ring_sip()
         event = incoming_event(call.call_id, str(body.get("caller", "+15550100")))
-        status = await post_webhook(url, self.webhook_secret, event)
+        secret = body.get("webhook_secret") or self.webhook_secret
+        status = await post_webhook(url, str(secret), event)
         return _json_response(200, {"call_id": call.call_id, "webhook_status": status})

@@ -41,9 +41,16 @@ class CallServer:
         return self.sidebands.port if call_id_of(path) else self.realtime.port
 
     async def start(self) -> None:
+        """Start the inner servers, then the front door; raises :class:`OSError` for a taken
+        port (with nothing left running)."""
         await self.realtime.start()
         await self.sidebands.start()
-        await self.front.start()
+        try:
+            await self.front.start()
+        except OSError:
+            await self.sidebands.stop()
+            await self.realtime.stop()
+            raise
 
     async def stop(self) -> None:
         await self.front.stop()
@@ -66,3 +73,8 @@ class CallServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``; the SDK's ``base_url`` is this + ``/v1``."""
         return f"http://{self.front.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://127.0.0.1:PORT/v1``, for the SDK's ``websocket_base_url``."""
+        return "ws" + self.base_url.removeprefix("http") + "/v1"

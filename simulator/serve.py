@@ -7,7 +7,7 @@ import logging
 import signal
 
 from simulator.pacing import Pacing
-from simulator.server import FakeRealtimeServer
+from simulator.call_server import CallServer
 
 logger = logging.getLogger(__name__)
 
@@ -16,11 +16,16 @@ DEFAULT_PORT = 8765
 
 
 def make_server(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, fast: bool = False
-) -> FakeRealtimeServer:
-    """A simulator for users: paced like the real service unless ``fast``, keeping no frame log."""
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    fast: bool = False,
+    webhook_url: str | None = None,
+) -> CallServer:
+    """A simulator for users: paced like the real service unless ``fast``, keeping no frame log;
+    it also answers WebRTC and SIP calls (SIP webhooks go to ``webhook_url``)."""
     pacing = Pacing() if fast else Pacing.realtime()
-    return FakeRealtimeServer(host, port, pacing=pacing, keep_log=False)
+    return CallServer(host, port, pacing=pacing, keep_log=False, webhook_url=webhook_url)
 
 
 async def serve_forever(
