@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 
-from simulator.pacing import Pacing
 from simulator.call_server import CallServer
+from simulator.pacing import Pacing
 
 logger = logging.getLogger(__name__)
 
