@@ -150,7 +150,7 @@ class CallEndpoints:
             if body.get("type") != "realtime":
                 raise HttpError(400, "missing_required_parameter", "'type' must be 'realtime'.")
             await self.registry.accept(call, body)
-            self.registry.start_task(call, speak_as_caller(call, turns=2))
+            call.spawn(speak_as_caller(call, turns=2))
         elif action == "reject":
             await self.registry.end(call, "rejected")
         else:  # refer hands the caller to another number: the call leaves the simulator

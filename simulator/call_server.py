@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Self
 
+from simulator.call_engine import EngineFactory
 from simulator.call_http import CallEndpoints
-from simulator.calls import CallRegistry, EngineFactory
+from simulator.calls import CallRegistry
 from simulator.front_door import FrontDoor
 from simulator.pacing import Pacing
 from simulator.server import FakeRealtimeServer

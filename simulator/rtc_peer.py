@@ -49,6 +49,8 @@ class OutboundAudio(MediaStreamTrack):
 
     def __init__(self) -> None:
         super().__init__()
+        #: Called when the last queued audio has been played out.
+        self.on_drained: Callable[[], None] | None = None
         self._pending = bytearray()
         self._sent_frames = 0
         self._started_at: float | None = None
@@ -73,6 +75,8 @@ class OutboundAudio(MediaStreamTrack):
         del self._pending[:size]
         if chunk:
             self.audio_frames += 1
+            if not self._pending and self.on_drained is not None:
+                self.on_drained()
         frame = av.AudioFrame(format="s16", layout="mono", samples=_FRAME_SAMPLES)
         frame.planes[0].update(chunk.ljust(size, b"\0"))
         frame.sample_rate = PCM_RATE
@@ -80,6 +84,13 @@ class OutboundAudio(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, PCM_RATE)
         self._sent_frames += 1
         return frame
+
+
+async def play_out(track: OutboundAudio) -> None:
+    """Pull ``track`` in real time with no peer behind it (a SIP call's simulated phone line)."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
 
 
 async def consume_audio(track: MediaStreamTrack, on_audio: OnAudio) -> None:
@@ -98,10 +109,10 @@ async def consume_audio(track: MediaStreamTrack, on_audio: OnAudio) -> None:
 class RtcPeer:
     """One answered WebRTC call: the peer connection, its outbound track, the inbound reader."""
 
-    def __init__(self, on_audio: OnAudio, on_channel: OnChannel) -> None:
+    def __init__(self, outbound: OutboundAudio, on_audio: OnAudio, on_channel: OnChannel) -> None:
         restrict_ice_to_loopback()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.outbound = OutboundAudio()
+        self.outbound = outbound
         self._on_audio = on_audio
         self._reader: asyncio.Task[None] | None = None
         self.pc.on("track", self._on_track)
@@ -119,7 +130,6 @@ class RtcPeer:
         return self.pc.localDescription.sdp
 
     async def close(self) -> None:
-        self.outbound.stop()
         await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()

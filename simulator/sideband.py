@@ -92,4 +92,4 @@ class SidebandServer:
         with contextlib.suppress(ConnectionClosed):
             async for message in ws:
                 if isinstance(message, str):
-                    await call.engine.handle(message)
+                    await call.session.handle(message)

@@ -108,6 +108,8 @@ async def test_webrtc_call_two_turns_over_rtp_data_channel_and_sideband(
             await until(lambda: peer.count("session.created") == 1)
             peer.microphone.play(TWO_TURNS)
             await until(lambda: peer.count("response.done") == 2 and peer.voiced_chunks > 10)
+            ends = ("output_audio_buffer.stopped", "output_audio_buffer.cleared")
+            await until(lambda: sum(map(peer.count, ends)) == 2)
             await until(lambda: sum(e["type"] == "response.done" for e in sideband_events) == 2)
             await client.realtime.calls.hangup(call_id)
             await asyncio.wait_for(reader, 5)
@@ -116,6 +118,11 @@ async def test_webrtc_call_two_turns_over_rtp_data_channel_and_sideband(
     assert peer.count("input_audio_buffer.speech_started") == 2
     assert peer.count("response.output_audio_transcript.done") == 2
     assert peer.count("response.output_audio.delta") == 0  # audio goes over RTP, not the channel
+    # Each answer's audio starts, then plays out or is cut by the next turn (a barge-in).
+    playback = [e["type"] for e in peer.events if e["type"].startswith("output_audio_buffer")]
+    assert playback[0::2] == ["output_audio_buffer.started"] * 2
+    assert playback[1] in ("output_audio_buffer.cleared", "output_audio_buffer.stopped")
+    assert playback[3] == "output_audio_buffer.stopped"
     assert {e["type"] for e in sideband_events} >= {
         "input_audio_buffer.committed",
         "response.output_audio_transcript.done",
@@ -185,9 +192,13 @@ async def test_sip_call_webhook_accept_sideband_hangup(
         reader = asyncio.create_task(read_sideband(sideband, sideband_events))
         await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime")
         await until(lambda: sum(e["type"] == "response.done" for e in sideband_events) == 2)
+        await until(
+            lambda: any(e["type"] == "output_audio_buffer.stopped" for e in sideband_events)
+        )
         await client.realtime.calls.hangup(call_id)
         await asyncio.wait_for(reader, 5)
     types = [e["type"] for e in sideband_events]
+    assert types.count("output_audio_buffer.started") == 2  # the phone line plays the answers
     assert types.count("input_audio_buffer.speech_started") == 2
     assert "session.updated" in types
     assert call_server.registry.calls[call_id].status == "ended"
