@@ -29,10 +29,17 @@ class EngineIO:
     clear_audio: Callable[[], None]
 
 
+class SessionConfigError(ValueError):
+    """The session configuration of a call's create or accept request is invalid."""
+
+
 class SessionEngine(Protocol):
     """A session's logic behind a call: client events and caller audio in, events and audio out."""
 
-    async def open(self, session_config: JSON | None) -> None: ...
+    async def open(self, session_config: JSON | None) -> None:
+        """Start the session with ``session_config``; raises :class:`SessionConfigError`."""
+        ...
+
     async def handle(self, message: str) -> None: ...
     async def feed_audio(self, pcm: bytes) -> None: ...
     async def playback_stopped(self) -> None: ...
@@ -50,6 +57,7 @@ class RealtimeEngine:
     def __init__(self, io: EngineIO, pacing: Pacing | None = None) -> None:
         self._io = io
         self._playing: str | None = None  # the response whose audio is on the line
+        self._held: list[JSON] | None = None  # events kept back while the config is applied
         self.sim = SimConnection(
             ConnectionState(
                 beta=False,
@@ -63,6 +71,9 @@ class RealtimeEngine:
 
     async def _on_text(self, text: str) -> None:
         event: JSON = json.loads(text)
+        if self._held is not None:
+            self._held.append(event)
+            return
         etype = event.get("type")
         if etype in _OUTPUT_AUDIO_TYPES:
             if self._playing is None:
@@ -87,10 +98,20 @@ class RealtimeEngine:
             )
 
     async def open(self, session_config: JSON | None) -> None:
-        await self.sim.open()
+        """Apply the create/accept configuration first, so that ``session.created`` shows it
+        (as the real service's does) and a bad one fails the HTTP request instead."""
         if session_config:
             config = {k: v for k, v in session_config.items() if k != "model"}
-            await self.handle(json.dumps({"type": "session.update", "session": config}))
+            self._held = []
+            await self.sim.handle(json.dumps({"type": "session.update", "session": config}))
+            held, self._held = self._held, None
+            for event in held:
+                if event.get("type") == "error":
+                    raise SessionConfigError(str(event["error"]["message"]))
+            model = session_config.get("model")
+            if isinstance(model, str):
+                self.sim.state.model = self.sim.state.session.data["model"] = model
+        await self.sim.open()
 
     async def handle(self, message: str) -> None:
         try:

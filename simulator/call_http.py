@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from simulator.call_engine import SessionConfigError
 from simulator.calls import Call, CallRegistry
 from simulator.events import JSON
 from simulator.front_door import HttpRequest, HttpResponse
@@ -84,6 +85,8 @@ class CallEndpoints:
             return await self._route(request)
         except HttpError as err:
             return err.response()
+        except SessionConfigError as err:
+            return HttpError(400, "invalid_session_config", str(err)).response()
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path.partition("?")[0]

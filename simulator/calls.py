@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 from aiortc import RTCDataChannel
 
-from simulator.call_engine import EngineFactory, EngineIO, RealtimeEngine, SessionEngine
+from simulator.call_engine import (
+    EngineFactory,
+    EngineIO,
+    RealtimeEngine,
+    SessionConfigError,
+    SessionEngine,
+)
 from simulator.events import JSON, new_id
 from simulator.rtc_peer import OutboundAudio, RtcPeer, play_out
 
@@ -94,11 +100,14 @@ class CallRegistry:
     async def create_webrtc(self, offer_sdp: str, session_config: JSON | None) -> tuple[Call, str]:
         """Answer a WebRTC offer; the session's events wait for the client's ``oai-events``."""
         call = self._new_call("webrtc")
+        try:
+            await call.session.open(session_config)
+        except SessionConfigError:
+            del self.calls[call.call_id]
+            raise
         call.status = "active"
         call.peer = RtcPeer(call.audio, call.feed_audio, lambda ch: self._on_channel(call, ch))
-        answer = await call.peer.answer(offer_sdp)
-        await call.session.open(session_config)
-        return call, answer
+        return call, await call.peer.answer(offer_sdp)
 
     def _on_channel(self, call: Call, channel: RTCDataChannel) -> None:
         if channel.label != EVENTS_CHANNEL:
@@ -125,9 +134,9 @@ class CallRegistry:
 
     async def accept(self, call: Call, session_config: JSON) -> None:
         """Answer a ringing SIP call: the session starts and the phone line plays its audio."""
+        await call.session.open(session_config)
         call.status = "active"
         call.spawn(play_out(call.audio))
-        await call.session.open(session_config)
 
     async def end(self, call: Call, status: CallStatus = "ended") -> None:
         """Hang up: stop the media and the engine; sidebands close when ``ended`` is set."""

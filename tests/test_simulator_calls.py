@@ -9,11 +9,12 @@ import queue
 import threading
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+import websockets
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from simulator.audio import tone_burst
@@ -43,11 +44,15 @@ class ClientPeer:
     """The browser's side of a call: speaks :data:`TWO_TURNS`, counts the assistant's audio
     frames that are not silence, and keeps every event of the ``oai-events`` channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: str | None = None) -> None:
+        """``codec`` (``audio/PCMU``...) is the only one offered; all of aiortc's by default."""
         restrict_ice_to_loopback()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.microphone = OutboundAudio()
-        self.pc.addTrack(self.microphone)
+        transceiver = self.pc.addTransceiver(self.microphone)
+        if codec is not None:
+            codecs = RTCRtpSender.getCapabilities("audio").codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType == codec])
         self.channel = self.pc.createDataChannel("oai-events")
         self.events: list[dict[str, Any]] = []
         self.voiced_chunks = 0
@@ -190,7 +195,9 @@ async def test_sip_call_webhook_accept_sideband_hangup(
     sideband_events: list[dict[str, Any]] = []
     async with client.realtime.connect(call_id=call_id) as sideband:
         reader = asyncio.create_task(read_sideband(sideband, sideband_events))
-        await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime")
+        await client.realtime.calls.accept(
+            call_id, type="realtime", model="gpt-realtime", instructions="Greet the caller."
+        )
         await until(lambda: sum(e["type"] == "response.done" for e in sideband_events) == 2)
         await until(
             lambda: any(e["type"] == "output_audio_buffer.stopped" for e in sideband_events)
@@ -200,7 +207,8 @@ async def test_sip_call_webhook_accept_sideband_hangup(
     types = [e["type"] for e in sideband_events]
     assert types.count("output_audio_buffer.started") == 2  # the phone line plays the answers
     assert types.count("input_audio_buffer.speech_started") == 2
-    assert "session.updated" in types
+    assert sideband_events[0]["type"] == "session.created"
+    assert sideband_events[0]["session"]["instructions"] == "Greet the caller."
     assert call_server.registry.calls[call_id].status == "ended"
 
 
@@ -240,3 +248,54 @@ async def test_client_secret_opens_a_call_and_a_made_up_one_does_not(
             await sdk_client(call_server, api_key="ek_madeup").realtime.calls.create(sdp=offer)
     finally:
         await peer.close()
+
+
+async def test_multipart_create_configures_the_session_and_a_bad_config_is_a_400(
+    call_server: CallServer,
+) -> None:
+    client = sdk_client(call_server)
+    session: Any = {
+        "type": "realtime",
+        "model": "gpt-realtime-mini",
+        "instructions": "Answer in one short sentence.",
+        "audio": {"input": {"transcription": {"model": "whisper-1"}}},
+    }
+    peer = ClientPeer()
+    try:
+        answer = await client.realtime.calls.create(sdp=await peer.offer(), session=session)
+        await peer.connect(answer.text)
+        await until(lambda: peer.count("session.created") == 1)
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            await client.realtime.calls.create(
+                sdp=await peer.offer(), session=cast(Any, {**session, "temperature": 9})
+            )
+    finally:
+        await peer.close()
+    created = peer.events[0]["session"]
+    assert created["instructions"] == "Answer in one short sentence."
+    assert created["model"] == "gpt-realtime-mini"
+    assert created["audio"]["input"]["transcription"]["model"] == "whisper-1"
+    assert len(call_server.registry.calls) == 1  # the refused offer made no call
+
+
+async def test_pcmu_call_is_heard_and_answered(call_server: CallServer) -> None:
+    client = sdk_client(call_server)
+    peer = ClientPeer(codec="audio/PCMU")
+    try:
+        answer = (await client.realtime.calls.create(sdp=await peer.offer())).text
+        await peer.connect(answer)
+        peer.microphone.play(TWO_TURNS[: len(TWO_TURNS) // 2])
+        await until(lambda: peer.count("response.done") == 1 and peer.voiced_chunks > 10)
+    finally:
+        await peer.close()
+    assert "PCMU/8000" in answer
+    assert "opus" not in answer.lower()
+    assert peer.count("input_audio_buffer.speech_started") == 1
+
+
+async def test_sideband_for_an_unknown_call_is_refused(call_server: CallServer) -> None:
+    client = sdk_client(call_server)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+        async with client.realtime.connect(call_id="rtc_unknown"):
+            pass
+    assert refused.value.response.status_code == 404
