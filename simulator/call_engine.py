@@ -8,7 +8,7 @@ import base64
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from simulator.connection import SimConnection
 from simulator.events import JSON, server_event
@@ -25,6 +25,8 @@ class EngineIO:
     (24 kHz PCM16 mono, played in real time to the caller)."""
 
     publish: Callable[[JSON], Awaitable[None]]
+    #: Events for the sidebands alone (GPT-Live reflects the caller's and the model's audio there).
+    publish_sideband: Callable[[JSON], Awaitable[None]]
     play: Callable[[bytes], None]
     clear_audio: Callable[[], None]
 
@@ -47,6 +49,8 @@ class SessionEngine(Protocol):
 
 
 EngineFactory = Callable[[EngineIO], SessionEngine]
+#: The API a call belongs to: its ids, endpoints and session engine differ.
+Api = Literal["realtime", "live"]
 
 
 class RealtimeEngine:

@@ -20,7 +20,10 @@ from simulator.front_door import HttpRequest, HttpResponse
 from simulator.server import INVALID_KEY
 from simulator.sip import incoming_event, post_webhook, speak_as_caller
 
-_CALL_ACTION = re.compile(r"^/v1/realtime/calls/(rtc_[A-Za-z0-9]+)/(accept|reject|refer|hangup)$")
+_CALL_ACTION = re.compile(
+    r"^/v1/(?:realtime/calls/(?P<rtc>rtc_\w+)|live/sessions/(?P<live>live_\w+))"
+    r"/(?P<action>accept|reject|refer|hangup)$"
+)
 CLIENT_SECRET_TTL_S = 600
 
 
@@ -39,6 +42,15 @@ class HttpError(Exception):
 
 def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def _accepted_session(call: Call, body: JSON) -> JSON:
+    """The session config of an accept: the Realtime body itself, GPT-Live's ``session``."""
+    session = body if call.api == "realtime" else body.get("session")
+    if not isinstance(session, dict) or session.get("type") != call.api:
+        where = "type" if call.api == "realtime" else "session.type"
+        raise HttpError(400, "missing_required_parameter", f"'{where}' must be '{call.api}'.")
+    return session
 
 
 def _json_response(status: int, body: JSON) -> HttpResponse:
@@ -99,13 +111,16 @@ class CallEndpoints:
             return await self._create(request)
         if path == "/v1/realtime/client_secrets":
             return self._client_secret(request)
+        if path == "/v1/live/sessions":
+            return await self._create_live(request)
         match = _CALL_ACTION.match(path)
         if match is None:
             raise HttpError(404, "not_found", f"No route for POST {path}.")
-        call = self.registry.calls.get(match.group(1))
+        call_id = match.group("rtc") or match.group("live")
+        call = self.registry.calls.get(call_id)
         if call is None:
-            raise HttpError(404, "call_not_found", f"Call {match.group(1)} not found.")
-        await self._act(call, match.group(2), _json_body(request))
+            raise HttpError(404, "call_not_found", f"Call {call_id} not found.")
+        await self._act(call, match.group("action"), _json_body(request))
         return HttpResponse(200)
 
     def _authorize(self, request: HttpRequest) -> None:
@@ -129,7 +144,7 @@ class CallEndpoints:
             raise HttpError(400, "invalid_content_type", "Send application/sdp or multipart.")
         if not offer.startswith("v="):
             raise HttpError(400, "invalid_offer", "The body is not an SDP offer.")
-        call, answer = await self.registry.create_webrtc(offer, session)
+        call, answer = await self.registry.create_webrtc("realtime", offer, session)
         headers = {"Content-Type": "application/sdp"}
         headers["Location"] = f"/v1/realtime/calls/{call.call_id}"
         return HttpResponse(201, answer.encode(), headers)
@@ -144,17 +159,31 @@ class CallEndpoints:
         session = body.get("session") or {"type": "realtime", "model": "gpt-realtime"}
         return _json_response(200, {"value": value, "expires_at": expires_at, "session": session})
 
+    async def _create_live(self, request: HttpRequest) -> HttpResponse:
+        """GPT-Live's WebRTC create: JSON in, ``{session:{id}, transport:{sdp}}`` out."""
+        if "live" not in self.registry.engines:
+            raise HttpError(501, "not_implemented", "This simulator has no GPT-Live engine.")
+        body = _json_body(request)
+        transport = body.get("transport") or {}
+        offer = transport.get("sdp") if transport.get("type") == "webrtc" else None
+        if not isinstance(offer, str) or not offer.startswith("v="):
+            raise HttpError(400, "invalid_transport", "transport must be {type:'webrtc', sdp}.")
+        call, answer = await self.registry.create_webrtc("live", offer, body.get("session"))
+        reply = {"session": {"id": call.call_id}, "transport": {"type": "webrtc", "sdp": answer}}
+        return _json_response(200, reply)
+
     async def _act(self, call: Call, action: str, body: JSON) -> None:
         if call.ended.is_set():
             raise HttpError(400, "call_ended", f"Call {call.call_id} has ended.")
         if action in ("accept", "reject") and call.status != "ringing":
             raise HttpError(400, "call_not_ringing", f"Call {call.call_id} is not ringing.")
         if action == "accept":
-            if body.get("type") != "realtime":
-                raise HttpError(400, "missing_required_parameter", "'type' must be 'realtime'.")
-            await self.registry.accept(call, body)
+            await self.registry.accept(call, _accepted_session(call, body))
             call.spawn(speak_as_caller(call, turns=2))
         elif action == "reject":
+            status = body.get("status_code", 603 if call.api == "realtime" else None)
+            if not isinstance(status, int) or not 300 <= status <= 699:
+                raise HttpError(400, "invalid_status_code", "status_code must be 300-699.")
             await self.registry.end(call, "rejected")
         else:  # refer hands the caller to another number: the call leaves the simulator
             await self.registry.end(call)
@@ -164,8 +193,11 @@ class CallEndpoints:
         url = body.get("webhook_url") or self.webhook_url
         if not isinstance(url, str):
             raise HttpError(400, "missing_webhook_url", "No webhook URL configured or given.")
-        call = self.registry.ring_sip()
-        event = incoming_event(call.call_id, str(body.get("caller", "+15550100")))
+        api = body.get("api", "realtime")
+        if api not in self.registry.engines:
+            raise HttpError(400, "invalid_api", f"No engine simulates the {api!r} API here.")
+        call = self.registry.ring_sip(api)
+        event = incoming_event(call, str(body.get("caller", "+15550100")))
         secret = body.get("webhook_secret") or self.webhook_secret
         status = await post_webhook(url, str(secret), event)
         return _json_response(200, {"call_id": call.call_id, "webhook_status": status})

@@ -26,12 +26,14 @@ class CallServer:
         keep_log: bool = True,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
-        engine_factory: EngineFactory | None = None,
+        live_engine: EngineFactory | None = None,
     ) -> None:
         """``webhook_url`` receives ``realtime.call.incoming`` for simulated SIP calls, signed
-        with ``webhook_secret`` (a ``whsec_`` value, as OpenAI's dashboard hands out)."""
+        with ``webhook_secret`` (a ``whsec_`` value, as OpenAI's dashboard hands out).
+        ``live_engine`` runs GPT-Live's sessions behind ``/v1/live/sessions`` calls; without it
+        they answer 501."""
         self.realtime = FakeRealtimeServer(host, 0, pacing=pacing, keep_log=keep_log)
-        self.registry = CallRegistry(engine_factory)
+        self.registry = CallRegistry({"live": live_engine} if live_engine else None)
         self.sidebands = SidebandServer(self.registry)
         self.endpoints = CallEndpoints(self.registry, webhook_url)
         if webhook_secret is not None:

@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiortc import RTCDataChannel
 
 from simulator.call_engine import (
+    Api,
     EngineFactory,
     EngineIO,
     RealtimeEngine,
@@ -30,6 +31,7 @@ CallStatus = Literal["ringing", "active", "ended", "rejected"]
 #: The Realtime API's data-channel label for the session's events.
 EVENTS_CHANNEL = "oai-events"
 Listener = Callable[[str], Awaitable[None]]
+_ID_PREFIX: dict[Api, str] = {"realtime": "rtc", "live": "live"}
 
 
 def _text(event: JSON) -> str:
@@ -42,6 +44,7 @@ class Call:
     simulated SIP line) and its listeners (the data channel and any sidebands)."""
 
     call_id: str
+    api: Api
     transport: Transport
     audio: OutboundAudio
     engine: SessionEngine | None = None
@@ -64,6 +67,9 @@ class Call:
             self.channel.send(_text(event))
         elif self.transport == "webrtc":
             self.backlog.append(event)
+        await self.publish_sideband(event)
+
+    async def publish_sideband(self, event: JSON) -> None:
         for listener in list(self.sidebands):
             try:
                 await listener(_text(event))
@@ -84,22 +90,24 @@ class Call:
 class CallRegistry:
     """Every call the simulator knows, by id, and the transitions the call endpoints make."""
 
-    def __init__(self, engine_factory: EngineFactory | None = None) -> None:
-        self._engine_factory = engine_factory or RealtimeEngine
+    def __init__(self, engines: Mapping[Api, EngineFactory] | None = None) -> None:
+        """``engines`` run each API's sessions; the Realtime API's is built in."""
+        self.engines: dict[Api, EngineFactory] = {"realtime": RealtimeEngine, **(engines or {})}
         self.calls: dict[str, Call] = {}
 
-    def _new_call(self, transport: Transport) -> Call:
-        call = Call(new_id("rtc"), transport, OutboundAudio())
-        call.engine = self._engine_factory(
-            EngineIO(call.publish, call.audio.play, call.audio.clear)
-        )
+    def _new_call(self, api: Api, transport: Transport) -> Call:
+        call = Call(new_id(_ID_PREFIX[api]), api, transport, OutboundAudio())
+        io = EngineIO(call.publish, call.publish_sideband, call.audio.play, call.audio.clear)
+        call.engine = self.engines[api](io)
         call.audio.on_drained = lambda: call.spawn(call.session.playback_stopped())
         self.calls[call.call_id] = call
         return call
 
-    async def create_webrtc(self, offer_sdp: str, session_config: JSON | None) -> tuple[Call, str]:
+    async def create_webrtc(
+        self, api: Api, offer_sdp: str, session_config: JSON | None
+    ) -> tuple[Call, str]:
         """Answer a WebRTC offer; the session's events wait for the client's ``oai-events``."""
-        call = self._new_call("webrtc")
+        call = self._new_call(api, "webrtc")
         try:
             await call.session.open(session_config)
         except SessionConfigError:
@@ -129,8 +137,8 @@ class CallRegistry:
         else:
             channel.on("open", on_open)
 
-    def ring_sip(self) -> Call:
-        return self._new_call("sip")
+    def ring_sip(self, api: Api = "realtime") -> Call:
+        return self._new_call(api, "sip")
 
     async def accept(self, call: Call, session_config: JSON) -> None:
         """Answer a ringing SIP call: the session starts and the phone line plays its audio."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,8 +41,6 @@ HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 #: The internal port that serves a WebSocket path (with its query).
 WebSocketRoute = Callable[[str], int]
 
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}
-
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
     lines = head.decode("latin-1").split("\r\n")
@@ -55,7 +54,7 @@ def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
 
 
 def _encode(response: HttpResponse) -> bytes:
-    reason = _REASONS.get(response.status, "Status")
+    reason = http.HTTPStatus(response.status).phrase
     headers = {**response.headers, "Content-Length": str(len(response.body))}
     headers["Connection"] = "close"
     lines = [f"HTTP/1.1 {response.status} {reason}"]

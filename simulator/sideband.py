@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -19,13 +20,18 @@ from simulator.handshake import api_key_of, header_dict, offered_subprotocols
 logger = logging.getLogger(__name__)
 
 
+_LIVE_ATTACH = re.compile(r"/v1/live/sessions/(live_\w+)/attach$")
+
+
 def call_id_of(path: str) -> str | None:
-    """The ``call_id`` query parameter of a ``/v1/realtime`` path, if any."""
+    """The call a sideband path names: ``/v1/realtime?call_id=rtc_...`` or GPT-Live's
+    ``/v1/live/sessions/live_.../attach``; ``None`` for any other path."""
     route, _, query = path.partition("?")
-    if not route.endswith("/realtime"):
-        return None
-    values = parse_qs(query).get("call_id")
-    return values[0] if values else None
+    if route.endswith("/realtime"):
+        values = parse_qs(query).get("call_id")
+        return values[0] if values else None
+    live = _LIVE_ATTACH.search(route)
+    return live.group(1) if live else None
 
 
 def _error(connection: ServerConnection, status: int, code: str, message: str) -> Response:
@@ -68,7 +74,8 @@ class SidebandServer:
         if api_key_of(headers, offered_subprotocols(request.headers), query) is None:
             return _error(connection, 401, "missing_bearer", "You must provide an API key.")
         call = self._registry.calls.get(call_id_of(request.path) or "")
-        if call is None or call.ended.is_set():
+        api = "live" if "/live/" in request.path else "realtime"
+        if call is None or call.ended.is_set() or call.api != api:
             return _error(connection, 404, "call_not_found", "No active call with that id.")
         self._calls[connection] = call
         return None

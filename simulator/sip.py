@@ -30,15 +30,20 @@ def sign_webhook(secret: str, webhook_id: str, timestamp: int, body: str) -> str
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def incoming_event(call_id: str, caller: str) -> JSON:
-    """The ``realtime.call.incoming`` webhook event of a new call from ``caller``."""
+def incoming_event(call: Call, caller: str) -> JSON:
+    """The webhook event of a new call from ``caller``: ``realtime.call.incoming`` with its
+    ``call_id``, or GPT-Live's ``live.transport.incoming`` with its ``session_id``."""
+    if call.api == "realtime":
+        kind, ids = "realtime.call.incoming", {"call_id": call.call_id}
+    else:
+        kind, ids = "live.transport.incoming", {"type": "sip", "session_id": call.call_id}
     return {
         "id": new_id("evt"),
         "object": "event",
         "created_at": int(time.time()),
-        "type": "realtime.call.incoming",
+        "type": kind,
         "data": {
-            "call_id": call_id,
+            **ids,
             "sip_headers": [
                 {"name": "From", "value": f"<sip:{caller}@sip.example.test>"},
                 {"name": "To", "value": "<sip:proj_simulated@sip.api.openai.com>"},
