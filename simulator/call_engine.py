@@ -61,6 +61,8 @@ class RealtimeEngine:
     def __init__(self, io: EngineIO, pacing: Pacing | None = None) -> None:
         self._io = io
         self._playing: str | None = None  # the response whose audio is on the line
+        #: Its audio is all generated (response.done) / all played out: both end the playback.
+        self._generated = self._drained = False
         self._held: list[JSON] | None = None  # events kept back while the config is applied
         self.sim = SimConnection(
             ConnectionState(
@@ -82,10 +84,17 @@ class RealtimeEngine:
         if etype in _OUTPUT_AUDIO_TYPES:
             if self._playing is None:
                 self._playing = str(event.get("response_id"))
+                self._generated = False
                 await self._io.publish(
                     server_event("output_audio_buffer.started", response_id=self._playing)
                 )
+            self._drained = False
             self._io.play(base64.b64decode(str(event.get("delta", ""))))
+            return
+        if etype == "response.done" and self._playing == event["response"]["id"]:
+            await self._io.publish(event)
+            self._generated = True
+            await self._stop_if_finished()
             return
         if etype == "input_audio_buffer.speech_started":
             await self._io.publish(event)
@@ -132,8 +141,13 @@ class RealtimeEngine:
         await self.sim.handle(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
 
     async def playback_stopped(self) -> None:
-        """The line played all queued audio: ``output_audio_buffer.stopped``."""
-        if self._playing is not None:
+        """The line played all queued audio: if the response is done, its playback is."""
+        self._drained = True
+        await self._stop_if_finished()
+
+    async def _stop_if_finished(self) -> None:
+        # A paced response can outrun its deltas for a moment; only done and drained is the end.
+        if self._playing is not None and self._generated and self._drained:
             response_id, self._playing = self._playing, None
             await self._io.publish(
                 server_event("output_audio_buffer.stopped", response_id=response_id)

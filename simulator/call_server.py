@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from simulator.call_engine import EngineFactory
+from simulator.call_engine import Api, EngineFactory
 from simulator.call_http import CallEndpoints
 from simulator.calls import CallRegistry
 from simulator.front_door import FrontDoor
@@ -33,7 +33,8 @@ class CallServer:
         ``live_engine`` runs GPT-Live's sessions behind ``/v1/live/sessions`` calls; without it
         they answer 501."""
         self.realtime = FakeRealtimeServer(host, 0, pacing=pacing, keep_log=keep_log)
-        self.registry = CallRegistry({"live": live_engine} if live_engine else None)
+        engines: dict[Api, EngineFactory] = {"live": live_engine} if live_engine else {}
+        self.registry = CallRegistry(engines, pacing)
         self.sidebands = SidebandServer(self.registry)
         self.endpoints = CallEndpoints(self.registry, webhook_url)
         if webhook_secret is not None:

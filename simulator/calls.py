@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -22,6 +23,7 @@ from simulator.call_engine import (
     SessionEngine,
 )
 from simulator.events import JSON, new_id
+from simulator.pacing import Pacing
 from simulator.rtc_peer import OutboundAudio, RtcPeer, play_out
 
 logger = logging.getLogger(__name__)
@@ -90,9 +92,12 @@ class Call:
 class CallRegistry:
     """Every call the simulator knows, by id, and the transitions the call endpoints make."""
 
-    def __init__(self, engines: Mapping[Api, EngineFactory] | None = None) -> None:
-        """``engines`` run each API's sessions; the Realtime API's is built in."""
-        self.engines: dict[Api, EngineFactory] = {"realtime": RealtimeEngine, **(engines or {})}
+    def __init__(
+        self, engines: Mapping[Api, EngineFactory] | None = None, pacing: Pacing | None = None
+    ) -> None:
+        """``engines`` run each API's sessions; the Realtime API's is built in (paced so)."""
+        realtime = functools.partial(RealtimeEngine, pacing=pacing)
+        self.engines: dict[Api, EngineFactory] = {"realtime": realtime, **(engines or {})}
         self.calls: dict[str, Call] = {}
 
     def _new_call(self, api: Api, transport: Transport) -> Call:

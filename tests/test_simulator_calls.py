@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from simulator.call_server import CallServer
+from simulator.pacing import Pacing
 from tests.support.calls import TWO_TURNS, ClientPeer, read_sideband, sdk_client, until
 
 
@@ -229,3 +230,20 @@ async def test_sideband_for_an_unknown_call_is_refused(call_server: CallServer) 
         async with client.realtime.connect(call_id="rtc_unknown"):
             pass
     assert refused.value.response.status_code == 404
+
+
+async def test_answer_paced_slower_than_real_time_is_one_playback() -> None:
+    # At 0.8x real time the line runs dry between audio deltas: still one started, one stopped.
+    async with CallServer(pacing=Pacing(audio_speed=0.8)) as server:
+        client = sdk_client(server)
+        peer = ClientPeer()
+        try:
+            await peer.connect((await client.realtime.calls.create(sdp=await peer.offer())).text)
+            peer.microphone.play(TWO_TURNS[: len(TWO_TURNS) // 2])
+            await until(lambda: peer.count("output_audio_buffer.stopped") == 1)
+            await asyncio.sleep(0.3)  # nothing more may follow
+        finally:
+            await peer.close()
+    playback = [e["type"] for e in peer.events if e["type"].startswith("output_audio_buffer")]
+    assert playback == ["output_audio_buffer.started", "output_audio_buffer.stopped"]
+    assert peer.count("response.done") == 1
