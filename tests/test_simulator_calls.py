@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import json
-import queue
-import threading
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -17,7 +12,15 @@ import websockets
 
 from simulator.call_server import CallServer
 from simulator.pacing import Pacing
-from tests.support.calls import TWO_TURNS, ClientPeer, read_sideband, sdk_client, until
+from tests.support.calls import (
+    TWO_TURNS,
+    ClientPeer,
+    WebhookReceiver,
+    read_sideband,
+    ring,
+    sdk_client,
+    until,
+)
 
 
 @pytest.fixture
@@ -66,50 +69,11 @@ async def test_webrtc_call_two_turns_over_rtp_data_channel_and_sideband(
     assert call_server.registry.calls[call_id].status == "ended"
 
 
-class WebhookReceiver:
-    """The application's webhook endpoint: a loopback HTTP server that keeps every POST."""
-
-    def __init__(self) -> None:
-        received = self.received = queue.Queue[tuple[bytes, dict[str, str]]]()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.put((body, dict(self.headers.items())))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/webhooks"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.close()
-
-
-def ring(server: CallServer, webhook_url: str) -> dict[str, Any]:
-    """Ring a simulated SIP call through the simulator's admin endpoint."""
-    request = urllib.request.Request(
-        server.base_url + "/simulator/sip/calls",
-        json.dumps({"webhook_url": webhook_url}).encode(),
-        {"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        result: dict[str, Any] = json.loads(response.read())
-        return result
 
 
 async def test_sip_call_webhook_accept_sideband_hangup(

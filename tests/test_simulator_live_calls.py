@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
 
 import openai
 import pytest
@@ -15,7 +16,14 @@ from simulator.audio import tone_burst
 from simulator.call_engine import EngineIO, SessionEngine
 from simulator.call_server import CallServer
 from simulator.events import JSON, server_event
-from tests.support.calls import TWO_TURNS, ClientPeer, sdk_client, until
+from tests.support.calls import (
+    TWO_TURNS,
+    ClientPeer,
+    WebhookReceiver,
+    ring,
+    sdk_client,
+    until,
+)
 
 
 class EchoLiveEngine:
@@ -118,3 +126,41 @@ async def test_a_realtime_sideband_cannot_attach_to_a_live_session(
     with pytest.raises(websockets.exceptions.InvalidStatus, match="404"):
         async with sdk_client(live_server).realtime.connect(call_id=call.call_id):
             pass
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+async def test_live_sip_call_incoming_webhook_accept_attach_hangup(
+    live_server: CallServer, webhook_receiver: WebhookReceiver
+) -> None:
+    client = sdk_client(live_server)
+    await asyncio.to_thread(ring, live_server, webhook_receiver.url, "live")
+    body, headers = webhook_receiver.received.get(timeout=5)
+    event = client.webhooks.unwrap(body, headers, secret=live_server.endpoints.webhook_secret)
+    assert event.type == "live.transport.incoming"
+    session_id = event.data.session_id
+    assert session_id.startswith("live_")
+    with pytest.raises(openai.BadRequestError):  # GPT-Live's accept wants session.type "live"
+        await client.live.sessions.accept(session_id, session=cast(Any, {"model": "gpt-live-1"}))
+    sideband_types: list[str] = []
+    async with client.live.sideband.connect(session_id=session_id, max_retries=0) as sideband:
+
+        async def read() -> None:
+            async for server_event in sideband:
+                sideband_types.append(server_event.type)
+
+        reader = asyncio.create_task(read())
+        await client.live.sessions.accept(
+            session_id, session={"type": "live", "model": "gpt-live-1"}
+        )
+        await until(lambda: "session.output_audio.delta" in sideband_types)
+        await client.live.sessions.hangup(session_id)
+        await asyncio.wait_for(reader, 5)
+    assert sideband_types[0] == "session.started"
+    assert "session.input_audio.append" in sideband_types  # the simulated caller, reflected
+    assert live_server.registry.calls[session_id].status == "ended"

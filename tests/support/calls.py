@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import queue
+import threading
+import urllib.request
 from typing import Any
 
 import openai
@@ -80,3 +84,42 @@ async def until(condition: Any, timeout: float = 15.0) -> None:
 async def read_sideband(connection: Any, into: list[dict[str, Any]]) -> None:
     async for event in connection:
         into.append(event.model_dump())
+
+
+class WebhookReceiver:
+    """The application's webhook endpoint: a loopback HTTP server that keeps every POST."""
+
+    def __init__(self) -> None:
+        received = self.received = queue.Queue[tuple[bytes, dict[str, str]]]()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.put((body, dict(self.headers.items())))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/webhooks"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def ring(server: CallServer, webhook_url: str, api: str = "realtime") -> dict[str, Any]:
+    """Ring a simulated SIP call of ``api`` through the simulator's admin endpoint."""
+    request = urllib.request.Request(
+        server.base_url + "/simulator/sip/calls",
+        json.dumps({"webhook_url": webhook_url, "api": api}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
