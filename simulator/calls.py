@@ -4,6 +4,7 @@ session engine (events in, events out) and fans its events out to the data chann
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -34,6 +35,8 @@ CallStatus = Literal["ringing", "active", "ended", "rejected"]
 EVENTS_CHANNEL = "oai-events"
 Listener = Callable[[str], Awaitable[None]]
 _ID_PREFIX: dict[Api, str] = {"realtime": "rtc", "live": "live"}
+#: How many ended calls a long-running simulator remembers (each holds its conversation).
+KEEP_ENDED_CALLS = 100
 
 
 def _text(event: JSON) -> str:
@@ -99,6 +102,8 @@ class CallRegistry:
         realtime = functools.partial(RealtimeEngine, pacing=pacing)
         self.engines: dict[Api, EngineFactory] = {"realtime": realtime, **(engines or {})}
         self.calls: dict[str, Call] = {}
+        #: Ended calls stay listed (their status) until this many more have ended.
+        self._ended: collections.deque[str] = collections.deque()
 
     def _new_call(self, api: Api, transport: Transport) -> Call:
         call = Call(new_id(_ID_PREFIX[api]), api, transport, OutboundAudio())
@@ -126,9 +131,19 @@ class CallRegistry:
         if channel.label != EVENTS_CHANNEL:
             return
 
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+
         def on_message(message: object) -> None:
             if isinstance(message, str):
-                call.spawn(call.session.handle(message))
+                inbox.put_nowait(message)
+
+        async def handle_in_order() -> None:
+            # One at a time, as a WebSocket's events are: a response.create must not overtake
+            # the session.update sent before it.
+            while True:
+                await call.session.handle(await inbox.get())
+
+        call.spawn(handle_in_order())
 
         def on_open() -> None:
             call.channel = channel
@@ -166,6 +181,9 @@ class CallRegistry:
         if call.peer is not None:
             await call.peer.close()
         call.ended.set()
+        self._ended.append(call.call_id)
+        if len(self._ended) > KEEP_ENDED_CALLS:
+            self.calls.pop(self._ended.popleft(), None)
 
     async def close_all(self) -> None:
         for call in list(self.calls.values()):

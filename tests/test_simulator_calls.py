@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -211,3 +212,32 @@ async def test_answer_paced_slower_than_real_time_is_one_playback() -> None:
     playback = [e["type"] for e in peer.events if e["type"].startswith("output_audio_buffer")]
     assert playback == ["output_audio_buffer.started", "output_audio_buffer.stopped"]
     assert peer.count("response.done") == 1
+
+
+async def test_client_events_over_the_data_channel_and_the_sideband(
+    call_server: CallServer,
+) -> None:
+    client = sdk_client(call_server)
+    peer = ClientPeer()
+    try:
+        raw = await client.realtime.calls.with_raw_response.create(sdp=await peer.offer())
+        call_id = raw.headers["location"].rsplit("/", 1)[1]
+        await peer.connect(raw.http_response.text)
+        await until(lambda: peer.count("session.created") == 1)
+        update = {"type": "session.update", "session": {"type": "realtime", "instructions": "Hi"}}
+        peer.channel.send(json.dumps(update))
+        text_only = {"output_modalities": ["text"]}
+        peer.channel.send(json.dumps({"type": "response.create", "response": text_only}))
+        await until(lambda: peer.count("response.done") == 1)
+        async with client.realtime.connect(call_id=call_id) as sideband:
+            await sideband.send(
+                {"type": "response.create", "response": {"output_modalities": ["text"]}}
+            )
+            while (await asyncio.wait_for(sideband.recv(), 5)).type != "response.done":
+                pass
+        await until(lambda: peer.count("response.done") == 2)  # the data channel sees it too
+    finally:
+        await peer.close()
+    types = [e["type"] for e in peer.events]
+    assert types.index("session.updated") < types.index("response.created")
+    assert peer.count("output_audio_buffer.started") == 0  # text answers play nothing
