@@ -13,6 +13,7 @@ import websockets
 
 from simulator.call_server import CallServer
 from simulator.pacing import Pacing
+from simulator.serve import make_server
 from tests.support.calls import (
     TWO_TURNS,
     ClientPeer,
@@ -241,3 +242,19 @@ async def test_client_events_over_the_data_channel_and_the_sideband(
     types = [e["type"] for e in peer.events]
     assert types.index("session.updated") < types.index("response.created")
     assert peer.count("output_audio_buffer.started") == 0  # text answers play nothing
+
+
+async def test_rtrec_simulate_server_answers_calls_on_its_one_port() -> None:
+    server = make_server("127.0.0.1", 0, fast=True)
+    await server.start()
+    peer = ClientPeer()
+    try:
+        raw = await sdk_client(server).realtime.calls.with_raw_response.create(
+            sdp=await peer.offer()
+        )
+        assert raw.http_response.status_code == 201
+        async with sdk_client(server).realtime.connect(model="gpt-realtime") as conn:
+            assert (await conn.recv()).type == "session.created"  # the WebSocket API, same port
+    finally:
+        await peer.close()
+        await server.stop()
