@@ -258,3 +258,20 @@ async def test_rtrec_simulate_server_answers_calls_on_its_one_port() -> None:
     finally:
         await peer.close()
         await server.stop()
+
+
+async def test_front_door_answers_plain_http_errors(call_server: CallServer) -> None:
+    async def exchange(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", call_server.port)
+        writer.write(request)
+        reply = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return reply
+
+    too_big = b"POST /v1/realtime/calls HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"
+    no_key = b"POST /v1/realtime/calls HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    assert (await exchange(b"GET /v1/models HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404 ")
+    assert (await exchange(too_big)).startswith(b"HTTP/1.1 400 ")
+    assert (await exchange(no_key)).startswith(b"HTTP/1.1 401 ")
+    with pytest.raises(ValueError, match="loopback"):
+        CallServer("0.0.0.0")
