@@ -37,6 +37,8 @@ Listener = Callable[[str], Awaitable[None]]
 _ID_PREFIX: dict[Api, str] = {"realtime": "rtc", "live": "live"}
 #: How many ended calls a long-running simulator remembers (each holds its conversation).
 KEEP_ENDED_CALLS = 100
+#: Events kept for a data channel that has not opened yet (a client may never open one).
+MAX_BACKLOG_EVENTS = 1000
 
 
 def _text(event: JSON) -> str:
@@ -70,7 +72,7 @@ class Call:
     async def publish(self, event: JSON) -> None:
         if self.channel is not None and self.channel.readyState == "open":
             self.channel.send(_text(event))
-        elif self.transport == "webrtc":
+        elif self.transport == "webrtc" and len(self.backlog) < MAX_BACKLOG_EVENTS:
             self.backlog.append(event)
         await self.publish_sideband(event)
 
@@ -89,7 +91,12 @@ class Call:
         """Run ``coro`` for the life of the call (cancelled at hangup)."""
         task = asyncio.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call %s: a task failed", self.call_id, exc_info=task.exception())
 
 
 class CallRegistry:
@@ -125,6 +132,13 @@ class CallRegistry:
             raise
         call.status = "active"
         call.peer = RtcPeer(call.audio, call.feed_audio, lambda ch: self._on_channel(call, ch))
+
+        def on_state() -> None:
+            # The client went away without a hangup: the call ends, as the real one does.
+            if call.peer is not None and call.peer.pc.connectionState in ("failed", "closed"):
+                call.spawn(self.end(call))
+
+        call.peer.pc.on("connectionstatechange", on_state)
         return call, await call.peer.answer(offer_sdp)
 
     def _on_channel(self, call: Call, channel: RTCDataChannel) -> None:
@@ -168,8 +182,8 @@ class CallRegistry:
 
     async def end(self, call: Call, status: CallStatus = "ended") -> None:
         """Hang up: stop the media and the engine; sidebands close when ``ended`` is set."""
-        if call.ended.is_set():
-            return
+        if call.status in ("ended", "rejected"):
+            return  # already ended, or ending
         call.status = status
         for task in list(call.tasks):
             if task is not asyncio.current_task():

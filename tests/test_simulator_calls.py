@@ -275,3 +275,18 @@ async def test_front_door_answers_plain_http_errors(call_server: CallServer) -> 
     assert (await exchange(no_key)).startswith(b"HTTP/1.1 401 ")
     with pytest.raises(ValueError, match="loopback"):
         CallServer("0.0.0.0")
+
+
+async def test_a_client_that_leaves_without_hangup_ends_the_call(call_server: CallServer) -> None:
+    client = sdk_client(call_server)
+    peer = ClientPeer()
+    raw = await client.realtime.calls.with_raw_response.create(sdp=await peer.offer())
+    call = call_server.registry.calls[raw.headers["location"].rsplit("/", 1)[1]]
+    await peer.connect(raw.http_response.text)
+    async with client.realtime.connect(call_id=call.call_id) as sideband:
+        await until(lambda: peer.count("session.created") == 1)
+        await peer.close()
+        await asyncio.wait_for(call.ended.wait(), 10)
+        with pytest.raises(websockets.exceptions.ConnectionClosedOK):
+            await asyncio.wait_for(sideband.recv(), 5)
+    assert call.status == "ended"
