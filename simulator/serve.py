@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
-from simulator.call_server import CallServer
 from simulator.pacing import Pacing
+
+if TYPE_CHECKING:
+    from simulator.call_server import CallServer
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,10 @@ def make_server(
 ) -> CallServer:
     """A simulator for users: paced like the real service unless ``fast``, keeping no frame log;
     it also answers WebRTC and SIP calls (SIP webhooks go to ``webhook_url``)."""
+    # Imported here: aiortc and PyAV take seconds to import, and `import simulator` (every test
+    # that fakes OpenAI) needs neither.
+    from simulator.call_server import CallServer
+
     pacing = Pacing() if fast else Pacing.realtime()
     return CallServer(host, port, pacing=pacing, keep_log=False, webhook_url=webhook_url)
 
