@@ -199,5 +199,11 @@ class CallEndpoints:
         call = self.registry.ring_sip(api)
         event = incoming_event(call, str(body.get("caller", "+15550100")))
         secret = body.get("webhook_secret") or self.webhook_secret
-        status = await post_webhook(url, str(secret), event)
+        try:
+            status = await post_webhook(url, str(secret), event)
+        except (OSError, ValueError) as exc:  # nobody heard it ring: the caller hangs up
+            await self.registry.end(call)
+            raise HttpError(
+                502, "webhook_failed", f"The webhook was not delivered: {exc}"
+            ) from None
         return _json_response(200, {"call_id": call.call_id, "webhook_status": status})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import urllib.error
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -290,3 +292,13 @@ async def test_a_client_that_leaves_without_hangup_ends_the_call(call_server: Ca
         with pytest.raises(websockets.exceptions.ConnectionClosedOK):
             await asyncio.wait_for(sideband.recv(), 5)
     assert call.status == "ended"
+
+
+async def test_ringing_an_unreachable_webhook_is_a_502_and_no_call(call_server: CallServer) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_url = f"http://127.0.0.1:{unused.getsockname()[1]}/webhooks"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await asyncio.to_thread(ring, call_server, closed_url)
+    assert refused.value.code == 502
+    assert [c.status for c in call_server.registry.calls.values()] == ["ended"]
