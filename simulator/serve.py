@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from simulator.pacing import Pacing
-from simulator.server import FakeRealtimeServer
+
+if TYPE_CHECKING:
+    from simulator.call_server import CallServer
 
 logger = logging.getLogger(__name__)
 
@@ -16,11 +19,20 @@ DEFAULT_PORT = 8765
 
 
 def make_server(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, fast: bool = False
-) -> FakeRealtimeServer:
-    """A simulator for users: paced like the real service unless ``fast``, keeping no frame log."""
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    fast: bool = False,
+    webhook_url: str | None = None,
+) -> CallServer:
+    """A simulator for users: paced like the real service unless ``fast``, keeping no frame log;
+    it also answers WebRTC and SIP calls (SIP webhooks go to ``webhook_url``)."""
+    # Imported here: aiortc and PyAV take seconds to import, and `import simulator` (every test
+    # that fakes OpenAI) needs neither.
+    from simulator.call_server import CallServer
+
     pacing = Pacing() if fast else Pacing.realtime()
-    return FakeRealtimeServer(host, port, pacing=pacing, keep_log=False)
+    return CallServer(host, port, pacing=pacing, keep_log=False, webhook_url=webhook_url)
 
 
 async def serve_forever(
