@@ -73,13 +73,13 @@ async def test_live_audio_arrives_no_faster_than_real_time() -> None:
             elif event["type"] == "session.usage.updated":
                 break
 
-    first = arrivals[0][0]
-    heard_ms = 0.0
-    for arrived, ms in arrivals:
-        # Audio sent so far never runs ahead of the time since the first chunk (1 ms slack).
-        assert heard_ms <= (arrived - first) * 1000 + 1, (heard_ms, arrived - first)
-        heard_ms += ms
+    heard_ms = sum(ms for _, ms in arrivals)
+    spread_ms = (arrivals[-1][0] - arrivals[0][0]) * 1000
+    # The chunks after the first span the rest of the audio in real time. A late first chunk on a
+    # busy machine lets the next ones catch up with the schedule, hence the 150 ms allowance; an
+    # unpaced server sends the whole turn within a few milliseconds.
     assert heard_ms == 1200
+    assert spread_ms >= heard_ms - arrivals[0][1] - 150, (spread_ms, arrivals)
 
 
 async def test_the_rtrec_simulate_server_speaks_live_next_to_realtime() -> None:
