@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy import protocol
-from proxy.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from proxy.redact import might_hold_secret, redact_free_text, redact_value
+import protocol
+from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
+from protocol.redact import might_hold_secret, redact_free_text, redact_value
 from storage.records import (
     AudioRecord,
     EventRecord,

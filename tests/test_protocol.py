@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy import protocol
-from proxy.pricing import BUILTIN_PRICES, Price, PriceTable
+import protocol
+from protocol.pricing import BUILTIN_PRICES, Price, PriceTable
 from proxy.session import SessionRecorder
 from storage.records import (
     AudioRecord,
