@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from analysis.stats import as_utc
 from storage.browse import NORMAL_CLOSE_CODES
 
 UNKNOWN = "—"
@@ -51,11 +52,6 @@ def millis(value: Any) -> str:
     if _missing(value):
         return UNKNOWN
     return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
-
-
-def as_utc(value: datetime) -> datetime:
-    """Stored times are UTC; SQLite hands them back naive."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def timestamp(value: datetime | None) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
+
+from analysis.stats import percentile
 
 LATENCIES = {
     "ttfa": "time_to_first_audio_ms",
@@ -27,15 +28,6 @@ def similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
     return round(difflib.SequenceMatcher(None, a, b, autojunk=False).ratio(), 4)
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(share * len(ordered)))
-    return float(ordered[rank - 1])
 
 
 def _arguments(raw: Any) -> Any:
