@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import protocol
 from analysis.stats import percentile
 
 LATENCIES = {
@@ -70,7 +71,7 @@ def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for event in summary["events"]:
         payload = event.get("payload")
-        if event["type"] != "response.done" or not isinstance(payload, dict):
+        if event["type"] != protocol.RESPONSE_DONE or not isinstance(payload, dict):
             continue
         response = _dict(payload.get("response"))
         row = rows.get(response.get("id"), {})
@@ -86,7 +87,7 @@ def _errors(summary: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for event in summary["events"]:
         payload = event.get("payload")
-        if event["type"] == "error":
+        if event["type"] == protocol.ERROR:
             error = payload.get("error") if isinstance(payload, dict) else None
             code = (error or {}).get("code") or (error or {}).get("type") or "unknown"
             counts[str(code)] = counts.get(str(code), 0) + 1

@@ -25,7 +25,9 @@ SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
 TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
 RESPONSE_CREATED = "response.created"
 RESPONSE_DONE = "response.done"
+OUTPUT_ITEM_ADDED = "response.output_item.added"
 OUTPUT_ITEM_DONE = "response.output_item.done"
+OUTPUT_ITEM_EVENTS = (OUTPUT_ITEM_ADDED, OUTPUT_ITEM_DONE)
 RATE_LIMITS_UPDATED = "rate_limits.updated"
 
 # The beta name of each GA event that the interfaces spell differently
@@ -83,7 +85,7 @@ CONVERSATION_EVENT_TYPES = frozenset(
         AUDIO_CLEARED,
         TRANSCRIPTION_COMPLETED,
         RESPONSE_CREATED,
-        OUTPUT_ITEM_DONE,
+        *OUTPUT_ITEM_EVENTS,
         ERROR,
         *OUTPUT_TEXT_DONE,
     }
@@ -102,8 +104,9 @@ REPLAY_BARRIERS = (
 
 
 def is_streamed_chunk(event_type: str) -> bool:
-    """True for the many small events of a stream (deltas, audio appends) that a view folds."""
-    return event_type.endswith(".delta") or event_type == AUDIO_APPEND
+    """True for the many small events of a stream (deltas, audio appends of GA, beta and
+    GPT-Live's `session.input_audio_buffer.append`) that a view folds into one row."""
+    return event_type.endswith((".delta", AUDIO_APPEND))
 
 
 # Every event name of both interfaces (docs/realtime-api.md#event-names); anything else is
