@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from storage.export import ExportError, conversation_audio, side_audio, wav_header
+from analysis.export import ExportError, conversation_audio, side_audio, wav_header
 
 
 def _ulaw_to_linear(byte: int) -> int:

@@ -18,9 +18,11 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the de
 import streamlit as st
 from sqlalchemy import Connection, Engine
 
-from dashboard import audio, display, latency
-from dashboard.conversation import attach_causes, build_turns, error_event_ids
-from storage import browse, detail, diff, overview, properties, recording
+from analysis import diff, latency
+from analysis.conversation import attach_causes, build_turns, error_event_ids
+from analysis.export import event_line
+from dashboard import audio, display
+from storage import browse, detail, overview, properties, recording
 from storage.db import (
     DEFAULT_DB_URL,
     DatabaseOpenError,
@@ -28,7 +30,6 @@ from storage.db import (
     masked_url,
     open_for_reading,
 )
-from storage.export import event_line
 
 DB_ENV = "RTREC_DB"
 LIVE_REFRESH_S = 3
@@ -165,7 +166,7 @@ def responses(url: str, session_id: str, version: str) -> pd.DataFrame:
 
 @_loader(ttl=600)
 def waterfall(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
-    """Each turn's latency milestones (see `dashboard.latency.waterfall`)."""
+    """Each turn's latency milestones (see `analysis.latency.waterfall`)."""
     with _reading(url) as connection:
         responses = detail.session_responses(connection, session_id)
         stops = detail.speech_stops(connection, session_id)

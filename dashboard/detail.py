@@ -7,7 +7,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import charts, data, display, latency
+from analysis import latency
+from dashboard import charts, data, display
 
 # Material icons ship with Streamlit, so they render where no emoji font is installed.
 AVATARS = {

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import protocol
+from analysis.stats import as_utc
 from storage.browse import NORMAL_CLOSE_CODES
 
 UNKNOWN = "—"
-COLLAPSIBLE_SUFFIXES = (".delta", "input_audio_buffer.append")
 # Every ASCII punctuation mark may be backslash-escaped in CommonMark; escaping all of them also
 # defuses Streamlit's own `:color[…]`, `:material/…:` and `$…$` directives and GFM autolinks.
 MARKDOWN_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
@@ -51,11 +52,6 @@ def millis(value: Any) -> str:
     if _missing(value):
         return UNKNOWN
     return f"{value:,.1f} ms" if value < 10 else f"{value:,.0f} ms"
-
-
-def as_utc(value: datetime) -> datetime:
-    """Stored times are UTC; SQLite hands them back naive."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def timestamp(value: datetime | None) -> str:
@@ -127,7 +123,7 @@ def token_split(usage: dict[str, Any]) -> str:
 
 
 def collapsible(event_type: str) -> bool:
-    return event_type.endswith(COLLAPSIBLE_SUFFIXES)
+    return protocol.is_streamed_chunk(event_type)
 
 
 def collapse_runs(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,13 +13,14 @@ import time
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
-from proxy import handover, mitm_internals, protocol
+import protocol
+from protocol.pricing import PricingError, price_table
+from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
+from proxy import handover, mitm_internals
 from proxy.handover import Sender
 from proxy.options import ADDON_OPTIONS
-from proxy.pricing import PricingError, price_table
 from proxy.recorder import RecorderConfig
 from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
-from proxy.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy.session import SHUTDOWN_REASON
 from proxy.tags import SessionTags, session_tags
 from storage.db import DatabaseURLError, make_engine

@@ -23,14 +23,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from proxy import handover, protocol
+import protocol
+from protocol.pricing import PriceTable, price_table
+from protocol.redact import redact_text
+from proxy import handover
 from proxy.handover import Decoder, Item
 from proxy.metrics import Metrics
 from proxy.metrics_server import MetricsServer
 from proxy.observe import observe
 from proxy.options import RECORDER_OPTIONS
-from proxy.pricing import PriceTable, price_table
-from proxy.redact import redact_text
 from proxy.session import SHUTDOWN_REASON, SessionRecorder
 from proxy.tags import metric_property_names
 from storage.db import open_for_writing, shown_url

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy import protocol
-from proxy.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from proxy.redact import might_hold_secret, redact_free_text, redact_value
+import protocol
+from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
+from protocol.redact import might_hold_secret, redact_free_text, redact_value
 from storage.records import (
     AudioRecord,
     EventRecord,
@@ -244,11 +244,11 @@ class SessionRecorder:
                 None if end_ms is None else self.input_clock.relayed_at(end_ms),
             )
             return []
-        if event_type == "response.created" and response_id is not None:
+        if event_type == protocol.RESPONSE_CREATED and response_id is not None:
             return [self._response_created(event, response_id, ts)]
-        if event_type == "response.done" and response_id is not None:
+        if event_type == protocol.RESPONSE_DONE and response_id is not None:
             return [self._response_done(event, response_id, ts)]
-        if event_type == "rate_limits.updated":
+        if event_type == protocol.RATE_LIMITS_UPDATED:
             return self._rate_limits(event, ts)
         if event_type == protocol.TRANSCRIPTION_COMPLETED:
             return [self._transcription(event, ts)]

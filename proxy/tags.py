@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from proxy.redact import REDACTED, SECRET_FIELDS, SECRET_QUERY_PARAMS, redact_text
+from protocol.redact import REDACTED, SECRET_FIELDS, SECRET_QUERY_PARAMS, redact_text
 
 HEADER_PREFIX = "rtrec-"
 PROPERTY_HEADER_PREFIX = "rtrec-property-"

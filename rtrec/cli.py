@@ -16,6 +16,7 @@ from typing import IO, Any, NoReturn
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from analysis import export
 from rtrec import __version__, regression, services
 from rtrec.errors import CommandError
 from rtrec.listing import print_table, sessions_table, timestamp
@@ -33,7 +34,7 @@ from rtrec.settings import (
     positive_int,
     resolve_environment,
 )
-from storage import browse, detail, export, overview, prune
+from storage import browse, detail, overview, prune
 from storage.db import (
     DatabaseOpenError,
     current_revision,

@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
+from analysis import diff
 from rtrec import thresholds
 from rtrec.errors import CommandError
 from rtrec.settings import DB, add_settings
-from storage import diff
 from storage.recording import session_summary
 
 

@@ -24,22 +24,12 @@ from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
+import protocol
 from rtrec.settings import DB, add_settings
 
 logger = logging.getLogger("rtrec")
 
 DEFAULT_UPSTREAM = "https://api.openai.com"
-# The server events a client may have waited for before its next event.
-BARRIERS = (
-    "session.created",
-    "session.updated",
-    "input_audio_buffer.committed",
-    "conversation.item.input_audio_transcription.completed",
-    "response.created",
-    "response.done",
-)
-# Where the server announces a conversation item (GA, beta): the replay's items get new ids.
-ITEM_ANNOUNCEMENTS = ("conversation.item.added", "conversation.item.created")
 # Client event fields that name a server-made item.
 ITEM_ID_FIELDS = ("item_id", "previous_item_id")
 WAIT_S = 30.0
@@ -72,7 +62,7 @@ def _seconds(a: datetime, b: datetime) -> float:
 
 def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool) -> Plan:
     """The steps of a replay, from a session's events in `seq` order and its client audio."""
-    seen = dict.fromkeys(BARRIERS, 0)
+    seen = dict.fromkeys(protocol.REPLAY_BARRIERS, 0)
     steps: list[Step] = []
     call_ids: list[str] = []
     item_ids: list[str] = []
@@ -90,7 +80,7 @@ def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             continue  # binary or invalid frames: nothing a client meant to send
         event = dict(payload)
-        if event["type"] == "input_audio_buffer.append":
+        if event["type"] == protocol.AUDIO_APPEND:
             chunk = audio.get(row["seq"])
             if not with_audio or chunk is None:
                 skipped += 1
@@ -104,14 +94,14 @@ def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool
 
 def _announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
     item = event.get("item")
-    if event.get("type") not in ITEM_ANNOUNCEMENTS or not isinstance(item, dict):
+    if event.get("type") not in protocol.ITEM_ADDED or not isinstance(item, dict):
         return []
     item_id = item.get("id")
     return [item_id] if isinstance(item_id, str) and item_id not in known else []
 
 
 def _function_calls(done: dict[str, Any]) -> list[dict[str, Any]]:
-    if done.get("type") != "response.done":
+    if done.get("type") != protocol.RESPONSE_DONE:
         return []
     response = done.get("response")
     if not isinstance(response, dict):
@@ -151,7 +141,7 @@ def answer_with_hook(
     of the recording (the event already carries the replay's call id)."""
     item = event.get("item")
     if (
-        event.get("type") != "conversation.item.create"
+        event.get("type") != protocol.ITEM_CREATE
         or not isinstance(item, dict)
         or item.get("type") != "function_call_output"
         or item.get("call_id") not in calls
@@ -170,19 +160,19 @@ def rewrite(event: dict[str, Any], ids: dict[str, str], model: str | None) -> di
             event[name] = ids[event[name]]
     item = event.get("item")
     if (
-        event["type"] == "conversation.item.create"
+        event["type"] == protocol.ITEM_CREATE
         and isinstance(item, dict)
         and item.get("type") == "function_call_output"
         and item.get("call_id") in ids
     ):
         event["item"] = {**item, "call_id": ids[item["call_id"]]}
-    if event["type"] == "response.cancel":
+    if event["type"] == protocol.RESPONSE_CANCEL:
         # The replay's response has another id: cancel whichever is in progress.
         event.pop("response_id", None)
     session = event.get("session")
     if (
         model
-        and event["type"] == "session.update"
+        and event["type"] == protocol.SESSION_UPDATE
         and isinstance(session, dict)
         and "model" in session
     ):
@@ -205,7 +195,7 @@ class _Listener:
     """Reads the replay's server events: counts the barrier types, collects function call ids."""
 
     def __init__(self) -> None:
-        self.seen = dict.fromkeys(BARRIERS, 0)
+        self.seen = dict.fromkeys(protocol.REPLAY_BARRIERS, 0)
         self.call_ids: list[str] = []
         self.calls: dict[str, dict[str, Any]] = {}  # the replay's function calls, by call_id
         self.item_ids: list[str] = []

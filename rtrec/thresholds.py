@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from storage.diff import LATENCIES
+from analysis.diff import LATENCIES
 
 FLAGS = (
     "structure_changed",
@@ -65,7 +65,7 @@ def _number(value: Any) -> str:
 
 
 def check(threshold: Threshold, report: dict[str, Any]) -> str | None:
-    """Why the threshold trips on `report` (from `storage.diff.compare`), or None."""
+    """Why the threshold trips on `report` (from `analysis.diff.compare`), or None."""
     if threshold.unit == "flag":
         name = threshold.metric
         tripped = not report["structure_equal"] if name == "structure_changed" else report[name]

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import Text
 
+import protocol
 from storage.models import (
     AudioChunk,
     Event,
@@ -49,13 +50,6 @@ AUDIO = table(AudioChunk)
 # A client or server that closes with these codes ended the session on purpose (1005: no code).
 NORMAL_CLOSE_CODES = (1000, 1001, 1005)
 SESSION_STATUSES = ("open", "closed", "error")
-# Where assistant output text lives in events (beta and GA names), for the free-text search.
-OUTPUT_TEXT_FIELDS = {
-    "response.output_audio_transcript.done": "transcript",
-    "response.audio_transcript.done": "transcript",
-    "response.output_text.done": "text",
-    "response.text.done": "text",
-}
 TOKEN_COLUMNS = (
     "input_tokens",
     "output_tokens",
@@ -111,7 +105,9 @@ def _status_condition(status: str) -> ColumnElement[bool]:
 
 
 def _has_errors() -> ColumnElement[bool]:
-    error_event = exists().where(EVENTS.c.session_id == SESSIONS.c.id, EVENTS.c.type == "error")
+    error_event = exists().where(
+        EVENTS.c.session_id == SESSIONS.c.id, EVENTS.c.type == protocol.ERROR
+    )
     failed = exists().where(RESPONSES.c.session_id == SESSIONS.c.id, RESPONSES.c.status == "failed")
     return or_(error_event, failed)
 
@@ -159,13 +155,13 @@ def _mentions(term: str) -> ColumnElement[bool]:
     )
     in_output = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
-        EVENTS.c.type.in_(list(OUTPUT_TEXT_FIELDS)),
+        EVENTS.c.type.in_(list(protocol.OUTPUT_TEXT_DONE)),
         *_payload_mentions(output, term),
     )
     typed_text = EVENTS.c.payload[("item", "content", 0, "text")].as_string()
     typed = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
-        EVENTS.c.type == "conversation.item.create",
+        EVENTS.c.type == protocol.ITEM_CREATE,
         *_payload_mentions(typed_text, term),
     )
     return or_(in_transcriptions, in_output, typed)
@@ -261,7 +257,7 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
         if cost is not None:
             totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
     errors = select(e.session_id, func.count()).where(
-        e.session_id.in_(session_ids), e.type == "error"
+        e.session_id.in_(session_ids), e.type == protocol.ERROR
     )
     for session_id, count in connection.execute(errors.group_by(e.session_id)):
         totals[session_id]["errors"] += count

@@ -9,31 +9,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
+import protocol
 from storage import audio_segments
 from storage.browse import (
     AUDIO,
     EVENTS,
-    OUTPUT_TEXT_FIELDS,
     RATE_LIMITS,
     RESPONSES,
     SESSIONS,
     TRANSCRIPTIONS,
     dicts,
     int_sum,
-)
-
-# The events a conversation view is built from; deltas and audio appends are left out.
-CONVERSATION_EVENT_TYPES = (
-    "conversation.item.added",
-    "conversation.item.created",
-    "input_audio_buffer.committed",
-    "input_audio_buffer.cleared",
-    "conversation.item.input_audio_transcription.completed",
-    "response.created",
-    "response.output_item.added",
-    "response.output_item.done",
-    "error",
-    *OUTPUT_TEXT_FIELDS,
 )
 
 
@@ -69,7 +55,7 @@ def conversation_events(connection: Connection, session_id: str) -> list[dict[st
     e = EVENTS.c
     query = (
         select(e.seq, e.ts, e.direction, e.type, e.response_id, e.item_id, e.payload)
-        .where(e.session_id == session_id, e.type.in_(CONVERSATION_EVENT_TYPES))
+        .where(e.session_id == session_id, e.type.in_(sorted(protocol.CONVERSATION_EVENT_TYPES)))
         .order_by(e.seq)
     )
     return dicts(connection.execute(query))
@@ -95,7 +81,7 @@ def speech_stops(connection: Connection, session_id: str) -> list[datetime]:
     e = EVENTS.c
     query = (
         select(e.ts)
-        .where(e.session_id == session_id, e.type == "input_audio_buffer.speech_stopped")
+        .where(e.session_id == session_id, e.type == protocol.SPEECH_STOPPED)
         .order_by(e.seq)
     )
     return list(connection.scalars(query))

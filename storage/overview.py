@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, func, select
 
+import protocol
 from storage import models
 from storage.browse import (
     EVENTS,
@@ -147,7 +148,7 @@ def error_counts(
     """`error` events and failed responses by type and code, with how many sessions saw each."""
     found: list[dict[str, Any]] = []
     for source, rows, condition in (
-        ("error event", EVENTS, EVENTS.c.type == "error"),
+        ("error event", EVENTS, EVENTS.c.type == protocol.ERROR),
         ("failed response", RESPONSES, RESPONSES.c.status == "failed"),
     ):
         c = rows.c

@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+import protocol
 from storage.models import Event, RealtimeSession, Response, Transcription, table
 from storage.properties import session_properties
 
 EVENTS = table(Event)
 RESPONSES = table(Response)
-# The server events a comparison reads: each answer's final output and every error.
-DIFF_EVENT_TYPES = ("response.done", "error")
 
 
 def _dicts(rows: Any) -> list[dict[str, Any]]:
@@ -48,7 +47,9 @@ def session_summary(connection: Connection, session_id: str) -> dict[str, Any] |
         "events": _dicts(
             connection.execute(
                 select(EVENTS.c.seq, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.payload)
-                .where(EVENTS.c.session_id == session_id, EVENTS.c.type.in_(DIFF_EVENT_TYPES))
+                .where(
+                    EVENTS.c.session_id == session_id, EVENTS.c.type.in_(protocol.DIFF_EVENT_TYPES)
+                )
                 .order_by(EVENTS.c.seq)
             )
         ),

@@ -13,6 +13,7 @@ from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
+from analysis.stats import as_utc
 from dashboard import display
 from storage.db import head_revision, make_engine, upgrade
 from storage.models import (
@@ -385,7 +386,7 @@ def test_overview_charts_by_hour(app: Any, recorded: dict[str, Any]):
     test.get("button_group")[0].set_value("hour").run()
     assert "Sessions per hour" in [s.value for s in test.subheader]
     (session,) = rows(recorded["db_url"], RealtimeSession)
-    hour = display.as_utc(session.started_at).strftime("%Y-%m-%d %H:00")
+    hour = as_utc(session.started_at).strftime("%Y-%m-%d %H:00")
     sessions = vega_frames(test)[0]
     assert list(sessions["hour"]) == [hour]
     assert list(sessions["sessions"]) == [1]

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Element, Node
 
-from proxy.pricing import PriceTable
+from protocol.pricing import PriceTable
 from proxy.session import SessionRecorder
 from storage.models import Response, table
 from storage.records import SessionOpened

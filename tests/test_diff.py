@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from analysis import diff
+from analysis.stats import percentile
 from rtrec import thresholds
 from rtrec.cli import main
-from storage import diff
 from storage.records import EventRecord, ResponseDone, SessionOpened
 from storage.writer import Writer
 
@@ -102,9 +103,14 @@ def test_a_missing_turn_and_new_errors_change_the_structure():
 
 
 def test_latency_percentiles_are_nearest_rank():
-    assert diff.percentile([10, 20, 30, 40], 0.5) == 20
-    assert diff.percentile([10, 20, 30, 40], 0.95) == 40
-    assert diff.percentile([], 0.5) is None
+    assert percentile([10, 20, 30, 40], 0.5) == 20
+    assert percentile([10, 20, 30, 40], 0.95) == 40
+    assert percentile([], 0.5) is None
+
+
+def test_percentiles_skip_missing_values():
+    assert percentile([None, 30.0, float("nan"), 10.0], 0.5) == 10.0
+    assert percentile([None, float("nan")], 0.95) is None
 
 
 @pytest.mark.parametrize(

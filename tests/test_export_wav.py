@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert
 
-from storage import export
+from analysis import export
 from storage.models import AudioChunk, table
 from storage.records import SessionOpened
 from storage.writer import Writer

@@ -17,8 +17,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+import protocol
 import rtrec
-from proxy import protocol
 from proxy.metrics import Metrics
 from proxy.observe import observe, token_series
 from proxy.session import SessionRecorder

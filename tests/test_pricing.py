@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy import protocol
-from proxy.pricing import (
+import protocol
+from protocol.pricing import (
     BUILTIN_PRICES,
     Price,
     PriceTable,

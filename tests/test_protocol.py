@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy import protocol
-from proxy.pricing import BUILTIN_PRICES, Price, PriceTable
+import protocol
+from analysis import conversation
+from protocol.pricing import BUILTIN_PRICES, Price, PriceTable
 from proxy.session import SessionRecorder
 from storage.records import (
     AudioRecord,
@@ -399,3 +400,41 @@ def test_a_message_that_could_not_be_interpreted_keeps_its_place_in_the_sequence
     assert (row.seq, row.type, row.size_bytes, row.direction) == (1, "invalid", 3, "server")
     assert isinstance(after, EventRecord)
     assert after.seq == 2
+
+
+def test_the_conversation_builder_handles_exactly_the_events_storage_loads_for_it():
+    assert set(conversation.HANDLERS) == protocol.CONVERSATION_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("ga", "beta"),
+    [
+        ("conversation.item.added", "conversation.item.created"),
+        ("response.output_audio.delta", "response.audio.delta"),
+        ("response.output_text.done", "response.text.done"),
+        ("response.output_audio_transcript.done", "response.audio_transcript.done"),
+    ],
+)
+def test_beta_names_map_to_their_ga_names(ga, beta):
+    assert protocol.with_beta(ga) == (ga, beta)
+    assert protocol.ga_type(beta) == ga
+    assert protocol.ga_type(ga) == ga
+
+
+def test_every_alias_is_a_known_event_type():
+    aliases = set(protocol.BETA_TO_GA) | set(protocol.BETA_TO_GA.values())
+    assert aliases <= protocol.KNOWN_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("event_type", "folded"),
+    [
+        ("response.output_audio.delta", True),
+        ("input_audio_buffer.append", True),
+        ("session.input_audio_buffer.append", True),
+        ("response.done", False),
+        ("input_audio_buffer.commit", False),
+    ],
+)
+def test_streamed_chunks_are_deltas_and_audio_appends(event_type, folded):
+    assert protocol.is_streamed_chunk(event_type) is folded

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from proxy.redact import (
+from protocol.redact import (
     REDACTED,
     api_key,
     key_fingerprint,

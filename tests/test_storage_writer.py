@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
+from analysis.export import conversation_audio
 from storage import detail
 from storage.apply import apply_records
 from storage.db import DatabaseURLError, make_engine, upgrade
-from storage.export import conversation_audio
 from storage.models import (
     AudioChunk,
     Event,

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from proxy import protocol
+import protocol
 from tests.support.fixtures import FIXTURES_DIR
 
 FIXTURE_EVENTS = [
@@ -247,7 +247,7 @@ frames = st.tuples(text_payloads, st.just(True)) | st.tuples(
 
 
 def spec_type(data: str | bytes, is_text: bool | None = None) -> str:
-    """How `events.type` (docs/schema.md) types a message, decided apart from `proxy.protocol`:
+    """How `events.type` (docs/schema.md) types a message, decided apart from `protocol`:
     `data` as a WebSocket library gives it (str: text, bytes: binary), or bytes with `is_text`."""
     if not (isinstance(data, str) if is_text is None else is_text):
         return "binary"

@@ -1,4 +1,4 @@
-"""Realtime API protocol knowledge as pure functions over decoded events (beta and GA alike)."""
+"""Pure readers of Realtime events, responses, items, usage and sessions (beta and GA alike)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from proxy.pricing import PriceTable
-from proxy.redact import redact_free_text
-
-BINARY = "binary"
-INVALID = "invalid"
-
-AUDIO_APPEND = "input_audio_buffer.append"
-AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"})
-TEXT_DELTAS = frozenset(
-    {
-        "response.text.delta",
-        "response.output_text.delta",
-        "response.audio_transcript.delta",
-        "response.output_audio_transcript.delta",
-    }
-)
-SESSION_STATE_EVENTS = frozenset(
-    {
-        "session.created",
-        "session.updated",
-        "transcription_session.created",
-        "transcription_session.updated",
-    }
-)
-SESSION_UPDATES = frozenset({"session.update", "transcription_session.update"})
-TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
-SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
-# Events whose `error` says what went wrong (failed responses carry it in status_details).
-ERROR_EVENTS = frozenset({"error", "conversation.item.input_audio_transcription.failed"})
+from protocol.events import AUDIO_APPEND, AUDIO_DELTAS, BINARY, INVALID
+from protocol.pricing import PriceTable
+from protocol.redact import redact_free_text
 
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 INT64_MAX = 2**63 - 1
@@ -335,92 +309,3 @@ def is_beta(headers: dict[str, str], subprotocols: list[str]) -> bool:
 
 def transcript_of(event: dict[str, Any]) -> str | None:
     return _str_or_none(event.get("transcript"))
-
-
-# Every event name of both interfaces (docs/realtime-api.md#event-names); anything else is
-# `other` in metric labels.
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        # client
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "output_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "response.create",
-        "response.cancel",
-        "session.close",
-        "session.input_audio_buffer.append",
-        # server
-        "error",
-        "session.created",
-        "session.updated",
-        "session.closed",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "conversation.created",
-        "conversation.item.created",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "input_audio_buffer.dtmf_event_received",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "output_audio_buffer.cleared",
-        "response.created",
-        "response.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.text.delta",
-        "response.text.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.audio.delta",
-        "response.audio.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.audio_transcript.delta",
-        "response.audio_transcript.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "mcp_list_tools.in_progress",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "rate_limits.updated",
-        "session.input_transcript.delta",
-        "session.output_transcript.delta",
-        "session.output_audio.delta",
-    }
-)
-
-
-def metric_event_type(event_type: str) -> str:
-    """A bounded label value: known event types, `binary`, `invalid`, else `other`."""
-    if event_type in KNOWN_EVENT_TYPES or event_type in (BINARY, INVALID):
-        return event_type
-    return "other"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
+
+import protocol
+from analysis.stats import percentile
 
 LATENCIES = {
     "ttfa": "time_to_first_audio_ms",
@@ -27,15 +29,6 @@ def similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
     return round(difflib.SequenceMatcher(None, a, b, autojunk=False).ratio(), 4)
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(share * len(ordered)))
-    return float(ordered[rank - 1])
 
 
 def _arguments(raw: Any) -> Any:
@@ -78,7 +71,7 @@ def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for event in summary["events"]:
         payload = event.get("payload")
-        if event["type"] != "response.done" or not isinstance(payload, dict):
+        if event["type"] != protocol.RESPONSE_DONE or not isinstance(payload, dict):
             continue
         response = _dict(payload.get("response"))
         row = rows.get(response.get("id"), {})
@@ -94,7 +87,7 @@ def _errors(summary: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for event in summary["events"]:
         payload = event.get("payload")
-        if event["type"] == "error":
+        if event["type"] == protocol.ERROR:
             error = payload.get("error") if isinstance(payload, dict) else None
             code = (error or {}).get("code") or (error or {}).get("type") or "unknown"
             counts[str(code)] = counts.get(str(code), 0) + 1

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from dashboard.display import as_utc
+from analysis.stats import as_utc, percentile
 
 MILESTONES = ("speech stopped", "response created", "first text", "first audio", "done")
 # Each phase: its label, and how to read it off a waterfall row (ms).
@@ -73,14 +72,6 @@ def waterfall(
         )
         previous = created or previous
     return rows
-
-
-def percentile(values: Sequence[float], share: float) -> float | None:
-    """Nearest-rank percentile (a value that occurred), None for no values."""
-    ordered = sorted(v for v in values if v is not None and v == v)
-    if not ordered:
-        return None
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
 
 
 def phase_percentiles(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-ITEM_EVENTS = ("conversation.item.added", "conversation.item.created")
-TEXT_DONE_EVENTS = {
-    "response.output_audio_transcript.done": "transcript",
-    "response.audio_transcript.done": "transcript",
-    "response.output_text.done": "text",
-    "response.text.done": "text",
-}
+import protocol
+
 STATUS_LABELS = {
     ("cancelled", "turn_detected"): "barge-in (turn_detected)",
     ("cancelled", "client_cancelled"): "cancelled by the client",
@@ -100,7 +95,7 @@ class _Builder:
         self.response_items = {
             e["item_id"]
             for e in events
-            if e["type"].startswith("response.output_item") and e.get("item_id")
+            if e["type"] in protocol.OUTPUT_ITEM_EVENTS and e.get("item_id")
         }
         self.audio_commits: list[tuple[int, str | None]] = []
 
@@ -117,38 +112,49 @@ class _Builder:
             self.by_response[turn["response_id"]] = turn
 
     def _on(self, event: dict[str, Any]) -> None:
-        kind, item_id = event["type"], event.get("item_id")
-        if kind in ITEM_EVENTS:
-            if item_id not in self.by_item and item_id not in self.response_items:
-                turn = _item_turn(event)
-                if turn is not None:
-                    self._add(turn)
-        elif kind == "input_audio_buffer.committed":
-            self.audio_commits.append((event["seq"], item_id))
-            if item_id not in self.by_item:
-                self._add(_new_turn("user", event, kind="audio", response_id=None))
-        elif kind == "input_audio_buffer.cleared":
-            self.audio_commits.append((event["seq"], None))
-        elif kind == "response.created":
-            self._add(_new_turn("assistant", event, item_id=None))
-        elif kind in ("response.output_item.done", *TEXT_DONE_EVENTS):
-            self._on_output(event)
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            turn = self.by_item.get(item_id or "")
-            transcript = _dict(event.get("payload")).get("transcript")
-            if turn is not None and isinstance(transcript, str):
-                turn["text"] = transcript
-        elif kind == "error":
-            error = _dict(_dict(event.get("payload")).get("error"))
-            self._add(_new_turn("error", event, kind="error", error=error))
+        handler = HANDLERS.get(event["type"])
+        if handler is not None:
+            handler(self, event)
+
+    def _on_item(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        if item_id not in self.by_item and item_id not in self.response_items:
+            turn = _item_turn(event)
+            if turn is not None:
+                self._add(turn)
+
+    def _on_commit(self, event: dict[str, Any]) -> None:
+        item_id = event.get("item_id")
+        self.audio_commits.append((event["seq"], item_id))
+        if item_id not in self.by_item:
+            self._add(_new_turn("user", event, kind="audio", response_id=None))
+
+    def _on_clear(self, event: dict[str, Any]) -> None:
+        self.audio_commits.append((event["seq"], None))
+
+    def _on_response(self, event: dict[str, Any]) -> None:
+        self._add(_new_turn("assistant", event, item_id=None))
+
+    def _on_output_item_added(self, event: dict[str, Any]) -> None:
+        """Nothing to add: `response_items` already holds the item, so no turn of its own."""
+
+    def _on_transcript(self, event: dict[str, Any]) -> None:
+        turn = self.by_item.get(event.get("item_id") or "")
+        transcript = _dict(event.get("payload")).get("transcript")
+        if turn is not None and isinstance(transcript, str):
+            turn["text"] = transcript
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        error = _dict(_dict(event.get("payload")).get("error"))
+        self._add(_new_turn("error", event, kind="error", error=error))
 
     def _on_output(self, event: dict[str, Any]) -> None:
         turn = self.by_response.get(event.get("response_id") or "")
         payload = _dict(event.get("payload"))
         if turn is None or not payload:
             return
-        if event["type"] in TEXT_DONE_EVENTS:
-            text = payload.get(TEXT_DONE_EVENTS[event["type"]])
+        if event["type"] in protocol.OUTPUT_TEXT_DONE:
+            text = payload.get(protocol.OUTPUT_TEXT_DONE[event["type"]])
             texts = turn.setdefault("output_texts", {})
             if isinstance(text, str) and text:
                 texts[event.get("item_id")] = text
@@ -158,6 +164,21 @@ class _Builder:
             turn["tool_calls"].append(tool_call(item))
         elif item.get("type") == "message" and (text := content_text(item)):
             turn.setdefault("output_texts", {})[item.get("id")] = text
+
+
+# What the builder does with each event type: exactly `protocol.CONVERSATION_EVENT_TYPES`, the
+# events storage loads for it (tests/test_protocol_literals.py holds the two together).
+HANDLERS: dict[str, Callable[[_Builder, dict[str, Any]], None]] = {
+    **dict.fromkeys(protocol.ITEM_ADDED, _Builder._on_item),
+    protocol.AUDIO_COMMITTED: _Builder._on_commit,
+    protocol.AUDIO_CLEARED: _Builder._on_clear,
+    protocol.RESPONSE_CREATED: _Builder._on_response,
+    protocol.OUTPUT_ITEM_ADDED: _Builder._on_output_item_added,
+    protocol.OUTPUT_ITEM_DONE: _Builder._on_output,
+    **dict.fromkeys(protocol.OUTPUT_TEXT_DONE, _Builder._on_output),
+    protocol.TRANSCRIPTION_COMPLETED: _Builder._on_transcript,
+    protocol.ERROR: _Builder._on_error,
+}
 
 
 def _attach_responses(turns: list[Turn], responses: Iterable[dict[str, Any]]) -> None:
