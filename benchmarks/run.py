@@ -27,7 +27,6 @@ from benchmarks.relays import (
     CACHE_DIR,
     REPO,
     Service,
-    free_port,
     new_master_key,
     start_litellm,
     start_mitmdump,
@@ -35,6 +34,7 @@ from benchmarks.relays import (
     start_unrecorded,
 )
 from benchmarks.report import Results, render
+from rtrec.net import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
 logger = logging.getLogger("benchmarks")

@@ -59,7 +59,8 @@ def _headers(session: dict[str, Any], key: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtrec.services import _free_port, _proxy_process
+    from rtrec.net import free_port
+    from rtrec.services import _proxy_process
 
     session, steps = _load(args.db, args.session_id)
     key = _api_key(args.upstream)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     open_for_writing(args.db).dispose()  # a database the proxy child cannot write: one line here
-    port = _free_port()
+    port = free_port()
     started = datetime.now(UTC)
     path = replay_path(session["path"], args.model)
     with _proxy_process(args.upstream, args.db, port, 0):

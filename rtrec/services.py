@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from proxy.options import DB, Option
 from rtrec.errors import CommandError
+from rtrec.net import free_port
 from storage.db import open_for_writing
 
 logger = logging.getLogger("rtrec")
@@ -115,12 +116,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -210,7 +205,7 @@ async def _until_interrupted() -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
-    ports = {name: _free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
+    ports = {name: free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
     with contextlib.ExitStack() as stack:
         if not args.exit:
             proxy_port = {"RTREC_LISTEN_PORT": str(ports["proxy"])}
