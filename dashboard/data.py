@@ -22,13 +22,13 @@ from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
 from storage import browse, detail, diff, overview, properties, recording
 from storage.db import (
-    DEFAULT_DB_URL,
     DatabaseOpenError,
     check_schema,
     masked_url,
     open_for_reading,
 )
 from storage.export import event_line
+from storage.url import DEFAULT_DB_URL
 
 DB_ENV = "RTREC_DB"
 LIVE_REFRESH_S = 3

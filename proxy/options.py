@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from proxy.session import RECORD_MODES
 from proxy.tags import metric_property_names
-from storage.db import DEFAULT_DB_URL
+from storage.url import DEFAULT_DB_URL
 
 #: A check of a value already of the option's type: returns it (perhaps normalised) or raises
 #: ValueError with a one-line message that names the value, never the option.

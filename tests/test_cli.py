@@ -351,3 +351,14 @@ def test_an_empty_listing_names_the_last_failed_connection_attempt(
         "the last connection attempt failed (2026-01-02T12:00:00+00:00, HTTP 502): "
         "Name or service not known" in out
     )
+
+
+@pytest.mark.parametrize("written", ["rtrec-demo.db", "./x.db", "{tmp}/a.db"])
+def test_a_bare_file_path_is_an_sqlite_database(written: str, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = written.format(tmp=tmp_path)
+    assert main(["db", "upgrade", "--db", path]) == 0
+    assert (tmp_path / Path(path).name).is_file()
+    monkeypatch.setenv("RTREC_DB", path)
+    assert main(["sessions"]) == 0
+    assert "no sessions recorded yet" in capsys.readouterr().out
