@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO
 
 from rtrec.errors import CommandError
@@ -22,13 +26,18 @@ logger = logging.getLogger("rtrec")
 
 @contextlib.contextmanager
 def dashboard_process(
-    db_url: str, host: str, port: int, extra_env: dict[str, str] | None = None
+    db_url: str,
+    host: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    log: IO[bytes] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """The Streamlit dashboard as a child process, stopped (SIGTERM) on the way out."""
+    """The Streamlit dashboard as a child process (its output into `log`, default ours),
+    stopped (SIGTERM) on the way out."""
     from dashboard.launch import streamlit_command
 
     env = {**os.environ, "RTREC_DB": db_url, **(extra_env or {})}
-    process = subprocess.Popen(streamlit_command(host, port), env=env)
+    process = subprocess.Popen(streamlit_command(host, port), env=env, stdout=log, stderr=log)
     try:
         yield process
     finally:
@@ -86,9 +95,45 @@ def run_up(args: argparse.Namespace) -> int:
 
     # The dashboard's empty-state hint names the port clients should use.
     listen_port = {"RTREC_LISTEN_PORT": str(args.listen_port)}
-    with dashboard_process(args.db, args.dashboard_host, args.dashboard_port, listen_port):
+    # Streamlit's and uvicorn's own start-up lines, in their formats, go to a file: the banner
+    # is what rtrec says, last, once the dashboard answers.
+    with (
+        tempfile.NamedTemporaryFile(prefix="rtrec-dashboard-", suffix=".log") as log,
+        dashboard_process(
+            args.db, args.dashboard_host, args.dashboard_port, listen_port, log
+        ) as dashboard,
+    ):
+        warm_dashboard(args.dashboard_host, args.dashboard_port, dashboard, Path(log.name))
         serve_proxy(args, on_ready=announce)
     return 0
+
+
+def _connectable(host: str) -> str:
+    """Where to reach a server listening on `host`: a wildcard address is reached on loopback."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            return "127.0.0.1"
+    return host
+
+
+def warm_dashboard(
+    host: str, port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
+) -> None:
+    """Fetch the dashboard's first page until it answers, so the announced URL works at once."""
+    url = f"http://{_connectable(host)}:{port}/"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = log.read_text(errors="replace").strip().splitlines()
+            last = output[-1] if output else "no output"
+            raise CommandError(
+                f"the dashboard exited during start-up (status {process.returncode}): {last}"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as page:
+            page.read()
+            return
+        time.sleep(0.2)
+    raise CommandError(f"the dashboard did not answer at {url} within {timeout_s:g} s")
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
