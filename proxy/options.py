@@ -117,10 +117,11 @@ class Option:
 DB = Option(
     "db",
     DEFAULT_DB_URL,
-    "SQLAlchemy database URL (postgresql+psycopg://… to share)",
+    "SQLite file path or SQLAlchemy URL (postgresql+psycopg://… to share)",
     addon=True,
     recorder=True,
-    doc="any SQLAlchemy URL; `postgresql+psycopg://…` for a shared store",
+    doc="a SQLite file path (`rtrec-demo.db`, `/tmp/a.db`) or any SQLAlchemy URL; "
+    "`postgresql+psycopg://…` for a shared store",
 )
 
 PROXY_OPTIONS = (
