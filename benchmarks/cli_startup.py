@@ -8,6 +8,7 @@ Run alone: `uv run python -m benchmarks.cli_startup [--runs N]`.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ class Timing:
     mean_s: float
     min_s: float
     max_s: float
+    cpu_s: float  # user + system of one run: steadier than wall time on a shared machine
 
     def line(self) -> str:
         target = TARGETS_S.get(self.command)
@@ -35,7 +37,7 @@ class Timing:
             verdict = f" (target <= {target:g} s: {'ok' if self.mean_s <= target else 'OVER'})"
         return (
             f"{self.command}: mean {self.mean_s:.3f} s, min {self.min_s:.3f} s, "
-            f"max {self.max_s:.3f} s over {self.runs} runs{verdict}"
+            f"max {self.max_s:.3f} s, CPU {self.cpu_s:.3f} s over {self.runs} runs{verdict}"
         )
 
 
@@ -48,11 +50,18 @@ def rtrec_command() -> list[str]:
 def time_command(name: str, argv: list[str], runs: int) -> Timing:
     subprocess.run(argv, capture_output=True, check=True, timeout=120)  # the warm-up
     seconds = []
+    cpu_before = _children_cpu_s()
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(argv, capture_output=True, check=True, timeout=120)
         seconds.append(time.perf_counter() - started)
-    return Timing(name, runs, statistics.fmean(seconds), min(seconds), max(seconds))
+    cpu_s = (_children_cpu_s() - cpu_before) / runs
+    return Timing(name, runs, statistics.fmean(seconds), min(seconds), max(seconds), cpu_s)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(workdir: Path, runs: int = 10) -> list[Timing]:
