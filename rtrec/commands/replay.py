@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rtrec.errors import CommandError
 from rtrec.replay import DEFAULT_UPSTREAM, PLACEHOLDER_KEY, Plan
@@ -111,12 +112,17 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", flush=True)
     print(f"replayed {session['id']} as {replay_id} ({len(steps.steps)} client events)")
-    print(f"compare: uv run rtrec diff {session['id']} {replay_id} --db {args.db}")
+    print(f"compare: uv run rtrec diff {session['id']} {replay_id} --db {shlex.quote(args.db)}")
     return 0
 
 
 def _drive(
-    args: argparse.Namespace, session: dict[str, Any], steps: Plan, key: str, hook: Any, log: Any
+    args: argparse.Namespace,
+    session: dict[str, Any],
+    steps: Plan,
+    key: str,
+    hook: Any,
+    log: IO[bytes],
 ) -> tuple[datetime, list[str]]:
     """Run the proxy child and send the plan through it; when it started and the drive's notes."""
     from websockets.exceptions import InvalidHandshake, InvalidStatus
