@@ -253,12 +253,13 @@ def check_schema(engine: Engine) -> None:
     _refuse_unknown(engine, revision)
     if revision is None:
         raise DatabaseOpenError(
-            f"no rtrec database at {where}: run `rtrec db upgrade --db {where}` to create one"
+            f"no rtrec database at {where}: "
+            f"run `uv run rtrec db upgrade --db {where}` to create one"
         )
     if revision != head_revision():
         raise DatabaseOpenError(
             f"the database {where} is at schema {revision}, and this rtrec needs "
-            f"{head_revision()}: run `rtrec db upgrade --db {where}`"
+            f"{head_revision()}: run `uv run rtrec db upgrade --db {where}`"
         )
 
 

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def _explain_empty(failures: list[dict[str, Any]]) -> None:
     from rtrec.listing import timestamp
 
-    print("no sessions recorded yet: point a client at `rtrec proxy`")
+    print("no sessions recorded yet: point a client at `uv run rtrec proxy`")
     if failures:  # the likeliest reason there are none
         last = failures[0]
         print(
