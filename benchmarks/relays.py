@@ -22,6 +22,7 @@ from pathlib import Path
 from string import Template
 
 from benchmarks import procstat
+from rtrec.net import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +33,6 @@ LITELLM_VENV = CACHE_DIR / "litellm-venv"
 HAPROXY_TEMPLATE = Path(__file__).with_name("haproxy.cfg")
 START_TIMEOUT_S = 60.0
 LITELLM_START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:

@@ -33,6 +33,7 @@ class Results:
     writer: dict[str, dict[str, float]] = field(default_factory=dict)  # "sqlite voice" -> outcome
     scaleout: ScaleOut | None = None
     dashboard: list[str] = field(default_factory=list)
+    cli: list[str] = field(default_factory=list)  # one line per command timed
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -219,6 +220,7 @@ def _scenario_lines(results: Results) -> list[str]:
             f"{so.two_cpu_us:.0f} us CPU/msg)"
         )
     lines.extend(f"dashboard: {line}" for line in results.dashboard or ["n/a"])
+    lines.extend(f"cli start-up: {line}" for line in results.cli or ["n/a"])
     lines.extend(f"note: {note}" for note in results.notes)
     return lines
 

@@ -21,13 +21,12 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import latency, memory, scaleout, throughput
+from benchmarks import cli_startup, latency, memory, scaleout, throughput
 from benchmarks.harness import Target, start_upstream
 from benchmarks.relays import (
     CACHE_DIR,
     REPO,
     Service,
-    free_port,
     new_master_key,
     start_litellm,
     start_mitmdump,
@@ -35,6 +34,7 @@ from benchmarks.relays import (
     start_unrecorded,
 )
 from benchmarks.report import Results, render
+from rtrec.net import free_port
 from tests.pgserver import PostgresServer, postgres_bin_dir
 
 logger = logging.getLogger("benchmarks")
@@ -49,6 +49,7 @@ SCENARIOS = (
     "writer",
     "scaleout",
     "dashboard",
+    "cli",
 )
 DASHBOARD_BENCH = Path(__file__).with_name("dashboard_bench.py")
 
@@ -245,6 +246,11 @@ class Run:
         with _phase("dashboard"):
             self.results.dashboard = _dashboard_bench(CACHE_DIR / "dashboard-bench.db")
 
+    def cli(self) -> None:
+        with _phase("cli start-up"):
+            timings = cli_startup.measure(self.workdir, 3 if self.args.quick else 10)
+            self.results.cli = [timing.line() for timing in timings]
+
 
 def _writer_bench(url: str, mix: str, messages: int, source: Path | None) -> dict[str, float]:
     args = [sys.executable, "-m", "benchmarks.writer_bench", "--db", url, "--mix", mix]
@@ -316,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             if "memory" not in args.skip:
                 ok &= _attempt(run, "memory", run.memory_scenario)
             ok &= _attempt(run, "storage scenarios", run.storage_scenarios)
+            if "cli" not in args.skip:
+                ok &= _attempt(run, "cli start-up", run.cli)
         run.results.seconds = time.monotonic() - started
         if "dashboard" not in args.skip:
             ok &= _attempt(run, "dashboard", run.dashboard)

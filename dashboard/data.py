@@ -24,12 +24,12 @@ from analysis.export import event_line
 from dashboard import audio, display
 from storage import browse, detail, overview, properties, recording
 from storage.db import (
-    DEFAULT_DB_URL,
     DatabaseOpenError,
     check_schema,
     masked_url,
     open_for_reading,
 )
+from storage.url import DEFAULT_DB_URL
 
 DB_ENV = "RTREC_DB"
 LIVE_REFRESH_S = 3

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from proxy.session import RECORD_MODES
 from proxy.tags import metric_property_names
-from storage.db import DEFAULT_DB_URL
+from storage.url import DEFAULT_DB_URL
 
 #: A check of a value already of the option's type: returns it (perhaps normalised) or raises
 #: ValueError with a one-line message that names the value, never the option.
@@ -117,10 +117,11 @@ class Option:
 DB = Option(
     "db",
     DEFAULT_DB_URL,
-    "SQLAlchemy database URL (postgresql+psycopg://… to share)",
+    "SQLite file path or SQLAlchemy URL (postgresql+psycopg://… to share)",
     addon=True,
     recorder=True,
-    doc="any SQLAlchemy URL; `postgresql+psycopg://…` for a shared store",
+    doc="a SQLite file path (`rtrec-demo.db`, `/tmp/a.db`) or any SQLAlchemy URL; "
+    "`postgresql+psycopg://…` for a shared store",
 )
 
 PROXY_OPTIONS = (

@@ -10,7 +10,6 @@ child, so the replay is a recorded session of its own, linked to the original by
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import contextlib
@@ -25,7 +24,6 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import protocol
-from rtrec.settings import DB, add_settings
 
 logger = logging.getLogger("rtrec")
 
@@ -266,32 +264,3 @@ async def drive(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
     return notes
-
-
-def add_command(commands: Any) -> None:
-    replay = commands.add_parser("replay", help="re-drive a recorded session as a new recording")
-    replay.add_argument("session_id", metavar="SESSION_ID")
-    replay.add_argument(
-        "--upstream", default=DEFAULT_UPSTREAM, help="where to replay (needs OPENAI_API_KEY)"
-    )
-    replay.add_argument("--model", help="replay with this model instead of the recorded one")
-    replay.add_argument(
-        "--pace",
-        choices=("realtime", "fast"),
-        default="realtime",
-        help="realtime: the recorded gaps between client events; fast: no pauses",
-    )
-    replay.add_argument(
-        "--tool-hook",
-        metavar="FILE.py",
-        help="answer the replay's function calls with tool_output(name, arguments) from this "
-        "file instead of the recorded outputs",
-    )
-    add_settings(replay, [DB])
-    replay.set_defaults(run=cmd_replay)
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from rtrec import replay_run
-
-    return replay_run.run(args)

@@ -1,37 +1,43 @@
-"""`rtrec up`, `dashboard`, `simulate` and `demo`: the commands that run servers together."""
+"""The servers commands run as children (proxy, dashboard), and `rtrec up`, which runs them all."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
 
-from proxy.options import DB, Option
 from rtrec.errors import CommandError
 from storage.db import open_for_writing
 
 logger = logging.getLogger("rtrec")
 
-DEMO_DB = Option(DB.name, "sqlite:///rtrec-demo.db", DB.help)
-
 
 @contextlib.contextmanager
-def _dashboard(
-    db_url: str, host: str, port: int, extra_env: dict[str, str] | None = None
+def dashboard_process(
+    db_url: str,
+    host: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    log: IO[bytes] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """The Streamlit dashboard as a child process, stopped (SIGTERM) on the way out."""
+    """The Streamlit dashboard as a child process (its output into `log`, default ours),
+    stopped (SIGTERM) on the way out."""
     from dashboard.launch import streamlit_command
 
     env = {**os.environ, "RTREC_DB": db_url, **(extra_env or {})}
-    process = subprocess.Popen(streamlit_command(host, port), env=env)
+    process = subprocess.Popen(streamlit_command(host, port), env=env, stdout=log, stderr=log)
     try:
         yield process
     finally:
@@ -67,12 +73,7 @@ def serve_proxy(args: argparse.Namespace, on_ready: Callable[[], None] | None = 
         raise CommandError(str(exc)) from exc
 
 
-def cmd_proxy(args: argparse.Namespace) -> int:
-    serve_proxy(args)
-    return 0
-
-
-def cmd_up(args: argparse.Namespace) -> int:
+def run_up(args: argparse.Namespace) -> int:
     """Check every address and the database first; announce only once all of it runs."""
     from proxy.master import ProxyStartError, check_can_listen
 
@@ -94,34 +95,48 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     # The dashboard's empty-state hint names the port clients should use.
     listen_port = {"RTREC_LISTEN_PORT": str(args.listen_port)}
-    with _dashboard(args.db, args.dashboard_host, args.dashboard_port, listen_port):
+    # Streamlit's and uvicorn's own start-up lines, in their formats, go to a file: the banner
+    # is what rtrec says, last, once the dashboard answers.
+    with (
+        tempfile.NamedTemporaryFile(prefix="rtrec-dashboard-", suffix=".log") as log,
+        dashboard_process(
+            args.db, args.dashboard_host, args.dashboard_port, listen_port, log
+        ) as dashboard,
+    ):
+        warm_dashboard(args.dashboard_host, args.dashboard_port, dashboard, Path(log.name))
         serve_proxy(args, on_ready=announce)
     return 0
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    from dashboard.launch import run_dashboard
-
-    return run_dashboard(args.db, args.host, args.port)
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator.serve import serve_forever
-
-    try:
-        asyncio.run(serve_forever(args.host, args.port, fast=args.fast))
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"cannot serve on {args.host}:{args.port}: {exc}") from exc
-    return 0
+def _connectable(host: str) -> str:
+    """Where to reach a server listening on `host`: a wildcard address is reached on loopback."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            return "127.0.0.1"
+    return host
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def warm_dashboard(
+    host: str, port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
+) -> None:
+    """Fetch the dashboard's first page until it answers, so the announced URL works at once."""
+    url = f"http://{_connectable(host)}:{port}/"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = log.read_text(errors="replace").strip().splitlines()
+            last = output[-1] if output else "no output"
+            raise CommandError(
+                f"the dashboard exited during start-up (status {process.returncode}): {last}"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as page:
+            page.read()
+            return
+        time.sleep(0.2)
+    raise CommandError(f"the dashboard did not answer at {url} within {timeout_s:g} s")
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -133,9 +148,10 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> No
 
 
 @contextlib.contextmanager
-def _proxy_process(
-    upstream: str, db_url: str, port: int, metrics_port: int
+def proxy_process(
+    upstream: str, db_url: str, port: int, metrics_port: int, log: IO[bytes] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """An `rtrec proxy` child on 127.0.0.1:`port`, its output into `log` (default: ours)."""
     command = [
         sys.executable,
         "-m",
@@ -150,70 +166,11 @@ def _proxy_process(
         "--db",
         db_url,
     ]
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, stdout=log, stderr=log)
     try:
-        _wait_for_port(port, process, "the proxy")
+        wait_for_port(port, process, "the proxy")
         yield process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # the recorder flushes before it exits
             process.wait(timeout=60)
-
-
-async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
-    from simulator.demo import DemoError, run_demo
-    from simulator.serve import make_server
-
-    server = make_server("127.0.0.1", ports["simulator"], fast=args.fast)
-    await server.start()
-    try:
-        with _proxy_process(server.base_url, args.db, ports["proxy"], ports["metrics"]):
-            base_url = f"http://127.0.0.1:{ports['proxy']}/v1"
-            print(f"driving sessions through the proxy at {base_url} …", flush=True)
-            try:
-                results = await run_demo(
-                    base_url,
-                    sessions=args.sessions,
-                    concurrency=args.concurrency,
-                    progress=lambda line: print(line, flush=True),
-                )
-            except DemoError as exc:
-                raise CommandError(f"a demo session failed: {exc}") from exc
-            print(f"{len(results)} session(s) recorded into {args.db}", flush=True)
-            if not args.exit:
-                print(_demo_banner(args, ports), flush=True)
-                await _until_interrupted()
-    finally:
-        await server.stop()
-
-
-def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
-    return "\n".join(
-        [
-            "Look at what was recorded:",
-            f"  dashboard  http://127.0.0.1:{ports['dashboard']}",
-            f"  metrics    http://127.0.0.1:{ports['metrics']}/metrics",
-            f"  sessions   rtrec sessions --db {args.db}",
-            f"The proxy (http://127.0.0.1:{ports['proxy']}/v1, in front of the simulator) keeps "
-            "serving; Ctrl-C stops everything.",
-        ]
-    )
-
-
-async def _until_interrupted() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
-    ports = {name: _free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
-    with contextlib.ExitStack() as stack:
-        if not args.exit:
-            proxy_port = {"RTREC_LISTEN_PORT": str(ports["proxy"])}
-            stack.enter_context(_dashboard(args.db, "127.0.0.1", ports["dashboard"], proxy_port))
-        asyncio.run(_demo(args, ports))
-    return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,19 +24,21 @@ from proxy.options import (
     whole_number,
 )
 
-__all__ = [  # CLI_OPTIONS and DB are the table's; the rest is this module's
+__all__ = [  # CLI_OPTIONS, DB and Option are the table's; the rest is this module's
     "CLI_OPTIONS",
     "DASHBOARD_SETTINGS",
     "DB",
     "EXPOSING_HOSTS",
     "SIMULATE_SETTINGS",
     "UP_SETTINGS",
+    "Option",
     "add_settings",
     "exposure_warning",
     "markdown_table",
     "non_negative_int",
     "positive_int",
     "resolve_environment",
+    "warn_if_exposed",
 ]
 
 
@@ -97,6 +100,16 @@ def exposure_warning(hosts: dict[str, str]) -> str | None:
         f"warning: {', '.join(exposed)} reaches beyond this machine, and transcripts, audio and "
         "/metrics are unauthenticated: listen on 127.0.0.1 unless the network is trusted"
     )
+
+
+def warn_if_exposed(args: argparse.Namespace) -> None:
+    """Print `exposure_warning` for the listening flags in `args`, whatever the log level."""
+    hosts = {name: getattr(args, name.replace("-", "_"), None) for name in EXPOSING_HOSTS}
+    if getattr(args, "metrics_port", None) == 0:  # no metrics endpoint, nothing exposed there
+        hosts.pop("metrics-host")
+    warning = exposure_warning({name: host for name, host in hosts.items() if host is not None})
+    if warning:
+        print(f"rtrec {args.command}: {warning}", file=sys.stderr, flush=True)
 
 
 # The CLI's own settings are `Option`s like the proxy's; `rtrec proxy` takes the table's `cli` ones.

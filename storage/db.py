@@ -27,10 +27,10 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from storage.sanitize import json_text
+from storage.url import database_url
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DB_URL = "sqlite:///rtrec.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # how long a SQLite write waits for another writer's lock
 
@@ -87,6 +87,7 @@ def masked_url(url: str) -> str:
 def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) -> Engine:
     """An engine for `url`; SQLite files get WAL mode, read-only engines refuse writes.
     A missing SQLite file is refused when read-only or `must_exist`, else created on connect."""
+    url = database_url(url)  # every --db and RTREC_DB comes through here: a bare path is SQLite
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -206,7 +207,7 @@ def database_problem(url: str | URL, exc: BaseException, doing: str = "cannot us
         reason = next(iter(str(exc).strip().splitlines()), "")
     reason = reason or exc.__class__.__name__
     try:
-        parsed = make_url(url)
+        parsed = make_url(database_url(url) if isinstance(url, str) else url)
     except (ArgumentError, ValueError):
         return f"{doing} {masked_url(str(url))}: {reason}"
     if parsed.get_backend_name() == "sqlite" and "not a database" in reason:
@@ -252,12 +253,13 @@ def check_schema(engine: Engine) -> None:
     _refuse_unknown(engine, revision)
     if revision is None:
         raise DatabaseOpenError(
-            f"no rtrec database at {where}: run `rtrec db upgrade --db {where}` to create one"
+            f"no rtrec database at {where}: "
+            f"run `uv run rtrec db upgrade --db {where}` to create one"
         )
     if revision != head_revision():
         raise DatabaseOpenError(
             f"the database {where} is at schema {revision}, and this rtrec needs "
-            f"{head_revision()}: run `rtrec db upgrade --db {where}`"
+            f"{head_revision()}: run `uv run rtrec db upgrade --db {where}`"
         )
 
 

@@ -110,7 +110,7 @@ def test_old_schema_is_reported_not_a_traceback(tmp_path):
     sqlite3.connect(tmp_path / "old.db").execute("create table t (x)").connection.close()
     result = rtrec("sessions", "--db", f"sqlite:///{tmp_path / 'old.db'}")
     assert result.returncode == 1
-    assert "run `rtrec db upgrade" in result.stderr
+    assert "run `uv run rtrec db upgrade" in result.stderr
 
 
 def test_db_upgrade_then_empty_listing(tmp_path):
@@ -147,7 +147,7 @@ def test_prune_refuses_an_old_schema_instead_of_upgrading_it(db_url: str, capsys
     assert error.startswith("rtrec prune: the database "), error
     assert error.count("\n") == 1, error
     assert "is at schema 0001" in error
-    assert "run `rtrec db upgrade" in error
+    assert "run `uv run rtrec db upgrade" in error
     assert current_revision(old) == "0001"
     old.dispose()
 
@@ -351,3 +351,14 @@ def test_an_empty_listing_names_the_last_failed_connection_attempt(
         "the last connection attempt failed (2026-01-02T12:00:00+00:00, HTTP 502): "
         "Name or service not known" in out
     )
+
+
+@pytest.mark.parametrize("written", ["rtrec-demo.db", "./x.db", "{tmp}/a.db"])
+def test_a_bare_file_path_is_an_sqlite_database(written: str, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = written.format(tmp=tmp_path)
+    assert main(["db", "upgrade", "--db", path]) == 0
+    assert (tmp_path / Path(path).name).is_file()
+    monkeypatch.setenv("RTREC_DB", path)
+    assert main(["sessions"]) == 0
+    assert "no sessions recorded yet" in capsys.readouterr().out

@@ -52,14 +52,14 @@ def test_writing_without_migrating_refuses_an_old_schema_and_leaves_it(db_url: s
     at_revision(db_url, "0001")
     message = problem(lambda url: open_for_writing(url, migrate=False), db_url)
     assert f"is at schema 0001, and this rtrec needs {head_revision()}" in message
-    assert "run `rtrec db upgrade" in message
+    assert "run `uv run rtrec db upgrade" in message
     assert current_revision(make_engine(db_url)) == "0001"
 
 
 def test_reading_refuses_an_old_schema(db_url: str):
     at_revision(db_url, "0001")
     message = problem(open_for_reading, db_url)
-    assert "run `rtrec db upgrade" in message
+    assert "run `uv run rtrec db upgrade" in message
 
 
 def test_reading_an_empty_database_says_there_is_no_rtrec_database(db_url: str):

@@ -198,3 +198,18 @@ def test_a_bad_threshold_is_a_usage_error(sqlite_db_url: str, capsys: Any):
         main(["diff", "a", "b", "--db", sqlite_db_url, "--fail-on", "cost*2"])
     assert exit_info.value.code == 2
     assert "is not a threshold" in capsys.readouterr().err
+
+
+def test_diff_takes_unique_id_prefixes(engine: Engine, db_url: str, capsys: Any):
+    writer = Writer(engine)
+    writer.start()
+    write_session(writer, "sess-alpha-1", "It is sunny in Paris.", 0.10)
+    write_session(writer, "sess-beta-2", "It is sunny in Paris today.", 0.15)
+    writer.close()
+    assert main(["diff", "sess-a", "sess-b", "--db", db_url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["a"]["id"], report["b"]["id"]) == ("sess-alpha-1", "sess-beta-2")
+    assert main(["diff", "sess-", "sess-b", "--db", db_url]) == 1
+    assert capsys.readouterr().err == (
+        "rtrec diff: 'sess-' starts more than one session id: give more of it\n"
+    )

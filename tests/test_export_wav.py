@@ -64,11 +64,23 @@ def test_a_chunk_at_an_impossible_rate_is_skipped_with_a_warning(
     store_audio(engine, "client", [chunk(0, good), chunk(1, good, rate=bad)])
     result = export_wav(db_url, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (
-        result.stderr == f"rtrec export: warning: skipped 1 audio chunk(s) in pcm16 at {bad} Hz\n"
-    )
+    assert result.stderr.splitlines() == [
+        f"rtrec export: warning: skipped 1 audio chunk(s) in pcm16 at {bad} Hz",
+        f"rtrec export: wrote 1.0s of audio to {tmp_path / 'out.wav'}",
+    ]
     with wave.open(str(tmp_path / "out.wav")) as wav:
         assert (wav.getframerate(), wav.getnframes()) == (24_000, 24_000)
+
+
+def test_the_export_says_where_it_wrote_the_file(engine: Engine, db_url: str, tmp_path: Path):
+    store_audio(engine, "client", [chunk(0, b"\x01\x00" * 12_000)])
+    command = [sys.executable, "-m", "rtrec.cli", "export", "s-audio", "--format", "wav"]
+    result = subprocess.run(
+        [*command, "--db", db_url], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "rtrec export: wrote 0.5s of audio to s-audio.wav\n"
+    assert (tmp_path / "s-audio.wav").is_file()
 
 
 def test_audio_only_at_impossible_rates_is_one_line(engine: Engine, db_url: str, tmp_path: Path):

@@ -19,6 +19,7 @@ from simulator.demo import DEMO_API_KEY, websocket_base_url
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import AudioChunk, RealtimeSession, table
+from tests.support.net import free_port
 from tests.support.proxy import ProxyProcess
 
 Scenario = Callable[[openai.AsyncOpenAI, float], Awaitable[Any]]
@@ -251,3 +252,27 @@ async def test_a_tool_hook_without_tool_output_is_one_line(sqlite_db_url: str, t
     )
     assert code != 0
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_replay_against_an_unreachable_upstream_is_one_line(
+    run_proxy: Callable[..., ProxyProcess], fake_server: FakeRealtimeServer, sqlite_db_url: str
+):
+    original = await record(run_proxy, fake_server.base_url, sqlite_db_url, scenarios.tool_call)
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    code, out, err = await rtrec(
+        "replay", original, "--upstream", closed, "--pace", "fast", "--db", sqlite_db_url
+    )
+    assert code == 1
+    assert out == ""  # the proxy child's log ("point clients at it" …) is not ours to print
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"rtrec replay: {closed} did not take the session (HTTP 502)")
+
+
+async def test_replay_takes_a_unique_id_prefix(
+    run_proxy: Callable[..., ProxyProcess], fake_server: FakeRealtimeServer, sqlite_db_url: str
+):
+    upstream = fake_server.base_url
+    original = await record(run_proxy, upstream, sqlite_db_url, scenarios.tool_call)
+    replay_id, out = await replay(original[:8], upstream, sqlite_db_url)
+    assert f"replayed {original} as {replay_id}" in out
+    assert f"compare: uv run rtrec diff {original} {replay_id}" in out

@@ -126,3 +126,36 @@ def test_up_with_a_busy_dashboard_port_refuses_before_it_announces(tmp_path: Pat
     (line,) = result.stderr.strip().splitlines()
     assert "--dashboard-port" in line
     assert str(busy) in line
+
+
+def test_up_announces_a_warm_dashboard_and_its_banner_comes_last(tmp_path: Path):
+    ports = {name: free_port() for name in ("listen", "dashboard")}
+    output = tmp_path / "up.log"
+    with output.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "rtrec.cli", "up", "--db", str(tmp_path / "up.db")),
+                *("--listen-port", str(ports["listen"]), "--metrics-port", "0"),
+                *("--dashboard-port", str(ports["dashboard"])),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "OPENAI_BASE_URL=" not in output.read_text():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        # Announced means answering: the first fetch of the first page works, no retry.
+        page = urllib.request.urlopen(f"http://127.0.0.1:{ports['dashboard']}/", timeout=5)
+        assert page.status == 200
+        time.sleep(1)  # anything the children still print would land after the banner
+        announced = output.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert announced.rstrip().endswith(f"OPENAI_BASE_URL=http://127.0.0.1:{ports['listen']}/v1")
+    for foreign in ("You can now view", "Uvicorn", "Local URL"):
+        assert foreign not in announced

@@ -1,11 +1,7 @@
-"""Ports on 127.0.0.1 for the servers a test starts."""
+"""Ports on 127.0.0.1 for the servers a test starts: the product's own helper."""
 
 from __future__ import annotations
 
-import socket
+from rtrec.net import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]

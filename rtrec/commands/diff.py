@@ -1,4 +1,4 @@
-"""`rtrec diff` and `rtrec replay`: recorded sessions as regression tests for voice agents."""
+"""`rtrec diff`: two recorded sessions compared turn by turn, with thresholds that fail a check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from analysis import diff
 from rtrec import thresholds
 from rtrec.errors import CommandError
 from rtrec.settings import DB, add_settings
-from storage.recording import session_summary
 
 
 def _threshold(spec: str) -> thresholds.Threshold:
@@ -21,9 +20,10 @@ def _threshold(spec: str) -> thresholds.Threshold:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def add_commands(commands: Any) -> None:
-    """Registers `diff` and `replay` on the `rtrec` subcommand parser."""
-    differ = commands.add_parser("diff", help="compare two recorded sessions turn by turn")
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    differ: argparse.ArgumentParser = commands.add_parser(
+        "diff", help="compare two recorded sessions turn by turn"
+    )
     differ.add_argument("a", metavar="A", help="the reference session id")
     differ.add_argument("b", metavar="B", help="the session compared with it")
     differ.add_argument("--json", action="store_true", help="the report as one JSON object")
@@ -37,22 +37,21 @@ def add_commands(commands: Any) -> None:
         "similarity<0.8, tool_calls_changed, structure_changed … (repeatable)",
     )
     add_settings(differ, [DB])
-    differ.set_defaults(run=cmd_diff)
-
-    from rtrec import replay
-
-    replay.add_command(commands)
+    return differ
 
 
-def _summary(connection: Any, session_id: str) -> dict[str, Any]:
-    summary = session_summary(connection, session_id)
-    if summary is None:
-        raise CommandError(f"no session {session_id!r} in the database")
+def _summary(connection: Any, prefix: str) -> dict[str, Any]:
+    from rtrec.database import session_id
+    from storage.recording import session_summary
+
+    summary = session_summary(connection, session_id(connection, prefix))
+    if summary is None:  # deleted between the two reads (a prune running meanwhile)
+        raise CommandError(f"no session {prefix!r} in the database")
     return summary
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
-    from rtrec.cli import reading
+def run(args: argparse.Namespace) -> int:
+    from rtrec.database import reading
 
     with reading(args.db) as connection:
         report = diff.compare(_summary(connection, args.a), _summary(connection, args.b))

@@ -1,0 +1,116 @@
+"""`rtrec demo`: simulator, proxy and dashboard with scripted sessions recorded through them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shlex
+import signal
+from typing import Any
+
+from rtrec.errors import CommandError
+from rtrec.net import free_port
+from rtrec.settings import DB, Option, add_settings, positive_int
+
+DEMO_DB = Option(DB.name, "sqlite:///rtrec-demo.db", DB.help)
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "demo", help="simulator + proxy + dashboard with scripted sessions recorded"
+    )
+    add_settings(parser, [DEMO_DB])
+    parser.add_argument("--exit", action="store_true", help="end after the sessions")
+    parser.add_argument("--fast", action="store_true", help="an unpaced simulator")
+    parser.add_argument(
+        "--sessions",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run N sessions cycling through the scenarios (a load generator)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="C",
+        help="with --sessions: at most C sessions at once",
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    _record(args)
+    if args.exit:
+        db = shlex.quote(args.db)
+        print(
+            "Look at the result:\n"
+            f"  uv run rtrec dashboard --db {db}\n  uv run rtrec sessions --db {db}"
+        )
+    return 0
+
+
+async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
+    from rtrec import services
+    from simulator.demo import DemoError, run_demo
+    from simulator.serve import make_server
+
+    server = make_server("127.0.0.1", ports["simulator"], fast=args.fast)
+    await server.start()
+    try:
+        with services.proxy_process(server.base_url, args.db, ports["proxy"], ports["metrics"]):
+            base_url = f"http://127.0.0.1:{ports['proxy']}/v1"
+            print(f"driving sessions through the proxy at {base_url} …", flush=True)
+            try:
+                results = await run_demo(
+                    base_url,
+                    sessions=args.sessions,
+                    concurrency=args.concurrency,
+                    progress=lambda line: print(line, flush=True),
+                )
+            except DemoError as exc:
+                raise CommandError(f"a demo session failed: {exc}") from exc
+            print(f"{len(results)} session(s) recorded into {args.db}", flush=True)
+            if not args.exit:
+                print(_demo_banner(args, ports), flush=True)
+                await _until_interrupted()
+    finally:
+        await server.stop()
+
+
+def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
+    return "\n".join(
+        [
+            "Look at what was recorded:",
+            f"  dashboard  http://127.0.0.1:{ports['dashboard']}",
+            f"  metrics    http://127.0.0.1:{ports['metrics']}/metrics",
+            f"  sessions   uv run rtrec sessions --db {shlex.quote(args.db)}",
+            f"The proxy (http://127.0.0.1:{ports['proxy']}/v1, in front of the simulator) keeps "
+            "serving; Ctrl-C stops everything.",
+        ]
+    )
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+def _record(args: argparse.Namespace) -> None:
+    from rtrec import services
+    from storage.db import open_for_writing
+
+    open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
+    ports = {name: free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
+    with contextlib.ExitStack() as stack:
+        if not args.exit:
+            proxy_port = {"RTREC_LISTEN_PORT": str(ports["proxy"])}
+            dashboard = services.dashboard_process(
+                args.db, "127.0.0.1", ports["dashboard"], proxy_port
+            )
+            stack.enter_context(dashboard)
+        asyncio.run(_demo(args, ports))
