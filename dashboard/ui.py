@@ -35,7 +35,7 @@ COLUMN_WIDTHS = {
     "tokens": 54,
     "cost": 64,
     "errors": 44,
-    "close": 104,  # "● live" while open: the status, which the hidden `status` column holds
+    "close": 100,  # "● live" while open: the status, which the hidden `status` column holds
 }
 SHOWN_COLUMNS = ["open", *COLUMN_WIDTHS, "replay of"]
 
@@ -185,12 +185,12 @@ def show_sessions(page: Any, key: str) -> str | None:
     config["open"] = st.column_config.LinkColumn(
         "session",
         display_text=f"session=(.{{1,{ID_SHOWN}}})",  # the id's start, a prefix every page takes
-        width=104,
+        width=100,
         help="Opens the session; its page shows the full id with a copy button",
     )
     config["replay of"] = st.column_config.TextColumn(
         "replay of",
-        width=104,
+        width=96,
         help="The session this one replays (`rtrec replay`); its page links to Compare",
     )
     event = st.dataframe(
