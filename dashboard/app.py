@@ -18,23 +18,18 @@ st.set_page_config(page_title="rtrec", layout="wide")
 if not auth.signed_in():
     st.stop()  # no page, not even the database check, before the password
 if data.database_problem() is not None:
+    session = None
     pages = [
         st.Page("app_pages/unavailable.py", title="Database unavailable", icon=":material/error:")
     ]
 else:
-    # `/?session=ID` opens that session's page, so a bare link to one session works.
-    linked = "session" in st.query_params
+    sessions = st.Page("app_pages/sessions.py", title="Sessions", icon=":material/list:")
+    session = st.Page(
+        "app_pages/session.py", title="Session", icon=":material/forum:", url_path="session"
+    )
     pages = [
-        st.Page(
-            "app_pages/sessions.py", title="Sessions", icon=":material/list:", default=not linked
-        ),
-        st.Page(
-            "app_pages/session.py",
-            title="Session",
-            icon=":material/forum:",
-            url_path="session",
-            default=linked,
-        ),
+        sessions,
+        session,
         st.Page(
             "app_pages/overview.py",
             title="Overview",
@@ -48,4 +43,9 @@ else:
             url_path="compare",
         ),
     ]
-st.navigation(pages).run()
+chosen = st.navigation(pages)
+if session is not None and chosen.url_path == "" and "session" in st.query_params:
+    # `/?session=ID` (the older link form) opens the session at its own path, `/session?…`: a
+    # default page claiming `session` would leave that path to Streamlit's "Page not found".
+    st.switch_page(session, query_params=st.query_params.to_dict())
+chosen.run()

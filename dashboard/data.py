@@ -134,6 +134,13 @@ def session_page(
 
 
 @_loader(ttl=2)
+def session_ids_starting(url: str, prefix: str) -> list[str]:
+    """The session id `prefix` names in full, else up to two ids that start with it."""
+    with _reading(url) as connection:
+        return browse.session_ids_starting(connection, prefix)
+
+
+@_loader(ttl=2)
 def session(url: str, session_id: str) -> dict[str, Any] | None:
     """The `sessions` row with its totals, or None when there is no such session."""
     with _reading(url) as connection:

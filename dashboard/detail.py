@@ -30,12 +30,18 @@ def header(session: dict[str, Any]) -> None:
     seconds = display.seconds_between(session["started_at"], session["ended_at"])
     # The model and close reason come from the client and the server: shown as text, not Markdown.
     model = display.escaped(session["model"]) if session["model"] else display.UNKNOWN
+    st.code(session["id"], language=None)  # in full, with Streamlit's copy button
+    replayed = session.get("replay_of")
+    replay = ""
+    if replayed:  # ids are rtrec's own (letters, digits, dashes): safe in a link
+        compare = f"compare?a={replayed}&b={session['id']}"
+        replay = f" · replay of {display.code(replayed)} ([compare]({compare}))"
     st.markdown(
-        f"{display.code(session['id'])} {badge} · **{model}** · "
+        f"{badge} · **{model}** · "
         f"API {display.code(session['api'])} · "
         f"started {display.timestamp(session['started_at'])} · {display.duration(seconds)} · "
         f"close: {display.escaped(display.close_text(session))} · "
-        f"recorded {display.code(session['record_mode'])}"
+        f"recorded {display.code(session['record_mode'])}{replay}"
     )
     columns = st.columns(5)
     columns[0].metric("Turns (responses)", display.count(session["responses"]))
@@ -197,10 +203,12 @@ def usage(session_id: str, version: str) -> None:
         "output_tokens": st.column_config.NumberColumn("out", width=60),
         "output_audio_tokens": st.column_config.NumberColumn("out audio", width=70),
         "cost_usd": st.column_config.NumberColumn("cost", format="$%.6f", width=80),
-        "time_to_first_audio_ms": st.column_config.NumberColumn("1st audio ms", format="%.0f"),
-        "time_to_first_text_ms": st.column_config.NumberColumn("1st text ms", format="%.0f"),
+        "time_to_first_audio_ms": st.column_config.TextColumn("1st audio ms", alignment="right"),
+        "time_to_first_text_ms": st.column_config.TextColumn("1st text ms", alignment="right"),
         "response_id": st.column_config.TextColumn("response_id", width=110),
     }
+    for column in ("time_to_first_audio_ms", "time_to_first_text_ms"):  # "—", never "None"
+        responses[column] = responses[column].map(display.whole)
     st.dataframe(responses, hide_index=True, column_order=list(shown), column_config=shown)
 
 
@@ -229,17 +237,28 @@ def latency_waterfall(session_id: str, version: str) -> None:
         "`response.done`, in ms"
     )
     charts.waterfall(latency.segments(rows))
+    st.caption(
+        "p50/p95: median and 95th percentile over the turns · turn latency: end of the user's "
+        "speech to first audio · voice-to-voice: the user stops speaking to the assistant's "
+        "audio starting · — : not seen in this session"
+    )
+    # As text, right-aligned: a milestone or phase nobody saw reads "—", never "None".
+    number = st.column_config.TextColumn(alignment="right")
+    phases = latency.phase_percentiles(rows)
     st.dataframe(
-        latency.phase_percentiles(rows),
+        [
+            p | {"p50_ms": display.whole(p["p50_ms"]), "p95_ms": display.whole(p["p95_ms"])}
+            for p in phases
+        ],
         hide_index=True,
         column_config={
-            "p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
-            "p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
+            "p50_ms": st.column_config.TextColumn("p50 (ms)", alignment="right"),
+            "p95_ms": st.column_config.TextColumn("p95 (ms)", alignment="right"),
         },
     )
-    milestone = st.column_config.NumberColumn(format="%.0f")
+    timed = (*latency.MILESTONES, "voice-to-voice")
     st.dataframe(
-        rows,
+        [r | {m: display.whole(r[m]) for m in timed} for r in rows],
         hide_index=True,
-        column_config={m: milestone for m in (*latency.MILESTONES, "voice-to-voice")},
+        column_config=dict.fromkeys(timed, number),
     )

@@ -48,6 +48,11 @@ def count(value: Any) -> str:
     return UNKNOWN if _missing(value) else f"{int(value):,}"
 
 
+def whole(value: Any) -> str:
+    """A number rounded to a whole one with separators (ms in a column that says so), or `—`."""
+    return UNKNOWN if _missing(value) else f"{round(value):,}"
+
+
 def millis(value: Any) -> str:
     if _missing(value):
         return UNKNOWN

@@ -24,20 +24,20 @@ SPANS = {
 }
 STATUS_LABELS = {"live": "● live", "closed": "closed", "error": "error"}
 ERROR_STYLE = "background-color: rgba(255, 43, 43, 0.16)"
+ID_SHOWN = 13  # a UUIDv7's millisecond clock: unique unless two sessions start in one ms
 # Pixels per column: the list fits the 900 px a 1366 px screen leaves beside the filter sidebar.
 COLUMN_WIDTHS = {
-    "session": 90,
-    "status": 58,
-    "started (UTC)": 120,
-    "duration": 60,
-    "model": 100,
-    "api": 40,
-    "turns": 50,
-    "tokens": 60,
-    "cost": 70,
-    "errors": 50,
-    "close": 100,
+    "started (UTC)": 112,
+    "duration": 58,
+    "model": 132,
+    "api": 36,
+    "turns": 44,
+    "tokens": 54,
+    "cost": 64,
+    "errors": 44,
+    "close": 100,  # "● live" while open: the status, which the hidden `status` column holds
 }
+SHOWN_COLUMNS = ["open", *COLUMN_WIDTHS, "replay of"]
 
 
 def proxy_client_line() -> str:
@@ -141,7 +141,7 @@ def sessions_table(page: Any) -> Any:
     rows = page.to_dict("records")
     return {
         "open": [f"session?session={r['id']}" for r in rows],
-        "session": [r["id"] for r in rows],
+        "session": [r["id"] for r in rows],  # not shown: the link's text is its first characters
         "status": [STATUS_LABELS[display.session_status(r)] for r in rows],
         "started (UTC)": [display.timestamp(r["started_at"])[:16] for r in rows],  # to the minute
         "duration": [
@@ -153,7 +153,14 @@ def sessions_table(page: Any) -> Any:
         "tokens": [display.count(r["total_tokens"]) for r in rows],
         "cost": [display.usd(r["cost_usd"]) for r in rows],
         "errors": [int(r["errors"]) for r in rows],
-        "close": [display.close_text(r) for r in rows],
+        "close": [
+            STATUS_LABELS["live"] if display.session_status(r) == "live" else display.close_text(r)
+            for r in rows
+        ],
+        "replay of": [
+            r["replay_of"][:ID_SHOWN] if isinstance(r["replay_of"], str) else ""
+            for r in rows  # pandas makes a NULL NaN
+        ],
     }
 
 
@@ -175,7 +182,17 @@ def show_sessions(page: Any, key: str) -> str | None:
     config: dict[str, Any] = {
         name: st.column_config.Column(name, width=width) for name, width in COLUMN_WIDTHS.items()
     }
-    config["open"] = st.column_config.LinkColumn("open", display_text="details ↗", width=64)
+    config["open"] = st.column_config.LinkColumn(
+        "session",
+        display_text=f"session=(.{{1,{ID_SHOWN}}})",  # the id's start, a prefix every page takes
+        width=100,
+        help="Opens the session; its page shows the full id with a copy button",
+    )
+    config["replay of"] = st.column_config.TextColumn(
+        "replay of",
+        width=96,
+        help="The session this one replays (`rtrec replay`); its page links to Compare",
+    )
     event = st.dataframe(
         error_rows(table),
         hide_index=True,
@@ -184,9 +201,20 @@ def show_sessions(page: Any, key: str) -> str | None:
         selection_mode="single-row",
         key=key,
         column_config=config,  # sized to fit a 1366 px screen with the filter sidebar open
+        column_order=SHOWN_COLUMNS,
     )
     rows = event.selection.rows if event is not None else []
     return str(table["session"][rows[0]]) if rows else None
+
+
+def resolve_session(typed: str) -> tuple[str | None, str]:
+    """The session id a full id or a unique prefix names, else None and why (as Markdown)."""
+    found = data.session_ids_starting(typed) if typed else []
+    if len(found) == 1:
+        return found[0], ""
+    if not found:
+        return None, f"There is no session {display.code(typed)} in this database."
+    return None, f"{display.code(typed)} starts more than one session id: give more of it."
 
 
 def link_to_session(session_id: str) -> None:

@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,17 +14,24 @@ from typing import Any
 import pytest
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
-from dashboard.launch import streamlit_command
 from storage.models import RealtimeSession, Response
+from tests.support.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    OVERFLOW_JS,
+    SCREEN,
+    chromium,
+    open_tab,
+    page_text,
+    served,
+    settled,
+    stop,
+    wait_healthy,
+)
 from tests.support.dashboard import KEY, done_usages, record, rows
 from tests.support.net import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium"
 )
@@ -41,89 +46,16 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"db_url": db_url, "sent": sent, "session_id": session.id, "folder": folder}
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dashboard exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"dashboard did not answer on {port}:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return int(process.returncode)
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    with chromium(tmp_path / "profile") as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
 def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
-    """`streamlit run dashboard/app.py` exactly as `run_dashboard` starts it, on a free port."""
-    port, log = free_port(), recorded["folder"] / "dashboard.log"
-    env = {**os.environ, "RTREC_DB": recorded["db_url"]}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            streamlit_command("127.0.0.1", port), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_healthy(port, process, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1400,1400",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    service = Service(str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        service.stop()
-
-
-def page_text(driver: webdriver.Chrome, *expected: str) -> str:
-    """The body text once every expected string is on the page (Streamlit renders over a socket)."""
-
-    def ready(d: Any) -> str | None:
-        body = str(d.find_element(By.TAG_NAME, "body").text)
-        return body if all(text in body for text in expected) else None
-
-    def finished(d: Any) -> bool:  # the "Running…" widget is gone once the script has run
-        return not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-
-    try:
-        body = str(WebDriverWait(driver, 60, poll_frequency=0.25).until(ready))
-        WebDriverWait(driver, 60, poll_frequency=0.25).until(finished)
-        return body
-    except Exception:
-        body = driver.find_element(By.TAG_NAME, "body").text
-        raise AssertionError(f"missing {expected} in:\n{body}") from None
+    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
+        yield url
 
 
 def test_session_link_opens_the_conversation(
@@ -204,44 +136,6 @@ def test_run_dashboard_serves_deep_links_and_stops_on_sigterm(
         stop(wrapper)
         if streamlit and Path(f"/proc/{streamlit}").exists():
             os.kill(streamlit, signal.SIGKILL)
-
-
-# Every table's scroller and the page itself, as wide as their boxes: nothing cut off at the side.
-OVERFLOW_JS = """
-const cut = [];
-const page = document.documentElement;
-if (page.scrollWidth > page.clientWidth + 1) {
-  cut.push(`page ${page.scrollWidth}>${page.clientWidth}`);
-}
-const tables = '[data-testid="stDataFrame"], [data-testid="stTable"]';
-for (const frame of document.querySelectorAll(tables)) {
-  if (frame.offsetParent === null) continue;  // on a tab not shown
-  const box = frame.getBoundingClientRect();
-  const scroller = frame.querySelector('.dvn-scroller') || frame;
-  if (scroller.scrollWidth > scroller.clientWidth + 1 || box.right > page.clientWidth + 1) {
-    const head = (frame.innerText || '').slice(0, 40).replace(/\\s+/g, ' ');
-    cut.push(`${head}: ${scroller.scrollWidth}>${scroller.clientWidth}, right ${box.right}`);
-  }
-}
-return cut;
-"""
-SCREEN = (1366, 768)
-
-
-def settled(driver: webdriver.Chrome) -> None:
-    """Waits until no placeholder is left and the tables have had time to size their columns."""
-    skeletons = '[data-testid="stSkeleton"], [data-testid="stStatusWidget"]'
-    WebDriverWait(driver, 60, poll_frequency=0.25).until(
-        lambda d: not d.find_elements(By.CSS_SELECTOR, skeletons)
-    )
-    time.sleep(1.5)  # glide-data-grid measures its columns after the first paint
-
-
-def open_tab(driver: webdriver.Chrome, name: str) -> None:
-    (tab,) = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]') if t.text == name]
-    tab.click()
-    WebDriverWait(driver, 30).until(lambda d: tab.get_attribute("aria-selected") == "true")
-    settled(driver)
 
 
 @pytest.mark.parametrize(

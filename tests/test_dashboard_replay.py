@@ -236,6 +236,11 @@ def frame_with(test: AppTest, column: str) -> Any:
     return found
 
 
+def ms(shown: str) -> float:
+    """A whole-ms cell of the latency tables (`1,234`) as a number."""
+    return float(shown.replace(",", ""))
+
+
 def test_latency_waterfall_follows_each_turn(
     monkeypatch: pytest.MonkeyPatch, replayed: str, engine: Engine
 ):
@@ -248,17 +253,18 @@ def test_latency_waterfall_follows_each_turn(
     ended_by_vad = [(row, r) for row, r in voiced if r.turn_latency_ms is not None]
     assert ended_by_vad  # the fixture's server VAD ended the user's speech
     for row, response in ended_by_vad:
-        assert row["speech stopped"] == 0
+        assert row["speech stopped"] == "0"
         # Speech stopped → first audio, read off the waterfall, is the recorded turn latency.
-        assert row["first audio"] == pytest.approx(response.turn_latency_ms, abs=0.01)
+        assert ms(row["first audio"]) == pytest.approx(response.turn_latency_ms, abs=0.5)
         duration = (response.done_at - response.created_at).total_seconds() * 1000
-        assert row["done"] - row["response created"] == pytest.approx(duration, abs=0.01)
+        assert ms(row["done"]) - ms(row["response created"]) == pytest.approx(duration, abs=1)
     phases = frame_with(test, "phase").set_index("phase")
     first_audio = sorted(r.time_to_first_audio_ms for r in stored if r.time_to_first_audio_ms)
     row = phases.loc["response created → first audio"]
     assert row["turns"] == len(first_audio)
-    assert row["p50_ms"] == pytest.approx(first_audio[math.ceil(len(first_audio) / 2) - 1])
-    assert row["p95_ms"] == pytest.approx(first_audio[-1])
+    p50 = first_audio[math.ceil(len(first_audio) / 2) - 1]
+    assert ms(row["p50_ms"]) == pytest.approx(p50, abs=0.5)
+    assert ms(row["p95_ms"]) == pytest.approx(first_audio[-1], abs=0.5)
 
 
 LATENCY_COLUMNS = (

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the dev group
 import streamlit as st
 
-from dashboard import data, display
+from dashboard import data, display, ui
 
 FLAGS = {
     "turns_changed": "number of turns",
@@ -19,6 +19,20 @@ FLAGS = {
     "errors_changed": "errors",
     "text_changed": "assistant text",
 }
+
+
+def _shown(measure: str, value: Any) -> str:
+    """A totals cell: costs in dollars, latencies in whole ms, counts with separators."""
+    if measure == "cost":
+        return display.usd(value)
+    if measure.endswith(("_p50", "_p95")):
+        return display.UNKNOWN if value is None else f"{round(value):,} ms"
+    return display.count(value)
+
+
+def _percent(share: float | None) -> str:
+    return display.UNKNOWN if share is None else f"{share:.0%}"
+
 
 st.title("Compare sessions")
 left, right = st.columns(2)
@@ -31,10 +45,15 @@ if not session_a or not session_b:
     )
     st.stop()
 
-report = data.comparison(session_a, session_b)
-if isinstance(report, str):
+(full_a, problem_a), (full_b, problem_b) = map(ui.resolve_session, (session_a, session_b))
+if full_a is None or full_b is None:
+    st.warning(problem_a or problem_b)
+    st.stop()
+report = data.comparison(full_a, full_b)
+if isinstance(report, str):  # pruned in between
     st.warning(display.escaped(report))
     st.stop()
+st.caption(f"A {display.code(full_a)} · B {display.code(full_b)}")
 
 changed = [label for flag, label in FLAGS.items() if report[flag]]
 if report["structure_equal"]:
@@ -42,8 +61,8 @@ if report["structure_equal"]:
 else:
     st.error("Structure changed: " + ", ".join(changed))
 numbers = st.columns(3)
-numbers[0].metric("Assistant text similarity", f"{report['text_similarity']:.0%}")
-numbers[1].metric("User transcript similarity", f"{report['transcript_similarity']:.0%}")
+numbers[0].metric("Assistant text similarity", _percent(report["text_similarity"]))
+numbers[1].metric("User transcript similarity", _percent(report["transcript_similarity"]))
 numbers[2].metric("Turns", " → ".join(str(n) for n in report["metrics"]["turns"]))
 
 
@@ -58,11 +77,24 @@ st.subheader("Session totals")
 st.dataframe(
     pd.DataFrame(
         [
-            {"measure": name, "A": pair[0], "B": pair[1], "change": _change(pair)}
+            {
+                "measure": name,
+                "A": _shown(name, pair[0]),
+                "B": _shown(name, pair[1]),
+                "change": _change(pair),
+            }
             for name, pair in report["metrics"].items()
         ]
     ),
     hide_index=True,
+    height=35 * (len(report["metrics"]) + 1) + 3,  # every row, no scrolling inside the table
+    column_config={side: st.column_config.TextColumn(side, alignment="right") for side in "AB"},
+)
+st.caption(
+    "ttfa: time to first audio (`response.created` → first audio) · ttft: time to first text · "
+    "turn: turn latency (end of the user's speech → first audio) · v2v: voice-to-voice "
+    "(user stops speaking → assistant audio starts) · p50/p95: median and 95th percentile over "
+    "the turns"
 )
 
 st.subheader("Turn by turn")
@@ -72,14 +104,14 @@ st.dataframe(
             {
                 "turn": turn["turn"],
                 "only in": turn["only_in"] or "",
-                "status A": turn["status"][0],
-                "status B": turn["status"][1],
-                "text similarity": round(turn["text_similarity"], 3),
+                "status A": turn["status"][0] or display.UNKNOWN,
+                "status B": turn["status"][1] or display.UNKNOWN,
+                "text similarity": _percent(turn["text_similarity"]),
                 "tool calls changed": turn["tool_calls_changed"],
-                "tokens A": turn["total_tokens"][0],
-                "tokens B": turn["total_tokens"][1],
-                "cost A": turn["cost_usd"][0],
-                "cost B": turn["cost_usd"][1],
+                "tokens A": display.count(turn["total_tokens"][0]),
+                "tokens B": display.count(turn["total_tokens"][1]),
+                "cost A": display.usd(turn["cost_usd"][0]),
+                "cost B": display.usd(turn["cost_usd"][1]),
                 "text A": turn["text"][0],
                 "text B": turn["text"][1],
             }

@@ -19,7 +19,7 @@ def pick_session() -> None:
 
 def show(session_id: str) -> None:
     session = data.session(session_id)
-    if session is None:
+    if session is None:  # pruned since the page opened
         st.title("Session")
         st.warning(f"There is no session {display.code(session_id)} in this database.")
         return
@@ -41,11 +41,17 @@ def show(session_id: str) -> None:
         timeline(session_id, version)
 
 
-session_id = st.query_params.get("session", "").strip()
+typed = st.query_params.get("session", "").strip()
 if not ui.empty_state():
-    if not session_id:
+    session_id, problem = ui.resolve_session(typed)
+    if not typed:
         pick_session()
+    elif session_id is None:
+        st.title("Session")
+        st.warning(problem)
     else:
+        if session_id != typed:  # a prefix: the address bar gets the full id, to bookmark
+            st.query_params["session"] = session_id
         found = data.session(session_id)
         live = found is not None and found["ended_at"] is None
         # While the socket is open the page re-reads every few seconds; loaders key on `version`.

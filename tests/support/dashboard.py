@@ -130,3 +130,21 @@ def rows(db_url: str, model: type) -> list[Any]:
 
 def done_usages(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e["response"] for e in sent if e["type"] == "response.done"]
+
+
+async def record_turns(db_url: str, log_dir: Path, turns: int, replay_of: str = "") -> None:
+    """A session of `turns` short text answers through a real `rtrec proxy` (a long waterfall),
+    marked as a replay of `replay_of` when given (as `rtrec replay` marks one)."""
+    headers = {"Rtrec-Replay-Of": replay_of} if replay_of else {}
+    async with FakeRealtimeServer(delta_interval_s=0.001) as server:
+        with proxy_runner(log_dir) as run_proxy:
+            proxy = run_proxy(server.base_url, db_url)
+            client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+            connection = client.realtime.connect(model="gpt-realtime", extra_headers=headers)
+            async with connection as conn:
+                talk = Client(conn)
+                await talk.until("session.created")
+                await talk.update(output_modalities=["text"])
+                for number in range(turns):
+                    await talk.say(f"Question {number + 1}?")
+            assert proxy.stop() == 0
