@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine
 
 from dashboard import audio, display, latency
 from dashboard.conversation import attach_causes, build_turns, error_event_ids
+from handover.options import DEFAULT_DB_URL
 from storage import browse, detail, diff, overview, properties, recording
 from storage.db import (
-    DEFAULT_DB_URL,
     DatabaseOpenError,
     check_schema,
     masked_url,

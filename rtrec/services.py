@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from proxy.options import DB, Option
+from handover.options import DB, Option
 from rtrec.errors import CommandError
 from storage.db import open_for_writing
 

@@ -30,7 +30,6 @@ from storage.sanitize import json_text
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DB_URL = "sqlite:///rtrec.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000  # how long a SQLite write waits for another writer's lock
 

@@ -13,7 +13,7 @@ import pytest
 
 from proxy import protocol
 from proxy.pricing import BUILTIN_PRICES, Price, PriceTable
-from proxy.session import SessionRecorder
+from recorder.session import SessionRecorder
 from storage.records import (
     AudioRecord,
     EventRecord,

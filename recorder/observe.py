@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from proxy.metrics import Metrics
 from proxy.pricing import BUILTIN_PRICES, PriceTable
 from proxy.protocol import metric_model
+from recorder.metrics import Metrics
 from storage.records import (
     EventRecord,
     RateLimitRecord,
