@@ -28,9 +28,9 @@ from handover.wire import Decoder, Item
 from proxy import protocol
 from proxy.pricing import PriceTable, price_table
 from proxy.redact import redact_text
+from recorder import observe
 from recorder.metrics import Metrics
 from recorder.metrics_server import MetricsServer
-from recorder.observe import observe
 from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
@@ -130,7 +130,7 @@ class Recording:
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
         self._submit([opened])
-        self.metrics.sessions.labels(model=protocol.metric_model(opened.model, self.prices)).inc()
+        observe.session_opened(self.metrics, opened.model, self.prices)
 
     def _message(self, relay: int, item: Item) -> None:
         entry = self.sessions.get((relay, item.session))
@@ -146,11 +146,11 @@ class Recording:
             )
         except Exception:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
-            self.metrics.parse_errors.labels(direction=direction).inc()
+            observe.parse_failed(self.metrics, direction)
             records = [session.unparsed(item.from_client, item.body, item.ts)]
         self._submit(records)
         try:
-            observe(
+            observe.observe(
                 self.metrics,
                 session.model,
                 session.rate_limit_key,
@@ -163,8 +163,7 @@ class Recording:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        self.metrics.events.labels(direction, protocol.metric_event_type(event_type)).inc()
-        self.metrics.event_bytes.labels(direction).inc(len(item.body))
+        observe.message_relayed(self.metrics, direction, event_type, len(item.body))
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)
@@ -176,13 +175,12 @@ class Recording:
             [session.close(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))]
         )
         started = session.opened.started_at.timestamp()
-        model = session.metric_model
-        self.metrics.session_duration.labels(model=model).observe(item.ts - started)
+        observe.session_closed(self.metrics, session.metric_model, item.ts - started)
 
     def _upgrade_failed(self, item: Item) -> None:
         fields = item.fields()
         status = int(fields.get("status", 0))
-        self.metrics.upgrade_failures.labels(status=str(status)).inc()
+        observe.upgrade_failed(self.metrics, status)
         reason = fields.get("reason")
         failed = UpgradeFailed(
             ts=datetime.fromtimestamp(item.ts, UTC),
@@ -199,13 +197,10 @@ class Recording:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
         fields = item.fields()
         reason = str(fields.get("reason", "handover_full"))
-        count = int(fields.get("client", 0)) + int(fields.get("server", 0))
-        for direction in ("client", "server"):
-            messages = int(fields.get(direction, 0))
-            if messages:
-                self.metrics.events.labels(direction, "other").inc(messages)
-                self.metrics.event_bytes.labels(direction).inc(int(fields[f"{direction}_bytes"]))
-        self.metrics.dropped_records(reason, count)
+        messages = {direction: int(fields.get(direction, 0)) for direction in ("client", "server")}
+        size_bytes = {direction: int(fields.get(f"{direction}_bytes", 0)) for direction in messages}
+        observe.relay_dropped(self.metrics, reason, messages, size_bytes)
+        count = sum(messages.values())
         self.relays_lost[reason] = self.relays_lost.get(reason, 0) + count
 
     def _submit(self, records: Sequence[Record]) -> None:
