@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
+from handover.ids import uuid7
 from storage.browse import TOKEN_COLUMNS
-from storage.ids import uuid7
 from storage.models import (
     AudioChunk,
     Event,

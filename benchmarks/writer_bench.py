@@ -2,7 +2,7 @@
 
 Run as its own process (`python -m benchmarks.writer_bench --db URL --mix voice`); prints one
 JSON object. The records are what the proxy makes: the benchmark traffic goes through
-`proxy.session.SessionRecorder`, and each message's records are one `submit`, as in the addon.
+`recorder.session.SessionRecorder`, and each message's records are one `submit`, as in the addon.
 The queue is filled first, then the writer thread drains it: the rate is what it sustains.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from benchmarks import traffic
-from proxy.session import SessionRecorder
+from handover.ids import uuid7
+from recorder.session import SessionRecorder
 from storage.db import make_engine, upgrade
-from storage.ids import uuid7
 from storage.records import EventRecord, Record, SessionOpened
 from storage.writer import Writer
 

@@ -22,6 +22,7 @@ from analysis import diff, latency
 from analysis.conversation import attach_causes, build_turns, error_event_ids
 from analysis.export import event_line
 from dashboard import audio, display
+from handover.db_url import DEFAULT_DB_URL
 from storage import browse, detail, overview, properties, recording
 from storage.db import (
     DatabaseOpenError,
@@ -29,7 +30,6 @@ from storage.db import (
     masked_url,
     open_for_reading,
 )
-from storage.url import DEFAULT_DB_URL
 
 DB_ENV = "RTREC_DB"
 LIVE_REFRESH_S = 3

@@ -10,7 +10,7 @@ import pandas as pd  # type: ignore[import-untyped]  # no pandas-stubs in the de
 import streamlit as st
 
 from dashboard import data, display
-from proxy.options import LISTEN_PORT
+from handover.options import LISTEN_PORT
 from storage.browse import SESSION_STATUSES, SessionFilter
 
 SPANS = {

@@ -14,17 +14,16 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 import protocol
+from handover import wire
+from handover.config import SHUTDOWN_REASON, RecorderConfig, socket_path
+from handover.ids import uuid7
+from handover.options import ADDON_OPTIONS
+from handover.wire import Sender
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
-from proxy import handover, mitm_internals
-from proxy.handover import Sender
-from proxy.options import ADDON_OPTIONS
-from proxy.recorder import RecorderConfig
-from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
-from proxy.session import SHUTDOWN_REASON
+from proxy import mitm_internals
+from proxy.recorder_process import RecorderProcess, RecorderStartError, database_problem
 from proxy.tags import SessionTags, session_tags
-from storage.db import DatabaseURLError, make_engine
-from storage.ids import uuid7
 
 logger = logging.getLogger(__name__)
 TAGS_KEY = "rtrec_tags"
@@ -40,11 +39,11 @@ class _Live:
         self.seq = 0
 
 
-class Recorder:
-    """Records every `/realtime` WebSocket; never changes, delays or drops a frame.
+class Relay:
+    """Hands every `/realtime` WebSocket over for recording; never changes, delays or drops a frame.
 
-    The hooks only hand raw frames over (`proxy/handover.py`); a recorder process parses,
-    meters and writes them (`proxy/recorder.py`), off this event loop.
+    The hooks only hand raw frames over (`handover/wire.py`); a recorder process parses,
+    meters and writes them (`recorder/main.py`), off this event loop.
     """
 
     def __init__(self) -> None:
@@ -75,11 +74,12 @@ class Recorder:
                 price_table(opts.rtrec_pricing or None)
             except PricingError as exc:
                 raise exceptions.OptionsError(str(exc)) from exc
-        if "rtrec_db" in updated:
-            try:
-                make_engine(opts.rtrec_db).dispose()  # the URL and file checks, no connection
-            except DatabaseURLError as exc:
-                raise exceptions.OptionsError(str(exc)) from exc
+        # A relay given a recorder's socket never opens the store: whoever started that
+        # recorder checked the URL. Otherwise ask the recorder program (no SQLAlchemy here).
+        if "rtrec_db" in updated and not opts.rtrec_recorder_socket:
+            problem = database_problem(opts.rtrec_db)
+            if problem is not None:
+                raise exceptions.OptionsError(problem)
 
     def recorder_config(self, socket_path: str) -> RecorderConfig:
         opts = ctx.options
@@ -156,7 +156,7 @@ class Recorder:
             return
         request, peer = flow.request, flow.client_conn.peername
         self.sender.notice(
-            handover.UPGRADE_FAILED,
+            wire.UPGRADE_FAILED,
             status=status,
             reason=reason,
             path=redact_url(request.path),
@@ -254,4 +254,4 @@ def _realtime_upgrade(request: http.Request) -> bool:
     return upgrade and protocol.is_realtime_path(request.path)
 
 
-addons = [Recorder()]
+addons = [Relay()]

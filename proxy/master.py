@@ -30,12 +30,11 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 from mitmproxy.master import Master
 from mitmproxy.options import Options
 
+from handover.config import SHUTDOWN_REASON, RecorderConfig, socket_path
+from handover.options import ADDON_OPTIONS
 from proxy import mitm_internals
-from proxy.addon import Recorder
-from proxy.options import ADDON_OPTIONS
-from proxy.recorder import RecorderConfig
-from proxy.recorder_process import RecorderProcess, RecorderStartError, socket_path
-from proxy.session import SHUTDOWN_REASON
+from proxy.addon import Relay
+from proxy.recorder_process import RecorderProcess, RecorderStartError
 
 logger = logging.getLogger(__name__)
 GOING_AWAY = 1001  # RFC 6455: "an endpoint is going away, such as a server going down"
@@ -144,7 +143,7 @@ def serve(config: ProxyConfig, on_ready: Callable[[], None] | None = None) -> No
 
 async def run_proxy(
     config: ProxyConfig,
-    recorder: Recorder | None = None,
+    relay: Relay | None = None,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """One relay process and its recorder process."""
@@ -156,19 +155,19 @@ async def run_proxy(
 
     with recorder_process(config) as process:
         ready(process)
-        await run_relay(config, process.config.socket, recorder, listening)
+        await run_relay(config, process.config.socket, relay, listening)
     logger.info("rtrec proxy stopped; the recorder wrote its queue")
 
 
 async def run_relay(
     config: ProxyConfig,
     recorder_socket: str,
-    recorder: Recorder | None = None,
+    relay: Relay | None = None,
     on_listening: Callable[[], None] | None = None,
 ) -> None:
     """One relay: mitmproxy's event loop, handing frames to the recorder at `recorder_socket`.
     `on_listening` runs once the listen socket is bound (clients may connect from then on)."""
-    master = configured_relay(config, recorder_socket, recorder, on_listening)
+    master = configured_relay(config, recorder_socket, relay, on_listening)
     # What is loaded by now lives as long as the process: keep it out of the collector's full
     # passes, each of which otherwise stops the event loop for tens of milliseconds.
     gc.collect()
@@ -184,11 +183,11 @@ async def run_relay(
 def configured_relay(
     config: ProxyConfig,
     recorder_socket: str,
-    recorder: Recorder | None = None,
+    relay: Relay | None = None,
     on_listening: Callable[[], None] | None = None,
 ) -> Master:
     """The relay's mitmproxy, its options set and checked, ready to `run()`."""
-    master = relay_master(recorder or Recorder(), _WhenListening(on_listening))
+    master = relay_master(relay or Relay(), _WhenListening(on_listening))
     try:
         # `confdir` too: mitmproxy's TlsConfig loads its certificate store only when that option
         # changes or in its `running` hook, which comes after the listen socket is bound; a

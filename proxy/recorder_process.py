@@ -9,12 +9,12 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
 
-from proxy.recorder import RecorderConfig
+from handover.config import DB_CHECK_MODULE, RecorderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +26,15 @@ class RecorderStartError(Exception):
     """The recorder process could not start; the message is its one-line reason."""
 
 
-def socket_path() -> str:
-    """A fresh private directory for the hand-over socket (removed by `RecorderProcess.stop`)."""
-    return str(Path(tempfile.mkdtemp(prefix="rtrec-")) / "recorder.sock")
+def database_problem(db_url: str) -> str | None:
+    """Why the recorder program refuses `db_url` (its one-line `error: …`), or None if it would
+    open it: the URL and file checks only, without loading SQLAlchemy into the relay."""
+    command = [sys.executable, "-m", DB_CHECK_MODULE, db_url]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True) as process:
+        line = _first_line(process, START_TIMEOUT_S)
+        if process.poll() is None and line.startswith("error: recorder not ready"):
+            process.kill()
+    return None if line == "ready" else line.removeprefix("error: ") or "recorder exited at start"
 
 
 class RecorderProcess:

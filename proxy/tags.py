@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from handover.properties import property_name
 from protocol.redact import REDACTED, SECRET_FIELDS, SECRET_QUERY_PARAMS, redact_text
 
 HEADER_PREFIX = "rtrec-"
@@ -23,9 +24,7 @@ REPLAY_QUERY = "rtrec_replay_of"
 
 # Bounds keep a careless or hostile client from filling the table: the first properties win.
 MAX_PROPERTIES = 20
-MAX_NAME_CHARS = 64
 MAX_VALUE_CHARS = 256
-_NAME = re.compile(rf"[a-z0-9_]{{1,{MAX_NAME_CHARS}}}")
 _SESSION_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _SECRET_NAMES = frozenset(n.replace("-", "_") for n in SECRET_FIELDS | SECRET_QUERY_PARAMS)
 
@@ -39,12 +38,6 @@ class SessionTags:
     path: str
     #: The request's header names (as sent) that carry tags and must not reach the upstream.
     tag_headers: tuple[str, ...]
-
-
-def property_name(raw: str) -> str | None:
-    """`Customer-Id` -> `customer_id`: one spelling for headers and query parameters alike."""
-    name = raw.strip().lower().replace("-", "_")
-    return name if _NAME.fullmatch(name) else None
 
 
 def property_value(name: str, raw: str) -> str:
@@ -118,21 +111,3 @@ def _bounded(candidates: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
             break
         properties[name] = property_value(name, raw_value)
     return tuple(sorted(properties.items()))
-
-
-# Labels the cost and token counters already have: a property may not take their place.
-RESERVED_LABELS = frozenset({"model", "kind", "direction", "modality", "cached"})
-
-
-def metric_property_names(text: str) -> tuple[str, ...]:
-    """`--metric-properties customer,env` -> ("customer", "env"); ValueError says what is wrong."""
-    names: list[str] = []
-    for raw in filter(None, (part.strip() for part in text.split(","))):
-        name = property_name(raw)
-        if name is None:
-            raise ValueError(f"{raw!r} is not a property name (letters, digits, _ and -)")
-        if name in RESERVED_LABELS:
-            raise ValueError(f"{name!r} is already a label of the cost and token counters")
-        if name not in names:
-            names.append(name)
-    return tuple(names)

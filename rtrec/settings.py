@@ -1,4 +1,4 @@
-"""The command line's settings: flags and `RTREC_*` variables made from `proxy/options.py`'s table.
+"""The command line's settings: flags and `RTREC_*` variables from `handover/options.py`'s table.
 
 The proxy's options are declared there, once; this module adds the settings only the CLI has
 (the dashboard's and the simulator's addresses) and turns them all into argparse flags.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.options import (
+from handover.options import (
     CLI_OPTIONS,
     DB,
     Option,

@@ -26,8 +26,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from handover.db_url import database_url
 from storage.sanitize import json_text
-from storage.url import database_url
 
 logger = logging.getLogger(__name__)
 

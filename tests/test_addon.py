@@ -17,9 +17,9 @@ from mitmproxy.websocket import WebSocketData, WebSocketMessage
 from sqlalchemy import select
 from wsproto.frame_protocol import Opcode
 
-from proxy.addon import Recorder
+from handover.options import CLI_OPTIONS
+from proxy.addon import Relay
 from proxy.master import ProxyConfig, configured_relay
-from proxy.options import CLI_OPTIONS
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
 from tests.support.net import free_port
@@ -42,7 +42,7 @@ def realtime_flow(path: str = "/v1/realtime?model=gpt-realtime") -> HTTPFlow:
 
 
 def send(
-    recorder: Recorder,
+    recorder: Relay,
     flow: HTTPFlow,
     from_client: bool,
     content: bytes,
@@ -62,7 +62,7 @@ def metrics_port() -> int:
 @pytest.fixture
 def recorder_ctx(db_url: str, metrics_port: int):
     """The addon as `mitmdump -s` runs it: it starts its own recorder process."""
-    recorder = Recorder()
+    recorder = Relay()
     with taddons.context(recorder) as tctx:
         tctx.configure(
             recorder, rtrec_db=db_url, rtrec_metrics_port=metrics_port, rtrec_flush_interval_ms=5
@@ -187,7 +187,7 @@ def test_bad_options_are_refused(recorder_ctx, option: str, value: object, messa
 def test_addon_loads_as_a_script():
     with taddons.context() as tctx:
         script = tctx.script("proxy/addon.py")
-        assert [type(addon).__name__ for addon in script.addons] == ["Recorder"]
+        assert [type(addon).__name__ for addon in script.addons] == ["Relay"]
 
 
 def test_a_configured_relay_has_its_certificates_before_it_listens():

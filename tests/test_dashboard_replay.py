@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Element, Node
 
 from protocol.pricing import PriceTable
-from proxy.session import SessionRecorder
+from recorder.session import SessionRecorder
 from storage.models import Response, table
 from storage.records import SessionOpened
 from storage.writer import Writer

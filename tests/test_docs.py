@@ -8,8 +8,8 @@ import pytest
 from mitmproxy.test import taddons
 from prometheus_client import CollectorRegistry
 
-from proxy.addon import Recorder
-from proxy.metrics import Metrics
+from proxy.addon import Relay
+from recorder.metrics import Metrics
 from rtrec.cli import build_parser
 from rtrec.settings import DASHBOARD_SETTINGS, SIMULATE_SETTINGS, UP_SETTINGS
 from storage.db import make_engine
@@ -41,7 +41,7 @@ def test_every_command_is_documented():
 
 
 def test_every_addon_option_is_documented():
-    recorder = Recorder()
+    recorder = Relay()
     with taddons.context(recorder) as tctx:
         names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]  # noqa: SIM118
     assert len(names) == 10

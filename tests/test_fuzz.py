@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import protocol
+from handover.options import RECORD_MODES
 from protocol.redact import REDACTED, redact_free_text, redact_url, redact_value
-from proxy.session import RECORD_MODES, SessionRecorder
+from recorder.session import SessionRecorder
 from storage.records import AudioRecord, EventRecord, SessionOpened
 from tests.support.frames import (
     KEY_CHARS,

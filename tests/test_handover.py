@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy import handover
-from proxy.handover import Decoder, Item, Sender
+from handover import wire
+from handover.wire import Decoder, Item, Sender
 
 
 def received(conn: socket.socket) -> list[Item]:
@@ -32,9 +32,9 @@ def listening(tmp_path: Path) -> tuple[socket.socket, str]:
 )
 def test_frames_come_out_byte_for_byte_however_the_stream_is_cut(frames, cuts):
     stream = b"".join(
-        handover.HEADER.pack(
-            handover.MESSAGE,
-            (handover.FROM_CLIENT if c else 0) | (handover.IS_TEXT if t else 0),
+        wire.HEADER.pack(
+            wire.MESSAGE,
+            (wire.FROM_CLIENT if c else 0) | (wire.IS_TEXT if t else 0),
             7,
             seq,
             1.5 + seq,
@@ -70,8 +70,8 @@ def test_a_sender_without_a_recorder_drops_counts_and_reports_on_connect(tmp_pat
     sender.drain(5)
     items = received(conn)
     kinds = [item.kind for item in items]
-    assert kinds.count(handover.OPEN) >= 1  # the session opened while it was down is not lost
-    (dropped,) = [item.fields() for item in items if item.kind == handover.DROPPED]
+    assert kinds.count(wire.OPEN) >= 1  # the session opened while it was down is not lost
+    (dropped,) = [item.fields() for item in items if item.kind == wire.DROPPED]
     assert dropped == {
         "reason": "recorder_down",
         "client": 1,
@@ -79,7 +79,7 @@ def test_a_sender_without_a_recorder_drops_counts_and_reports_on_connect(tmp_pat
         "client_bytes": 12,
         "server_bytes": 13,
     }
-    (message,) = [item for item in items if item.kind == handover.MESSAGE]
+    (message,) = [item for item in items if item.kind == wire.MESSAGE]
     assert (message.seq, message.body) == (2, b'{"type":"c"}')
 
 
@@ -101,17 +101,15 @@ def test_a_recorder_that_falls_behind_costs_drops_not_waiting(tmp_path: Path):
     while sender.connected and not sender.drain(0.05):
         items.extend(_read_some(conn, decoder))
     items.extend(_read_some(conn, decoder))
-    messages = [item for item in items if item.kind == handover.MESSAGE]
-    drops = [item.fields() for item in items if item.kind == handover.DROPPED]
+    messages = [item for item in items if item.kind == wire.MESSAGE]
+    drops = [item.fields() for item in items if item.kind == wire.DROPPED]
     dropped = sum(d["client"] + d["server"] for d in drops)
     assert {d["reason"] for d in drops} == {"handover_full"}
     assert len(messages) + dropped == sent
     assert all(item.body == frame for item in messages)
     kinds = [item.kind for item in items]
-    assert kinds.count(handover.CLOSE) == 1  # the close was not dropped
-    assert kinds.index(handover.CLOSE) > max(
-        i for i, k in enumerate(kinds) if k == handover.MESSAGE
-    )
+    assert kinds.count(wire.CLOSE) == 1  # the close was not dropped
+    assert kinds.index(wire.CLOSE) > max(i for i, k in enumerate(kinds) if k == wire.MESSAGE)
     seqs = [item.seq for item in messages]
     assert seqs == sorted(seqs)
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 import protocol
 import rtrec
-from proxy.metrics import Metrics
-from proxy.observe import observe, token_series
-from proxy.session import SessionRecorder
+from recorder.metrics import Metrics
+from recorder.observe import observe, token_series
+from recorder.session import SessionRecorder
 from simulator.server import FakeRealtimeServer
 from storage.db import make_engine
 from storage.models import RateLimit, Response, Transcription, table

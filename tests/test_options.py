@@ -14,10 +14,10 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.master import Master
 
-from proxy.addon import Recorder
+from handover.config import RecorderConfig
+from handover.options import ADDON_OPTIONS, CLI_OPTIONS, PROXY_OPTIONS, RECORDER_OPTIONS, Option
+from proxy.addon import Relay
 from proxy.master import ProxyConfig, relay_master
-from proxy.options import ADDON_OPTIONS, CLI_OPTIONS, PROXY_OPTIONS, RECORDER_OPTIONS, Option
-from proxy.recorder import RecorderConfig
 from rtrec.cli import build_parser, main
 from rtrec.settings import UP_SETTINGS, markdown_table
 
@@ -34,7 +34,7 @@ def readme_options_table() -> str:
 
 def test_readme_table_is_the_table():
     assert readme_options_table() == markdown_table(UP_SETTINGS), (
-        "the README's table of options is not the one proxy/options.py makes: "
+        "the README's table of options is not the one handover/options.py makes: "
         "paste the output of `uv run python -m rtrec.settings` into README.md"
     )
 
@@ -59,7 +59,7 @@ def relay() -> Iterator[Master]:
     asyncio.set_event_loop(loop)
 
     async def make() -> Master:
-        return relay_master(Recorder())
+        return relay_master(Relay())
 
     try:
         yield loop.run_until_complete(make())

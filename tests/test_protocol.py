@@ -14,7 +14,7 @@ import pytest
 import protocol
 from analysis import conversation
 from protocol.pricing import BUILTIN_PRICES, Price, PriceTable
-from proxy.session import SessionRecorder
+from recorder.session import SessionRecorder
 from storage.records import (
     AudioRecord,
     EventRecord,

@@ -126,7 +126,7 @@ def test_a_killed_recorder_is_started_again_and_every_message_is_accounted_for(
     upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
 ):
     proxy = run_proxy(upstream.base_url, db_url)
-    (recorder,) = descendants_running(proxy.process.pid, "proxy.recorder")
+    (recorder,) = descendants_running(proxy.process.pid, "recorder.main")
 
     async def session() -> None:
         client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
@@ -149,7 +149,7 @@ def test_a_killed_recorder_is_started_again_and_every_message_is_accounted_for(
                 await say(conn, n)
             await asyncio.to_thread(
                 wait_until,
-                lambda: descendants_running(proxy.process.pid, "proxy.recorder") and healthz(proxy),
+                lambda: descendants_running(proxy.process.pid, "recorder.main") and healthz(proxy),
                 "a new recorder",
             )
             await asyncio.sleep(1.0)  # the relay reconnects within half a second
@@ -212,7 +212,7 @@ def test_two_workers_share_the_port_and_feed_one_recorder(
         time.sleep(0.05)
     relays = descendants_running(proxy.process.pid, "proxy.master")
     assert len(relays) == 2
-    assert len(descendants_running(proxy.process.pid, "proxy.recorder")) == 1
+    assert len(descendants_running(proxy.process.pid, "recorder.main")) == 1
 
     baseline = {pid: sockets(pid) for pid in relays}
     all_open = asyncio.Event()
@@ -339,7 +339,7 @@ def test_sessions_a_killed_proxy_left_open_are_closed_at_its_next_start(
                 wait_until, lambda: count_rows(db_url, RealtimeSession) == 1, "the session row"
             )
             # Everything dies at once, as in a power cut: nobody closes the session.
-            for pid in descendants_running(first.process.pid, "proxy.recorder"):
+            for pid in descendants_running(first.process.pid, "recorder.main"):
                 os.kill(pid, signal.SIGKILL)
             first.process.kill()
             with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ from protocol.redact import (
     redact_url,
     redact_value,
 )
-from proxy.session import SessionRecorder
+from recorder.session import SessionRecorder
 from storage.records import EventRecord, SessionOpened
 
 KEY = "sk-proj-abcDEF1234567890xyz"

@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from wsproto.frame_protocol import Opcode
 
-from proxy.addon import Recorder
+from proxy import addon
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
 from storage.models import Event, RealtimeSession, table
@@ -140,7 +140,7 @@ def settled_counters(metrics_port: int, relayed: int) -> dict[str, float]:
 
 
 def test_addon_hooks_never_raise_and_queue_one_event_per_message(db_url: str):
-    recorder = Recorder()
+    recorder = addon.Relay()
     metrics_port = free_port()
     sent: dict[str, list[tuple[bool, bytes, bool]]] = {}
 

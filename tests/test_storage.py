@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select, text
 
+from handover.ids import uuid7
 from storage import browse, prune
 from storage.db import current_revision, head_revision, make_engine, upgrade
-from storage.ids import uuid7
 from storage.models import Base, Event, RealtimeSession, Response, UpgradeFailure, table
 from storage.records import (
     EventRecord,

@@ -13,7 +13,7 @@ from rtrec.settings import DB, add_settings, positive_int
 
 def property_filter(text: str) -> tuple[str, str]:
     """`customer=acme` -> ("customer", "acme"), the name spelt as the proxy stores it."""
-    from proxy.tags import property_name
+    from handover.properties import property_name
 
     raw_name, equals, value = text.partition("=")
     name = property_name(raw_name)

@@ -23,9 +23,6 @@ from storage.records import (
     TranscriptionRecord,
 )
 
-RECORD_MODES = ("full", "text", "metadata")
-# The close reason of a session the proxy itself ended (stored, and sent with close 1001).
-SHUTDOWN_REASON = "proxy shut down"
 MAX_REPORTED_MODELS = 16
 
 

@@ -2,7 +2,7 @@
 
 The relay's event loop pays for one `struct.pack` and one list append per WebSocket message; the
 buffer goes out in one `send` per loop iteration. Parsing, redaction, metrics and SQL all happen
-in the recorder process (`proxy/recorder.py`), which reads the items back with `Decoder`.
+in the recorder process (`recorder/main.py`), which reads the items back with `Decoder`.
 
 Every item is a fixed header and a body: `MESSAGE` bodies are the frame's bytes exactly as
 relayed; the other kinds carry a small JSON object. Messages that cannot be handed over (the

@@ -1,7 +1,7 @@
 """The recorder process: reads relayed frames from the hand-over, records them, serves /metrics.
 
 Run by the relay (`proxy/recorder_process.py` starts and restarts it), never by hand:
-`python -m proxy.recorder --socket PATH --db URL …`. It prints one line on stdout once it is
+`python -m recorder.main --socket PATH --db URL …`. It prints one line on stdout once it is
 ready (`ready`) or why it cannot start (`error: …`), then serves until every relay that connected
 has gone, or SIGTERM/SIGINT and a grace period for the relays to go.
 """
@@ -15,25 +15,23 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from socket import gethostname
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 import protocol
+from handover import wire
+from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
+from handover.properties import metric_property_names
+from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
-from proxy import handover
-from proxy.handover import Decoder, Item
-from proxy.metrics import Metrics
-from proxy.metrics_server import MetricsServer
-from proxy.observe import observe
-from proxy.options import RECORDER_OPTIONS
-from proxy.session import SHUTDOWN_REASON, SessionRecorder
-from proxy.tags import metric_property_names
+from recorder import observe
+from recorder.metrics import Metrics
+from recorder.metrics_server import MetricsServer
+from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
@@ -45,41 +43,11 @@ logger = logging.getLogger(__name__)
 RELAYS_GRACE_S = 10.0
 
 
-@dataclass(frozen=True)
-class RecorderConfig:
-    """`RECORDER_OPTIONS` (tests/test_options.py checks the fields), and what the relay adds."""
-
-    socket: str
-    db: str
-    metrics_host: str
-    metrics_port: int
-    pricing: str
-    retention_days: int
-    queue_size: int
-    flush_interval_ms: int
-    metric_properties: str  # comma-separated allow-list of property labels
-    proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
-    restarts: int = 0  # how often the relay had to start this recorder again
-
-    @classmethod
-    def of(cls, setting: Callable[[str], Any], socket: str, listen_port: int) -> RecorderConfig:
-        """From the proxy's settings: `setting(dest)` of each of `RECORDER_OPTIONS`."""
-        values = {option.dest: setting(option.dest) for option in RECORDER_OPTIONS}
-        return cls(socket=socket, proxy_id=f"{gethostname()}:{listen_port}", **values)
-
-    def command(self) -> list[str]:
-        """The command line that runs a recorder process with this configuration."""
-        args = [sys.executable, "-m", "proxy.recorder"]
-        for name, value in vars(self).items():
-            args += ["--" + name.replace("_", "-"), str(value)]
-        return args
-
-
 _TYPES = {"str": str, "int": int}
 
 
 def parse_config(argv: Sequence[str]) -> RecorderConfig:
-    parser = argparse.ArgumentParser(prog="python -m proxy.recorder")
+    parser = argparse.ArgumentParser(prog=f"python -m {RECORDER_MODULE}")
     for name, kind in RecorderConfig.__annotations__.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=_TYPES[kind])
     parser.add_argument("--log-level", default="INFO")
@@ -115,15 +83,15 @@ class Recording:
     def handle(self, relay: int, item: Item) -> None:
         """Apply one item from relay number `relay`; a bad item is logged, never fatal."""
         try:
-            if item.kind == handover.MESSAGE:
+            if item.kind == wire.MESSAGE:
                 self._message(relay, item)
-            elif item.kind == handover.OPEN:
+            elif item.kind == wire.OPEN:
                 self._open(relay, item)
-            elif item.kind == handover.CLOSE:
+            elif item.kind == wire.CLOSE:
                 self._close(relay, item)
-            elif item.kind == handover.DROPPED:
+            elif item.kind == wire.DROPPED:
                 self._dropped(relay, item)
-            elif item.kind == handover.UPGRADE_FAILED:
+            elif item.kind == wire.UPGRADE_FAILED:
                 self._upgrade_failed(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
@@ -162,7 +130,7 @@ class Recording:
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
         self._submit([opened])
-        self.metrics.sessions.labels(model=protocol.metric_model(opened.model, self.prices)).inc()
+        observe.session_opened(self.metrics, opened.model, self.prices)
 
     def _message(self, relay: int, item: Item) -> None:
         entry = self.sessions.get((relay, item.session))
@@ -178,11 +146,11 @@ class Recording:
             )
         except Exception:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
-            self.metrics.parse_errors.labels(direction=direction).inc()
+            observe.parse_failed(self.metrics, direction)
             records = [session.unparsed(item.from_client, item.body, item.ts)]
         self._submit(records)
         try:
-            observe(
+            observe.observe(
                 self.metrics,
                 session.model,
                 session.rate_limit_key,
@@ -195,8 +163,7 @@ class Recording:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        self.metrics.events.labels(direction, protocol.metric_event_type(event_type)).inc()
-        self.metrics.event_bytes.labels(direction).inc(len(item.body))
+        observe.message_relayed(self.metrics, direction, event_type, len(item.body))
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)
@@ -208,13 +175,12 @@ class Recording:
             [session.close(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))]
         )
         started = session.opened.started_at.timestamp()
-        model = session.metric_model
-        self.metrics.session_duration.labels(model=model).observe(item.ts - started)
+        observe.session_closed(self.metrics, session.metric_model, item.ts - started)
 
     def _upgrade_failed(self, item: Item) -> None:
         fields = item.fields()
         status = int(fields.get("status", 0))
-        self.metrics.upgrade_failures.labels(status=str(status)).inc()
+        observe.upgrade_failed(self.metrics, status)
         reason = fields.get("reason")
         failed = UpgradeFailed(
             ts=datetime.fromtimestamp(item.ts, UTC),
@@ -231,13 +197,10 @@ class Recording:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
         fields = item.fields()
         reason = str(fields.get("reason", "handover_full"))
-        count = int(fields.get("client", 0)) + int(fields.get("server", 0))
-        for direction in ("client", "server"):
-            messages = int(fields.get(direction, 0))
-            if messages:
-                self.metrics.events.labels(direction, "other").inc(messages)
-                self.metrics.event_bytes.labels(direction).inc(int(fields[f"{direction}_bytes"]))
-        self.metrics.dropped_records(reason, count)
+        messages = {direction: int(fields.get(direction, 0)) for direction in ("client", "server")}
+        size_bytes = {direction: int(fields.get(f"{direction}_bytes", 0)) for direction in messages}
+        observe.relay_dropped(self.metrics, reason, messages, size_bytes)
+        count = sum(messages.values())
         self.relays_lost[reason] = self.relays_lost.get(reason, 0) + count
 
     def _submit(self, records: Sequence[Record]) -> None:

@@ -1,12 +1,12 @@
-"""Turns the records of one message into metric updates (docs/metrics.md)."""
+"""Every traffic metric update, from each hand-over item and its records (docs/metrics.md)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from protocol import metric_event_type, metric_model
 from protocol.pricing import BUILTIN_PRICES, PriceTable
-from protocol.readers import metric_model
-from proxy.metrics import Metrics
+from recorder.metrics import Metrics
 from storage.records import (
     EventRecord,
     RateLimitRecord,
@@ -153,3 +153,36 @@ def _observe_transcription(
         metrics.transcription_seconds.labels(model=model).inc(record.seconds)
     if record.cost_usd is not None and record.cost_usd >= 0:
         metrics.cost.labels(model, "transcription", *properties).inc(record.cost_usd)
+
+
+def session_opened(metrics: Metrics, model: str | None, prices: PriceTable) -> None:
+    metrics.sessions.labels(model=metric_model(model, prices)).inc()
+
+
+def session_closed(metrics: Metrics, model_label: str, seconds: float) -> None:
+    metrics.session_duration.labels(model=model_label).observe(seconds)
+
+
+def message_relayed(metrics: Metrics, direction: str, event_type: str, size_bytes: int) -> None:
+    """One message the relay handed over: its event type's bounded label and its size."""
+    metrics.events.labels(direction, metric_event_type(event_type)).inc()
+    metrics.event_bytes.labels(direction).inc(size_bytes)
+
+
+def parse_failed(metrics: Metrics, direction: str) -> None:
+    metrics.parse_errors.labels(direction=direction).inc()
+
+
+def upgrade_failed(metrics: Metrics, status: int) -> None:
+    metrics.upgrade_failures.labels(status=str(status)).inc()
+
+
+def relay_dropped(
+    metrics: Metrics, reason: str, messages: dict[str, int], size_bytes: dict[str, int]
+) -> None:
+    """Messages relayed but never handed over: counted as relayed (type `other`) and dropped."""
+    for direction, count in messages.items():
+        if count:
+            metrics.events.labels(direction, "other").inc(count)
+            metrics.event_bytes.labels(direction).inc(size_bytes[direction])
+    metrics.dropped_records(reason, sum(messages.values()))

@@ -2,7 +2,7 @@
 
 From `PROXY_OPTIONS` are made the `rtrec proxy`/`rtrec up` flags and their `RTREC_*` environment
 variables (`rtrec/settings.py`), the `rtrec_*` mitmproxy options of the addon and their checks
-(`proxy/addon.py`), what the recorder process is started with (`proxy/recorder.py`) and the
+(`proxy/addon.py`), what the recorder process is started with (`handover/config.py`) and the
 README's table of options. Nothing here imports mitmproxy, the CLI or the dashboard: all of them
 import this.
 """
@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.session import RECORD_MODES
-from proxy.tags import metric_property_names
-from storage.url import DEFAULT_DB_URL
+from handover.db_url import DEFAULT_DB_URL
+from handover.properties import metric_property_names
+
+#: What `--record` may say; the recorder process keeps each session as its relay said.
+RECORD_MODES = ("full", "text", "metadata")
 
 #: A check of a value already of the option's type: returns it (perhaps normalised) or raises
 #: ValueError with a one-line message that names the value, never the option.

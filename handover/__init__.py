@@ -1,0 +1,1 @@
+"""What the relay and the recorder process share: the hand-over's wire format and their settings."""
