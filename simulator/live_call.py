@@ -13,7 +13,13 @@ from typing import Any
 
 from simulator.call_engine import EngineIO, SessionConfigError
 from simulator.events import JSON
-from simulator.live_events import live_error, live_event, session_closed
+from simulator.live_events import (
+    live_error,
+    live_event,
+    reflected_input_audio,
+    reflected_output_audio,
+    session_closed,
+)
 from simulator.live_session import LiveSession
 from simulator.pacing import Pacing
 
@@ -66,7 +72,7 @@ class LiveCallEngine:
         self._last_activity = max(self._last_activity, time.monotonic()) + played_s
         end_ms = self.session.clock.output_end_ms
         start_ms = end_ms - len(pcm) // PCM16_BYTES_PER_MS
-        await self._io.publish_sideband({**event, "start_ms": start_ms, "end_ms": end_ms})
+        await self._io.publish_sideband(reflected_output_audio(event["delta"], start_ms, end_ms))
 
     async def _error(self, code: str, message: str, param: str, client_event_id: Any) -> None:
         cid = client_event_id if isinstance(client_event_id, str) else None
@@ -125,7 +131,7 @@ class LiveCallEngine:
     async def feed_audio(self, pcm: bytes) -> None:
         """The caller's audio: reflected to the sidebands (before any muting), then heard."""
         audio = base64.b64encode(pcm).decode("ascii")
-        await self._io.publish_sideband({"type": "session.input_audio.append", "audio": audio})
+        await self._io.publish_sideband(reflected_input_audio(audio))
         if self.session.resource is not None and self.session.ended is None:
             append = {"type": "session.input_audio.append", "audio": audio}
             await self.session.handle(json.dumps(append))
