@@ -16,6 +16,8 @@ from simulator.pacing import Pacing
 from simulator.responses import RateLimitTracker
 from simulator.state import ConnectionState
 
+#: How a call reaches the service: a browser's WebRTC peer or a phone line over SIP.
+Transport = Literal["webrtc", "sip"]
 _OUTPUT_AUDIO_TYPES = frozenset({"response.output_audio.delta", "response.audio.delta"})
 
 
@@ -29,6 +31,10 @@ class EngineIO:
     publish_sideband: Callable[[JSON], Awaitable[None]]
     play: Callable[[bytes], None]
     clear_audio: Callable[[], None]
+    call_id: str = ""
+    transport: Transport = "webrtc"
+    #: Ends the call (hangs up) when the session itself ends, as a ``session.close`` does.
+    end_call: Callable[[], None] = lambda: None
 
 
 class SessionConfigError(ValueError):
@@ -44,6 +50,10 @@ class SessionEngine(Protocol):
 
     async def handle(self, message: str) -> None: ...
     async def feed_audio(self, pcm: bytes) -> None: ...
+    async def caller_pressed(self, key: str) -> None:
+        """A SIP caller's DTMF keypress."""
+        ...
+
     async def playback_stopped(self) -> None: ...
     async def shutdown(self) -> None: ...
 
@@ -139,6 +149,9 @@ class RealtimeEngine:
     async def feed_audio(self, pcm: bytes) -> None:
         audio = base64.b64encode(pcm).decode("ascii")
         await self.sim.handle(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+
+    async def caller_pressed(self, key: str) -> None:
+        """The simulated Realtime API reports no DTMF."""
 
     async def playback_stopped(self) -> None:
         """The line played all queued audio: if the response is done, its playback is."""

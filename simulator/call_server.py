@@ -3,12 +3,14 @@ and SIP) and the calls' sidebands, behind a :class:`FrontDoor`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Self
 
 from simulator.call_engine import Api, EngineFactory
 from simulator.call_http import CallEndpoints
 from simulator.calls import CallRegistry
 from simulator.front_door import FrontDoor
+from simulator.live_call import LiveCallEngine
 from simulator.pacing import Pacing
 from simulator.server import FakeRealtimeServer
 from simulator.sideband import SidebandServer, call_id_of
@@ -30,10 +32,11 @@ class CallServer:
     ) -> None:
         """``webhook_url`` receives ``realtime.call.incoming`` for simulated SIP calls, signed
         with ``webhook_secret`` (a ``whsec_`` value, as OpenAI's dashboard hands out).
-        ``live_engine`` runs GPT-Live's sessions behind ``/v1/live/sessions`` calls; without it
-        they answer 501."""
+        ``live_engine`` runs GPT-Live's sessions behind ``/v1/live/sessions`` calls
+        (:class:`LiveCallEngine` unless another is given)."""
         self.realtime = FakeRealtimeServer(host, 0, pacing=pacing, keep_log=keep_log)
-        engines: dict[Api, EngineFactory] = {"live": live_engine} if live_engine else {}
+        live = live_engine or functools.partial(LiveCallEngine, pacing=pacing)
+        engines: dict[Api, EngineFactory] = {"live": live}
         self.registry = CallRegistry(engines, pacing)
         self.sidebands = SidebandServer(self.registry)
         self.endpoints = CallEndpoints(self.registry, webhook_url)

@@ -22,6 +22,7 @@ from simulator.call_engine import (
     RealtimeEngine,
     SessionConfigError,
     SessionEngine,
+    Transport,
 )
 from simulator.events import JSON, new_id
 from simulator.pacing import Pacing
@@ -29,7 +30,6 @@ from simulator.rtc_peer import OutboundAudio, RtcPeer, play_out
 
 logger = logging.getLogger(__name__)
 
-Transport = Literal["webrtc", "sip"]
 CallStatus = Literal["ringing", "active", "ended", "rejected"]
 #: The Realtime API's data-channel label for the session's events.
 EVENTS_CHANNEL = "oai-events"
@@ -87,6 +87,10 @@ class Call:
         if self.status == "active":
             await self.session.feed_audio(pcm)
 
+    async def press_key(self, key: str) -> None:
+        if self.status == "active":
+            await self.session.caller_pressed(key)
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` for the life of the call (cancelled at hangup)."""
         task = asyncio.create_task(coro)
@@ -114,7 +118,15 @@ class CallRegistry:
 
     def _new_call(self, api: Api, transport: Transport) -> Call:
         call = Call(new_id(_ID_PREFIX[api]), api, transport, OutboundAudio())
-        io = EngineIO(call.publish, call.publish_sideband, call.audio.play, call.audio.clear)
+        io = EngineIO(
+            call.publish,
+            call.publish_sideband,
+            call.audio.play,
+            call.audio.clear,
+            call_id=call.call_id,
+            transport=transport,
+            end_call=lambda: call.spawn(self.end(call)),
+        )
         call.engine = self.engines[api](io)
         call.audio.on_drained = lambda: call.spawn(call.session.playback_stopped())
         self.calls[call.call_id] = call

@@ -8,12 +8,22 @@ from collections.abc import Callable
 
 import openai
 
+from simulator.live_scenarios import LIVE_SCENARIOS
 from simulator.scenarios import SCENARIOS, ResponseOutcome, Scenario, ScenarioResult
 
-__all__ = ["DEMO_API_KEY", "DemoError", "ResponseOutcome", "ScenarioResult", "run_demo"]
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_SCENARIOS",
+    "DemoError",
+    "ResponseOutcome",
+    "ScenarioResult",
+    "run_demo",
+]
 
 #: Any key works with the simulator; this one is obviously fake in recordings and logs.
 DEMO_API_KEY = "sk-demo-0000000000000000"
+#: The Realtime sessions, then the GPT-Live ones.
+DEMO_SCENARIOS: tuple[Scenario, ...] = SCENARIOS + LIVE_SCENARIOS
 
 
 class DemoError(RuntimeError):
@@ -35,17 +45,19 @@ async def run_demo(
     concurrency: int = 1,
     progress: Callable[[str], None] | None = None,
     timeout_s: float = 30.0,
+    scenarios: tuple[Scenario, ...] = DEMO_SCENARIOS,
 ) -> list[ScenarioResult]:
-    """Drive Realtime sessions through the official SDK against ``base_url`` (``…/v1``).
+    """Drive Realtime and GPT-Live sessions through the official SDK against ``base_url``
+    (``…/v1``).
 
-    ``sessions=None`` runs every scenario once; ``sessions=N`` runs N sessions cycling through
-    them, at most ``concurrency`` at a time. Results come back in session order; ``progress`` gets
-    one line per finished session. Raises :class:`DemoError` when a session fails.
+    ``sessions=None`` runs each of ``scenarios`` once; ``sessions=N`` runs N sessions cycling
+    through them, at most ``concurrency`` at a time. Results come back in session order;
+    ``progress`` gets one line per finished session. Raises :class:`DemoError` when a session fails.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    count = len(SCENARIOS) if sessions is None else sessions
-    plan = [SCENARIOS[index % len(SCENARIOS)] for index in range(count)]
+    count = len(scenarios) if sessions is None else sessions
+    plan = [scenarios[index % len(scenarios)] for index in range(count)]
     results: list[ScenarioResult | None] = [None] * count
     slots = asyncio.Semaphore(concurrency)
     async with openai.AsyncOpenAI(

@@ -119,6 +119,21 @@ def output_audio_delta(audio_b64: str) -> JSON:
     return {"type": "session.output_audio.delta", "delta": audio_b64}
 
 
+def reflected_input_audio(audio_b64: str) -> JSON:
+    """The caller's audio as a sideband sees it: PCM16 24 kHz, no ``event_id``, no timestamps."""
+    return {"type": "session.input_audio.append", "audio": audio_b64}
+
+
+def reflected_output_audio(audio_b64: str, start_ms: int, end_ms: int) -> JSON:
+    """Model audio on a sideband: PCM16 24 kHz with its range on the session's timeline."""
+    return {
+        "type": "session.output_audio.delta",
+        "delta": audio_b64,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+    }
+
+
 def delegation_created(
     target: DelegationTarget, offset_ms: int, response_id: str | None = None
 ) -> JSON:

@@ -63,8 +63,20 @@ CLIENT_TYPES = (
 class LiveSession:
     """The protocol state of one Live session; :attr:`ended` says when to close the transport."""
 
-    def __init__(self, emit: Emit, *, pacing: Pacing | None = None, chunk_ms: int = 100) -> None:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        pacing: Pacing | None = None,
+        chunk_ms: int = 100,
+        session_id: str | None = None,
+        on_speech: Callable[[], None] | None = None,
+    ) -> None:
+        """``session_id`` is the call's when a call made the session (a fresh one otherwise);
+        ``on_speech`` hears each start of the user's speech (a call's line stops its audio)."""
         self.clock = LiveClock(emit=emit, pacing=pacing or Pacing(), chunk_ms=chunk_ms)
+        self._session_id = session_id or new_session_id()
+        self._on_speech = on_speech
         self.config: JSON = {}
         self.resource: JSON | None = None
         #: ``(close code, reason)`` once the session is over and the socket should close.
@@ -141,7 +153,7 @@ class LiveSession:
         self.config = config
         self.clock.format = fmt
         self.clock.started_at = time.monotonic()
-        self.resource = session_resource(new_session_id(), config, fmt, expiry_from_now())
+        self.resource = session_resource(self._session_id, config, fmt, expiry_from_now())
         await self.emit(live_event("session.started", client_event_id, session=self.resource))
 
     async def _refuse_admission(self, model: str, client_event_id: str | None) -> None:
@@ -183,6 +195,8 @@ class LiveSession:
     async def _on_vad(self, kind: str, ms: int) -> None:
         if kind == "start":
             self._speech_start_ms = ms
+            if self._on_speech is not None:
+                self._on_speech()
             await self.shutdown()  # barge-in: the user talks over the model
             return
         self._turn = asyncio.create_task(

@@ -54,6 +54,8 @@ class LiveClock:
     input_ms: float = 0.0
     output_end_ms: int = 0
     context_tokens: int = 0
+    #: Seconds spent in standby (a call's idle policy paused inference), billed at another rate.
+    paused_seconds: float = 0.0
     usage_due_s: int = USAGE_PERIOD_S
     never: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -68,7 +70,8 @@ class LiveClock:
         return int(max(wall_s, self.now_ms / 1000))
 
     def usage(self) -> JSON:
-        return session_usage(self.seconds())
+        seconds = self.seconds()
+        return session_usage(seconds, min(seconds, int(self.paused_seconds)))
 
 
 async def send_usage(clock: LiveClock, *, only_if_due: bool = False) -> None:
@@ -77,7 +80,7 @@ async def send_usage(clock: LiveClock, *, only_if_due: bool = False) -> None:
     if only_if_due and seconds < clock.usage_due_s:
         return
     clock.usage_due_s = (seconds // USAGE_PERIOD_S + 1) * USAGE_PERIOD_S
-    await clock.emit(usage_updated(session_usage(seconds), clock.context_tokens))
+    await clock.emit(usage_updated(clock.usage(), clock.context_tokens))
 
 
 async def run_turn(clock: LiveClock, config: JSON, start_ms: int, end_ms: int) -> None:
@@ -139,9 +142,10 @@ async def speak(clock: LiveClock, config: JSON, words: tuple[str, ...]) -> None:
         if clock.pacing.audio_speed > 0:
             await asyncio.sleep(max(0.0, began + n * clock.chunk_ms / 1000 - time.monotonic()))
         audio = synth.chunk(clock.chunk_ms, clock.format)
-        await clock.emit(output_audio_delta(base64.b64encode(audio).decode("ascii")))
         at_ms = start_ms + n * clock.chunk_ms
+        # Moved on before the delta goes out: a call's sideband reads the chunk's range from it.
         clock.output_end_ms = at_ms + clock.chunk_ms
+        await clock.emit(output_audio_delta(base64.b64encode(audio).decode("ascii")))
         clock.context_tokens += clock.chunk_ms // ASSISTANT_AUDIO_MS_PER_TOKEN
         if n < len(words):
             delta = transcript_delta("output", words[n], at_ms, at_ms + clock.chunk_ms)

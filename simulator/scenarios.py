@@ -55,7 +55,8 @@ class ScenarioResult:
     """What one scripted session did, as its client saw it (what a recorder should hold)."""
 
     name: str
-    api: Literal["ga", "beta"]
+    #: ``live`` for a GPT-Live session (:mod:`simulator.live_scenarios`).
+    api: Literal["ga", "beta", "live"]
     #: The URL's ``model`` (``None`` for a transcription session, which has none).
     model: str | None
     transcription_only: bool = False

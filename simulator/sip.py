@@ -20,6 +20,8 @@ from simulator.events import JSON, new_id
 #: A caller's turn: a held vowel long enough for the VAD, then the silence that ends the turn.
 CALLER_TURN = tone_burst(100, 700, 700)
 CALLER_CHUNK_BYTES = 24000 * 2 // 10  # 100 ms of 24 kHz PCM16
+#: The DTMF key the simulated caller presses once (a menu choice).
+CALLER_KEY = "1"
 
 
 def sign_webhook(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
@@ -82,9 +84,12 @@ def _send(request: urllib.request.Request) -> int:
 
 
 async def speak_as_caller(call: Call, turns: int, chunk_pause_s: float = 0.01) -> None:
-    """Feed ``turns`` caller turns into the accepted call, in 100 ms chunks, then stay silent."""
-    for _ in range(turns):
+    """Feed ``turns`` caller turns into the accepted call, in 100 ms chunks, pressing
+    :data:`CALLER_KEY` after the first, then stay silent."""
+    for turn in range(turns):
         for start in range(0, len(CALLER_TURN), CALLER_CHUNK_BYTES):
             await call.feed_audio(CALLER_TURN[start : start + CALLER_CHUNK_BYTES])
             await asyncio.sleep(chunk_pause_s)
+        if turn == 0:
+            await call.press_key(CALLER_KEY)
         await asyncio.sleep(0.5)  # let the assistant answer before the next turn

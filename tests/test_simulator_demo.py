@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -13,10 +14,11 @@ import openai
 import pytest
 
 from simulator import FakeRealtimeServer
-from simulator.demo import run_demo
+from simulator.demo import DEMO_SCENARIOS, ScenarioResult, run_demo
 from simulator.pacing import Pacing
-from simulator.scenarios import SCENARIOS, WEATHER_TOOL
+from simulator.scenarios import WEATHER_TOOL
 from simulator.serve import serve_forever
+from tests.support.live import validate_live_events
 from tests.support.net import free_port
 from tests.support.simulator import (
     BETA_MODEL,
@@ -29,7 +31,17 @@ from tests.support.simulator import (
 )
 
 JSON = dict[str, Any]
-SCENARIO_NAMES = ["text", "voice", "barge_in", "tool_call", "transcription", "errors", "beta"]
+SCENARIO_NAMES = [
+    "text",
+    "voice",
+    "barge_in",
+    "tool_call",
+    "transcription",
+    "errors",
+    "beta",
+    "live_voice",
+    "live_delegation",
+]
 #: Slow enough for a cancel or a barge-in to land mid-answer, still well under a second a turn.
 INTERRUPTIBLE_S = 0.02
 
@@ -54,9 +66,34 @@ def by_session_id(server: FakeRealtimeServer) -> dict[str, int]:
     }
 
 
+def check_realtime_session(
+    server: FakeRealtimeServer, conn_id: int, result: ScenarioResult
+) -> None:
+    """A Realtime session's events validate, with one usage per response the client saw."""
+    beta = is_beta(server, conn_id)
+    assert beta is (result.api == "beta")
+    sent = validate_server_events(server, conn_id, beta=beta)
+    usages = done_usages(sent, beta=beta)
+    assert len(usages) == len(result.responses)
+    received = [m.event for m in server.messages(conn_id, "client")]
+    appended = [e for e in received if e and e["type"] == "input_audio_buffer.append"]
+    assert bool(appended) is (result.user_audio_bytes > 0)
+
+
+def check_live_session(server: FakeRealtimeServer, conn_id: int, result: ScenarioResult) -> None:
+    """A GPT-Live session's events validate and end in ``session.closed``, as its client saw."""
+    sent = validate_live_events(server, conn_id)
+    assert sent[0]["session"]["model"] == result.model
+    assert sent[-1]["type"] == "session.closed"
+    heard = sum(
+        len(base64.b64decode(e["delta"])) for e in sent if e["type"] == "session.output_audio.delta"
+    )
+    assert heard == result.assistant_audio_bytes > 0
+
+
 async def test_every_scenario_sends_only_valid_events_with_consistent_usage() -> None:
     async with FakeRealtimeServer(delta_interval_s=INTERRUPTIBLE_S) as server:
-        results = await run_demo(server.base_url + "/v1", concurrency=len(SCENARIOS))
+        results = await run_demo(server.base_url + "/v1", concurrency=len(DEMO_SCENARIOS))
         conn_ids = by_session_id(server)
         for conn_id in conn_ids.values():
             await server.wait_closed(conn_id)
@@ -65,15 +102,13 @@ async def test_every_scenario_sends_only_valid_events_with_consistent_usage() ->
     for result in results:
         assert result.as_expected, result.summary()
         conn_id = conn_ids[result.openai_session_id]
-        beta = is_beta(server, conn_id)
-        assert beta is (result.api == "beta")
-        sent = validate_server_events(server, conn_id, beta=beta)
-        usages = done_usages(sent, beta=beta)
-        assert len(usages) == len(result.responses)
-        received = [m.event for m in server.messages(conn_id, "client")]
-        appended = [e for e in received if e and e["type"] == "input_audio_buffer.append"]
-        assert bool(appended) is (result.user_audio_bytes > 0)
+        if result.api == "live":
+            check_live_session(server, conn_id, result)
+        else:
+            check_realtime_session(server, conn_id, result)
     by_name = {r.name: r for r in results}
+    assert by_name["live_voice"].audio_both_ways
+    assert by_name["live_delegation"].statuses == [("completed", None)]
     assert by_name["voice"].audio_both_ways
     assert by_name["beta"].audio_both_ways
     assert by_name["barge_in"].audio_both_ways

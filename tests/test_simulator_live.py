@@ -12,8 +12,12 @@ from websockets.exceptions import ConnectionClosed
 
 from simulator import FakeRealtimeServer
 from simulator.audio import AudioFormat, tone_burst
+from simulator.call_server import CallServer
 from simulator.live_session import LIVE_AT_CAPACITY_MODEL
+from tests.support import calls
 from tests.support.live import (
+    LIVE_SIDEBAND,
+    Sideband,
     live_connect,
     send,
     speak,
@@ -47,6 +51,19 @@ EVERY_SENT_TYPE = {
     "session.usage.updated",
     "session.closed",
     "error",
+}
+#: Every event type a GPT-Live SIP call's sideband receives in :func:`sip_call_sideband`.
+EVERY_SIDEBAND_TYPE = {
+    "session.started",
+    "session.input_audio.append",
+    "session.output_audio.delta",
+    "session.input_transcript.delta",
+    "session.output_transcript.delta",
+    "session.usage.updated",
+    "transport.dtmf.received",
+    "transport.dtmf.sent",
+    "error",
+    "session.closed",
 }
 PREDICATE = {"type": "predicate", "name": "upset", "instructions": "Is the user upset?"}
 CHOICE = {
@@ -199,6 +216,26 @@ async def refused_sessions(server: FakeRealtimeServer) -> list[tuple[int | None,
     return out
 
 
+async def sip_call_sideband(server: CallServer) -> Sideband:
+    """A GPT-Live SIP call watched from ringing to ``session.close`` by a sideband that sends
+    DTMF (a good key and a bad one)."""
+    call = server.registry.ring_sip("live")
+    async with Sideband(server.base_url, call.call_id) as sideband:
+        await calls.until(lambda: call.sidebands)
+        await calls.sdk_client(server).live.sessions.accept(
+            call.call_id, session={"type": "live", "model": "gpt-live-1"}
+        )
+        await sideband.wait_for("transport.dtmf.received")
+        await sideband.wait_for("session.usage.updated")
+        await sideband.send({"type": "transport.dtmf.send", "event": "5", "event_id": "key-1"})
+        await sideband.send({"type": "transport.dtmf.send", "event": "x", "event_id": "key-2"})
+        await sideband.wait_for("error")
+        await sideband.send({"type": "session.close", "event_id": "bye"})
+        assert await sideband.ended() == 1000
+    assert call.status == "ended"
+    return sideband
+
+
 # --------------------------------------------------------------------------- tests
 async def test_every_event_the_simulator_sends_validates_against_the_sdk() -> None:
     async with FakeRealtimeServer() as server:
@@ -211,6 +248,24 @@ async def test_every_event_the_simulator_sends_validates_against_the_sdk() -> No
         sent = [validate_live_events(server, conn_id) for conn_id in (1, 2, 3, 4, 5)]
 
     assert {event["type"] for events in sent for event in events} == EVERY_SENT_TYPE
+
+
+async def test_every_event_a_call_sideband_receives_validates_against_the_sdk() -> None:
+    async with CallServer() as server:
+        sideband = await sip_call_sideband(server)
+
+    assert sideband.validate() == EVERY_SIDEBAND_TYPE
+    assert sideband.events[0]["session"]["id"] == sideband.url.split("/")[-2]
+    (sent,) = sideband.of_type("transport.dtmf.sent")
+    assert (sent["event"], sent["client_event_id"]) == ("5", "key-1")
+    (error,) = sideband.of_type("error")
+    assert (error["error"]["param"], error["client_event_id"]) == ("event", "key-2")
+    deltas = sideband.of_type("session.output_audio.delta")
+    assert all(
+        d["end_ms"] - d["start_ms"] == len(base64.b64decode(d["delta"])) // 48 for d in deltas
+    )
+    (closed,) = sideband.of_type("session.closed")
+    assert (closed["reason"], closed["client_event_id"]) == ("close_requested", "bye")
 
 
 @pytest.mark.parametrize(
@@ -226,6 +281,20 @@ async def test_every_event_the_simulator_sends_validates_against_the_sdk() -> No
 def test_the_validation_rejects_a_wrong_field(wrong: JSON) -> None:
     with pytest.raises((AssertionError, pydantic.ValidationError)):
         validate_live_event(wrong)
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"type": "session.input_audio.append", "audio": "AA==", "start_ms": 0},
+        {"type": "session.output_audio.delta", "delta": "AA==", "start_ms": 0.5, "end_ms": 1},
+        {"type": "transport.dtmf.sent", "event": "5"},
+        {"type": "session.paused", "event_id": "e", "reason": "idle"},
+    ],
+)
+def test_the_sideband_validation_rejects_a_wrong_field(wrong: JSON) -> None:
+    with pytest.raises((AssertionError, pydantic.ValidationError)):
+        validate_live_event(wrong, LIVE_SIDEBAND)
 
 
 async def test_client_mistakes_get_invalid_request_errors_naming_the_param() -> None:

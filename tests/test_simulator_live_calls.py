@@ -1,5 +1,5 @@
-"""GPT-Live's WebRTC calls through the simulator's call layer, with a stand-in session engine
-(the GPT-Live session logic is another module's): JSON create, RTP both ways, /attach, hangup."""
+"""GPT-Live's WebRTC and SIP calls run the real Live session: JSON create, RTP both ways, the
+data channel, /attach sidebands with reflected audio, DTMF, standby and hangup."""
 
 from __future__ import annotations
 
@@ -12,111 +12,132 @@ import openai
 import pytest
 import websockets
 
-from simulator.audio import tone_burst
-from simulator.call_engine import EngineIO, SessionEngine
 from simulator.call_server import CallServer
-from simulator.events import JSON, server_event
+from simulator.live_call import PCM16_BYTES_PER_MS
+from simulator.serve import make_server
 from tests.support.calls import (
     TWO_TURNS,
     ClientPeer,
     WebhookReceiver,
+    read_sideband,
     ring,
     sdk_client,
     until,
 )
+from tests.support.live import Sideband, validate_live_event
+from tests.support.net import free_port
 
-
-class EchoLiveEngine:
-    """Stands in for GPT-Live's engine: says ``session.started``, reflects the caller's audio to
-    sidebands, and answers every 0.5 s of caller audio with 0.2 s of its own."""
-
-    def __init__(self, io: EngineIO) -> None:
-        self.io = io
-        self.heard_bytes = 0
-        self.answer = tone_burst(0, 200, 0)
-
-    async def open(self, session_config: JSON | None) -> None:
-        await self.io.publish(server_event("session.started", session=session_config or {}))
-
-    async def handle(self, message: str) -> None:
-        pass
-
-    async def feed_audio(self, pcm: bytes) -> None:
-        audio = base64.b64encode(pcm).decode("ascii")
-        await self.io.publish_sideband({"type": "session.input_audio.append", "audio": audio})
-        before, self.heard_bytes = self.heard_bytes, self.heard_bytes + len(pcm)
-        if before // 24000 != self.heard_bytes // 24000:
-            self.io.play(self.answer)
-            delta = base64.b64encode(self.answer).decode("ascii")
-            await self.io.publish_sideband(server_event("session.output_audio.delta", delta=delta))
-
-    async def playback_stopped(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
+JSON = dict[str, Any]
 
 
 @pytest.fixture
 async def live_server() -> AsyncIterator[CallServer]:
-    engines: list[SessionEngine] = []
-
-    def factory(io: EngineIO) -> SessionEngine:
-        engines.append(EchoLiveEngine(io))
-        return engines[-1]
-
-    async with CallServer(live_engine=factory) as server:
+    async with CallServer() as server:
         yield server
 
 
-async def test_live_webrtc_session_create_attach_audio_both_ways_hangup(
+async def create_call(server: CallServer, peer: ClientPeer, **session: Any) -> str:
+    """A GPT-Live WebRTC call made with the SDK's ``client.live.create``; its session id."""
+    created = await sdk_client(server).live.create(
+        session=cast(Any, {"model": "gpt-live-1", **session}),
+        transport={"type": "webrtc", "sdp": await peer.offer()},
+    )
+    await peer.connect(str(created.transport.sdp))
+    return created.session.id
+
+
+def assert_output_audio_on_the_timeline(deltas: list[JSON]) -> None:
+    """Sideband output audio carries its range, as long as its audio, in order."""
+    assert deltas
+    for delta in deltas:
+        ms = len(base64.b64decode(delta["delta"])) // PCM16_BYTES_PER_MS
+        assert delta["end_ms"] - delta["start_ms"] == ms > 0
+        assert "event_id" not in delta
+    starts = [delta["start_ms"] for delta in deltas]
+    assert starts == sorted(starts)
+
+
+async def test_live_webrtc_call_runs_the_session_over_rtp_data_channel_and_sideband(
     live_server: CallServer,
 ) -> None:
-    client = sdk_client(live_server)
     peer = ClientPeer()
-    sideband_types: list[str] = []
     try:
-        created = await client.live.create(
-            session={"model": "gpt-live-1", "instructions": "Be brief."},
-            transport={"type": "webrtc", "sdp": await peer.offer()},
-        )
-        session_id = created.session.id
-        assert session_id.startswith("live_")
-        await peer.connect(str(created.transport.sdp))
-        attach = client.live.sideband.connect(session_id=session_id, max_retries=0)
-        async with attach as sideband:
-
-            async def read() -> None:
-                async for event in sideband:
-                    sideband_types.append(event.type)
-
-            reader = asyncio.create_task(read())
+        session_id = await create_call(live_server, peer, instructions="Be brief.")
+        async with Sideband(live_server.base_url, session_id) as sideband:
+            await until(lambda: live_server.registry.calls[session_id].sidebands)
             peer.microphone.play(TWO_TURNS)
-            await until(
-                lambda: peer.voiced_chunks > 5 and "session.output_audio.delta" in sideband_types
-            )
-            await client.live.sessions.hangup(session_id)
-            await asyncio.wait_for(reader, 5)
+            await sideband.wait_for("session.usage.updated", timeout=15)
+            await until(lambda: peer.voiced_chunks > 5)
+            await sdk_client(live_server).live.sessions.hangup(session_id)
+            assert await sideband.ended() == 1000
     finally:
         await peer.close()
-    assert peer.events[0]["type"] == "session.started"
-    assert peer.events[0]["session"]["instructions"] == "Be brief."
-    assert "session.input_audio.append" in sideband_types
+    started = peer.events[0]
+    assert started["type"] == "session.started"
+    assert started["session"]["id"] == session_id
+    assert started["session"]["instructions"] == "Be brief."
+    for event in peer.events:  # the data channel is a primary transport: no audio on it
+        assert validate_live_event(event) != "session.output_audio.delta"
+    said = "".join(e["delta"] for e in peer.events if e["type"] == "session.input_transcript.delta")
+    assert said.startswith("Where is my order?")
+    assert {"session.input_audio.append", "session.output_audio.delta"} <= sideband.validate()
+    assert_output_audio_on_the_timeline(sideband.of_type("session.output_audio.delta"))
+    reflected = [
+        base64.b64decode(e["audio"]) for e in sideband.of_type("session.input_audio.append")
+    ]
+    assert sum(map(len, reflected)) >= 600 * PCM16_BYTES_PER_MS  # the caller's first turn
+    assert any(any(chunk) for chunk in reflected)  # its voice, not only the silence
+    (closed,) = sideband.of_type("session.closed")
+    assert closed["reason"] == "remote_hangup"
+    assert closed["session"]["id"] == session_id
     assert live_server.registry.calls[session_id].status == "ended"
 
 
-async def test_live_create_without_a_live_engine_is_501() -> None:
-    async with CallServer() as server:
-        peer = ClientPeer()
-        try:
-            with pytest.raises(openai.APIStatusError) as refused:
-                await sdk_client(server).live.create(
-                    session={"model": "gpt-live-1"},
-                    transport={"type": "webrtc", "sdp": await peer.offer()},
-                )
-        finally:
-            await peer.close()
-    assert refused.value.status_code == 501
+async def test_an_idle_webrtc_call_pauses_and_speech_resumes_it(live_server: CallServer) -> None:
+    peer = ClientPeer()
+    try:
+        session_id = await create_call(
+            live_server, peer, idle_timeout_s=1, wake_policy={"type": "speech"}
+        )
+        async with Sideband(live_server.base_url, session_id) as sideband:
+            await sideband.wait_for("session.paused")
+            await asyncio.sleep(1.1)  # a billable second in standby
+            peer.microphone.play(TWO_TURNS[: len(TWO_TURNS) // 2])
+            await sideband.wait_for("session.resumed")
+            await sdk_client(live_server).live.sessions.hangup(session_id)
+            await sideband.ended()
+    finally:
+        await peer.close()
+    assert {"session.paused", "session.resumed"} <= sideband.validate()
+    assert [e["type"] for e in peer.events].count("session.paused") == 0  # sideband only
+    usage = sideband.of_type("session.closed")[0]["usage"]
+    assert usage["paused_seconds"] >= 1
+    assert usage["active_seconds"] + usage["paused_seconds"] == usage["seconds"]
+
+
+async def test_a_call_config_with_an_audio_format_is_a_400_and_makes_no_call(
+    live_server: CallServer,
+) -> None:
+    peer = ClientPeer()
+    try:
+        with pytest.raises(openai.BadRequestError, match="negotiated"):
+            await create_call(
+                live_server, peer, audio={"format": {"type": "audio/pcm", "rate": 24000}}
+            )
+    finally:
+        await peer.close()
+    assert live_server.registry.calls == {}
+
+
+async def test_rtrec_simulate_answers_live_calls() -> None:
+    peer = ClientPeer()
+    try:
+        async with make_server(port=free_port(), fast=True) as server:
+            session_id = await create_call(server, peer)
+            await until(lambda: peer.count("session.started") == 1)
+    finally:
+        await peer.close()
+    assert session_id.startswith("live_")
 
 
 async def test_a_realtime_sideband_cannot_attach_to_a_live_session(
@@ -135,7 +156,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver.close()
 
 
-async def test_live_sip_call_incoming_webhook_accept_attach_hangup(
+async def test_live_sip_call_incoming_webhook_accept_attach_dtmf_hangup(
     live_server: CallServer, webhook_receiver: WebhookReceiver
 ) -> None:
     client = sdk_client(live_server)
@@ -144,23 +165,25 @@ async def test_live_sip_call_incoming_webhook_accept_attach_hangup(
     event = client.webhooks.unwrap(body, headers, secret=live_server.endpoints.webhook_secret)
     assert event.type == "live.transport.incoming"
     session_id = event.data.session_id
-    assert session_id.startswith("live_")
     with pytest.raises(openai.BadRequestError):  # GPT-Live's accept wants session.type "live"
         await client.live.sessions.accept(session_id, session=cast(Any, {"model": "gpt-live-1"}))
-    sideband_types: list[str] = []
+    events: list[JSON] = []
     async with client.live.sideband.connect(session_id=session_id, max_retries=0) as sideband:
-
-        async def read() -> None:
-            async for server_event in sideband:
-                sideband_types.append(server_event.type)
-
-        reader = asyncio.create_task(read())
+        reader = asyncio.create_task(read_sideband(sideband, events))
+        await until(lambda: live_server.registry.calls[session_id].sidebands)
         await client.live.sessions.accept(
             session_id, session={"type": "live", "model": "gpt-live-1"}
         )
-        await until(lambda: "session.output_audio.delta" in sideband_types)
+        await until(lambda: any(e["type"] == "transport.dtmf.received" for e in events))
+        await sideband.send(cast(Any, {"type": "transport.dtmf.send", "event": "#"}))
+        await until(lambda: any(e["type"] == "transport.dtmf.sent" for e in events))
         await client.live.sessions.hangup(session_id)
         await asyncio.wait_for(reader, 5)
-    assert sideband_types[0] == "session.started"
-    assert "session.input_audio.append" in sideband_types  # the simulated caller, reflected
+    types = [e["type"] for e in events]
+    assert types[0] == "session.started"
+    assert events[0]["session"]["id"] == session_id
+    assert "session.input_audio.append" in types  # the simulated caller, reflected
+    assert [e["event"] for e in events if e["type"].startswith("transport.dtmf")] == ["1", "#"]
+    assert types[-1] == "session.closed"
+    assert events[-1]["reason"] == "remote_hangup"
     assert live_server.registry.calls[session_id].status == "ended"
