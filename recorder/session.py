@@ -128,7 +128,8 @@ class SessionRecorder:
                     payload=self._odd_payload(content, event_type, event),
                 )
             ]
-        audio = protocol.strip_payload(event_type, event)
+        stripped = protocol.strip_payload(event_type, event, self.record_mode != "full")
+        audio = stripped.stream
         # The audio is not stored, only its size: the rest of the frame is all that can hold a
         # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
         rest = content if audio is None else content.replace(audio.encode(errors="ignore"), b"", 1)
@@ -206,6 +207,8 @@ class SessionRecorder:
             return None
         # Not an event: free text, so every shape a secret takes in text is looked for.
         if decoded is not None:
+            if self.record_mode != "full":
+                protocol.strip_nested_audio(decoded)
             return redact_value(decoded, redact_free_text)
         return redact_free_text(content.decode("utf-8", errors="replace"))
 
