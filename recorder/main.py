@@ -29,7 +29,7 @@ from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
-from recorder.metrics import Metrics
+from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
 from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
@@ -112,7 +112,9 @@ class Recording:
 
     def _open(self, relay: int, item: Item) -> None:
         key = (relay, item.session)
-        if key in self.sessions:  # told again after a reconnect
+        if key in self.sessions:  # told again: the first open stands
+            logger.warning("session %d of relay %d opened again; kept as first opened", *key)
+            self.metrics.handover_anomalies.labels(kind=REOPENED_SESSION).inc()
             return
         fields = item.fields()
         rate_limit_key = str(fields.pop("rate_limit_key", "none"))
@@ -136,6 +138,7 @@ class Recording:
         entry = self.sessions.get((relay, item.session))
         if entry is None:
             logger.warning("message for unknown session %d of relay %d", item.session, relay)
+            self.metrics.handover_anomalies.labels(kind=UNKNOWN_SESSION).inc()
             return
         session = entry.recorder
         direction = "client" if item.from_client else "server"

@@ -19,6 +19,11 @@ DROP_REASONS = (
     "handover_full",
     "recorder_down",
 )
+# A message whose session the recorder never heard open (its records would have no session row),
+# and an open for a session it already records (kept as first opened).
+UNKNOWN_SESSION = "unknown_session"
+REOPENED_SESSION = "reopened_session"
+HANDOVER_ANOMALIES = (UNKNOWN_SESSION, REOPENED_SESSION)
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # docs/metrics.md#buckets: latency buckets cover 10 ms to 30 s.
@@ -321,6 +326,13 @@ class Metrics:
     db_errors = _counter(
         "db_errors", [], "Failed database operations of the writer thread.", subsystem="recorder"
     )
+    handover_anomalies = _counter(
+        "handover_anomalies",
+        ["kind"],
+        "Hand-over items the recorder set aside: a message for a session it does not know, "
+        "or a session opened again.",
+        subsystem="recorder",
+    )
 
     def __init__(self, registry: CollectorRegistry, property_labels: Sequence[str] = ()) -> None:
         self.registry = registry
@@ -343,6 +355,8 @@ class Metrics:
             self.dropped.labels(reason=reason)
         for direction in ("client", "server"):
             self.parse_errors.labels(direction=direction)
+        for kind in HANDOVER_ANOMALIES:
+            self.handover_anomalies.labels(kind=kind)
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
         """A session's values for the property labels: empty when unset, cut to a bounded
