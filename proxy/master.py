@@ -62,6 +62,7 @@ class ProxyConfig:
     queue_size: int
     flush_interval_ms: int
     metric_properties: str
+    metric_property_values: str
     workers: int
 
     def recorder_config(self) -> RecorderConfig:

@@ -24,13 +24,13 @@ from prometheus_client import CollectorRegistry
 import protocol
 from handover import wire
 from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
-from handover.properties import metric_property_names
 from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
+from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
@@ -289,7 +289,8 @@ async def serve(config: RecorderConfig) -> int:
         closed = close_orphans(engine, config.proxy_id)
         if closed:
             logger.warning("closed %d session(s) this proxy left open when it stopped", closed)
-    metrics = Metrics(CollectorRegistry(), metric_property_names(config.metric_properties))
+    labels = property_labels(engine, config.metric_properties, config.metric_property_values)
+    metrics = Metrics(CollectorRegistry(), labels.names, labels)
     writer = Writer(
         engine,
         queue_size=config.queue_size,

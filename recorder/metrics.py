@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from recorder.property_labels import PropertyLabels
+
 # queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
     "queue_full",
@@ -123,11 +125,6 @@ class _ScrapeTimeGauges(Collector):
             self._active(),
             label="model",
         )
-
-
-# `--metric-properties`: each property label keeps this many distinct values, the rest are `other`.
-PROPERTY_LABEL_VALUES = 50
-PROPERTY_LABEL_CHARS = 64
 
 
 class _Declared[M: (Counter, Gauge, Histogram)]:
@@ -334,10 +331,15 @@ class Metrics:
         subsystem="recorder",
     )
 
-    def __init__(self, registry: CollectorRegistry, property_labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        property_labels: Sequence[str] = (),
+        property_values: PropertyLabels | None = None,
+    ) -> None:
         self.registry = registry
         self.property_labels = tuple(property_labels)
-        self._property_values: dict[str, set[str]] = {name: set() for name in property_labels}
+        self._property_values = property_values or PropertyLabels(self.property_labels)
         for declared in vars(Metrics).values():
             if isinstance(declared, _Declared):
                 made = declared.make(registry, self.property_labels)
@@ -359,19 +361,8 @@ class Metrics:
             self.handover_anomalies.labels(kind=kind)
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
-        """A session's values for the property labels: empty when unset, cut to a bounded
-        length, and `other` once a label has seen its share of distinct values."""
-        values = []
-        for name in self.property_labels:
-            value = properties.get(name, "")[:PROPERTY_LABEL_CHARS]
-            seen = self._property_values[name]
-            if value and value not in seen:
-                if len(seen) < PROPERTY_LABEL_VALUES:
-                    seen.add(value)
-                else:
-                    value = "other"
-            values.append(value)
-        return tuple(values)
+        """A session's values for the property labels (`recorder.property_labels`)."""
+        return self._property_values.values(properties)
 
     def watch(self, writer: WriterState, active: Callable[[], dict[str, int]]) -> None:
         """Register the scrape-time gauges once the recorder has a writer and sessions."""

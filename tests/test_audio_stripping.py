@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 import protocol
 from analysis import export
 from protocol.audio import is_audio_delta
-from proxy.session import SessionRecorder
+from recorder.session import SessionRecorder
 from storage import detail
 from storage.models import Base
 from storage.records import AudioRecord, EventRecord, Record, SessionOpened

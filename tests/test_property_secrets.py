@@ -11,8 +11,8 @@ from sqlalchemy import Engine, func, select
 
 from protocol.redact import REDACTED
 from protocol.secret_shapes import is_high_entropy, looks_secret
-from proxy.session import SessionRecorder
 from proxy.tags import property_value, session_tags
+from recorder.session import SessionRecorder
 from storage.models import Event, RealtimeSession, SessionProperty, Transcription, table
 from storage.records import SessionOpened
 from storage.sanitize import NUL_TEXT, storable
