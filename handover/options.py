@@ -218,6 +218,20 @@ PROXY_OPTIONS = (
         doc="the longest a record waits before its batch is committed: what SIGKILL can lose",
     ),
     Option(
+        "redact-pii",
+        "off",
+        "on: card numbers, phone numbers, e-mail addresses, IBANs and national ids become "
+        "[CARD], [PHONE], [EMAIL], [IBAN], [ID] before anything is stored",
+        choices=("off", "on"),
+        addon=True,
+        recorder=True,
+        doc="`on`: card numbers (Luhn-checked), phone numbers, e-mail addresses, IBANs and "
+        "national ids (US SSN, Spanish DNI, Italian codice fiscale, German IdNr) in transcripts, "
+        "text, function-call arguments, tool output, properties and close reasons become "
+        "`[CARD]`, `[PHONE]`, `[EMAIL]`, `[IBAN]`, `[ID]` in the recorder, before anything is "
+        "stored, logged, exported or made a metric label (see [Personal data](#personal-data))",
+    ),
+    Option(
         "metric-properties",
         "",
         "session properties (comma-separated) that label the cost and token counters",

@@ -30,6 +30,7 @@ from protocol.redact import redact_text
 from recorder import observe
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
+from recorder.pii_redaction import PiiRedactor, redacted_properties
 from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
@@ -70,8 +71,14 @@ class Recording:
     Each session records as the relay's `--record` said when it opened (`SessionOpened`)."""
 
     def __init__(
-        self, writer: Writer, metrics: Metrics, prices: PriceTable, proxy_id: str = ""
+        self,
+        writer: Writer,
+        metrics: Metrics,
+        prices: PriceTable,
+        proxy_id: str = "",
+        redact_pii: bool = False,
     ) -> None:
+        self.redact_pii = redact_pii
         self.writer = writer
         self.proxy_id = proxy_id or None
         self.metrics = metrics
@@ -122,12 +129,15 @@ class Recording:
         fields["properties"] = tuple(
             (str(name), str(value)) for name, value in fields.get("properties", ())
         )
+        if self.redact_pii:
+            fields["properties"] = redacted_properties(fields["properties"])
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
             opened,
             record_mode=opened.record_mode,  # the relay's, as the session opened
             prices=self.prices,
             rate_limit_key=rate_limit_key,
+            pii=PiiRedactor() if self.redact_pii else None,
         )
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
@@ -299,7 +309,7 @@ async def serve(config: RecorderConfig) -> int:
         retention_days=config.retention_days,
     )
     writer.start()
-    recording = Recording(writer, metrics, prices, config.proxy_id)
+    recording = Recording(writer, metrics, prices, config.proxy_id, config.redact_pii == "on")
     server = RecorderServer(config, recording)
     if config.metrics_port:
         server.metrics_server = MetricsServer(
