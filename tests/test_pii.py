@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import Engine, select
+from streamlit.testing.v1 import AppTest
 
 from analysis import export
 from handover import wire as handover
@@ -27,6 +29,7 @@ from storage.records import EventRecord, SessionOpened
 from storage.writer import Writer
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+APP = Path(__file__).parent.parent / "dashboard" / "app.py"
 CARD = "4242 4242 4242 4242"
 
 
@@ -217,12 +220,8 @@ SESSION = [
 ]
 
 
-def test_a_recorded_session_holds_no_card_anywhere(
-    engine: Engine, caplog: pytest.LogCaptureFixture
-):
-    """Transcript, function-call arguments, tool output and a property, through the recorder:
-    nothing of the card is in the database, the JSONL export, the logs or /metrics."""
-    caplog.set_level("DEBUG")
+def record_session(engine: Engine) -> Metrics:
+    """The card session through the recorder's `Recording`, with `--redact-pii on`."""
     writer = Writer(engine, flush_interval_s=0.01)
     writer.start()
     labels = PropertyLabels(["note"])
@@ -233,6 +232,35 @@ def test_a_recorded_session_holds_no_card_anywhere(
         recording.handle(1, message(seq, from_client, event))
     recording.close_all("test over")
     writer.close()
+    return metrics
+
+
+def test_the_dashboard_shows_the_placeholder(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    record_session(engine)
+    monkeypatch.setenv("RTREC_DB", db_url)
+    monkeypatch.delenv("RTREC_DASHBOARD_PASSWORD", raising=False)
+    test = AppTest.from_file(str(APP), default_timeout=30)
+    test.query_params["session"] = "s-pii"
+    test.run()
+    assert not test.exception
+    shown = "\n".join(
+        str(getattr(element, "value", ""))
+        for kind in ("markdown", "caption", "code", "text", "json")
+        for element in test.get(kind)
+    )
+    assert "[CARD]" in shown
+    assert "4242" not in shown
+
+
+def test_a_recorded_session_holds_no_card_anywhere(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+):
+    """Transcript, function-call arguments, tool output and a property, through the recorder:
+    nothing of the card is in the database, the JSONL export, the logs or /metrics."""
+    caplog.set_level("DEBUG")
+    metrics = record_session(engine)
     with engine.connect() as connection:
         rows = [repr(r) for t in Base.metadata.sorted_tables for r in connection.execute(select(t))]
         out = io.BytesIO()
