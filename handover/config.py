@@ -37,7 +37,9 @@ class RecorderConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    redact_pii: str  # `on`: personal data redacted (recorder/pii_redaction.py)
     metric_properties: str  # comma-separated allow-list of property labels
+    metric_property_values: str  # allowed values per property label, or a file of them
     proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from handover.db_url import DEFAULT_DB_URL
-from handover.properties import metric_property_names
+from handover.properties import metric_property_names, metric_property_values
 
 #: What `--record` may say; the recorder process keeps each session as its relay said.
 RECORD_MODES = ("full", "text", "metadata")
@@ -62,6 +62,11 @@ def upstream_url(text: str) -> str:
 
 def metric_properties(text: str) -> str:
     return ",".join(metric_property_names(text))
+
+
+def metric_values(text: str) -> str:
+    metric_property_values(text)
+    return text
 
 
 def readable_file(text: str) -> str:
@@ -213,6 +218,20 @@ PROXY_OPTIONS = (
         doc="the longest a record waits before its batch is committed: what SIGKILL can lose",
     ),
     Option(
+        "redact-pii",
+        "off",
+        "on: card numbers, phone numbers, e-mail addresses, IBANs and national ids become "
+        "[CARD], [PHONE], [EMAIL], [IBAN], [ID] before anything is stored",
+        choices=("off", "on"),
+        addon=True,
+        recorder=True,
+        doc="`on`: card numbers (Luhn-checked), phone numbers, e-mail addresses, IBANs and "
+        "national ids (US SSN, Spanish DNI, Italian codice fiscale, German IdNr) in transcripts, "
+        "text, function-call arguments, tool output, properties and close reasons become "
+        "`[CARD]`, `[PHONE]`, `[EMAIL]`, `[IBAN]`, `[ID]` in the recorder, before anything is "
+        "stored, logged, exported or made a metric label (see [Personal data](#personal-data))",
+    ),
+    Option(
         "metric-properties",
         "",
         "session properties (comma-separated) that label the cost and token counters",
@@ -221,9 +240,22 @@ PROXY_OPTIONS = (
         recorder=True,
         doc="session properties (comma-separated, e.g. `customer,env`) that become labels of "
         "`openai_realtime_cost_usd_total`, `openai_realtime_tokens_total` and "
-        "`openai_realtime_transcription_tokens_total`; each keeps 50 distinct values "
-        "(64 characters at most), the rest are `other`, and a session without the property "
-        "has it empty",
+        "`openai_realtime_transcription_tokens_total`; their values are bounded as "
+        "`--metric-property-values` says, and a session without the property has it empty",
+    ),
+    Option(
+        "metric-property-values",
+        "",
+        "the values each metric property may take (customer=acme,globex;env=prod, or a file of "
+        "such lines); anything else is other",
+        metric_values,
+        addon=True,
+        recorder=True,
+        doc="the values a property label may take, `customer=acme,globex;env=prod` or a file "
+        "with one `name=value,value` line per property; any other value is labelled `other`, "
+        "and a property named here is a label even if `--metric-properties` leaves it out. "
+        "Without a list a property keeps the first 50 values seen (64 characters at most), "
+        "seeded from the database at start; a value `other` sent by a client is labelled `=other`",
     ),
     Option(
         "workers",

@@ -29,3 +29,32 @@ def metric_property_names(text: str) -> tuple[str, ...]:
         if name not in names:
             names.append(name)
     return tuple(names)
+
+
+def _value_lists(text: str) -> list[str]:
+    """`customer=acme,globex;env=prod` inline, else the lines of the file named by `text`."""
+    if "=" in text:
+        return text.split(";")
+    try:
+        with open(text, encoding="utf-8") as lines:
+            return [line.split("#", 1)[0] for line in lines]
+    except OSError as error:
+        raise ValueError(f"file {text!r} cannot be read ({error.strerror})") from None
+
+
+def metric_property_values(text: str) -> dict[str, tuple[str, ...]]:
+    """`--metric-property-values customer=acme,globex;env=prod` (or a file of such lines) ->
+    {"customer": ("acme", "globex"), "env": ("prod",)}; ValueError says what is wrong."""
+    allowed: dict[str, tuple[str, ...]] = {}
+    if not text.strip():
+        return allowed
+    for entry in filter(None, (part.strip() for part in _value_lists(text.strip()))):
+        raw_name, sep, raw_values = entry.partition("=")
+        name = property_name(raw_name)
+        if not sep or name is None:
+            raise ValueError(f"{entry!r} is not NAME=VALUE,VALUE,…")
+        if name in RESERVED_LABELS:
+            raise ValueError(f"{name!r} is already a label of the cost and token counters")
+        values = tuple(v.strip() for v in raw_values.split(",") if v.strip())
+        allowed[name] = tuple(dict.fromkeys(allowed.get(name, ()) + values))
+    return allowed

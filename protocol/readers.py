@@ -10,7 +10,10 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from protocol.events import AUDIO_APPEND, AUDIO_DELTAS, BINARY, INVALID
+from protocol.audio import StrippedAudio, strip_audio
+from protocol.audio import base64_decoded_size as base64_decoded_size
+from protocol.audio import strip_nested_audio as strip_nested_audio
+from protocol.events import BINARY, INVALID
 from protocol.pricing import PriceTable
 from protocol.redact import redact_free_text
 
@@ -232,31 +235,15 @@ def response_output_format(response: Any) -> AudioFormat | None:
     return audio_format(ga if ga is not None else response.get("output_audio_format"))
 
 
-def base64_decoded_size(text: str) -> int:
-    """Bytes that a base64 string decodes to, computed without decoding it."""
-    length = len(text.rstrip())
-    if length == 0:
-        return 0
-    padding = (text[length - 1] == "=") + (length > 1 and text[length - 2] == "=")
-    return length * 3 // 4 - padding
+def strip_payload(
+    event_type: str, event: dict[str, Any], everywhere: bool = False
+) -> StrippedAudio:
+    """Remove audio and padding from `event` in place (`protocol.audio.strip_audio`).
 
-
-def strip_payload(event_type: str, event: dict[str, Any]) -> str | None:
-    """Remove audio and padding from `event` in place; returns the base64 audio it carried.
-
-    The audio field keeps its decoded byte count, and the GA `obfuscation` padding is dropped.
+    The audio fields keep their decoded byte count, and the GA `obfuscation` padding is dropped.
     """
     event.pop("obfuscation", None)
-    field = (
-        "audio" if event_type == AUDIO_APPEND else "delta" if event_type in AUDIO_DELTAS else None
-    )
-    if field is None:
-        return None
-    audio = event.get(field)
-    if not isinstance(audio, str):
-        return None
-    event[field] = base64_decoded_size(audio)
-    return audio
+    return strip_audio(event_type, event, everywhere)
 
 
 def _split_path(path: str) -> tuple[str, str]:

@@ -61,7 +61,9 @@ class ProxyConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    redact_pii: str
     metric_properties: str
+    metric_property_values: str
     workers: int
 
     def recorder_config(self) -> RecorderConfig:

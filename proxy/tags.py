@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus
 
 from handover.properties import property_name
 from protocol.redact import REDACTED, SECRET_FIELDS, SECRET_QUERY_PARAMS, redact_text
+from protocol.secret_shapes import is_secret_name, looks_secret, without_control_characters
 
 HEADER_PREFIX = "rtrec-"
 PROPERTY_HEADER_PREFIX = "rtrec-property-"
@@ -41,10 +42,12 @@ class SessionTags:
 
 
 def property_value(name: str, raw: str) -> str:
-    """The value as stored: secrets redacted, then cut to the bound."""
-    if name in _SECRET_NAMES:
+    """The value as stored: control characters removed, cut to the bound, and the whole value
+    `[REDACTED]` when its name or its shape says it is a credential (docs/schema.md#secrets)."""
+    value = without_control_characters(raw).strip()
+    if name in _SECRET_NAMES or is_secret_name(name) or looks_secret(value):
         return REDACTED
-    return redact_text(raw.strip())[:MAX_VALUE_CHARS]
+    return redact_text(value)[:MAX_VALUE_CHARS]
 
 
 def _split_query(path: str) -> tuple[str, list[str], str]:

@@ -24,13 +24,14 @@ from prometheus_client import CollectorRegistry
 import protocol
 from handover import wire
 from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
-from handover.properties import metric_property_names
 from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
-from recorder.metrics import Metrics
+from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
+from recorder.pii_redaction import PiiRedactor, redacted_properties
+from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
@@ -70,8 +71,14 @@ class Recording:
     Each session records as the relay's `--record` said when it opened (`SessionOpened`)."""
 
     def __init__(
-        self, writer: Writer, metrics: Metrics, prices: PriceTable, proxy_id: str = ""
+        self,
+        writer: Writer,
+        metrics: Metrics,
+        prices: PriceTable,
+        proxy_id: str = "",
+        redact_pii: bool = False,
     ) -> None:
+        self.redact_pii = redact_pii
         self.writer = writer
         self.proxy_id = proxy_id or None
         self.metrics = metrics
@@ -112,7 +119,9 @@ class Recording:
 
     def _open(self, relay: int, item: Item) -> None:
         key = (relay, item.session)
-        if key in self.sessions:  # told again after a reconnect
+        if key in self.sessions:  # told again: the first open stands
+            logger.warning("session %d of relay %d opened again; kept as first opened", *key)
+            self.metrics.handover_anomalies.labels(kind=REOPENED_SESSION).inc()
             return
         fields = item.fields()
         rate_limit_key = str(fields.pop("rate_limit_key", "none"))
@@ -120,12 +129,15 @@ class Recording:
         fields["properties"] = tuple(
             (str(name), str(value)) for name, value in fields.get("properties", ())
         )
+        if self.redact_pii:
+            fields["properties"] = redacted_properties(fields["properties"])
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
             opened,
             record_mode=opened.record_mode,  # the relay's, as the session opened
             prices=self.prices,
             rate_limit_key=rate_limit_key,
+            pii=PiiRedactor() if self.redact_pii else None,
         )
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
@@ -136,6 +148,7 @@ class Recording:
         entry = self.sessions.get((relay, item.session))
         if entry is None:
             logger.warning("message for unknown session %d of relay %d", item.session, relay)
+            self.metrics.handover_anomalies.labels(kind=UNKNOWN_SESSION).inc()
             return
         session = entry.recorder
         direction = "client" if item.from_client else "server"
@@ -286,7 +299,8 @@ async def serve(config: RecorderConfig) -> int:
         closed = close_orphans(engine, config.proxy_id)
         if closed:
             logger.warning("closed %d session(s) this proxy left open when it stopped", closed)
-    metrics = Metrics(CollectorRegistry(), metric_property_names(config.metric_properties))
+    labels = property_labels(engine, config.metric_properties, config.metric_property_values)
+    metrics = Metrics(CollectorRegistry(), labels.names, labels)
     writer = Writer(
         engine,
         queue_size=config.queue_size,
@@ -295,7 +309,7 @@ async def serve(config: RecorderConfig) -> int:
         retention_days=config.retention_days,
     )
     writer.start()
-    recording = Recording(writer, metrics, prices, config.proxy_id)
+    recording = Recording(writer, metrics, prices, config.proxy_id, config.redact_pii == "on")
     server = RecorderServer(config, recording)
     if config.metrics_port:
         server.metrics_server = MetricsServer(

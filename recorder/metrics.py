@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from recorder.property_labels import PropertyLabels
+
 # queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
     "queue_full",
@@ -19,6 +21,11 @@ DROP_REASONS = (
     "handover_full",
     "recorder_down",
 )
+# A message whose session the recorder never heard open (its records would have no session row),
+# and an open for a session it already records (kept as first opened).
+UNKNOWN_SESSION = "unknown_session"
+REOPENED_SESSION = "reopened_session"
+HANDOVER_ANOMALIES = (UNKNOWN_SESSION, REOPENED_SESSION)
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # docs/metrics.md#buckets: latency buckets cover 10 ms to 30 s.
@@ -118,11 +125,6 @@ class _ScrapeTimeGauges(Collector):
             self._active(),
             label="model",
         )
-
-
-# `--metric-properties`: each property label keeps this many distinct values, the rest are `other`.
-PROPERTY_LABEL_VALUES = 50
-PROPERTY_LABEL_CHARS = 64
 
 
 class _Declared[M: (Counter, Gauge, Histogram)]:
@@ -321,11 +323,23 @@ class Metrics:
     db_errors = _counter(
         "db_errors", [], "Failed database operations of the writer thread.", subsystem="recorder"
     )
+    handover_anomalies = _counter(
+        "handover_anomalies",
+        ["kind"],
+        "Hand-over items the recorder set aside: a message for a session it does not know, "
+        "or a session opened again.",
+        subsystem="recorder",
+    )
 
-    def __init__(self, registry: CollectorRegistry, property_labels: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        property_labels: Sequence[str] = (),
+        property_values: PropertyLabels | None = None,
+    ) -> None:
         self.registry = registry
         self.property_labels = tuple(property_labels)
-        self._property_values: dict[str, set[str]] = {name: set() for name in property_labels}
+        self._property_values = property_values or PropertyLabels(self.property_labels)
         for declared in vars(Metrics).values():
             if isinstance(declared, _Declared):
                 made = declared.make(registry, self.property_labels)
@@ -343,21 +357,12 @@ class Metrics:
             self.dropped.labels(reason=reason)
         for direction in ("client", "server"):
             self.parse_errors.labels(direction=direction)
+        for kind in HANDOVER_ANOMALIES:
+            self.handover_anomalies.labels(kind=kind)
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
-        """A session's values for the property labels: empty when unset, cut to a bounded
-        length, and `other` once a label has seen its share of distinct values."""
-        values = []
-        for name in self.property_labels:
-            value = properties.get(name, "")[:PROPERTY_LABEL_CHARS]
-            seen = self._property_values[name]
-            if value and value not in seen:
-                if len(seen) < PROPERTY_LABEL_VALUES:
-                    seen.add(value)
-                else:
-                    value = "other"
-            values.append(value)
-        return tuple(values)
+        """A session's values for the property labels (`recorder.property_labels`)."""
+        return self._property_values.values(properties)
 
     def watch(self, writer: WriterState, active: Callable[[], dict[str, int]]) -> None:
         """Register the scrape-time gauges once the recorder has a writer and sessions."""

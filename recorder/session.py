@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import protocol
+from protocol.pii import redact_pii
 from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
 from protocol.redact import might_hold_secret, redact_free_text, redact_value
+from recorder.pii_redaction import PiiRedactor, redact_strings
 from storage.records import (
     AudioRecord,
     EventRecord,
@@ -88,6 +90,7 @@ class SessionRecorder:
     # Models (session and transcription) the server named: trusted as metric labels, unlike
     # the client's `?model=`. Bounded, in case a server renames its model on every update.
     reported_models: set[str] = field(default_factory=set)
+    pii: PiiRedactor | None = None  # `--redact-pii`
 
     def __post_init__(self) -> None:
         self.model = self.opened.model
@@ -128,12 +131,15 @@ class SessionRecorder:
                     payload=self._odd_payload(content, event_type, event),
                 )
             ]
-        audio = protocol.strip_payload(event_type, event)
+        stripped = protocol.strip_payload(event_type, event, self.record_mode != "full")
+        audio = stripped.stream
         # The audio is not stored, only its size: the rest of the frame is all that can hold a
         # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
         rest = content if audio is None else content.replace(audio.encode(errors="ignore"), b"", 1)
         if might_hold_secret(rest):
             event = redact_value(event)
+        if self.pii is not None:
+            self.pii.redact(event_type, event)
         event_id, response_id, item_id = protocol.event_refs(event)
         error_type, error_code = (
             protocol.error_fields(event) if event_type in protocol.ERROR_EVENTS else (None, None)
@@ -194,9 +200,13 @@ class SessionRecorder:
             id=self.id,
             ended_at=_utc(ts),
             close_code=code,
-            close_reason=redact_free_text(reason) if reason else reason,
+            close_reason=self._free_text(reason) if reason else reason,
             closed_by=closed_by,
         )
+
+    def _free_text(self, text: str) -> str:
+        text = redact_free_text(text)
+        return text if self.pii is None else redact_pii(text)
 
     def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
         """What is kept of a frame that is not a JSON object with a string `type`."""
@@ -206,8 +216,14 @@ class SessionRecorder:
             return None
         # Not an event: free text, so every shape a secret takes in text is looked for.
         if decoded is not None:
-            return redact_value(decoded, redact_free_text)
-        return redact_free_text(content.decode("utf-8", errors="replace"))
+            if self.record_mode != "full":
+                protocol.strip_nested_audio(decoded)
+            kept = redact_value(decoded, redact_free_text)
+            if self.pii is not None:
+                redact_strings([kept])
+            return kept
+        text = redact_free_text(content.decode("utf-8", errors="replace"))
+        return text if self.pii is None else redact_pii(text)
 
     def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
         if from_client:

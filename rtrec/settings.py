@@ -26,6 +26,7 @@ from handover.options import (
 
 __all__ = [  # CLI_OPTIONS, DB and Option are the table's; the rest is this module's
     "CLI_OPTIONS",
+    "DASHBOARD_PASSWORD_ENV",
     "DASHBOARD_SETTINGS",
     "DB",
     "EXPOSING_HOSTS",
@@ -84,21 +85,33 @@ def _is_address(host: str) -> bool:
 
 
 #: The listening settings whose address, when not loopback, exposes recordings to the network.
+# The dashboard's password variable (dashboard/auth.py reads it; the CLI only says if it is set).
+DASHBOARD_PASSWORD_ENV = "RTREC_DASHBOARD_PASSWORD"  # noqa: S105 (a variable's name)
 EXPOSING_HOSTS = ("listen-host", "metrics-host", "dashboard-host", "host")
 
 
-def exposure_warning(hosts: dict[str, str]) -> str | None:
+def exposure_warning(hosts: dict[str, str], dashboard_password: bool = False) -> str | None:
     """One line when any of `hosts` (flag name -> address) listens beyond this machine, else None.
 
-    Nothing rtrec serves asks who is asking: whoever reaches the dashboard reads transcripts and
-    plays audio, whoever reaches /metrics scrapes it, whoever reaches the proxy relays through it.
+    /metrics and the proxy ask nobody; the dashboard asks only when `RTREC_DASHBOARD_PASSWORD`
+    is set (`dashboard_password`), and the line says which.
     """
     exposed = [f"--{name} {host}" for name, host in hosts.items() if _reachable_from_outside(host)]
     if not exposed:
         return None
+    if dashboard_password:
+        who = (
+            f"the dashboard asks for {DASHBOARD_PASSWORD_ENV}, but the proxy and /metrics are "
+            "unauthenticated"
+        )
+    else:
+        who = (
+            f"transcripts, audio and /metrics are unauthenticated ({DASHBOARD_PASSWORD_ENV} "
+            "is not set, so the dashboard asks for no password)"
+        )
     return (
-        f"warning: {', '.join(exposed)} reaches beyond this machine, and transcripts, audio and "
-        "/metrics are unauthenticated: listen on 127.0.0.1 unless the network is trusted"
+        f"warning: {', '.join(exposed)} reaches beyond this machine, and {who}: "
+        "listen on 127.0.0.1 unless the network is trusted"
     )
 
 
@@ -107,7 +120,10 @@ def warn_if_exposed(args: argparse.Namespace) -> None:
     hosts = {name: getattr(args, name.replace("-", "_"), None) for name in EXPOSING_HOSTS}
     if getattr(args, "metrics_port", None) == 0:  # no metrics endpoint, nothing exposed there
         hosts.pop("metrics-host")
-    warning = exposure_warning({name: host for name, host in hosts.items() if host is not None})
+    warning = exposure_warning(
+        {name: host for name, host in hosts.items() if host is not None},
+        dashboard_password=bool(os.environ.get(DASHBOARD_PASSWORD_ENV)),
+    )
     if warning:
         print(f"rtrec {args.command}: {warning}", file=sys.stderr, flush=True)
 

@@ -32,6 +32,20 @@ def session_properties(connection: Connection, session_id: str) -> dict[str, str
     return {name: value for name, value in connection.execute(query)}
 
 
+def first_values(connection: Connection, name: str, limit: int) -> list[str]:
+    """The first `limit` values property `name` took, by the session that first carried each."""
+    first_seen = func.min(_SESSIONS.c.started_at)
+    query = (
+        select(PROPERTIES.c.value)
+        .join(_SESSIONS, _SESSIONS.c.id == PROPERTIES.c.session_id)
+        .where(PROPERTIES.c.name == name)
+        .group_by(PROPERTIES.c.value)
+        .order_by(first_seen, PROPERTIES.c.value)
+        .limit(limit)
+    )
+    return list(connection.execute(query).scalars())
+
+
 def property_choices(connection: Connection) -> dict[str, list[str]]:
     """Every property name with its most used values (most sessions first)."""
     sessions = func.count().label("sessions")

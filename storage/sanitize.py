@@ -73,9 +73,11 @@ def json_text(value: Any) -> str:
 
 
 def _clean(value: Any, scalar: Callable[[Any], Any] = _scalar) -> Any:
-    """Iterative: payloads nest as deep as a JSON parser allows, deeper than Python recursion."""
+    """A copy of `value` with every scalar in dicts, lists and tuples (properties are tuples)
+    through `scalar`. Iterative: payloads nest deeper than Python recursion allows."""
     root: list[Any] = [None]
     pending: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    tuples: list[tuple[Any, Any]] = []  # (parent, slot) of every tuple, in the order met
     while pending:
         item, parent, slot = pending.pop()
         if isinstance(item, dict):
@@ -85,11 +87,16 @@ def _clean(value: Any, scalar: Callable[[Any], Any] = _scalar) -> Any:
                 name = scalar(key)
                 copied[name] = None
                 pending.append((child, copied, name))
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             parent[slot] = copied_list = [None] * len(item)
             pending.extend((child, copied_list, n) for n, child in enumerate(item))
+            if isinstance(item, tuple):  # filled below; turned back into a tuple at the end
+                tuples.append((parent, slot))
         else:
             parent[slot] = scalar(item)
+    # Innermost first (they were met last), so an outer tuple takes its inner tuples whole.
+    for parent, slot in reversed(tuples):
+        parent[slot] = tuple(parent[slot])
     return root[0]
 
 

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.stats import as_utc
 from dashboard import display
+from dashboard.auth import MAX_FAILURES, FailedAttempts
 from storage.db import head_revision, make_engine, upgrade
 from storage.models import (
     Event,
@@ -364,6 +365,37 @@ def test_a_set_password_is_asked_before_any_page(
     assert not password_inputs(test)
     assert {m.label for m in test.metric} >= {"Turns (responses)", "Errors"}
     assert "open sesame" not in texts(test)
+
+
+def test_wrong_passwords_are_rate_limited_per_browser_session(
+    app: Any, recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RTREC_DASHBOARD_PASSWORD", "open sesame")
+    test = app(recorded["db_url"])
+    for guess in range(MAX_FAILURES):
+        test.text_input[0].input(f"guess {guess}")
+        test.button[0].click().run()
+        assert "Wrong password." in texts(test)
+    test.text_input[0].input("open sesame")  # right, but too late
+    test.button[0].click().run()
+    assert password_inputs(test)
+    assert "Too many wrong passwords: try again in " in texts(test)
+    assert not test.dataframe
+    other_browser = app(recorded["db_url"])  # its own session: not locked out by this one
+    other_browser.text_input[0].input("open sesame")
+    other_browser.button[0].click().run()
+    assert not password_inputs(other_browser)
+
+
+def test_failed_attempts_lock_a_client_for_the_window_only():
+    attempts = FailedAttempts(limit=2, window_s=60)
+    attempts.failed(["a", "ip"], 0.0)
+    assert attempts.wait_s(["a", "ip"], 1.0) == 0
+    attempts.failed(["a", "ip"], 10.0)
+    assert attempts.wait_s(["a"], 11.0) == 49
+    assert attempts.wait_s(["b", "ip"], 11.0) == 49  # another session from the same address
+    assert attempts.wait_s(["b"], 11.0) == 0
+    assert attempts.wait_s(["a"], 60.5) == 0
 
 
 def test_empty_state_shows_the_port_the_proxy_listens_on(

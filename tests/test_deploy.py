@@ -303,6 +303,14 @@ def test_compose_dashboard_reads_the_proxy_database_read_only(tmp_path: Path):
     assert not proxy_volume.get("read_only")
 
 
+@pytest.mark.parametrize("password", ["", "open sesame"])
+def test_compose_passes_the_dashboard_password_to_the_dashboard_only(tmp_path: Path, password: str):
+    env = {"RTREC_DASHBOARD_PASSWORD": password} if password else {}
+    services = compose_config(tmp_path, **env)["services"]
+    assert services["dashboard"]["environment"]["RTREC_DASHBOARD_PASSWORD"] == password
+    assert "RTREC_DASHBOARD_PASSWORD" not in services["proxy"]["environment"]
+
+
 @pytest.mark.parametrize("env", [{}, {"GRAFANA_ADMIN_PASSWORD": ""}], ids=["unset", "empty"])
 def test_compose_refuses_to_start_grafana_without_an_admin_password(
     tmp_path: Path, env: dict[str, str]

@@ -290,6 +290,7 @@ EXPOSED_FAMILIES = {
     ("openai_realtime_recorder_dropped_events", "counter", ("reason",)),
     ("openai_realtime_recorder_write_seconds", "histogram", ()),
     ("openai_realtime_recorder_parse_errors", "counter", ("direction",)),
+    ("openai_realtime_recorder_handover_anomalies", "counter", ("kind",)),
     ("openai_realtime_recorder_db_errors", "counter", ()),
     ("openai_realtime_recorder_build", "info", ("version",)),
     ("openai_realtime_recorder_queue_depth", "gauge", ()),

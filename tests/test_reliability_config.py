@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.auth import PASSWORD_ENV
 from rtrec.cli import main
-from rtrec.settings import exposure_warning
+from rtrec.settings import DASHBOARD_PASSWORD_ENV, exposure_warning
 from tests.support.net import free_port
 
 
@@ -261,3 +262,35 @@ def test_listening_beyond_loopback_warns_at_start(args: tuple[str, ...], tmp_pat
     assert warning.startswith(f"rtrec {args[0]}: warning: {args[1]} 0.0.0.0 reaches beyond")
     assert "unauthenticated" in warning
     assert "nonsense" in refusal
+
+
+@pytest.mark.parametrize("password", [False, True])
+def test_exposure_warning_says_whether_the_dashboard_asks_for_a_password(password: bool):
+    warning = exposure_warning({"dashboard-host": "0.0.0.0"}, dashboard_password=password)
+    assert warning is not None
+    if password:
+        assert "the dashboard asks for RTREC_DASHBOARD_PASSWORD" in warning
+        assert "the proxy and /metrics are unauthenticated" in warning
+    else:
+        assert "RTREC_DASHBOARD_PASSWORD is not set" in warning
+
+
+ARGS = ("--metrics-port", "0", "--db", "nonsense://")
+
+
+def test_the_start_up_warning_reads_the_dashboard_password_variable(tmp_path: Path):
+    result = subprocess.run(
+        [*(sys.executable, "-m", "rtrec.cli", "up", "--dashboard-host", "0.0.0.0"), *ARGS],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,
+        env={**os.environ, DASHBOARD_PASSWORD_ENV: "open sesame"},
+    )
+    warning = result.stderr.splitlines()[0]
+    assert "the dashboard asks for RTREC_DASHBOARD_PASSWORD" in warning
+    assert "open sesame" not in result.stderr
+
+
+def test_the_cli_and_the_dashboard_name_one_password_variable():
+    assert DASHBOARD_PASSWORD_ENV == PASSWORD_ENV

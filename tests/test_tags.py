@@ -49,7 +49,7 @@ def test_secrets_are_redacted_from_values_and_secret_names():
     tags = session_tags(
         {"Rtrec-Property-Note": f"key {key}", "Rtrec-Property-Api-Key": "hunter2"}, "/v1/realtime"
     )
-    assert dict(tags.properties) == {"note": "key [REDACTED]", "api_key": "[REDACTED]"}
+    assert dict(tags.properties) == {"note": "[REDACTED]", "api_key": "[REDACTED]"}
 
 
 def test_count_and_value_length_are_bounded_and_bad_names_dropped():
