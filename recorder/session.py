@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import protocol
 from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
@@ -89,6 +89,9 @@ class SessionRecorder:
     # the client's `?model=`. Bounded, in case a server renames its model on every update.
     reported_models: set[str] = field(default_factory=set)
 
+    # Events whose `error` object is stored as the event's error type and code.
+    error_events: ClassVar[frozenset[str]] = protocol.ERROR_EVENTS
+
     def __post_init__(self) -> None:
         self.model = self.opened.model
 
@@ -128,7 +131,7 @@ class SessionRecorder:
                     payload=self._odd_payload(content, event_type, event),
                 )
             ]
-        audio = protocol.strip_payload(event_type, event)
+        audio = self._strip_audio(event_type, event)
         # The audio is not stored, only its size: the rest of the frame is all that can hold a
         # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
         rest = content if audio is None else content.replace(audio.encode(errors="ignore"), b"", 1)
@@ -136,7 +139,7 @@ class SessionRecorder:
             event = redact_value(event)
         event_id, response_id, item_id = protocol.event_refs(event)
         error_type, error_code = (
-            protocol.error_fields(event) if event_type in protocol.ERROR_EVENTS else (None, None)
+            protocol.error_fields(event) if event_type in self.error_events else (None, None)
         )
         records: list[Record] = [
             EventRecord(
@@ -154,8 +157,8 @@ class SessionRecorder:
                 error_code=error_code,
             )
         ]
-        fmt = self._audio_format(from_client, response_id)
-        if audio is not None and from_client:
+        user_side, fmt = self._audio_side(from_client, event_type, response_id)
+        if audio is not None and user_side:
             self.input_clock.append(protocol.base64_decoded_size(audio), fmt, ts)
         if audio is not None and self.record_mode == "full":
             records.append(
@@ -163,7 +166,7 @@ class SessionRecorder:
                     session_id=self.id,
                     seq=seq,
                     ts=ts_utc,
-                    direction=direction,
+                    direction="client" if user_side else "server",
                     audio_format=fmt.name,
                     sample_rate=fmt.sample_rate,
                     audio_base64=audio,
@@ -198,6 +201,12 @@ class SessionRecorder:
             closed_by=closed_by,
         )
 
+    def closing(
+        self, ts: float, code: int | None, reason: str | None, closed_by: str | None
+    ) -> list[Record]:
+        """The records of the connection's end: its `SessionClosed`, after anything left open."""
+        return [self.close(ts, code, reason, closed_by)]
+
     def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
         """What is kept of a frame that is not a JSON object with a string `type`."""
         # Binary frames are kept as their size only, in every mode: the Realtime API sends none,
@@ -208,6 +217,16 @@ class SessionRecorder:
         if decoded is not None:
             return redact_value(decoded, redact_free_text)
         return redact_free_text(content.decode("utf-8", errors="replace"))
+
+    def _strip_audio(self, event_type: str, event: dict[str, Any]) -> str | None:
+        """Take the base64 audio out of `event` (its size stays); None if it carries none."""
+        return protocol.strip_payload(event_type, event)
+
+    def _audio_side(
+        self, from_client: bool, event_type: str, response_id: str | None
+    ) -> tuple[bool, protocol.AudioFormat]:
+        """Whether audio in this event is the user's (else the assistant's), and its format."""
+        return from_client, self._audio_format(from_client, response_id)
 
     def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
         if from_client:
