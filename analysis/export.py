@@ -16,9 +16,9 @@ import orjson
 WAV_FORMATS = {"pcm16": (1, 16), "g711_alaw": (6, 8), "g711_ulaw": (7, 8)}
 SILENCE = {"pcm16": b"\x00\x00", "g711_alaw": b"\xd5", "g711_ulaw": b"\xff"}
 SIDES = {"user": "client", "assistant": "server"}
-# The only rates the Realtime API sends and accepts; anything else in the database is damage.
-API_RATES = {"pcm16": 24_000, "g711_alaw": 8_000, "g711_ulaw": 8_000}
-API_FORMATS = set(API_RATES.items())
+# The only rates the Realtime API and GPT-Live send and accept (GPT-Live's WebSocket also does
+# pcm16 at 16 kHz); anything else in the database is damage.
+API_FORMATS = {("pcm16", 24_000), ("pcm16", 16_000), ("g711_alaw", 8_000), ("g711_ulaw", 8_000)}
 #: Longest silence kept in a conversation WAV; longer ones are shortened to this.
 MAX_GAP_S = 60
 MAX_RIFF_BYTES = 0xFFFF_FFFF  # the RIFF size field is 32 bits
@@ -123,16 +123,16 @@ class WavPlan:
 
 
 def _usable(chunks: Sequence[dict[str, Any]], notes: list[str]) -> list[dict[str, Any]]:
-    """The chunks in a format and at a rate the Realtime API uses; the database may hold others."""
-    usable = [c for c in chunks if API_RATES.get(c["audio_format"]) == c["sample_rate"]]
+    """The chunks in a format and at a rate the APIs use; the database may hold others."""
+    usable = [c for c in chunks if (c["audio_format"], c["sample_rate"]) in API_FORMATS]
     if len(usable) < len(chunks):
         bad = sorted({(str(c["audio_format"]), c["sample_rate"]) for c in chunks} - API_FORMATS)
         described = ", ".join(f"{f} at {r} Hz" for f, r in bad)
         notes.append(f"skipped {len(chunks) - len(usable)} audio chunk(s) in {described}")
     if chunks and not usable:
         raise ExportError(
-            "no audio in a format the Realtime API sends "
-            "(pcm16 at 24000 Hz, G.711 at 8000 Hz): the database holds something else"
+            "no audio in a format the Realtime API or GPT-Live sends "
+            "(pcm16 at 24000 or 16000 Hz, G.711 at 8000 Hz): the database holds something else"
         )
     return usable
 

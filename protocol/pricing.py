@@ -25,6 +25,9 @@ class Price:
     image_input: float | None = None
     image_cached_input: float | None = None
     per_minute: float | None = None
+    # GPT-Live: USD per minute of session, billed per second (active, and paused standby).
+    session_per_minute: float | None = None
+    standby_per_minute: float | None = None
 
 
 PRICE_FIELDS = frozenset(f.name for f in fields(Price))
@@ -53,6 +56,8 @@ BUILTIN_PRICES: dict[str, Price] = {
     "gpt-4o-mini-transcribe": Price(text_input=1.25, audio_input=1.25, text_output=5.00),
     "whisper-1": Price(per_minute=0.006),
     "gpt-realtime-whisper": Price(per_minute=0.017),
+    "gpt-live-1": Price(session_per_minute=0.05),
+    "gpt-live-1.1": Price(session_per_minute=0.05, standby_per_minute=0.02),
 }
 
 
@@ -199,3 +204,14 @@ def transcription_cost(price: Price | None, usage: dict[str, Any]) -> float | No
     if any(tokens and rate is None for tokens, rate in terms):
         return None
     return sum(tokens * (rate or 0.0) for tokens, rate in terms) / 1e6
+
+
+def seconds_cost(price: Price | None, active_seconds: float, paused_seconds: float) -> float | None:
+    """USD cost of a GPT-Live session's billable seconds: active at the session rate, paused at
+    the standby rate (docs/prices.md#gpt-live-per-second-billing); None without those prices."""
+    if price is None or price.session_per_minute is None:
+        return None
+    if paused_seconds > 0 and price.standby_per_minute is None:
+        return None  # standby time of a model with no standby price: never guess
+    standby = price.standby_per_minute or 0.0
+    return (active_seconds * price.session_per_minute + paused_seconds * standby) / 60.0

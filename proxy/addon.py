@@ -19,6 +19,7 @@ from handover.config import SHUTDOWN_REASON, RecorderConfig, socket_path
 from handover.ids import uuid7
 from handover.options import ADDON_OPTIONS
 from handover.wire import Sender
+from protocol import apis
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy import mitm_internals
@@ -27,6 +28,8 @@ from proxy.tags import SessionTags, session_tags
 
 logger = logging.getLogger(__name__)
 TAGS_KEY = "rtrec_tags"
+# Distinct unrecorded path shapes the relay names; past these they are all `other`.
+MAX_UNRECORDED_SHAPES = 50
 
 
 class _Live:
@@ -40,7 +43,8 @@ class _Live:
 
 
 class Relay:
-    """Hands every `/realtime` WebSocket over for recording; never changes, delays or drops a frame.
+    """Hands every Realtime (`/realtime`) and GPT-Live (`/live/sessions`) WebSocket over for
+    recording; never changes, delays or drops a frame, and relays any other WebSocket unrecorded.
 
     The hooks only hand raw frames over (`handover/wire.py`); a recorder process parses,
     meters and writes them (`recorder/main.py`), off this event loop.
@@ -51,6 +55,7 @@ class Relay:
         self.recorder_process: RecorderProcess | None = None
         self.sessions: dict[str, _Live] = {}
         self._next_number = 0
+        self._unrecorded_shapes: set[str] = set()  # logged once each
 
     def load(self, loader: Loader) -> None:
         for option in ADDON_OPTIONS:
@@ -119,7 +124,7 @@ class Relay:
 
     def request(self, flow: http.HTTPFlow) -> None:
         request = flow.request
-        if _realtime_upgrade(request):
+        if _recorded_upgrade(request):
             # The client's session tags are rtrec's business: the upstream never sees them.
             tags = session_tags(request.headers, request.path)
             flow.metadata[TAGS_KEY] = tags
@@ -129,7 +134,7 @@ class Relay:
 
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
-        if response is None or response.status_code == 101 or not _realtime_upgrade(request):
+        if response is None or response.status_code == 101 or not _recorded_upgrade(request):
             return
         self._upgrade_failed(flow, response.status_code, response.reason or None)
         logger.warning(
@@ -139,10 +144,10 @@ class Relay:
         )
 
     def error(self, flow: http.HTTPFlow) -> None:
-        """The upstream failed a `/realtime` upgrade before answering (unreachable, TLS)."""
+        """The upstream failed a recorded upgrade before answering (unreachable, TLS)."""
         if flow.response is not None or flow.error is None or flow.websocket is not None:
             return
-        if not _realtime_upgrade(flow.request):
+        if not _recorded_upgrade(flow.request):
             return
         reason = flow.error.msg
         logger.warning("upstream unreachable for %s: %s", redact_url(flow.request.path), reason)
@@ -166,10 +171,24 @@ class Relay:
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         try:
-            if protocol.is_realtime_path(flow.request.path):
+            if _recorded_upgrade(flow.request):
                 self._start_session(flow)
+            else:
+                self._unrecorded(flow)
         except Exception:
             logger.exception("could not open a session record; traffic is unaffected")
+
+    def _unrecorded(self, flow: http.HTTPFlow) -> None:
+        """A WebSocket rtrec does not understand: relayed all the same, counted, logged once."""
+        shape = apis.path_shape(flow.request.path)
+        if shape not in self._unrecorded_shapes:
+            if len(self._unrecorded_shapes) >= MAX_UNRECORDED_SHAPES:
+                shape = "other"
+            else:
+                self._unrecorded_shapes.add(shape)
+                logger.warning("relaying a WebSocket to %s without recording it", shape)
+        if self.sender is not None:
+            self.sender.notice(wire.UNRECORDED, path=shape)
 
     def _start_session(self, flow: http.HTTPFlow) -> None:
         if self.sender is None:
@@ -181,6 +200,7 @@ class Relay:
         key = api_key(headers, subprotocols, request.path)
         fingerprint = key_fingerprint(key)
         tags: SessionTags | None = flow.metadata.get(TAGS_KEY)
+        api = apis.recorded_api(request.path, protocol.is_beta(headers, subprotocols))
         self._next_number += 1
         live = self.sessions[flow.id] = _Live(self._next_number)
         # Every ephemeral key is new: one series for all of them keeps cardinality bounded.
@@ -189,10 +209,11 @@ class Relay:
             live.number,
             id=uuid7(),
             started_at=time.time(),
-            api="beta" if protocol.is_beta(headers, subprotocols) else "ga",
+            api=api,
             path=redact_url(request.path),
             record_mode=ctx.options.rtrec_record,
-            model=protocol.model_from_path(request.path),
+            # GPT-Live names its model in the first client frame (`session.start`), not the URL.
+            model=None if api == apis.API_LIVE else protocol.model_from_path(request.path),
             upstream=f"{request.scheme}://{request.host}:{request.port}",
             client_addr=f"{peer[0]}:{peer[1]}" if peer else None,
             key_fingerprint=fingerprint,
@@ -248,10 +269,10 @@ def unreachable_response(flow: http.HTTPFlow, reason: str) -> http.Response:
     )
 
 
-def _realtime_upgrade(request: http.Request) -> bool:
-    """A WebSocket upgrade request for a `/realtime` endpoint: the requests rtrec records."""
+def _recorded_upgrade(request: http.Request) -> bool:
+    """A WebSocket upgrade request to a Realtime or GPT-Live endpoint: the ones rtrec records."""
     upgrade = request.headers.get("upgrade", "").lower() == "websocket"
-    return upgrade and protocol.is_realtime_path(request.path)
+    return upgrade and apis.recorded_api(request.path, beta=False) is not None
 
 
 addons = [Relay()]

@@ -28,6 +28,7 @@ from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
+from recorder.live_session import LiveSessionRecorder
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
 from recorder.pii_redaction import PiiRedactor, redacted_properties
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 # How long SIGTERM/SIGINT waits for the relays to hand over their last frames and go.
 RELAYS_GRACE_S = 10.0
+# Distinct `path` labels of the unrecorded-upgrades counter (several relays name theirs).
+MAX_UNRECORDED_PATHS = 50
 
 
 _TYPES = {"str": str, "int": int}
@@ -85,6 +88,7 @@ class Recording:
         self.prices = prices
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
+        self.unrecorded_paths: set[str] = set()
         metrics.watch(writer, self._active_by_model)
 
     def handle(self, relay: int, item: Item) -> None:
@@ -100,6 +104,8 @@ class Recording:
                 self._dropped(relay, item)
             elif item.kind == wire.UPGRADE_FAILED:
                 self._upgrade_failed(item)
+            elif item.kind == wire.UNRECORDED:
+                self._unrecorded(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
 
@@ -108,13 +114,13 @@ class Recording:
         now = time.time()
         for key in [key for key in self.sessions if key[0] == relay]:
             session = self.sessions.pop(key).recorder
-            self._submit([session.close(now, None, "relay connection lost", None)])
+            self._submit(session.closing(now, None, "relay connection lost", None))
             logger.warning("session %s closed: its relay went away", session.id)
 
     def close_all(self, reason: str) -> None:
         now = time.time()
         for session in self.sessions.values():
-            self._submit([session.recorder.close(now, None, reason, None)])
+            self._submit(session.recorder.closing(now, None, reason, None))
         self.sessions.clear()
 
     def _open(self, relay: int, item: Item) -> None:
@@ -132,7 +138,8 @@ class Recording:
         if self.redact_pii:
             fields["properties"] = redacted_properties(fields["properties"])
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
-        session = SessionRecorder(
+        kind = LiveSessionRecorder if opened.api == "live" else SessionRecorder
+        session = kind(
             opened,
             record_mode=opened.record_mode,  # the relay's, as the session opened
             prices=self.prices,
@@ -142,7 +149,7 @@ class Recording:
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
         self._submit([opened])
-        observe.session_opened(self.metrics, opened.model, self.prices)
+        observe.session_opened(self.metrics, opened.model, self.prices, opened.api)
 
     def _message(self, relay: int, item: Item) -> None:
         entry = self.sessions.get((relay, item.session))
@@ -171,12 +178,17 @@ class Recording:
                 prices=self.prices,
                 reported=session.reported_models,
                 properties=entry.property_labels,
+                api=session.opened.api,
             )
+            if isinstance(session, LiveSessionRecorder):
+                observe.live_billing(self.metrics, session, entry.property_labels)
         except Exception:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        observe.message_relayed(self.metrics, direction, event_type, len(item.body))
+        observe.message_relayed(
+            self.metrics, direction, event_type, len(item.body), session.opened.api
+        )
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)
@@ -185,10 +197,12 @@ class Recording:
         session = entry.recorder
         fields = item.fields()
         self._submit(
-            [session.close(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))]
+            session.closing(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))
         )
         started = session.opened.started_at.timestamp()
-        observe.session_closed(self.metrics, session.metric_model, item.ts - started)
+        observe.session_closed(
+            self.metrics, session.metric_model, session.opened.api, item.ts - started
+        )
 
     def _upgrade_failed(self, item: Item) -> None:
         fields = item.fields()
@@ -206,6 +220,16 @@ class Recording:
         )
         self._submit([failed])
 
+    def _unrecorded(self, item: Item) -> None:
+        """A WebSocket the relay relayed without recording: counted by its bounded path shape."""
+        path = str(item.fields().get("path", ""))[:80]
+        if path not in self.unrecorded_paths:
+            if len(self.unrecorded_paths) >= MAX_UNRECORDED_PATHS:
+                path = "other"
+            else:
+                self.unrecorded_paths.add(path)
+        observe.unrecorded_upgrade(self.metrics, path)
+
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
         fields = item.fields()
@@ -219,11 +243,11 @@ class Recording:
     def _submit(self, records: Sequence[Record]) -> None:
         self.writer.submit(records)
 
-    def _active_by_model(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def _active_by_model(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
         for entry in list(self.sessions.values()):
-            model = entry.recorder.metric_model
-            counts[model] = counts.get(model, 0) + 1
+            key = (entry.recorder.metric_model, entry.recorder.opened.api)
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
 

@@ -53,6 +53,7 @@ LATENCY_BUCKETS_S = (
     30.0,
 )
 
+CONTEXT_RATIO_BUCKETS = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 
 NAMESPACE = "openai_realtime"
 
@@ -84,20 +85,17 @@ class WriterState(Protocol):
     def failing_since(self) -> float | None: ...
 
 
-def _gauge_now(
-    name: str, documentation: str, values: Mapping[str, int], label: str = ""
-) -> GaugeMetricFamily:
-    """A gauge family holding `values`: one unlabelled sample under the key "", else by `label`."""
-    family = GaugeMetricFamily(name, documentation, labels=[label] if label else None)
-    for value_label, value in sorted(values.items()):
-        family.add_metric([value_label] if label else [], value)
+def _gauge_now(name: str, documentation: str, value: int) -> GaugeMetricFamily:
+    """A gauge family holding one unlabelled sample."""
+    family = GaugeMetricFamily(name, documentation)
+    family.add_metric([], value)
     return family
 
 
 class _ScrapeTimeGauges(Collector):
     """Values read when Prometheus scrapes: the writer's queue, the database, live sessions."""
 
-    def __init__(self, writer: WriterState, active: Callable[[], dict[str, int]]):
+    def __init__(self, writer: WriterState, active: Callable[[], dict[tuple[str, str], int]]):
         self._writer = writer
         self._active = active
 
@@ -107,24 +105,26 @@ class _ScrapeTimeGauges(Collector):
         yield _gauge_now(
             metric_name("queue_depth", "recorder"),
             "Messages waiting in the recorder's queue for the writer thread.",
-            {"": writer.depth},
+            writer.depth,
         )
         yield _gauge_now(
             metric_name("queue_capacity", "recorder"),
             "Messages the recorder's queue holds before it drops (--queue-size).",
-            {"": writer.capacity},
+            writer.capacity,
         )
         yield _gauge_now(
             metric_name("database_available", "recorder"),
             "1 while the writer runs and its last write reached the database, else 0.",
-            {"": 1 if writer_ok else 0},
+            1 if writer_ok else 0,
         )
-        yield _gauge_now(
+        family = GaugeMetricFamily(
             metric_name("sessions_active"),
-            "Realtime WebSocket sessions open right now.",
-            self._active(),
-            label="model",
+            "Recorded WebSocket sessions open right now, by model and API.",
+            labels=["model", "api"],
         )
+        for (model, api), count in sorted(self._active().items()):
+            family.add_metric([model, api], count)
+        yield family
 
 
 class _Declared[M: (Counter, Gauge, Histogram)]:
@@ -197,7 +197,7 @@ def _histogram(
 
 
 def _latency(name: str, documentation: str) -> _Declared[Histogram]:
-    return _histogram(name, ["model"], documentation, LATENCY_BUCKETS_S)
+    return _histogram(name, ["model", "api"], documentation, LATENCY_BUCKETS_S)
 
 
 class Metrics:
@@ -210,18 +210,20 @@ class Metrics:
     """
 
     sessions = _counter(
-        "sessions", ["model"], "Realtime WebSocket sessions opened, by the model named in the URL."
+        "sessions",
+        ["model", "api"],
+        "Recorded WebSocket sessions opened, by the model named in the URL and the API.",
     )
     session_duration = _histogram(
         "session_duration_seconds",
-        ["model"],
-        "How long Realtime sessions lasted, from upgrade to close.",
+        ["model", "api"],
+        "How long recorded sessions lasted, from upgrade to close.",
         DURATION_BUCKETS_S,
     )
     events = _counter(
         "events",
-        ["direction", "type"],
-        "WebSocket messages relayed in Realtime sessions, by direction and event type.",
+        ["direction", "type", "api"],
+        "WebSocket messages relayed in recorded sessions, by direction, event type and API.",
     )
     event_bytes = _counter(
         "event_bytes",
@@ -252,8 +254,8 @@ class Metrics:
     )
     cost = _counter(
         "cost_usd",
-        ["model", "kind"],
-        "Cost in US dollars of responses and transcriptions, from the price table.",
+        ["model", "kind", "api"],
+        "Cost in US dollars of responses, transcriptions and GPT-Live session seconds.",
         by_properties=True,
     )
     rate_limit_limit = _gauge(
@@ -273,7 +275,7 @@ class Metrics:
     )
     errors = _counter(
         "errors",
-        ["model", "type", "code"],
+        ["model", "type", "code", "api"],
         "Errors: error events, failed responses and failed transcriptions, by type and code.",
     )
     response_duration = _latency(
@@ -295,6 +297,22 @@ class Metrics:
         "voice_to_voice_seconds",
         "Time from relaying the client audio that ends the user's speech to the first "
         "audio delta of the answer.",
+    )
+    billable_seconds = _counter(
+        "billable_seconds",
+        ["model", "kind"],
+        "GPT-Live session seconds billed (active or paused standby), from cumulative usage.",
+    )
+    context_usage = _histogram(
+        "context_usage_ratio",
+        ["model"],
+        "GPT-Live context-window usage ratio reported in session.usage.updated events.",
+        CONTEXT_RATIO_BUCKETS,
+    )
+    unrecorded_upgrades = _counter(
+        "unrecorded_upgrades",
+        ["path"],
+        "WebSocket upgrades relayed without being recorded, by path shape (ids as {id}).",
     )
     upgrade_failures = _counter(
         "upgrade_failures",
@@ -364,7 +382,7 @@ class Metrics:
         """A session's values for the property labels (`recorder.property_labels`)."""
         return self._property_values.values(properties)
 
-    def watch(self, writer: WriterState, active: Callable[[], dict[str, int]]) -> None:
+    def watch(self, writer: WriterState, active: Callable[[], dict[tuple[str, str], int]]) -> None:
         """Register the scrape-time gauges once the recorder has a writer and sessions."""
         self.registry.register(_ScrapeTimeGauges(writer, active))
 

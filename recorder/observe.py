@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from protocol import metric_event_type, metric_model
+from protocol import apis, metric_model
 from protocol.pricing import BUILTIN_PRICES, PriceTable
+from recorder.live_session import LiveSessionRecorder
 from recorder.metrics import Metrics
 from storage.records import (
     EventRecord,
@@ -73,6 +74,7 @@ def observe(
     prices: PriceTable = BUILTIN_TABLE,
     reported: Collection[str] = (),
     properties: Sequence[str] = (),
+    api: str = "ga",
 ) -> None:
     """Update the traffic metrics from records of a session whose model is `model`.
 
@@ -84,9 +86,11 @@ def observe(
     for record in records:
         if isinstance(record, EventRecord):
             if record.error_type is not None or record.error_code is not None:
-                _count_error(metrics, model, record.error_type, record.error_code)
+                _count_error(metrics, model, api, record.error_type, record.error_code)
         elif isinstance(record, ResponseDone):
-            _observe_response(metrics, model, record, properties)
+            # GPT-Live's delegated work names its own model (a Responses or Decisions one).
+            own = model if record.model is None else metric_model(record.model, prices, reported)
+            _observe_response(metrics, own, api, record, properties)
         elif isinstance(record, RateLimitRecord):
             labels = {"name": record.name or "unknown", "key": rate_limit_key}
             if record.limit_value is not None:
@@ -97,28 +101,32 @@ def observe(
                 metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
         elif isinstance(record, TranscriptionRecord):
             transcription_model = metric_model(record.model, prices, reported)
-            _observe_transcription(metrics, transcription_model, record, properties)
+            _observe_transcription(metrics, transcription_model, api, record, properties)
 
 
-def _count_error(metrics: Metrics, model: str, error_type: str | None, code: str | None) -> None:
-    metrics.errors.labels(model=model, type=error_type or "", code=code or "").inc()
+def _count_error(
+    metrics: Metrics, model: str, api: str, error_type: str | None, code: str | None
+) -> None:
+    metrics.errors.labels(model=model, type=error_type or "", code=code or "", api=api).inc()
 
 
 def _observe_response(
-    metrics: Metrics, model: str, done: ResponseDone, properties: Sequence[str]
+    metrics: Metrics, model: str, api: str, done: ResponseDone, properties: Sequence[str]
 ) -> None:
     metrics.responses.labels(
         model=model, status=done.status or "unknown", reason=done.status_reason or ""
     ).inc()
     if done.error_type is not None or done.error_code is not None:
-        _count_error(metrics, model, done.error_type, done.error_code)
-    for (direction, modality, cached), tokens in token_series(done.usage).items():
+        _count_error(metrics, model, api, done.error_type, done.error_code)
+    # A GPT-Live turn has no usage of its own (the session is billed per second).
+    series = token_series(done.usage) if done.usage else {}
+    for (direction, modality, cached), tokens in series.items():
         metrics.tokens.labels(model, direction, modality, cached, *properties).inc(tokens)
     if done.cost_usd is not None and done.cost_usd >= 0:
-        metrics.cost.labels(model, "response", *properties).inc(done.cost_usd)
+        metrics.cost.labels(model, "response", api, *properties).inc(done.cost_usd)
     if done.created_at is not None:
         duration = (done.done_at - done.created_at).total_seconds()
-        metrics.response_duration.labels(model=model).observe(max(duration, 0.0))
+        metrics.response_duration.labels(model=model, api=api).observe(max(duration, 0.0))
     for histogram, ms in (
         (metrics.time_to_first_audio, done.time_to_first_audio_ms),
         (metrics.time_to_first_text, done.time_to_first_text_ms),
@@ -127,11 +135,11 @@ def _observe_response(
     ):
         seconds = _seconds(ms)
         if seconds is not None:
-            histogram.labels(model=model).observe(max(seconds, 0.0))
+            histogram.labels(model=model, api=api).observe(max(seconds, 0.0))
 
 
 def _observe_transcription(
-    metrics: Metrics, model: str, record: TranscriptionRecord, properties: Sequence[str]
+    metrics: Metrics, model: str, api: str, record: TranscriptionRecord, properties: Sequence[str]
 ) -> None:
     details = (
         ("input", "audio", record.input_audio_tokens),
@@ -152,20 +160,22 @@ def _observe_transcription(
     if record.seconds is not None and record.seconds > 0:
         metrics.transcription_seconds.labels(model=model).inc(record.seconds)
     if record.cost_usd is not None and record.cost_usd >= 0:
-        metrics.cost.labels(model, "transcription", *properties).inc(record.cost_usd)
+        metrics.cost.labels(model, "transcription", api, *properties).inc(record.cost_usd)
 
 
-def session_opened(metrics: Metrics, model: str | None, prices: PriceTable) -> None:
-    metrics.sessions.labels(model=metric_model(model, prices)).inc()
+def session_opened(metrics: Metrics, model: str | None, prices: PriceTable, api: str) -> None:
+    metrics.sessions.labels(model=metric_model(model, prices), api=api).inc()
 
 
-def session_closed(metrics: Metrics, model_label: str, seconds: float) -> None:
-    metrics.session_duration.labels(model=model_label).observe(seconds)
+def session_closed(metrics: Metrics, model_label: str, api: str, seconds: float) -> None:
+    metrics.session_duration.labels(model=model_label, api=api).observe(seconds)
 
 
-def message_relayed(metrics: Metrics, direction: str, event_type: str, size_bytes: int) -> None:
+def message_relayed(
+    metrics: Metrics, direction: str, event_type: str, size_bytes: int, api: str
+) -> None:
     """One message the relay handed over: its event type's bounded label and its size."""
-    metrics.events.labels(direction, metric_event_type(event_type)).inc()
+    metrics.events.labels(direction, apis.metric_event_type(event_type), api).inc()
     metrics.event_bytes.labels(direction).inc(size_bytes)
 
 
@@ -177,12 +187,35 @@ def upgrade_failed(metrics: Metrics, status: int) -> None:
     metrics.upgrade_failures.labels(status=str(status)).inc()
 
 
+def unrecorded_upgrade(metrics: Metrics, path_shape: str) -> None:
+    """A WebSocket relayed without being recorded, by its (bounded) path shape."""
+    metrics.unrecorded_upgrades.labels(path=path_shape).inc()
+
+
 def relay_dropped(
     metrics: Metrics, reason: str, messages: dict[str, int], size_bytes: dict[str, int]
 ) -> None:
-    """Messages relayed but never handed over: counted as relayed (type `other`) and dropped."""
+    """Messages relayed but never handed over: counted as relayed (type `other`) and dropped.
+    A drop count is per relay, not per session: its API is not known."""
     for direction, count in messages.items():
         if count:
-            metrics.events.labels(direction, "other").inc(count)
+            metrics.events.labels(direction, "other", "unknown").inc(count)
             metrics.event_bytes.labels(direction).inc(size_bytes[direction])
     metrics.dropped_records(reason, sum(messages.values()))
+
+
+def live_billing(
+    metrics: Metrics, session: LiveSessionRecorder, properties: Sequence[str] = ()
+) -> None:
+    """GPT-Live's billable seconds, their cost and the context usage, from what the session's
+    cumulative usage added since the last call (docs/metrics.md#gpt-live-turns)."""
+    increments, ratios = session.take_billing()
+    model = session.metric_model
+    for kind in ("active", "paused"):
+        if increments.get(kind):
+            metrics.billable_seconds.labels(model=model, kind=kind).inc(increments[kind])
+    if increments.get("cost_usd"):
+        cost = increments["cost_usd"]
+        metrics.cost.labels(model, "session_seconds", "live", *properties).inc(cost)
+    for ratio in ratios:
+        metrics.context_usage.labels(model=model).observe(ratio)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import protocol
 from protocol.pii import redact_pii
@@ -92,6 +92,9 @@ class SessionRecorder:
     reported_models: set[str] = field(default_factory=set)
     pii: PiiRedactor | None = None  # `--redact-pii`
 
+    # Events whose `error` object is stored as the event's error type and code.
+    error_events: ClassVar[frozenset[str]] = protocol.ERROR_EVENTS
+
     def __post_init__(self) -> None:
         self.model = self.opened.model
 
@@ -142,7 +145,7 @@ class SessionRecorder:
             self.pii.redact(event_type, event)
         event_id, response_id, item_id = protocol.event_refs(event)
         error_type, error_code = (
-            protocol.error_fields(event) if event_type in protocol.ERROR_EVENTS else (None, None)
+            protocol.error_fields(event) if event_type in self.error_events else (None, None)
         )
         records: list[Record] = [
             EventRecord(
@@ -160,8 +163,8 @@ class SessionRecorder:
                 error_code=error_code,
             )
         ]
-        fmt = self._audio_format(from_client, response_id)
-        if audio is not None and from_client:
+        user_side, fmt = self._audio_side(from_client, event_type, response_id)
+        if audio is not None and user_side:
             self.input_clock.append(protocol.base64_decoded_size(audio), fmt, ts)
         if audio is not None and self.record_mode == "full":
             records.append(
@@ -169,7 +172,7 @@ class SessionRecorder:
                     session_id=self.id,
                     seq=seq,
                     ts=ts_utc,
-                    direction=direction,
+                    direction="client" if user_side else "server",
                     audio_format=fmt.name,
                     sample_rate=fmt.sample_rate,
                     audio_base64=audio,
@@ -208,6 +211,12 @@ class SessionRecorder:
         text = redact_free_text(text)
         return text if self.pii is None else redact_pii(text)
 
+    def closing(
+        self, ts: float, code: int | None, reason: str | None, closed_by: str | None
+    ) -> list[Record]:
+        """The records of the connection's end: its `SessionClosed`, after anything left open."""
+        return [self.close(ts, code, reason, closed_by)]
+
     def _odd_payload(self, content: bytes, event_type: str, decoded: Any) -> Any:
         """What is kept of a frame that is not a JSON object with a string `type`."""
         # Binary frames are kept as their size only, in every mode: the Realtime API sends none,
@@ -224,6 +233,12 @@ class SessionRecorder:
             return kept
         text = redact_free_text(content.decode("utf-8", errors="replace"))
         return text if self.pii is None else redact_pii(text)
+
+    def _audio_side(
+        self, from_client: bool, event_type: str, response_id: str | None
+    ) -> tuple[bool, protocol.AudioFormat]:
+        """Whether audio in this event is the user's (else the assistant's), and its format."""
+        return from_client, self._audio_format(from_client, response_id)
 
     def _audio_format(self, from_client: bool, response_id: str | None) -> protocol.AudioFormat:
         if from_client:

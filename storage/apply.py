@@ -26,6 +26,7 @@ from storage.records import (
     SessionChanged,
     SessionClosed,
     SessionOpened,
+    SessionUsageChanged,
     TranscriptionRecord,
     UpgradeFailed,
 )
@@ -225,6 +226,11 @@ def _apply_update(connection: Connection, record: Record) -> None:
         }
         if values:
             connection.execute(_update_by("sessions", "id"), {**values, "key_id": record.id})
+    elif isinstance(record, SessionUsageChanged):
+        values = {k: v for k, v in _row(record).items() if v is not None}
+        values["key_id"] = values.pop("id")
+        if len(values) > 1:
+            connection.execute(_update_by("sessions", "id"), values)
     elif isinstance(record, SessionClosed):
         values = _row(record)
         values["key_id"] = values.pop("id")

@@ -71,6 +71,14 @@ class RealtimeSession(Base):
     replay_of: Mapped[str | None] = mapped_column(String(64), index=True)
     # The proxy that recorded it (host:listen port): it closes what it left open at its next start.
     proxy_id: Mapped[str | None] = mapped_column(String(300))
+    # GPT-Live's per-second billing: the last cumulative values of the session's usage events.
+    billable_seconds: Mapped[float | None] = mapped_column(Float)
+    active_seconds: Mapped[float | None] = mapped_column(Float)
+    paused_seconds: Mapped[float | None] = mapped_column(Float)
+    context_usage_ratio: Mapped[float | None] = mapped_column(Float)
+    seconds_cost_usd: Mapped[float | None] = mapped_column(Float)
+    usage_final: Mapped[bool | None]  # session.closed gave the usage: it is final
+    end_reason: Mapped[str | None] = mapped_column(String(64))  # session.closed.reason
 
 
 class UpgradeFailure(Base):
@@ -156,6 +164,8 @@ class Response(Base):
     time_to_first_text_ms: Mapped[float | None] = mapped_column(Float)
     turn_latency_ms: Mapped[float | None] = mapped_column(Float)
     voice_to_voice_ms: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(200))  # NULL: the session's model
+    delegation_id: Mapped[str | None] = mapped_column(String(200))  # GPT-Live delegation
 
 
 class RateLimit(Base):

@@ -34,6 +34,21 @@ class SessionChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionUsageChanged:
+    """GPT-Live's per-second billing of a session (the last cumulative values); None leaves a
+    column as it is."""
+
+    id: str
+    billable_seconds: float | None = None
+    active_seconds: float | None = None
+    paused_seconds: float | None = None
+    context_usage_ratio: float | None = None
+    seconds_cost_usd: float | None = None
+    usage_final: bool | None = None  # True once `session.closed` gave the final usage
+    end_reason: str | None = None  # `session.closed.reason`
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClosed:
     id: str
     ended_at: datetime
@@ -85,6 +100,8 @@ class ResponseDone:
     turn_latency_ms: float | None = None
     voice_to_voice_ms: float | None = None
     created_at: datetime | None = None  # from response.created when it was seen
+    model: str | None = None  # a GPT-Live delegation's own model; None: the session's
+    delegation_id: str | None = None  # the GPT-Live delegation that ran it
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +167,7 @@ class UpgradeFailed:
 Record = (
     SessionOpened
     | SessionChanged
+    | SessionUsageChanged
     | SessionClosed
     | EventRecord
     | ResponseCreated

@@ -21,7 +21,7 @@ from handover.options import CLI_OPTIONS
 from proxy.addon import Relay
 from proxy.master import ProxyConfig, configured_relay
 from storage.db import make_engine
-from storage.models import Event, RealtimeSession, table
+from storage.models import Event, RealtimeSession, SessionProperty, table
 from tests.support.net import free_port
 
 KEY = "sk-test-addon-0123456789abcdef"
@@ -201,3 +201,22 @@ def test_a_configured_relay_has_its_certificates_before_it_listens():
 
     master = asyncio.run(configured())
     assert master.addons.get("tlsconfig").certstore is not None
+
+
+def test_gpt_live_upgrades_are_recorded_as_live_without_a_model_and_untagged(
+    recorder_ctx, db_url: str
+):
+    recorder, _ = recorder_ctx
+    flow = realtime_flow("/v1/live/sessions?rtrec_customer=acme")
+    flow.request.headers["Rtrec-Property-Team"] = "voice"
+    recorder.request(flow)
+    assert flow.request.path == "/v1/live/sessions"  # the upstream never sees the tags
+    assert "Rtrec-Property-Team" not in flow.request.headers
+    recorder.websocket_start(flow)
+    send(recorder, flow, True, b'{"type":"session.start","session":{"model":"gpt-live-1"}}')
+    recorder.done()
+    (session,) = rows(db_url, RealtimeSession)
+    assert (session.api, session.model, session.path) == ("live", "gpt-live-1", "/v1/live/sessions")
+    with make_engine(db_url).connect() as connection:
+        tags = connection.execute(select(table(SessionProperty))).all()
+    assert {(t.name, t.value) for t in tags} == {("customer", "acme"), ("team", "voice")}

@@ -52,7 +52,7 @@ def test_every_addon_option_is_documented():
 def test_every_metric_is_documented():
     metrics = Metrics(CollectorRegistry())
     writer = Writer(make_engine("sqlite://"))
-    metrics.watch(writer, lambda: {"m": 1})
+    metrics.watch(writer, lambda: {("m", "ga"): 1})
     suffix = {"counter": "_total", "info": "_info"}
     names = {f.name + suffix.get(f.type, "") for f in metrics.registry.collect()}
     assert len(names) >= 12

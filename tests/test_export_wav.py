@@ -87,7 +87,9 @@ def test_audio_only_at_impossible_rates_is_one_line(engine: Engine, db_url: str,
     store_audio(engine, "server", [chunk(0, b"\x00\x00" * 100, rate=impossible_rate(db_url))])
     result = export_wav(db_url, tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith("rtrec export: no audio in a format the Realtime API sends")
+    assert result.stderr.startswith(
+        "rtrec export: no audio in a format the Realtime API or GPT-Live"
+    )
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out.wav").exists()
 
@@ -155,3 +157,8 @@ def test_the_wav_is_written_in_bounded_pieces(sides: str):
     assert out.total == len(plan.header()) + plan.data_bytes
     assert out.total > 2_000_000
     assert out.largest <= max(len(second), export.BLOCK_FRAMES * 4)
+
+
+def test_gpt_live_pcm16_at_16_khz_exports_at_its_rate():
+    plan = export.side_plan([chunk(0, b"\x01\x00" * 16_000, rate=16_000)])
+    assert (plan.notes, plan.rate, plan.frames) == ([], 16_000, 16_000)

@@ -112,13 +112,16 @@ def test_latency_definitions_on_known_timestamps():
     observe(metrics, "gpt-realtime", "k", [done])
     get = metrics.registry.get_sample_value
     assert get(
-        "openai_realtime_response_duration_seconds_sum", {"model": "gpt-realtime"}
+        "openai_realtime_response_duration_seconds_sum", {"model": "gpt-realtime", "api": "ga"}
     ) == pytest.approx(1.4)
     assert get(
-        "openai_realtime_voice_to_voice_seconds_sum", {"model": "gpt-realtime"}
+        "openai_realtime_voice_to_voice_seconds_sum", {"model": "gpt-realtime", "api": "ga"}
     ) == pytest.approx(1.0)
     assert (
-        get("openai_realtime_turn_latency_seconds_bucket", {"model": "gpt-realtime", "le": "0.5"})
+        get(
+            "openai_realtime_turn_latency_seconds_bucket",
+            {"model": "gpt-realtime", "api": "ga", "le": "0.5"},
+        )
         == 1
     )
 
@@ -260,9 +263,9 @@ def test_model_labels_a_client_makes_up_are_other():
 # in order, as declared before the metrics became a table (docs/metrics.md names; dashboards and
 # alerts depend on them). Help texts may change; these may not.
 EXPOSED_FAMILIES = {
-    ("openai_realtime_sessions", "counter", ("model",)),
-    ("openai_realtime_session_duration_seconds", "histogram", ("model",)),
-    ("openai_realtime_events", "counter", ("direction", "type")),
+    ("openai_realtime_sessions", "counter", ("model", "api")),
+    ("openai_realtime_session_duration_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_events", "counter", ("direction", "type", "api")),
     ("openai_realtime_event_bytes", "counter", ("direction",)),
     ("openai_realtime_responses", "counter", ("model", "status", "reason")),
     (
@@ -276,16 +279,19 @@ EXPOSED_FAMILIES = {
         ("model", "direction", "modality", "team", "tier"),
     ),
     ("openai_realtime_transcription_audio_seconds", "counter", ("model",)),
-    ("openai_realtime_cost_usd", "counter", ("model", "kind", "team", "tier")),
+    ("openai_realtime_cost_usd", "counter", ("model", "kind", "api", "team", "tier")),
     ("openai_realtime_rate_limit_limit", "gauge", ("name", "key")),
     ("openai_realtime_rate_limit_remaining", "gauge", ("name", "key")),
     ("openai_realtime_rate_limit_reset_seconds", "gauge", ("name", "key")),
-    ("openai_realtime_errors", "counter", ("model", "type", "code")),
-    ("openai_realtime_response_duration_seconds", "histogram", ("model",)),
-    ("openai_realtime_time_to_first_audio_seconds", "histogram", ("model",)),
-    ("openai_realtime_time_to_first_text_seconds", "histogram", ("model",)),
-    ("openai_realtime_turn_latency_seconds", "histogram", ("model",)),
-    ("openai_realtime_voice_to_voice_seconds", "histogram", ("model",)),
+    ("openai_realtime_errors", "counter", ("model", "type", "code", "api")),
+    ("openai_realtime_response_duration_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_time_to_first_audio_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_time_to_first_text_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_turn_latency_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_voice_to_voice_seconds", "histogram", ("model", "api")),
+    ("openai_realtime_billable_seconds", "counter", ("model", "kind")),
+    ("openai_realtime_context_usage_ratio", "histogram", ("model",)),
+    ("openai_realtime_unrecorded_upgrades", "counter", ("path",)),
     ("openai_realtime_upgrade_failures", "counter", ("status",)),
     ("openai_realtime_recorder_dropped_events", "counter", ("reason",)),
     ("openai_realtime_recorder_write_seconds", "histogram", ()),
@@ -296,7 +302,7 @@ EXPOSED_FAMILIES = {
     ("openai_realtime_recorder_queue_depth", "gauge", ()),
     ("openai_realtime_recorder_queue_capacity", "gauge", ()),
     ("openai_realtime_recorder_database_available", "gauge", ()),
-    ("openai_realtime_sessions_active", "gauge", ("model",)),
+    ("openai_realtime_sessions_active", "gauge", ("model", "api")),
 }
 
 
@@ -309,7 +315,7 @@ class IdleWriter:
 
 def test_exposed_names_types_and_labels_are_the_declared_ones():
     metrics = Metrics(CollectorRegistry(), property_labels=("team", "tier"))
-    metrics.watch(IdleWriter(), lambda: {"gpt-realtime": 1})
+    metrics.watch(IdleWriter(), lambda: {("gpt-realtime", "ga"): 1})
     # One series per labelled metric, so every family shows its label names in a scrape.
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase) and metric._labelnames:

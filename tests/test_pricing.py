@@ -15,6 +15,7 @@ from protocol.pricing import (
     load_pricing,
     price_table,
     response_cost,
+    seconds_cost,
     transcription_cost,
 )
 
@@ -119,3 +120,18 @@ def test_malformed_pricing_file_names_the_line(tmp_path: Path, content: str, mes
     path.write_text(content)
     with pytest.raises(PricingError, match=message):
         load_pricing(path)
+
+
+def test_gpt_live_bills_per_second_active_and_standby():
+    one, one_one = BUILTIN_PRICES["gpt-live-1"], BUILTIN_PRICES["gpt-live-1.1"]
+    assert seconds_cost(one, 90, 0) == pytest.approx(90 * 0.05 / 60)  # not rounded to a minute
+    assert seconds_cost(one_one, 60, 30) == pytest.approx(0.05 + 30 * 0.02 / 60)
+    assert seconds_cost(one, 60, 30) is None  # standby time without a standby price
+    assert seconds_cost(BUILTIN_PRICES["gpt-realtime"], 60, 0) is None
+
+
+def test_pricing_file_takes_per_second_session_prices(tmp_path: Path):
+    path = tmp_path / "prices.toml"
+    path.write_text('[models."gpt-live-1"]\nsession_per_minute = 0.06\nstandby_per_minute = 0.01\n')
+    price = price_table(str(path)).lookup("gpt-live-1-2026-05-01")
+    assert price == Price(session_per_minute=0.06, standby_per_minute=0.01)

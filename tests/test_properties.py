@@ -98,7 +98,7 @@ async def test_allowed_properties_label_the_cost_and_token_counters(
                 pass
     for customer in ("acme", "globex", ""):
         proxy.wait_for_metric(
-            f'openai_realtime_cost_usd_total{{customer="{customer}",kind="response",'
+            f'openai_realtime_cost_usd_total{{api="ga",customer="{customer}",kind="response",'
             f'model="gpt-realtime"}}'
         )
     text = proxy.metrics_text()
