@@ -164,10 +164,10 @@ def test_transcript_deltas():
 
 
 def test_gpt_live_audio_is_found_by_the_one_audio_walk():
-    append = {"type": "session.input_audio.append", "audio": "AAAA"}
-    output = {"type": "session.output_audio.delta", "delta": "AAAA", "start_ms": 0, "end_ms": 1}
-    transcript = {"type": "session.output_transcript.delta", "delta": "hi"}
-    assert protocol.strip_payload(append["type"], append).stream == "AAAA"
-    assert protocol.strip_payload(output["type"], output).stream == "AAAA"
-    assert protocol.strip_payload(transcript["type"], transcript).stream is None
-    assert (append["audio"], output["delta"], transcript["delta"]) == (3, 3, "hi")
+    append: dict[str, Any] = {"type": "session.input_audio.append", "audio": "AAAA"}
+    output: dict[str, Any] = {"type": "session.output_audio.delta", "delta": "AAAA", "end_ms": 1}
+    transcript: dict[str, Any] = {"type": "session.output_transcript.delta", "delta": "hi"}
+    assert protocol.strip_payload(live.INPUT_AUDIO_APPEND, append).stream == "AAAA"
+    assert protocol.strip_payload(live.OUTPUT_AUDIO_DELTA, output).stream == "AAAA"
+    assert protocol.strip_payload(live.OUTPUT_TRANSCRIPT_DELTA, transcript).stream is None
+    assert [append["audio"], output["delta"], transcript["delta"]] == [3, 3, "hi"]
