@@ -18,6 +18,10 @@ from urllib.parse import urlsplit
 from handover.db_url import DEFAULT_DB_URL
 from handover.properties import metric_property_names, metric_property_values
 
+#: The choices of an on/off option, and the words read as each.
+SWITCH = ("off", "on")
+_ON_WORDS = frozenset({"on", "1", "true", "yes"})
+_OFF_WORDS = frozenset({"off", "0", "false", "no"})
 #: What `--record` may say; the recorder process keeps each session as its relay said.
 RECORD_MODES = ("full", "text", "metadata")
 
@@ -116,8 +120,16 @@ class Option:
         """`value`, of the option's type, checked (choices aside); ValueError says what is wrong."""
         return self.check(value) if self.check is not None else value
 
+    @property
+    def switch(self) -> bool:
+        """An on/off option: `--name` alone turns it on; 1/true/yes and 0/false/no are read too."""
+        return self.choices == SWITCH
+
     def parse(self, text: str) -> Any:
         """The value written as `text` (a flag, a variable), checked (choices aside)."""
+        if self.switch:
+            word = text.strip().lower()
+            return "on" if word in _ON_WORDS else "off" if word in _OFF_WORDS else text
         return self.validate(whole_number(text) if self.type is int else text)
 
 
@@ -222,10 +234,10 @@ PROXY_OPTIONS = (
         "off",
         "on: card numbers, phone numbers, e-mail addresses, IBANs and national ids become "
         "[CARD], [PHONE], [EMAIL], [IBAN], [ID] before anything is stored",
-        choices=("off", "on"),
+        choices=SWITCH,
         addon=True,
         recorder=True,
-        doc="`on`: card numbers (Luhn-checked), phone numbers, e-mail addresses, IBANs and "
+        doc="`on` (or the flag alone): card numbers (Luhn-checked), phone numbers, e-mail addresses, IBANs and "
         "national ids (US SSN, Spanish DNI, Italian codice fiscale, German IdNr) in transcripts, "
         "text, function-call arguments, tool output, properties and close reasons become "
         "`[CARD]`, `[PHONE]`, `[EMAIL]`, `[IBAN]`, `[ID]` in the recorder, before anything is "

@@ -19,7 +19,7 @@ from handover.options import ADDON_OPTIONS, CLI_OPTIONS, PROXY_OPTIONS, RECORDER
 from proxy.addon import Relay
 from proxy.master import ProxyConfig, relay_master
 from rtrec.cli import build_parser, main
-from rtrec.settings import UP_SETTINGS, markdown_table
+from rtrec.settings import UP_SETTINGS, markdown_table, resolve_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -184,3 +184,24 @@ def test_nothing_below_the_cli_imports_it(package: str):
     for path in sorted((ROOT / package).rglob("*.py")):
         for module in imported_modules(path):
             assert module.partition(".")[0] != "rtrec", (path, module)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environment", "expected"),
+    [
+        ([], None, "off"),
+        (["--redact-pii"], None, "on"),
+        (["--redact-pii", "off"], None, "off"),
+        ([], "1", "on"),
+        ([], "false", "off"),
+        (["--redact-pii", "off"], "on", "off"),
+    ],
+)
+def test_an_on_off_option_is_a_plain_flag_too(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], environment: str | None, expected: str
+):
+    if environment is not None:
+        monkeypatch.setenv("RTREC_REDACT_PII", environment)
+    args = build_parser().parse_args(["proxy", *argv])
+    resolve_environment(args)
+    assert args.redact_pii == expected
