@@ -198,7 +198,8 @@ def add_settings(
             metavar=setting.dest.upper() if not setting.choices else None,
             help=f"{setting.help} [{env_var}, default: {setting.default}]",
             # An on/off option is also a plain flag: `--redact-pii` means `--redact-pii on`.
-            **({"nargs": "?", "const": "on"} if setting.switch else {}),
+            nargs="?" if setting.switch else None,
+            const="on" if setting.switch else None,
         )
 
 
