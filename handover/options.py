@@ -258,6 +258,18 @@ PROXY_OPTIONS = (
         "seeded from the database at start; a value `other` sent by a client is labelled `=other`",
     ),
     Option(
+        "observe-calls",
+        "off",
+        "on: attach a sideband to every call created or accepted through rtrec and record it",
+        choices=("off", "on"),
+        addon=True,
+        recorder=True,
+        doc="`on`: for every WebRTC or SIP call created or accepted through rtrec, the recorder "
+        "attaches its own sideband upstream (key from `RTREC_OBSERVER_API_KEY`) and records "
+        "the call's events as a session linked to the call; it reattaches a dropped sideband "
+        "and stops when the call ends",
+    ),
+    Option(
         "workers",
         1,
         "relay processes sharing the listen port (SO_REUSEPORT), all feeding one recorder",

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 # kind, flags, session number, seq, timestamp, body length
 HEADER = struct.Struct("<BBIQdI")
-HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED = range(1, 7)
+HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, CALL = range(1, 8)
 FROM_CLIENT, IS_TEXT = 1, 2
 
 # What the relay holds for a recorder that cannot keep up before it drops messages: a few
@@ -176,7 +176,7 @@ class Sender:
         self._schedule_flush()
 
     def notice(self, kind: int, **fields: Any) -> None:
-        """A control item that is not about one session (refused upgrades)."""
+        """A control item that is not about one session (refused upgrades, call requests)."""
         self._append(control(kind, **fields))
         self._schedule_flush()
 

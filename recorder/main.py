@@ -33,6 +33,8 @@ from recorder.metrics_server import MetricsServer
 from recorder.pii_redaction import PiiRedactor, redacted_properties
 from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
+from proxy.call_observer import CallObserver, ObserverConfig, observer_config
+from proxy.call_recorder import CallRecorder
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
@@ -85,7 +87,13 @@ class Recording:
         self.prices = prices
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
+        self.calls = CallRecorder(self.proxy_id)
+        self.observer: CallObserver | None = None
         metrics.watch(writer, self._active_by_model)
+
+    def observe_calls(self, config: ObserverConfig) -> None:
+        """`--observe-calls`: attach a sideband of our own to every call created or accepted."""
+        self.observer = CallObserver(config, self.handle, self.metrics, self._call_ended)
 
     def handle(self, relay: int, item: Item) -> None:
         """Apply one item from relay number `relay`; a bad item is logged, never fatal."""
@@ -100,6 +108,8 @@ class Recording:
                 self._dropped(relay, item)
             elif item.kind == wire.UPGRADE_FAILED:
                 self._upgrade_failed(item)
+            elif item.kind == wire.CALL:
+                self._call(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
 
@@ -131,6 +141,8 @@ class Recording:
         )
         if self.redact_pii:
             fields["properties"] = redacted_properties(fields["properties"])
+        if fields.get("call_id") and not fields.get("call_role"):
+            fields["call_role"] = "sideband"  # the application's own, opened through the relay
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
             opened,
@@ -161,6 +173,8 @@ class Recording:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
             observe.parse_failed(self.metrics, direction)
             records = [session.unparsed(item.from_client, item.body, item.ts)]
+        if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
+            records = self.calls.of_call(session.opened.call_id, records)
         self._submit(records)
         try:
             observe.observe(
@@ -205,6 +219,21 @@ class Recording:
             proxy_id=self.proxy_id,
         )
         self._submit([failed])
+
+    def _call(self, item: Item) -> None:
+        step = self.calls.handle(item.fields())
+        self._submit(step.records)
+        if step.metric_labels is not None:
+            api, transport, outcome = step.metric_labels
+            self.metrics.calls.labels(api=api, transport=transport, outcome=outcome).inc()
+        if self.observer is not None and step.call is not None:
+            if step.observe:
+                self.observer.attach(step.call)
+            elif step.ended:
+                self.observer.detach(step.call.call_id)
+
+    def _call_ended(self, call_id: str, ts: float, reason: str) -> None:
+        self._submit(self.calls.ended(call_id, ts, reason))
 
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
@@ -294,6 +323,7 @@ class RecorderServer:
 
 async def serve(config: RecorderConfig) -> int:
     prices = price_table(config.pricing or None)
+    observing = observer_config(os.environ) if config.observe_calls == "on" else None
     engine = open_for_writing(config.db)  # DatabaseOpenError: one line for `error: …`
     if config.proxy_id and not config.restarts:  # a restart: the relay re-opens its sessions
         closed = close_orphans(engine, config.proxy_id)
@@ -310,6 +340,8 @@ async def serve(config: RecorderConfig) -> int:
     )
     writer.start()
     recording = Recording(writer, metrics, prices, config.proxy_id, config.redact_pii == "on")
+    if observing is not None:
+        recording.observe_calls(observing)
     server = RecorderServer(config, recording)
     if config.metrics_port:
         server.metrics_server = MetricsServer(
@@ -340,6 +372,8 @@ async def serve(config: RecorderConfig) -> int:
             logger.warning("relays still connected after %.0f s; stopping anyway", RELAYS_GRACE_S)
     stop_wait.cancel()
     done_wait.cancel()
+    if recording.observer is not None:
+        await recording.observer.close()
     recording.close_all(SHUTDOWN_REASON)
     writer.close()
     if server.metrics_server is not None:
