@@ -42,7 +42,7 @@ _EVENT_KIND = {
     calls.HANGUP: "hung_up",
 }
 # The ICE password is a credential of the media session; everything else of an SDP is not.
-_ICE_PWD = re.compile(r"^(a=ice-pwd:).*$", re.MULTILINE)
+_ICE_PWD = re.compile(r"^(a=ice-pwd:)[^\r\n]*", re.MULTILINE)
 
 
 @dataclass
