@@ -21,11 +21,11 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from protocol import calls
+from protocol.redact import key_fingerprint
 from proxy import handover
 from proxy.call_recorder import CallState
 from proxy.handover import Item
 from proxy.metrics import Metrics
-from protocol.redact import key_fingerprint
 from storage.ids import uuid7
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from proxy.redact import key_fingerprint
+from protocol.redact import key_fingerprint
 from storage.db import make_engine
 from storage.models import Call, CallEvent, table
 from tests.pgserver import PostgresServer
