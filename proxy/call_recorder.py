@@ -12,7 +12,7 @@ import dataclasses
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,10 +55,10 @@ class CallState:
     upstream: str
     base: str
     record_mode: str
+    model: str | None = None  # for its sidebands, which never name it
     answered: bool = False
     ended: bool = False
     audio_recorded: bool = False
-    counted: set[str] = field(default_factory=set)  # response/transcription keys with cost
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,41 @@ def _decoded(text: Any) -> bytes:
     return base64.b64decode(text) if isinstance(text, str) else b""
 
 
-def sdp_record(sdp: str | None, record_mode: str) -> Any:
+@dataclass(frozen=True)
+class PendingSdp:
+    """An SDP still to be read: parsing is left to `resolved`, off the recorder's event loop."""
+
+    sdp: str
+    record_mode: str
+
+
+def sdp_record(sdp: str | None, record_mode: str) -> PendingSdp | None:
+    return PendingSdp(sdp, record_mode) if sdp else None
+
+
+def stored_sdp(pending: PendingSdp) -> Any:
     """What is stored of an SDP: its media summary; the SDP itself too under `--record full`."""
-    if not sdp:
-        return None
-    summary = calls.sdp_summary(sdp)
-    if record_mode != "full":
+    summary = calls.sdp_summary(pending.sdp)
+    if pending.record_mode != "full":
         return summary
-    return {**(summary or {}), "sdp": redact_text(_ICE_PWD.sub(r"\1[REDACTED]", sdp))}
+    sdp = redact_text(_ICE_PWD.sub(r"\1[REDACTED]", pending.sdp))
+    return {**(summary or {}), "sdp": sdp}
+
+
+def resolved(records: Sequence[Record]) -> list[Record]:
+    """`records` with their SDPs read (slow the first time: the parser's import takes seconds,
+    which is why this runs on the call-records thread, not the event loop)."""
+    done: list[Record] = []
+    for record in records:
+        if isinstance(record, CallSeen) and (record.offer or record.answer):
+            offer, answer = record.offer, record.answer
+            record = dataclasses.replace(
+                record,
+                offer=stored_sdp(offer) if isinstance(offer, PendingSdp) else offer,
+                answer=stored_sdp(answer) if isinstance(answer, PendingSdp) else answer,
+            )
+        done.append(record)
+    return done
 
 
 class CallRecorder:
@@ -97,7 +124,7 @@ class CallRecorder:
         self.proxy_id = proxy_id
         self.calls: OrderedDict[str, CallState] = OrderedDict()
         self._secrets: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._sideband_only: OrderedDict[str, set[str]] = OrderedDict()
+        self._counted_usage: OrderedDict[str, set[str]] = OrderedDict()
 
     def handle(self, fields: dict[str, Any]) -> CallStep:
         request = calls.call_request(str(fields.get("method", "")), str(fields.get("path", "")))
@@ -163,7 +190,7 @@ class CallRecorder:
             records: list[Record] = [seen, event, CallChanged(seen.id, ended_at=_utc(ts))]
             return CallStep(records, metric_labels=(request.api, calls.WEBRTC, FAILED))
         state = self._remember(seen.id, request, calls.WEBRTC, fields)
-        state.answered = True
+        state.answered, state.model = True, seen.model
         labels = (request.api, calls.WEBRTC, ANSWERED)
         return CallStep([seen, event], state, metric_labels=labels, observe=True)
 
@@ -214,11 +241,12 @@ class CallRecorder:
         outcome: str | None = None
         if action == calls.ACCEPT:
             session = calls.accepted_session(state.api, body.fields)
+            state.model = calls.session_model(session) or state.model
             records.append(
                 CallChanged(
                     state.call_id,
                     status="active",
-                    model=calls.session_model(session),
+                    model=state.model,
                     config=self._config(session, mode),
                     answered_at=_utc(ts),
                 )
@@ -314,11 +342,15 @@ class CallRecorder:
             CallEventRecord(call_id, _utc(ts), "ended", detail={"reason": reason}),
         ]
 
+    def model_of(self, call_id: str) -> str | None:
+        state = self.calls.get(call_id)
+        return state.model if state is not None else None
+
     def of_call(self, call_id: str, records: Sequence[Record]) -> list[Record]:
         """A sideband's records for `call_id`: a response's (or transcription's) usage and cost
         kept only the first time the call reports it, and the call marked as having audio."""
         state = self.calls.get(call_id)
-        counted = state.counted if state is not None else self._counted(call_id)
+        counted = self._counted(call_id)
         kept: list[Record] = []
         for record in records:
             key = _usage_key(record)
@@ -334,12 +366,12 @@ class CallRecorder:
         return kept
 
     def _counted(self, call_id: str) -> set[str]:
-        """Counted usage of a call rtrec saw only through sidebands."""
-        counted = self._sideband_only.get(call_id)
+        """Usage already counted for a call (whether or not rtrec saw it created)."""
+        counted = self._counted_usage.get(call_id)
         if counted is None:
-            counted = self._sideband_only[call_id] = set()
-            while len(self._sideband_only) > MAX_CALLS:
-                self._sideband_only.popitem(last=False)
+            counted = self._counted_usage[call_id] = set()
+            while len(self._counted_usage) > MAX_CALLS:
+                self._counted_usage.popitem(last=False)
         return counted
 
 
@@ -354,7 +386,8 @@ def _usage_key(record: Record) -> str | None:
 def _without_usage(record: Record) -> Record:
     """The same record with nothing to count: its usage and cost went with the first copy."""
     if isinstance(record, ResponseDone):
-        return dataclasses.replace(record, usage={}, cost_usd=None, cost_estimated=None)
+        usage = dict.fromkeys(record.usage)
+        return dataclasses.replace(record, usage=usage, cost_usd=None, cost_estimated=None)
     if isinstance(record, TranscriptionRecord):
         return dataclasses.replace(
             record,
@@ -367,3 +400,7 @@ def _without_usage(record: Record) -> Record:
             cost_usd=None,
         )
     return record
+
+
+def is_call_record(record: Record) -> bool:
+    return isinstance(record, (CallSeen, CallChanged, CallEventRecord))

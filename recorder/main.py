@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,7 +35,7 @@ from recorder.pii_redaction import PiiRedactor, redacted_properties
 from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
 from proxy.call_observer import CallObserver, ObserverConfig, observer_config
-from proxy.call_recorder import CallRecorder
+from proxy.call_recorder import CallRecorder, is_call_record, resolved
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed
@@ -88,6 +89,7 @@ class Recording:
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
         self.calls = CallRecorder(self.proxy_id)
+        self._call_records = ThreadPoolExecutor(1, thread_name_prefix="rtrec-call-records")
         self.observer: CallObserver | None = None
         metrics.watch(writer, self._active_by_model)
 
@@ -122,6 +124,7 @@ class Recording:
             logger.warning("session %s closed: its relay went away", session.id)
 
     def close_all(self, reason: str) -> None:
+        self._call_records.shutdown(wait=True)  # before the writer closes: nothing is lost
         now = time.time()
         for session in self.sessions.values():
             self._submit([session.recorder.close(now, None, reason, None)])
@@ -141,8 +144,10 @@ class Recording:
         )
         if self.redact_pii:
             fields["properties"] = redacted_properties(fields["properties"])
-        if fields.get("call_id") and not fields.get("call_role"):
-            fields["call_role"] = "sideband"  # the application's own, opened through the relay
+        if fields.get("call_id"):
+            # A sideband's URL names no model: the call's own (create or accept) prices it.
+            fields["model"] = fields.get("model") or self.calls.model_of(fields["call_id"])
+            fields.setdefault("call_role", "sideband")  # the application's, through the relay
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         session = SessionRecorder(
             opened,
@@ -175,7 +180,10 @@ class Recording:
             records = [session.unparsed(item.from_client, item.body, item.ts)]
         if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
             records = self.calls.of_call(session.opened.call_id, records)
-        self._submit(records)
+            self._submit([r for r in records if not is_call_record(r)])
+            self._submit_call_records([r for r in records if is_call_record(r)])
+        else:
+            self._submit(records)
         try:
             observe.observe(
                 self.metrics,
@@ -222,7 +230,7 @@ class Recording:
 
     def _call(self, item: Item) -> None:
         step = self.calls.handle(item.fields())
-        self._submit(step.records)
+        self._submit_call_records(step.records)
         if step.metric_labels is not None:
             api, transport, outcome = step.metric_labels
             self.metrics.calls.labels(api=api, transport=transport, outcome=outcome).inc()
@@ -233,7 +241,13 @@ class Recording:
                 self.observer.detach(step.call.call_id)
 
     def _call_ended(self, call_id: str, ts: float, reason: str) -> None:
-        self._submit(self.calls.ended(call_id, ts, reason))
+        self._submit_call_records(self.calls.ended(call_id, ts, reason))
+
+    def _submit_call_records(self, records: Sequence[Record]) -> None:
+        """Call records go through one thread in order: reading an SDP must not hold up the
+        event loop (observers attach meanwhile), nor a call's update overtake its insert."""
+        if records:
+            self._call_records.submit(lambda: self._submit(resolved(records)))
 
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
