@@ -234,3 +234,31 @@ def test_record_full_keeps_the_sdp_but_not_its_ice_password(db_url, tmp_path):
     assert offer["media"][0]["codecs"] == ["audio/opus/48000/2", "audio/PCMU/8000/1"]
     assert offer["sdp"] == OFFER.replace("clientpasswordvalue123456", "[REDACTED]")
     assert "a=ice-pwd:[REDACTED]" in found[0]["answer"]["sdp"]
+
+
+def test_a_failed_observer_attach_is_a_log_line_and_a_metric_and_the_call_goes_on(db_url, tmp_path):
+    with (
+        pytest.MonkeyPatch.context() as env,
+        call_upstream() as upstream,
+        proxy_runner(tmp_path) as run,
+    ):
+        env.setenv("RTREC_OBSERVER_API_KEY", "sk-observer-0123456789")
+        proxy = run(upstream.url, db_url, "--observe-calls", "on")
+        sdk = client(proxy)
+        sdk.realtime.calls.accept("rtc_forbidden1", type="realtime", model="gpt-realtime")
+        sdk.realtime.calls.accept("rtc_unknown1", type="realtime", model="gpt-realtime")
+        failures = 'openai_realtime_observer_attach_failures_total{reason="%s"} 1.0'
+        proxy.wait_for_metric(failures % "unauthorized")
+        text = proxy.wait_for_metric(failures % "unknown_call")
+        sdk.realtime.calls.hangup("rtc_forbidden1")  # the calls themselves went on
+        sdk.realtime.calls.hangup("rtc_unknown1")
+        assert upstream.statuses == [200, 200, 200, 200]
+        assert sorted(upstream.upgrades) == [
+            "/v1/realtime?call_id=rtc_forbidden1",
+            "/v1/realtime?call_id=rtc_unknown1",
+        ]
+        assert 'reason="refused"} 0.0' in text
+        assert proxy.stop() == 0
+    assert "observer could not attach to call rtc_forbidden1: unauthorized (HTTP 401)" in proxy.log
+    assert "observer could not attach to call rtc_unknown1: unknown_call (HTTP 404)" in proxy.log
+    assert "sk-observer-0123456789" not in proxy.log

@@ -45,6 +45,7 @@ class CallUpstream:
     replies: list[bytes] = field(default_factory=list)  # every response's bytes, as sent
     statuses: list[int] = field(default_factory=list)
     locations: list[str | None] = field(default_factory=list)
+    upgrades: list[str] = field(default_factory=list)  # sideband paths asked for
     next_call: int = 0
     refuse_status: int | None = None  # answer every request with this status instead
 
@@ -99,6 +100,18 @@ def call_upstream() -> Iterator[CallUpstream]:
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
+
+        def do_GET(self) -> None:
+            """A sideband upgrade: this stand-in has none to give, it refuses as OpenAI does a
+            key it does not take (401, for `rtc_forbidden…`) or a call it does not know (404)."""
+            upstream.upgrades.append(self.path)
+            status = 401 if "call_id=rtc_forbidden" in self.path else 404
+            body = json.dumps({"error": {"message": "no", "type": "invalid_request_error"}})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
 
         def log_message(self, format: str, *args: object) -> None:
             pass
