@@ -2,7 +2,7 @@
 
 The relay neither parses nor changes these requests: it copies their bytes (base64) into one
 hand-over item after the upstream answered, with the API key's fingerprint instead of the key.
-The recorder process reads them (`proxy/call_recorder.py`).
+The recorder process reads them (`recorder/calls.py`).
 """
 
 from __future__ import annotations

@@ -29,13 +29,13 @@ from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
+from recorder.call_observer import CallObserver, ObserverConfig, observer_config
+from recorder.calls import CallRecorder, is_call_record, resolved
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
 from recorder.pii_redaction import PiiRedactor, redacted_properties
 from recorder.property_labels import property_labels
 from recorder.session import SessionRecorder
-from proxy.call_observer import CallObserver, ObserverConfig, observer_config
-from proxy.call_recorder import CallRecorder, is_call_record, resolved
 from storage.db import open_for_writing, shown_url
 from storage.orphans import close_orphans
 from storage.records import EventRecord, Record, SessionOpened, UpgradeFailed

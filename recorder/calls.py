@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from handover.ids import uuid7
 from protocol import calls
 from protocol.redact import key_fingerprint, redact_text, redact_url, redact_value
-from storage.ids import uuid7
 from storage.records import (
     AudioRecord,
     CallChanged,

@@ -20,13 +20,13 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from handover import wire
+from handover.ids import uuid7
+from handover.wire import Item
 from protocol import calls
 from protocol.redact import key_fingerprint
-from proxy import handover
-from proxy.call_recorder import CallState
-from proxy.handover import Item
-from proxy.metrics import Metrics
-from storage.ids import uuid7
+from recorder.calls import CallState
+from recorder.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class CallObserver:
                 code, reason, by = ws.close_code, ws.close_reason, "server"
             finally:
                 # Cancelled (the call was hung up through rtrec): closed by rtrec, not a peer.
-                self._item(handover.CLOSE, number, code=code, reason=reason, by=by)
+                self._item(wire.CLOSE, number, code=code, reason=reason, by=by)
         return code == CALL_ENDED_CODE
 
     async def _relay(self, ws: ClientConnection, number: int) -> None:
@@ -162,17 +162,15 @@ class CallObserver:
         async for message in ws:
             is_text = isinstance(message, str)
             body = message.encode() if isinstance(message, str) else bytes(message)
-            flags = handover.IS_TEXT if is_text else 0
-            self._handle(
-                OBSERVER_RELAY, Item(handover.MESSAGE, flags, number, seq, time.time(), body)
-            )
+            flags = wire.IS_TEXT if is_text else 0
+            self._handle(OBSERVER_RELAY, Item(wire.MESSAGE, flags, number, seq, time.time(), body))
             seq += 1
 
     def _open(self, state: CallState) -> int:
         self._next_session += 1
         number = self._next_session
         self._item(
-            handover.OPEN,
+            wire.OPEN,
             number,
             id=uuid7(),
             started_at=time.time(),
