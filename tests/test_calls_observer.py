@@ -245,3 +245,48 @@ async def test_a_sip_call_is_recorded_through_the_observer(sip_call):
         "conversation.item.input_audio_transcription.completed" in types or "response.done" in types
     )
     assert all(e["direction"] == "server" for e in rows(db_url, Event, session_id=session["id"]))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def dropped_sideband(
+    db_param: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Any]]:
+    """A WebRTC call whose observer sideband is cut (no close frame) before the caller talks."""
+    tmp = tmp_path_factory.mktemp("dropped")
+    db_url = fresh_db(db_param, request, tmp)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RTREC_OBSERVER_API_KEY", OBSERVER_KEY)
+        async with CallServer() as server:
+            with proxy_runner(tmp) as run:
+                proxy = run(server.base_url, db_url, "--observe-calls", "on")
+                client, peer = sdk(proxy), ClientPeer()
+                try:
+                    raw = await client.realtime.calls.with_raw_response.create(
+                        sdp=await peer.offer(),
+                        session={"type": "realtime", "model": "gpt-realtime"},
+                    )
+                    call_id = raw.headers["location"].rsplit("/", 1)[1]
+                    call = server.registry.calls[call_id]
+                    await until(lambda: len(call.sidebands) == 1)
+                    (listener,) = call.sidebands
+                    listener.__self__.transport.abort()  # type: ignore[attr-defined]
+                    await until(lambda: len(rows(db_url, RealtimeSession, call_id=call_id)) == 2)
+                    await until(lambda: len(call.sidebands) == 1)
+                    await talk(peer, raw.http_response.text)
+                    await client.realtime.calls.hangup(call_id)
+                finally:
+                    await peer.close()
+                await wait_closed(db_url, call_id, sessions=2)
+                assert proxy.stop() == 0
+    yield {"db_url": db_url, "call_id": call_id, "proxy": proxy}
+
+
+async def test_a_dropped_observer_sideband_is_attached_again(dropped_sideband):
+    db_url, call_id = dropped_sideband["db_url"], dropped_sideband["call_id"]
+    first, second = rows(db_url, RealtimeSession, call_id=call_id)
+    assert first["call_role"] == second["call_role"] == "observer"
+    assert first["close_code"] != 1000  # cut, not closed
+    responses = rows(db_url, Response, session_id=second["id"])
+    assert len(responses) == 2
+    assert all(r["total_tokens"] for r in responses)
+    assert rows(db_url, Call, id=call_id)[0]["end_reason"] == "hung up"
