@@ -7,6 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from recorder.call_observer import observer_config, sideband_url
 from recorder.calls import CallRecorder, resolved
 from storage.records import AudioRecord, CallChanged, CallSeen, ResponseDone
 
@@ -103,3 +106,16 @@ def test_a_call_is_marked_as_having_audio_only_when_a_sideband_carried_some():
     marked = [r for r in calls.of_call("rtc_9", [audio]) if isinstance(r, CallChanged)]
     assert marked == [CallChanged("rtc_9", audio_recorded=True)]
     assert calls.of_call("rtc_9", [audio]) == [audio]  # marked once
+
+
+def test_observing_calls_needs_the_observers_key_in_the_environment():
+    with pytest.raises(ValueError, match="RTREC_OBSERVER_API_KEY"):
+        observer_config({"RTREC_OBSERVER_API_KEY": " "})
+    assert observer_config({"RTREC_OBSERVER_API_KEY": "sk-x"}).api_key == "sk-x"
+
+
+def test_the_observer_attaches_where_the_calls_requests_went():
+    calls = CallRecorder()
+    step = calls.handle(notice("POST", "/openai/v1/realtime/calls/rtc_5/accept", 200, {}))
+    assert step.call is not None
+    assert sideband_url(step.call) == "ws://127.0.0.1:9/openai/v1/realtime?call_id=rtc_5"
