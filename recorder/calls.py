@@ -19,14 +19,13 @@ from typing import Any
 from handover.ids import uuid7
 from protocol import calls
 from protocol.redact import key_fingerprint, redact_text, redact_url, redact_value
+from recorder.call_usage import usage_key, without_usage
 from storage.records import (
     AudioRecord,
     CallChanged,
     CallEventRecord,
     CallSeen,
     Record,
-    ResponseDone,
-    TranscriptionRecord,
 )
 
 # Bounded: ephemeral keys minted and never used must not grow the process forever.
@@ -353,9 +352,9 @@ class CallRecorder:
         counted = self._counted(call_id)
         kept: list[Record] = []
         for record in records:
-            key = _usage_key(record)
+            key = usage_key(record)
             if key is not None and key in counted:
-                record = _without_usage(record)
+                record = without_usage(record)
             elif key is not None:
                 counted.add(key)
             kept.append(record)
@@ -373,33 +372,6 @@ class CallRecorder:
             while len(self._counted_usage) > MAX_CALLS:
                 self._counted_usage.popitem(last=False)
         return counted
-
-
-def _usage_key(record: Record) -> str | None:
-    if isinstance(record, ResponseDone):
-        return f"response:{record.response_id}"
-    if isinstance(record, TranscriptionRecord) and record.item_id is not None:
-        return f"transcription:{record.item_id}"
-    return None
-
-
-def _without_usage(record: Record) -> Record:
-    """The same record with nothing to count: its usage and cost went with the first copy."""
-    if isinstance(record, ResponseDone):
-        usage = dict.fromkeys(record.usage)
-        return dataclasses.replace(record, usage=usage, cost_usd=None, cost_estimated=None)
-    if isinstance(record, TranscriptionRecord):
-        return dataclasses.replace(
-            record,
-            input_tokens=None,
-            output_tokens=None,
-            total_tokens=None,
-            input_audio_tokens=None,
-            input_text_tokens=None,
-            seconds=None,
-            cost_usd=None,
-        )
-    return record
 
 
 def is_call_record(record: Record) -> bool:
