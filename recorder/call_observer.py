@@ -35,6 +35,7 @@ OBSERVER_RELAY = 0
 RECONNECT_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 MAX_ATTEMPTS = 10  # in a row without a successful attach, then the call is left alone
 OPEN_TIMEOUT_S = 10.0
+END_GRACE_S = 2.0
 CALL_ENDED_CODE = 1000  # the service closes a sideband normally when its call is over
 API_KEY_VARIABLE = "RTREC_OBSERVER_API_KEY"
 _GIVE_UP = {401: "unauthorized", 403: "unauthorized", 404: "unknown_call"}
@@ -106,7 +107,11 @@ class CallObserver:
                 ended = await self._attach_once(state)
                 attached_once, attempts = True, 0
                 if ended:
-                    self._call_ended(state.call_id, time.time(), "sideband closed by the service")
+                    # A hangup through rtrec may still be on its way, and says more: give it a
+                    # moment (it cancels this task, and the call ends as "hung up").
+                    closed_at = time.time()
+                    await asyncio.sleep(END_GRACE_S)
+                    self._call_ended(state.call_id, closed_at, "sideband closed by the service")
                     return
             except InvalidStatus as exc:
                 status = exc.response.status_code

@@ -247,7 +247,13 @@ class Recording:
         """Call records go through one thread in order: reading an SDP must not hold up the
         event loop (observers attach meanwhile), nor a call's update overtake its insert."""
         if records:
-            self._call_records.submit(lambda: self._submit(resolved(records)))
+            self._call_records.submit(self._write_call_records, records)
+
+    def _write_call_records(self, records: Sequence[Record]) -> None:
+        try:
+            self._submit(resolved(records))
+        except Exception:  # a thread's exception would otherwise vanish
+            logger.exception("could not record %d call record(s)", len(records))
 
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
