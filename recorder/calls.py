@@ -8,6 +8,7 @@ two sidebands reports each response twice) and whether any audio of it was seen.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import re
 from collections import OrderedDict
@@ -18,8 +19,10 @@ from typing import Any
 
 from handover.ids import uuid7
 from protocol import calls
+from protocol.pii import redact_pii
 from protocol.redact import key_fingerprint, redact_text, redact_url, redact_value
 from recorder.call_usage import usage_key, without_usage
+from recorder.pii_redaction import redact_strings
 from storage.records import (
     AudioRecord,
     CallChanged,
@@ -119,8 +122,9 @@ def resolved(records: Sequence[Record]) -> list[Record]:
 class CallRecorder:
     """Every call of one recorder process, by id, and the client secrets minted through it."""
 
-    def __init__(self, proxy_id: str | None = None) -> None:
+    def __init__(self, proxy_id: str | None = None, redact_pii: bool = False) -> None:
         self.proxy_id = proxy_id
+        self.redact_pii = redact_pii  # --redact-pii: a refer's number, the config's text
         self.calls: OrderedDict[str, CallState] = OrderedDict()
         self._secrets: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._counted_usage: OrderedDict[str, set[str]] = OrderedDict()
@@ -276,8 +280,8 @@ class CallRecorder:
             return f"rejected ({code})" if code is not None else "rejected"
         return "referred" if action == calls.REFER else "hung up"
 
-    @staticmethod
     def _event(
+        self,
         call: CallState | str,
         ts: float,
         action: str,
@@ -293,7 +297,8 @@ class CallRecorder:
         if isinstance(call, CallState) and body is not None and action == calls.REJECT:
             detail["status_code"] = calls.reject_status(call.api, body.fields)
         if body is not None and action == calls.REFER:
-            detail["target_uri"] = redact_text(calls.refer_target(body.fields) or "")
+            target = redact_text(calls.refer_target(body.fields) or "")
+            detail["target_uri"] = redact_pii(target) if self.redact_pii else target
         kind = _EVENT_KIND[action] if ok else f"{action}_failed"
         return CallEventRecord(
             call_id=call.call_id if isinstance(call, CallState) else call,
@@ -303,12 +308,15 @@ class CallRecorder:
             detail=detail,
         )
 
-    @staticmethod
-    def _config(session: dict[str, Any] | None, mode: str) -> Any:
-        """The session config as stored: secrets redacted; none at all under `metadata`."""
+    def _config(self, session: dict[str, Any] | None, mode: str) -> Any:
+        """The session config as stored: secrets (and with `--redact-pii`, personal data)
+        redacted; none at all under `metadata`."""
         if session is None or mode == "metadata":
             return None
-        return redact_value(session)
+        config = redact_value(copy.deepcopy(session))
+        if self.redact_pii:
+            redact_strings(config)
+        return config
 
     def _remember(
         self,

@@ -88,7 +88,7 @@ class Recording:
         self.prices = prices
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
-        self.calls = CallRecorder(self.proxy_id)
+        self.calls = CallRecorder(self.proxy_id, redact_pii)
         self._call_records = ThreadPoolExecutor(1, thread_name_prefix="rtrec-call-records")
         self.observer: CallObserver | None = None
         metrics.watch(writer, self._active_by_model)

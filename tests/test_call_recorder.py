@@ -11,7 +11,7 @@ import pytest
 
 from recorder.call_observer import observer_config, sideband_url
 from recorder.calls import CallRecorder, resolved
-from storage.records import AudioRecord, CallChanged, CallSeen, ResponseDone
+from storage.records import AudioRecord, CallChanged, CallEventRecord, CallSeen, ResponseDone
 
 OFFER = "\r\n".join(
     [
@@ -119,3 +119,20 @@ def test_the_observer_attaches_where_the_calls_requests_went():
     step = calls.handle(notice("POST", "/openai/v1/realtime/calls/rtc_5/accept", 200, {}))
     assert step.call is not None
     assert sideband_url(step.call) == "ws://127.0.0.1:9/openai/v1/realtime?call_id=rtc_5"
+
+
+def test_redact_pii_takes_the_number_out_of_a_refer_and_the_config():
+    calls = CallRecorder(redact_pii=True)
+    accept = {"type": "realtime", "instructions": "Call back on +1 415 555 0100 if cut."}
+    accepted = calls.handle(notice("POST", "/v1/realtime/calls/rtc_p/accept", 200, accept))
+    changed = next(r for r in accepted.records if isinstance(r, CallChanged))
+    assert "415" not in json.dumps(changed.config)
+    refer = {"target_uri": "tel:+14155550100"}
+    referred = calls.handle(notice("POST", "/v1/realtime/calls/rtc_p/refer", 200, refer))
+    event = next(r for r in referred.records if isinstance(r, CallEventRecord))
+    assert "4155550100" not in event.detail["target_uri"]
+    kept = CallRecorder().handle(notice("POST", "/v1/realtime/calls/rtc_q/refer", 200, refer))
+    assert next(r for r in kept.records if isinstance(r, CallEventRecord)).detail == {
+        "path": "/v1/realtime/calls/rtc_q/refer",
+        "target_uri": "tel:+14155550100",
+    }
