@@ -40,6 +40,7 @@ class RecorderConfig:
     redact_pii: str  # `on`: personal data redacted (recorder/pii_redaction.py)
     metric_properties: str  # comma-separated allow-list of property labels
     metric_property_values: str  # allowed values per property label, or a file of them
+    observe_calls: str  # on | off
     proxy_id: str = ""  # host:listen port; empty: sessions are not claimed, orphans not closed
     restarts: int = 0  # how often the relay had to start this recorder again
 

@@ -237,11 +237,12 @@ PROXY_OPTIONS = (
         choices=SWITCH,
         addon=True,
         recorder=True,
-        doc="`on` (or the flag alone): card numbers (Luhn-checked), phone numbers, e-mail addresses, IBANs and "
-        "national ids (US SSN, Spanish DNI, Italian codice fiscale, German IdNr) in transcripts, "
-        "text, function-call arguments, tool output, properties and close reasons become "
-        "`[CARD]`, `[PHONE]`, `[EMAIL]`, `[IBAN]`, `[ID]` in the recorder, before anything is "
-        "stored, logged, exported or made a metric label (see [Personal data](#personal-data))",
+        doc="`on` (or the flag alone): card numbers (Luhn-checked), phone numbers, e-mail "
+        "addresses, IBANs and national ids (US SSN, Spanish DNI, Italian codice fiscale, German"
+        " IdNr) in transcripts, text, function-call arguments, tool output, properties and "
+        "close reasons become `[CARD]`, `[PHONE]`, `[EMAIL]`, `[IBAN]`, `[ID]` in the recorder,"
+        " before anything is stored, logged, exported or made a metric label (see [Personal "
+        "data](#personal-data))",
     ),
     Option(
         "metric-properties",
@@ -268,6 +269,18 @@ PROXY_OPTIONS = (
         "and a property named here is a label even if `--metric-properties` leaves it out. "
         "Without a list a property keeps the first 50 values seen (64 characters at most), "
         "seeded from the database at start; a value `other` sent by a client is labelled `=other`",
+    ),
+    Option(
+        "observe-calls",
+        "off",
+        "on: attach a sideband to every call created or accepted through rtrec and record it",
+        choices=SWITCH,
+        addon=True,
+        recorder=True,
+        doc="`on` (or the flag alone): for every WebRTC or SIP call created or accepted through "
+        "rtrec, the recorder attaches its own sideband upstream (key from "
+        "`RTREC_OBSERVER_API_KEY`) and records the call's events as a session linked to the "
+        "call; it reattaches a dropped sideband and stops when the call ends",
     ),
     Option(
         "workers",

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 # kind, flags, session number, seq, timestamp, body length
 HEADER = struct.Struct("<BBIQdI")
-HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, UNRECORDED = range(1, 8)
+HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, UNRECORDED, CALL = range(1, 9)
 FROM_CLIENT, IS_TEXT = 1, 2
 
 # What the relay holds for a recorder that cannot keep up before it drops messages: a few
@@ -176,7 +176,8 @@ class Sender:
         self._schedule_flush()
 
     def notice(self, kind: int, **fields: Any) -> None:
-        """A control item that is not about one session (refused or unrecorded upgrades)."""
+        """A control item that is not about one session (refused or unrecorded upgrades, call
+        requests)."""
         self._append(control(kind, **fields))
         self._schedule_flush()
 

@@ -19,10 +19,10 @@ from handover.config import SHUTDOWN_REASON, RecorderConfig, socket_path
 from handover.ids import uuid7
 from handover.options import ADDON_OPTIONS
 from handover.wire import Sender
-from protocol import apis
+from protocol import apis, calls
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
-from proxy import mitm_internals
+from proxy import call_relay, mitm_internals
 from proxy.recorder_process import RecorderProcess, RecorderStartError, database_problem
 from proxy.tags import SessionTags, session_tags
 
@@ -131,9 +131,14 @@ class Relay:
             request.path = tags.path
             for name in tags.tag_headers:
                 request.headers.pop(name, None)
+        else:
+            call_relay.mark_call_request(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
         request, response = flow.request, flow.response
+        if call_relay.is_call_request(flow):
+            self._call_answered(flow)
+            return
         if response is None or response.status_code == 101 or not _recorded_upgrade(request):
             return
         self._upgrade_failed(flow, response.status_code, response.reason or None)
@@ -147,6 +152,9 @@ class Relay:
         """The upstream failed a recorded upgrade before answering (unreachable, TLS)."""
         if flow.response is not None or flow.error is None or flow.websocket is not None:
             return
+        if call_relay.is_call_request(flow):
+            self._call_answered(flow, error=flow.error.msg)
+            return
         if not _recorded_upgrade(flow.request):
             return
         reason = flow.error.msg
@@ -155,6 +163,17 @@ class Relay:
         # An OpenAI-shaped JSON error instead of mitmproxy's HTML page, where rtrec can send it.
         proxyserver = ctx.master.addons.get("proxyserver")
         mitm_internals.answer_failed_connect(proxyserver, flow, unreachable_response(flow, reason))
+
+    def _call_answered(self, flow: http.HTTPFlow, error: str | None = None) -> None:
+        """Hand a call-control request and its answer over; the flow itself is left as it is."""
+        if self.sender is None:
+            return
+        try:
+            notice = call_relay.call_notice(flow, ctx.options.rtrec_record, error)
+        except Exception:
+            logger.exception("could not hand a call request over; traffic is unaffected")
+            return
+        self.sender.notice(wire.CALL, **notice)
 
     def _upgrade_failed(self, flow: http.HTTPFlow, status: int, reason: str | None) -> None:
         if self.sender is None:
@@ -220,6 +239,7 @@ class Relay:
             properties=tags.properties if tags else (),
             replay_of=tags.replay_of if tags else None,
             rate_limit_key="ephemeral" if ephemeral else fingerprint or "none",
+            call_id=calls.sideband_call_id(request.path),
         )
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:

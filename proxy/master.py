@@ -64,6 +64,7 @@ class ProxyConfig:
     redact_pii: str
     metric_properties: str
     metric_property_values: str
+    observe_calls: str
     workers: int
 
     def recorder_config(self) -> RecorderConfig:

@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +29,8 @@ from handover.wire import Decoder, Item
 from protocol.pricing import PriceTable, price_table
 from protocol.redact import redact_text
 from recorder import observe
+from recorder.call_observer import CallObserver, ObserverConfig, observer_config
+from recorder.calls import CallRecorder, is_call_record, resolved
 from recorder.live_session import LiveSessionRecorder
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
@@ -89,7 +92,14 @@ class Recording:
         self.sessions: dict[tuple[int, int], _Session] = {}
         self.relays_lost: dict[str, int] = {}  # drops reported by relays, by reason
         self.unrecorded_paths: set[str] = set()
+        self.calls = CallRecorder(self.proxy_id, redact_pii)
+        self._call_records = ThreadPoolExecutor(1, thread_name_prefix="rtrec-call-records")
+        self.observer: CallObserver | None = None
         metrics.watch(writer, self._active_by_model)
+
+    def observe_calls(self, config: ObserverConfig) -> None:
+        """`--observe-calls`: attach a sideband of our own to every call created or accepted."""
+        self.observer = CallObserver(config, self.handle, self.metrics, self._call_ended)
 
     def handle(self, relay: int, item: Item) -> None:
         """Apply one item from relay number `relay`; a bad item is logged, never fatal."""
@@ -106,6 +116,8 @@ class Recording:
                 self._upgrade_failed(item)
             elif item.kind == wire.UNRECORDED:
                 self._unrecorded(item)
+            elif item.kind == wire.CALL:
+                self._call(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
 
@@ -118,6 +130,7 @@ class Recording:
             logger.warning("session %s closed: its relay went away", session.id)
 
     def close_all(self, reason: str) -> None:
+        self._call_records.shutdown(wait=True)  # before the writer closes: nothing is lost
         now = time.time()
         for session in self.sessions.values():
             self._submit(session.recorder.closing(now, None, reason, None))
@@ -137,6 +150,10 @@ class Recording:
         )
         if self.redact_pii:
             fields["properties"] = redacted_properties(fields["properties"])
+        if fields.get("call_id"):
+            # A sideband's URL names no model: the call's own (create or accept) prices it.
+            fields["model"] = fields.get("model") or self.calls.model_of(fields["call_id"])
+            fields.setdefault("call_role", "sideband")  # the application's, through the relay
         opened = SessionOpened(**fields, proxy_id=self.proxy_id)
         kind = LiveSessionRecorder if opened.api == "live" else SessionRecorder
         session = kind(
@@ -168,7 +185,12 @@ class Recording:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
             observe.parse_failed(self.metrics, direction)
             records = [session.unparsed(item.from_client, item.body, item.ts)]
-        self._submit(records)
+        if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
+            records = self.calls.of_call(session.opened.call_id, records)
+            self._submit([r for r in records if not is_call_record(r)])
+            self._submit_call_records([r for r in records if is_call_record(r)])
+        else:
+            self._submit(records)
         try:
             observe.observe(
                 self.metrics,
@@ -229,6 +251,33 @@ class Recording:
             else:
                 self.unrecorded_paths.add(path)
         observe.unrecorded_upgrade(self.metrics, path)
+
+    def _call(self, item: Item) -> None:
+        step = self.calls.handle(item.fields())
+        self._submit_call_records(step.records)
+        if step.metric_labels is not None:
+            api, transport, outcome = step.metric_labels
+            self.metrics.calls.labels(api=api, transport=transport, outcome=outcome).inc()
+        if self.observer is not None and step.call is not None:
+            if step.observe:
+                self.observer.attach(step.call)
+            elif step.ended:
+                self.observer.detach(step.call.call_id)
+
+    def _call_ended(self, call_id: str, ts: float, reason: str) -> None:
+        self._submit_call_records(self.calls.ended(call_id, ts, reason))
+
+    def _submit_call_records(self, records: Sequence[Record]) -> None:
+        """Call records go through one thread in order: reading an SDP must not hold up the
+        event loop (observers attach meanwhile), nor a call's update overtake its insert."""
+        if records:
+            self._call_records.submit(self._write_call_records, records)
+
+    def _write_call_records(self, records: Sequence[Record]) -> None:
+        try:
+            self._submit(resolved(records))
+        except Exception:  # a thread's exception would otherwise vanish
+            logger.exception("could not record %d call record(s)", len(records))
 
     def _dropped(self, relay: int, item: Item) -> None:
         """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
@@ -318,6 +367,7 @@ class RecorderServer:
 
 async def serve(config: RecorderConfig) -> int:
     prices = price_table(config.pricing or None)
+    observing = observer_config(os.environ) if config.observe_calls == "on" else None
     engine = open_for_writing(config.db)  # DatabaseOpenError: one line for `error: …`
     if config.proxy_id and not config.restarts:  # a restart: the relay re-opens its sessions
         closed = close_orphans(engine, config.proxy_id)
@@ -334,6 +384,8 @@ async def serve(config: RecorderConfig) -> int:
     )
     writer.start()
     recording = Recording(writer, metrics, prices, config.proxy_id, config.redact_pii == "on")
+    if observing is not None:
+        recording.observe_calls(observing)
     server = RecorderServer(config, recording)
     if config.metrics_port:
         server.metrics_server = MetricsServer(
@@ -364,6 +416,8 @@ async def serve(config: RecorderConfig) -> int:
             logger.warning("relays still connected after %.0f s; stopping anyway", RELAYS_GRACE_S)
     stop_wait.cancel()
     done_wait.cancel()
+    if recording.observer is not None:
+        await recording.observer.close()
     recording.close_all(SHUTDOWN_REASON)
     writer.close()
     if server.metrics_server is not None:

@@ -26,6 +26,8 @@ DROP_REASONS = (
 UNKNOWN_SESSION = "unknown_session"
 REOPENED_SESSION = "reopened_session"
 HANDOVER_ANOMALIES = (UNKNOWN_SESSION, REOPENED_SESSION)
+# Why --observe-calls could not attach a sideband: the key, the call, the service, the network.
+ATTACH_FAILURE_REASONS = ("unauthorized", "unknown_call", "refused", "unreachable")
 WRITE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 DURATION_BUCKETS_S = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # docs/metrics.md#buckets: latency buckets cover 10 ms to 30 s.
@@ -319,6 +321,16 @@ class Metrics:
         ["status"],
         "Upgrades to a /realtime endpoint that the upstream refused, by HTTP status.",
     )
+    calls = _counter(
+        "calls",
+        ["api", "transport", "outcome"],
+        "WebRTC and SIP calls created or answered through rtrec, by their first decisive step.",
+    )
+    observer_attach_failures = _counter(
+        "observer_attach_failures",
+        ["reason"],
+        "Sidebands --observe-calls could not attach to a call (the call itself is unaffected).",
+    )
     dropped = _counter(
         "dropped_events",
         ["reason"],
@@ -377,6 +389,8 @@ class Metrics:
             self.parse_errors.labels(direction=direction)
         for kind in HANDOVER_ANOMALIES:
             self.handover_anomalies.labels(kind=kind)
+        for reason in ATTACH_FAILURE_REASONS:
+            self.observer_attach_failures.labels(reason=reason)
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
         """A session's values for the property labels (`recorder.property_labels`)."""

@@ -44,6 +44,14 @@ def cost(cost_usd: float | None) -> str:
     return "-" if cost_usd is None else f"${cost_usd:,.4f}"
 
 
+def call(row: dict[str, Any]) -> str:
+    """A sideband's call: its transport (`webrtc`, `sip`) and id; `-` for a session whose
+    audio travels on its own WebSocket."""
+    if not row.get("call_id"):
+        return "-"
+    return f"{row.get('transport') or '?'}:{row['call_id']}"
+
+
 def closed(row: dict[str, Any]) -> str:
     return f"{row['close_code'] or ''} {row['closed_by'] or ''}".strip() or "open"
 
@@ -55,6 +63,10 @@ def sessions_table(rows: Sequence[dict[str, Any]]) -> Table:
     for name, min_width in (("id", 7), ("started", 8), ("length", 6), ("model", 8)):
         table.add_column(name, overflow="fold", min_width=min_width)
     table.add_column("api", no_wrap=True)
+    # Only listings holding a call's sideband get the column: 80 columns fit the rest.
+    calls = any(row.get("call_id") for row in rows)
+    if calls:
+        table.add_column("call", overflow="fold", min_width=4)
     for name in ("events", "resp", "tokens", "cost"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("closed", overflow="fold", min_width=6)
@@ -65,6 +77,7 @@ def sessions_table(rows: Sequence[dict[str, Any]]) -> Table:
             duration(row["started_at"], row["ended_at"]),
             row["model"] or "-",
             row["api"],
+            *([call(row)] if calls else []),
             f"{row['events']:,}",
             f"{row['responses']:,}",
             f"{row['total_tokens'] or 0:,}",

@@ -18,6 +18,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from storage import audio_segments, models
 from storage.records import (
     AudioRecord,
+    CallChanged,
+    CallEventRecord,
+    CallSeen,
     EventRecord,
     RateLimitRecord,
     Record,
@@ -85,6 +88,8 @@ _INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
     TranscriptionRecord: (models.table(models.Transcription), _row),
     AudioRecord: (models.table(models.AudioChunk), _audio_row),
     UpgradeFailed: (models.table(models.UpgradeFailure), _row),
+    CallSeen: (models.table(models.Call), _row),  # before its events, which refer to it
+    CallEventRecord: (models.table(models.CallEvent), _row),
 }
 
 
@@ -237,6 +242,10 @@ def _apply_update(connection: Connection, record: Record) -> None:
         connection.execute(_update_by("sessions", "id"), values)
     elif isinstance(record, ResponseDone):
         _apply_response_done(connection, record)
+    elif isinstance(record, CallChanged):
+        values = {k: v for k, v in _row(record).items() if v is not None and k != "id"}
+        if values:
+            connection.execute(_update_by("calls", "id"), {**values, "key_id": record.id})
 
 
 def _apply_response_done(connection: Connection, record: ResponseDone) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy.types import Text
 import protocol
 from storage.models import (
     AudioChunk,
+    Call,
     Event,
     RateLimit,
     RealtimeSession,
@@ -43,6 +44,7 @@ from storage.properties import has_property
 SESSIONS = table(RealtimeSession)
 EVENTS = table(Event)
 RESPONSES = table(Response)
+CALLS = table(Call)
 RATE_LIMITS = table(RateLimit)
 TRANSCRIPTIONS = table(Transcription)
 AUDIO = table(AudioChunk)
@@ -301,8 +303,10 @@ def list_sessions(
             totals.c.output_tokens,
             totals.c.total_tokens,
             totals.c.cost_usd,
+            CALLS.c.transport,  # a sideband's call: webrtc or sip
         )
         .outerjoin(totals, totals.c.session_id == SESSIONS.c.id)
+        .outerjoin(CALLS, CALLS.c.id == SESSIONS.c.call_id)
         .where(*(has_property(name, value) for name, value in properties))
         .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.id.desc())
         .limit(limit)

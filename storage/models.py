@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -79,6 +80,49 @@ class RealtimeSession(Base):
     seconds_cost_usd: Mapped[float | None] = mapped_column(Float)
     usage_final: Mapped[bool | None]  # session.closed gave the usage: it is final
     end_reason: Mapped[str | None] = mapped_column(String(64))  # session.closed.reason
+    # The call this sideband watches; no foreign key: a sideband may watch a call rtrec never saw.
+    call_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    call_role: Mapped[str | None] = mapped_column(String(16))  # sideband | observer
+
+
+class Call(Base):
+    """A WebRTC or SIP call created or steered through rtrec; its media never passes the proxy."""
+
+    __tablename__ = "calls"
+
+    # `rtc_…`/`live_…`; a UUID for a create the upstream refused (it named no call).
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    api: Mapped[str] = mapped_column(String(8))
+    transport: Mapped[str | None] = mapped_column(String(8))  # webrtc | sip
+    status: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(200))
+    config: Mapped[Any | None] = mapped_column(Payload)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(16))
+    create_status: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    offer: Mapped[Any | None] = mapped_column(Payload)
+    answer: Mapped[Any | None] = mapped_column(Payload)
+    audio_recorded: Mapped[bool] = mapped_column(default=False, server_default=false())
+    upstream: Mapped[str | None] = mapped_column(Text)
+    client_addr: Mapped[str | None] = mapped_column(String(100))
+    proxy_id: Mapped[str | None] = mapped_column(String(300))
+
+
+class CallEvent(Base):
+    """One step of a call's life: a control request (and its status) or an observer's sighting."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("call_id", "ts", "kind"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(200), ForeignKey("calls.id", ondelete="CASCADE"))
+    ts: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int | None]
+    detail: Mapped[Any | None] = mapped_column(Payload)
 
 
 class UpgradeFailure(Base):

@@ -22,6 +22,8 @@ class SessionOpened:
     properties: tuple[tuple[str, str], ...] = ()
     replay_of: str | None = None
     proxy_id: str | None = None  # host:listen port of the proxy that recorded it
+    call_id: str | None = None  # the call a sideband watches (`rtc_…`, `live_…`)
+    call_role: str | None = None  # `sideband` (the application's) or `observer` (rtrec's own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,52 @@ class UpgradeFailed:
     proxy_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CallSeen:
+    """A call rtrec learnt of (created through it, or first steered through it); the first
+    sighting wins, later ones change it through `CallChanged`."""
+
+    id: str
+    api: str
+    created_at: datetime
+    transport: str | None = None
+    status: str | None = None  # ringing, active, failed, rejected, ended
+    model: str | None = None
+    config: Any = None  # the session config, secrets redacted
+    key_fingerprint: str | None = None
+    create_status: int | None = None  # the HTTP status of the create request
+    offer: Any = None  # SDP metadata (or the SDP itself under `--record full`)
+    answer: Any = None
+    upstream: str | None = None
+    client_addr: str | None = None
+    proxy_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallChanged:
+    """What a later request or the observer learnt about a call; None leaves a column as it is."""
+
+    id: str
+    status: str | None = None
+    model: str | None = None
+    config: Any = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    audio_recorded: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventRecord:
+    """One step of a call's life (created, accepted, rejected, referred, hung_up, ...)."""
+
+    call_id: str
+    ts: datetime
+    kind: str
+    status: int | None = None  # the HTTP status of the request, when it was one
+    detail: Any = None
+
+
 Record = (
     SessionOpened
     | SessionChanged
@@ -176,4 +224,7 @@ Record = (
     | TranscriptionRecord
     | AudioRecord
     | UpgradeFailed
+    | CallSeen
+    | CallChanged
+    | CallEventRecord
 )

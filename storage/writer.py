@@ -18,6 +18,9 @@ from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.prune import prune_sessions, prune_upgrade_failures
 from storage.records import (
+    CallChanged,
+    CallEventRecord,
+    CallSeen,
     EventRecord,
     Record,
     SessionChanged,
@@ -42,7 +45,15 @@ PRUNE_BATCH_SESSIONS = 100
 # orphan every later event of its session (foreign-key failures), so only messages are shed.
 RESERVED_FOR_SESSIONS = 10_000
 DROP_LOG_EVERY_S = 10.0
-_SESSION_RECORDS = (SessionOpened, SessionChanged, SessionClosed)
+# Calls' rows are as few as sessions' and as needed: they share the reserved room.
+_SESSION_RECORDS = (
+    SessionOpened,
+    SessionChanged,
+    SessionClosed,
+    CallSeen,
+    CallChanged,
+    CallEventRecord,
+)
 
 
 class WriterObserver(Protocol):

@@ -18,6 +18,7 @@ from rtrec.cli import main
 from storage.db import current_revision, make_engine, upgrade
 from storage.models import UpgradeFailure, table
 from storage.records import (
+    CallSeen,
     EventRecord,
     ResponseDone,
     SessionClosed,
@@ -182,12 +183,37 @@ def test_sessions_table_shows_cost_duration_and_values_in_full(priced: Engine, d
     assert listing.returncode == 0, listing.stderr
     header, _rule, row = listing.stdout.splitlines()
     assert header.split() == [
-        "id", "started", "length", "model", "api", "events", "resp", "tokens", "cost", "closed"
+        "id", "started", "length", "model", "api", "events", "resp",
+        "tokens", "cost", "closed",
     ]  # fmt: skip
     assert row.split() == [
-        "s-long", "2026-01-02T12:00:00+00:00", "1m05s", LONG_MODEL, "ga", "0", "1", "120",
-        "$0.0123", "1000", "client",
+        "s-long", "2026-01-02T12:00:00+00:00", "1m05s", LONG_MODEL, "ga", "0",
+        "1", "120", "$0.0123", "1000", "client",
     ]  # fmt: skip
+
+
+@pytest.fixture
+def sideband(engine: Engine) -> Engine:
+    """A WebRTC call and the sideband session that watched it."""
+    writer = Writer(engine)
+    writer.start()
+    call = CallSeen("rtc_cli1", "ga", NOW, transport="webrtc", status="ended")
+    opened = SessionOpened(
+        "s-side", NOW, "ga", "/v1/realtime?call_id=rtc_cli1", "full", call_id="rtc_cli1"
+    )
+    writer.submit([call, opened])
+    writer.close()
+    return engine
+
+
+def test_sessions_shows_a_sidebands_transport_and_call(sideband: Engine, db_url: str):
+    piped = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    listing = rtrec("sessions", "--db", db_url, env=piped)
+    assert listing.returncode == 0, listing.stderr
+    _header, _rule, row = listing.stdout.splitlines()
+    assert row.split()[4:6] == ["ga", "webrtc:rtc_cli1"]
+    as_json = json.loads(rtrec("sessions", "--db", db_url, "--json").stdout)
+    assert (as_json[0]["call_id"], as_json[0]["transport"]) == ("rtc_cli1", "webrtc")
 
 
 def test_sessions_table_fits_the_terminal_width(priced: Engine, db_url: str):

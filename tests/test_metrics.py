@@ -293,6 +293,8 @@ EXPOSED_FAMILIES = {
     ("openai_realtime_context_usage_ratio", "histogram", ("model",)),
     ("openai_realtime_unrecorded_upgrades", "counter", ("path",)),
     ("openai_realtime_upgrade_failures", "counter", ("status",)),
+    ("openai_realtime_calls", "counter", ("api", "transport", "outcome")),
+    ("openai_realtime_observer_attach_failures", "counter", ("reason",)),
     ("openai_realtime_recorder_dropped_events", "counter", ("reason",)),
     ("openai_realtime_recorder_write_seconds", "histogram", ()),
     ("openai_realtime_recorder_parse_errors", "counter", ("direction",)),
