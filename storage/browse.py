@@ -123,7 +123,12 @@ def _session_cost() -> ColumnElement[Any]:
         .where(TRANSCRIPTIONS.c.session_id == SESSIONS.c.id)
         .scalar_subquery()
     )
-    return func.coalesce(responses, 0.0) + func.coalesce(transcriptions, 0.0)
+    # One cost: responses, transcriptions and GPT-Live's billed seconds.
+    return (
+        func.coalesce(responses, 0.0)
+        + func.coalesce(transcriptions, 0.0)
+        + func.coalesce(SESSIONS.c.seconds_cost_usd, 0.0)
+    )
 
 
 def _like_pattern(term: str) -> str:
@@ -256,6 +261,11 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     for session_id, cost in connection.execute(asr.group_by(t.session_id)):
         if cost is not None:
             totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
+    billed = select(SESSIONS.c.id, SESSIONS.c.seconds_cost_usd).where(
+        SESSIONS.c.id.in_(session_ids), SESSIONS.c.seconds_cost_usd.is_not(None)
+    )
+    for session_id, cost in connection.execute(billed):  # GPT-Live's billed seconds
+        totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
     errors = select(e.session_id, func.count()).where(
         e.session_id.in_(session_ids), e.type == protocol.ERROR
     )
