@@ -248,7 +248,8 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     r, t, e = RESPONSES.c, TRANSCRIPTIONS.c, EVENTS.c
     usage = select(
         r.session_id,
-        func.count().label("responses"),
+        # Turns: responses by the session's own model, not GPT-Live's delegated work.
+        func.count().filter(r.model.is_(None)).label("responses"),
         int_sum(r.input_tokens).label("input_tokens"),
         int_sum(r.output_tokens).label("output_tokens"),
         int_sum(r.total_tokens).label("total_tokens"),
