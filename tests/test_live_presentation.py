@@ -214,3 +214,15 @@ def test_every_recorded_session_is_live(recorded):
         apis = list(connection.execute(select(sessions.c.api)).scalars())
     engine.dispose()
     assert apis == ["live"] * len(SCRIPTS)
+
+
+def test_rtrec_diff_fails_on_billable_seconds_grown_past_a_threshold(recorded):
+    """Session B spoke three turns to A's two: more billed seconds than A's plus 10 %."""
+    ids = [recorded["sessions"][i]["session_id"] for i in (0, 1)]
+    done = _rtrec("diff", *ids, "--db", recorded["db_url"], "--fail-on", "billable_seconds+10%")
+    assert done.returncode == 1, done.stderr
+    assert b"billable_seconds+10%: billable_seconds" in done.stderr
+    same = _rtrec(
+        "diff", ids[0], ids[0], "--db", recorded["db_url"], "--fail-on", "billable_seconds+10%"
+    )
+    assert same.returncode == 0, same.stderr
