@@ -3,6 +3,7 @@ both audio tracks (the data comes from `data.live_detail`)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import streamlit as st
@@ -78,8 +79,10 @@ def delegations(view: dict[str, Any]) -> None:
     st.dataframe(work, hide_index=True, column_order=list(shown), column_config=shown)
     if decided:
         st.caption("Decisions: what each `decision.event` answered")
+        # A table cell is plain text: the answers as compact JSON, nothing rendered.
         st.dataframe(
-            [d | {"answers": display.escaped(d["answers"])} for d in decided], hide_index=True
+            [d | {"answers": json.dumps(d["answers"], ensure_ascii=False)} for d in decided],
+            hide_index=True,
         )
 
 

@@ -11,22 +11,24 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.support.dashboard import record
-from tests.support.live_recording import LiveScript, of_type, record_live
+from tests.support.live_recording import DECISIONS_DELEGATION, LiveScript, of_type, record_live
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def recorded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A GPT-Live session of two turns, then a Realtime one, in one database of each kind."""
+    """A GPT-Live session of two turns, one delegating to Decisions, then a Realtime one, in
+    one database of each kind."""
     folder = tmp_path_factory.mktemp("dashboard-live")
     if request.param == "sqlite":
         db_url = f"sqlite:///{folder / 'rtrec.db'}"
     else:
         db_url = request.getfixturevalue("postgres").create_database()
-    (live,) = asyncio.run(record_live(db_url, folder, [LiveScript(turns=2)]))
+    scripts = [LiveScript(turns=2), LiveScript(turns=1, delegation=DECISIONS_DELEGATION)]
+    live, decided = asyncio.run(record_live(db_url, folder, scripts))
     asyncio.run(record(db_url, folder))
-    return {"db_url": db_url, **live}
+    return {"db_url": db_url, **live, "decided": decided}
 
 
 @pytest.fixture
@@ -60,9 +62,9 @@ def texts(test: AppTest) -> str:
 
 def test_sessions_of_both_apis_are_in_one_list(app, recorded):
     listed = app(recorded["db_url"]).dataframe[0].value
-    assert sorted(listed["api"]) == ["ga", "live"]
-    (row,) = listed[listed["api"] == "live"].to_dict("records")
-    assert row["session"] == recorded["session_id"]
+    assert sorted(listed["api"]) == ["ga", "live", "live"]
+    (row,) = listed[listed["session"] == recorded["session_id"]].to_dict("records")
+    assert row["api"] == "live"
     assert row["model"] == "gpt-live-1"
     assert row["turns"] == 2  # the spoken turns, not the delegated responses
 
@@ -131,3 +133,16 @@ def test_a_realtime_session_keeps_its_own_tabs(app, recorded):
     (realtime,) = listed[listed["api"] == "ga"]["session"]
     test = app(recorded["db_url"], realtime, "app_pages/session.py")
     assert [t.label for t in test.tabs][:2] == ["Conversation", "Usage"]
+
+
+def test_decisions_show_their_answers_tokens_and_cost(app, recorded):
+    decided = recorded["decided"]
+    test = app(recorded["db_url"], decided["session_id"], "app_pages/session.py")
+    sent = [e["event"]["decision"] for e in of_type(decided["sent"], "decision.event")]
+    work = next(d.value for d in test.dataframe if "delegation_id" in d.value.columns)
+    assert list(work["kind"]) == ["decision"] * len(sent)
+    assert list(work["total_tokens"]) == [s["usage"]["total_tokens"] for s in sent]
+    assert (work["cost_usd"] > 0).all()
+    answers = next(d.value for d in test.dataframe if "answers" in d.value.columns)
+    assert list(answers["model"]) == ["gpt-5-mini"] * len(sent)
+    assert sent[0]["answers"][0]["choice"] in answers["answers"][0]
