@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import protocol
+from analysis import live as live_view
 from analysis.stats import percentile
+from protocol import live
+from protocol.apis import API_LIVE
 
 LATENCIES = {
     "ttfa": "time_to_first_audio_ms",
@@ -22,6 +25,8 @@ LATENCIES = {
     "v2v": "voice_to_voice_ms",
 }
 TOKEN_TOTALS = ("input_tokens", "output_tokens", "total_tokens")
+# GPT-Live bills seconds: these join the metrics when either session is a GPT-Live one.
+BILLED_SECONDS = ("billable_seconds", "active_seconds", "paused_seconds")
 
 
 def similarity(a: str, b: str) -> float:
@@ -65,8 +70,33 @@ def _nth(items: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
     return items[index] if index < len(items) else None
 
 
+def _is_live(summary: dict[str, Any]) -> bool:
+    return bool(summary["session"].get("api") == API_LIVE)
+
+
+def live_turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A GPT-Live session's assistant turns: the transcript of each, with the latencies of the
+    `live-turn-N` response derived from its audio (a turn has no tokens of its own)."""
+    rows = [r for r in summary["responses"] if live_view.is_turn(r)]
+    spoken = [t for t in live_view.transcript_turns(summary["events"]) if t["number"]]
+    found = []
+    for index in range(max(len(rows), len(spoken))):
+        row = _nth(rows, index) or {}
+        said = _nth(spoken, index) or {}
+        turn: dict[str, Any] = {
+            "status": row.get("status"),
+            "text": said.get("text") or "",
+            "tool_calls": [],
+        }
+        turn.update({c: row.get(c) for c in (*TOKEN_TOTALS, "cost_usd", *LATENCIES.values())})
+        found.append(turn)
+    return found
+
+
 def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per finished response: status, text, tool calls, usage, cost, latencies."""
+    if _is_live(summary):
+        return live_turns(summary)
     rows = {r["response_id"]: r for r in summary["responses"]}
     found = []
     for event in summary["events"]:
@@ -87,7 +117,7 @@ def _errors(summary: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for event in summary["events"]:
         payload = event.get("payload")
-        if event["type"] == protocol.ERROR:
+        if event["type"] == protocol.ERROR or event["type"] in live.ERROR_EVENTS:
             error = payload.get("error") if isinstance(payload, dict) else None
             code = (error or {}).get("code") or (error or {}).get("type") or "unknown"
             counts[str(code)] = counts.get(str(code), 0) + 1
@@ -106,9 +136,11 @@ def _sum(values: Sequence[Any]) -> float | int | None:
 def metrics(summary: dict[str, Any]) -> dict[str, Any]:
     """The session-level numbers thresholds apply to (`cost`, `tokens`, `ttfa_p95`, …)."""
     responses = summary["responses"]
+    seconds_cost = summary["session"].get("seconds_cost_usd")
     found: dict[str, Any] = {
         "turns": len(turns(summary)),
-        "cost": _sum([r.get("cost_usd") for r in responses]),
+        # One cost: responses (delegated ones for GPT-Live) plus GPT-Live's billed seconds.
+        "cost": _sum([*(r.get("cost_usd") for r in responses), seconds_cost]),
         "tokens": _sum([r.get("total_tokens") for r in responses]),
         "input_tokens": _sum([r.get("input_tokens") for r in responses]),
         "output_tokens": _sum([r.get("output_tokens") for r in responses]),
@@ -118,6 +150,8 @@ def metrics(summary: dict[str, Any]) -> dict[str, Any]:
         values = [r[column] for r in responses if r.get(column) is not None]
         found[f"{short}_p50"] = percentile(values, 0.5)
         found[f"{short}_p95"] = percentile(values, 0.95)
+    if _is_live(summary):
+        found.update({name: summary["session"].get(name) for name in BILLED_SECONDS})
     return found
 
 
@@ -132,6 +166,14 @@ def _turn_diff(index: int, a: dict[str, Any] | None, b: dict[str, Any] | None) -
     return diff
 
 
+def _user_text(summary: dict[str, Any]) -> str:
+    """What the user said: transcriptions, or a GPT-Live session's input transcript deltas."""
+    if _is_live(summary):
+        said = live_view.transcript_turns(summary["events"])
+        return " ".join(t["text"] for t in said if t["role"] == "user")
+    return " ".join(t.get("transcript") or "" for t in summary["transcriptions"])
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """The report `rtrec diff --json` prints: per turn, totals, latencies, errors, flags."""
     turns_a, turns_b = turns(a), turns(b)
@@ -142,8 +184,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         for i in range(max(len(turns_a), len(turns_b)))
     ]
     errors_a, errors_b = _errors(a), _errors(b)
-    user_a = " ".join(t.get("transcript") or "" for t in a["transcriptions"])
-    user_b = " ".join(t.get("transcript") or "" for t in b["transcriptions"])
+    user_a, user_b = _user_text(a), _user_text(b)
     text_a = " ".join(t["text"] for t in turns_a)
     text_b = " ".join(t["text"] for t in turns_b)
     metrics_a, metrics_b = metrics(a), metrics(b)
@@ -162,7 +203,10 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         **flags,
         "text_similarity": similarity(text_a, text_b),
         "transcript_similarity": similarity(user_a, user_b),
-        "metrics": {name: [metrics_a[name], metrics_b[name]] for name in metrics_a},
+        "metrics": {
+            name: [metrics_a.get(name), metrics_b.get(name)]
+            for name in dict.fromkeys([*metrics_a, *metrics_b])
+        },
         "errors": {"a": errors_a, "b": errors_b},
         "turns": pairs,
     }

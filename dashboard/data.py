@@ -19,6 +19,7 @@ import streamlit as st
 from sqlalchemy import Connection, Engine
 
 from analysis import diff, latency
+from analysis import live as live_view
 from analysis.conversation import attach_causes, build_turns, error_event_ids
 from analysis.export import event_line
 from dashboard import audio, display
@@ -178,6 +179,22 @@ def waterfall(url: str, session_id: str, version: str) -> list[dict[str, Any]]:
         responses = detail.session_responses(connection, session_id)
         stops = detail.speech_stops(connection, session_id)
     return latency.waterfall(responses, stops)
+
+
+@_loader(ttl=600)
+def live_detail(url: str, session_id: str, version: str) -> dict[str, Any]:
+    """A GPT-Live session's transcript turns, delegated work, decisions, billing and waterfall."""
+    with _reading(url) as connection:
+        events = detail.live_events(connection, session_id)
+        responses = detail.session_responses(connection, session_id)
+        session = detail.get_session(connection, session_id) or {}
+    return {
+        "turns": live_view.transcript_turns(events),
+        "work": live_view.delegated_work(events, responses),
+        "decisions": live_view.decisions(events),
+        "billing": live_view.billing(session),
+        "waterfall": live_view.waterfall(responses),
+    }
 
 
 @_loader(ttl=600)

@@ -99,6 +99,17 @@ RESPONSE_FINAL_EVENTS = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "response.done"}
 )
 
+# What a GPT-Live session's page and `rtrec diff` read: the transcripts turns are built from,
+# delegations and decisions, the close and every error.
+TRANSCRIPT_DELTAS = {INPUT_TRANSCRIPT_DELTA: "user", OUTPUT_TRANSCRIPT_DELTA: "assistant"}
+PRESENTED_EVENT_TYPES = frozenset(
+    {*TRANSCRIPT_DELTAS, DELEGATION_CREATED, DECISION_EVENT, SESSION_CLOSED, *ERROR_EVENTS}
+)
+# Ids rtrec gives the `responses` rows it derives: assistant turns (from output audio) and
+# decisions (which carry no id of their own); a delegated Responses response keeps its own id.
+TURN_ID_PREFIX = "live-turn-"
+DECISION_ID_PREFIX = "decision-"
+
 # The three WebSockets of GPT-Live (T/sideband_connect_params, forks.py).
 PRIMARY, SIDEBAND, FORK = "primary", "sideband", "fork"
 
@@ -302,7 +313,7 @@ def decision_event_usage(event: dict[str, Any]) -> DelegatedUsage | None:
     if nested_type != "decision.completed" or event_id is None or usage is None:
         return None
     return DelegatedUsage(
-        response_id=f"decision-{event_id}",
+        response_id=f"{DECISION_ID_PREFIX}{event_id}",
         model=stored_model(decision.get("model")),
         status="completed",
         delegation_id=_str_or_none(event.get("delegation_id")),

@@ -22,7 +22,17 @@ FLAGS = (
     "text_changed",
 )
 LATENCY_METRICS = tuple(f"{short}_{p}" for short in LATENCIES for p in ("p50", "p95"))
-METRICS = ("cost", "tokens", "input_tokens", "output_tokens", "turns", "errors", *LATENCY_METRICS)
+# `billable_seconds`: GPT-Live's billed seconds (absent, so never tripped, for Realtime sessions).
+METRICS = (
+    "cost",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "turns",
+    "errors",
+    "billable_seconds",
+    *LATENCY_METRICS,
+)
 SIMILARITIES = ("similarity", "transcript_similarity")
 _INCREASE = re.compile(r"(?P<metric>[a-z0-9_]+)\+(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|ms)?")
 _FLOOR = re.compile(r"(?P<metric>[a-z_]+)<(?P<amount>[01](?:\.\d+)?)")
@@ -76,7 +86,7 @@ def check(threshold: Threshold, report: dict[str, Any]) -> str | None:
         if value < threshold.amount:
             return f"{threshold.spec}: {key} is {value:g}"
         return None
-    before, after = report["metrics"][threshold.metric]
+    before, after = report["metrics"].get(threshold.metric, (None, None))
     if after is None:
         return None  # nothing measured in B: nothing exceeded
     base = before or 0

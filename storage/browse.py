@@ -125,7 +125,12 @@ def _session_cost() -> ColumnElement[Any]:
         .where(TRANSCRIPTIONS.c.session_id == SESSIONS.c.id)
         .scalar_subquery()
     )
-    return func.coalesce(responses, 0.0) + func.coalesce(transcriptions, 0.0)
+    # One cost: responses, transcriptions and GPT-Live's billed seconds.
+    return (
+        func.coalesce(responses, 0.0)
+        + func.coalesce(transcriptions, 0.0)
+        + func.coalesce(SESSIONS.c.seconds_cost_usd, 0.0)
+    )
 
 
 def _like_pattern(term: str) -> str:
@@ -245,7 +250,8 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     r, t, e = RESPONSES.c, TRANSCRIPTIONS.c, EVENTS.c
     usage = select(
         r.session_id,
-        func.count().label("responses"),
+        # Turns: responses by the session's own model, not GPT-Live's delegated work.
+        func.count().filter(r.model.is_(None)).label("responses"),
         int_sum(r.input_tokens).label("input_tokens"),
         int_sum(r.output_tokens).label("output_tokens"),
         int_sum(r.total_tokens).label("total_tokens"),
@@ -258,6 +264,11 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     for session_id, cost in connection.execute(asr.group_by(t.session_id)):
         if cost is not None:
             totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
+    billed = select(SESSIONS.c.id, SESSIONS.c.seconds_cost_usd).where(
+        SESSIONS.c.id.in_(session_ids), SESSIONS.c.seconds_cost_usd.is_not(None)
+    )
+    for session_id, cost in connection.execute(billed):  # GPT-Live's billed seconds
+        totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
     errors = select(e.session_id, func.count()).where(
         e.session_id.in_(session_ids), e.type == protocol.ERROR
     )

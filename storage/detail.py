@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 import protocol
+from protocol import live
 from storage import audio_segments
 from storage.browse import (
     AUDIO,
@@ -56,6 +57,17 @@ def conversation_events(connection: Connection, session_id: str) -> list[dict[st
     query = (
         select(e.seq, e.ts, e.direction, e.type, e.response_id, e.item_id, e.payload)
         .where(e.session_id == session_id, e.type.in_(sorted(protocol.CONVERSATION_EVENT_TYPES)))
+        .order_by(e.seq)
+    )
+    return dicts(connection.execute(query))
+
+
+def live_events(connection: Connection, session_id: str) -> list[dict[str, Any]]:
+    """A GPT-Live session's transcript deltas, delegations, decisions, close and errors."""
+    e = EVENTS.c
+    query = (
+        select(e.seq, e.ts, e.direction, e.type, e.payload)
+        .where(e.session_id == session_id, e.type.in_(sorted(live.PRESENTED_EVENT_TYPES)))
         .order_by(e.seq)
     )
     return dicts(connection.execute(query))

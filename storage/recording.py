@@ -9,11 +9,14 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 import protocol
+from protocol import live
 from storage.models import Event, RealtimeSession, Response, Transcription, table
 from storage.properties import session_properties
 
 EVENTS = table(Event)
 RESPONSES = table(Response)
+# A GPT-Live session's turns come from its transcript deltas, not from `response.done`.
+DIFF_EVENT_TYPES = sorted({*protocol.DIFF_EVENT_TYPES, *live.TRANSCRIPT_DELTAS, *live.ERROR_EVENTS})
 
 
 def _dicts(rows: Any) -> list[dict[str, Any]]:
@@ -21,7 +24,8 @@ def _dicts(rows: Any) -> list[dict[str, Any]]:
 
 
 def session_summary(connection: Connection, session_id: str) -> dict[str, Any] | None:
-    """The session row, its properties, responses, transcriptions and final/error events."""
+    """The session row, its properties, responses, transcriptions, and the final, error and
+    transcript events its turns are read from."""
     sessions = table(RealtimeSession)
     row = connection.execute(select(sessions).where(sessions.c.id == session_id)).first()
     if row is None:
@@ -47,9 +51,7 @@ def session_summary(connection: Connection, session_id: str) -> dict[str, Any] |
         "events": _dicts(
             connection.execute(
                 select(EVENTS.c.seq, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.payload)
-                .where(
-                    EVENTS.c.session_id == session_id, EVENTS.c.type.in_(protocol.DIFF_EVENT_TYPES)
-                )
+                .where(EVENTS.c.session_id == session_id, EVENTS.c.type.in_(DIFF_EVENT_TYPES))
                 .order_by(EVENTS.c.seq)
             )
         ),

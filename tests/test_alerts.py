@@ -32,6 +32,9 @@ RULE_METRICS = {
     "openai_realtime_recorder_database_available",
     "openai_realtime_voice_to_voice_seconds_bucket",
     "openai_realtime_cost_usd_total",
+    "openai_realtime_session_duration_seconds_count",
+    "openai_realtime_events_total",
+    "openai_realtime_context_usage_ratio_bucket",
 }
 
 
@@ -111,6 +114,8 @@ def test_rules_read_only_known_metrics():
         ("RtrecRateLimitHeadroomLow", "rtrec:threshold_rate_limit_headroom_ratio"),
         ("RtrecErrorRatioHigh", "rtrec:threshold_error_ratio"),
         ("RtrecRecorderQueueNearlyFull", "rtrec:threshold_recorder_queue_ratio"),
+        ("RtrecLiveContextNearlyFull", "rtrec:threshold_live_context_usage_ratio"),
+        ("RtrecLiveErrorsHigh", "rtrec:threshold_live_errors_per_minute"),
     ],
 )
 def test_changing_one_threshold_line_changes_when_its_alert_fires(

@@ -32,6 +32,7 @@ from tests.support.deploy import (
     panel_queries,
     spec_metric,
 )
+from tests.support.live_recording import LiveScript, run_session
 from tests.support.net import free_port
 from tests.support.proxy import proxy_runner
 
@@ -198,6 +199,7 @@ async def conversation(base_url: str) -> None:
         await voice_turn(conn)
         await server_vad_turn(conn)
         await cancelled_response_and_error(conn)
+    await run_session(base_url, LiveScript(turns=1))  # GPT-Live, with a delegation
     refused = openai.AsyncOpenAI(api_key=REFUSE_UPGRADE_KEY, base_url=base_url)
     with pytest.raises((InvalidStatus, openai.OpenAIError), match="403"):
         async with refused.realtime.connect(model="gpt-realtime"):
@@ -236,6 +238,7 @@ ONCE_PER_CONVERSATION = (
     "openai_realtime_session_duration_seconds_count",
     "openai_realtime_turn_latency_seconds_count",
     "openai_realtime_voice_to_voice_seconds_count",
+    "openai_realtime_context_usage_ratio_count",
 )
 
 
@@ -316,7 +319,29 @@ async def test_model_variable_offers_the_recorded_model(scraped: dict[str, Any])
         "/api/v1/label/model/values",
         **{"match[]": "openai_realtime_sessions_total"},
     )
-    assert body["data"] == ["gpt-realtime"]
+    # GPT-Live names its model in the first frame, after the session opened: `unknown` here.
+    assert body["data"] == ["gpt-realtime", "unknown"]
+
+
+LIVE_SERIES = {
+    'sum by (api) (openai_realtime_sessions_total{api="live"})': "api",
+    'sum by (kind) (openai_realtime_billable_seconds_total{kind="active"})': "kind",
+    'sum by (kind) (openai_realtime_cost_usd_total{api="live",kind="session_seconds"})': "kind",
+    'sum by (api) (openai_realtime_time_to_first_audio_seconds_count{api="live"})': "api",
+    'sum by (model) (openai_realtime_context_usage_ratio_count{model="gpt-live-1"})': "model",
+}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_gpt_live_series_are_in_prometheus(scraped: dict[str, Any]):
+    """Sessions, billed seconds, both kinds of cost, turn latency and context usage of GPT-Live."""
+    for expr in LIVE_SERIES:
+        body = await asyncio.to_thread(
+            prometheus_api, scraped["prometheus"], "/api/v1/query", query=expr
+        )
+        values = [float(sample["value"][1]) for sample in body["data"]["result"]]
+        assert values, expr
+        assert values[0] > 0, expr
 
 
 def shipped_alert_names() -> set[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from dashboard import data, detail, display, ui
+from dashboard import data, detail, display, live_detail, ui
 from dashboard.timeline import timeline
+from protocol.apis import API_LIVE
 
 
 def pick_session() -> None:
@@ -26,6 +29,9 @@ def show(session_id: str) -> None:
     version = data.session_version(session)
     detail.header(session)
     detail.downloads(session, version)
+    if session["api"] == API_LIVE:
+        show_live(session, version)
+        return
     talk, usage, latency, limits, events = st.tabs(
         ["Conversation", "Usage", "Latency", "Rate limits", "Events"]
     )
@@ -39,6 +45,23 @@ def show(session_id: str) -> None:
         detail.rate_limits(session_id, version)
     with events:
         timeline(session_id, version)
+
+
+def show_live(session: dict[str, Any], version: str) -> None:
+    """GPT-Live: transcripts, per-second billing and delegations instead of responses' tokens."""
+    view = data.live_detail(session["id"], version)
+    live_detail.billing(view)
+    talk, billed, latency, audio, events = st.tabs(live_detail.TABS)
+    with talk:
+        live_detail.conversation(view)
+    with billed:
+        live_detail.delegations(view)
+    with latency:
+        live_detail.latency_waterfall(view)
+    with audio:
+        live_detail.audio_tracks(session["id"], version)
+    with events:
+        timeline(session["id"], version)
 
 
 typed = st.query_params.get("session", "").strip()

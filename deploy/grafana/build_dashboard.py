@@ -20,6 +20,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from deploy.grafana.live_panels import gpt_live
 from deploy.grafana.panels import (
     DATASOURCE,
     MODEL,
@@ -356,6 +357,7 @@ ROWS = (
     ("Tokens and cost", tokens_and_cost),
     ("Responses and errors", responses_and_errors),
     ("Latency", latency),
+    ("GPT-Live", gpt_live),
     ("Rate limits", rate_limits),
     ("Transcription", transcription),
     ("Traffic", traffic),

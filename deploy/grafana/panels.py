@@ -95,14 +95,19 @@ def single(
 
 
 def quantile_graph(
-    title: str, description: str, histogram: str, selector: str = "", width: int = 8
+    title: str,
+    description: str,
+    histogram: str,
+    selector: str = "",
+    width: int = 8,
+    unit: str = units.Seconds,
 ) -> Panel:
-    """p50, p95 and p99 of one latency histogram."""
+    """p50, p95 and p99 of one histogram (latencies in seconds unless told)."""
     queries = [
         query(quantile(q, histogram, selector), label, ref_id)
         for (q, label), ref_id in zip(QUANTILES, "ABC", strict=True)
     ]
-    return graph(title, description, units.Seconds, *queries, width=width)
+    return graph(title, description, unit, *queries, width=width)
 
 
 def label_table(
