@@ -79,6 +79,17 @@ async def test_the_demo_s_gpt_live_sessions_pass_the_proxy(recorded: JSON) -> No
     assert paths == ["/v1/live/sessions"] * 2
 
 
+async def test_the_demo_s_gpt_live_sessions_are_recorded_as_live(recorded: JSON) -> None:
+    live: list[ScenarioResult] = recorded["live_results"]
+    rows = [s for s in all_rows(recorded["db_url"], RealtimeSession) if s.api == "live"]
+    assert sorted(s.openai_session_id or "" for s in rows) == sorted(
+        r.openai_session_id or "" for r in live
+    )
+    assert all(s.usage_final and s.billable_seconds for s in rows), [
+        (s.usage_final, s.billable_seconds) for s in rows
+    ]
+
+
 async def test_each_scenario_is_one_session_with_its_interface(recorded: JSON) -> None:
     sessions = recorded["sessions"]
     results: list[ScenarioResult] = recorded["results"]
