@@ -33,8 +33,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="exit 1 when B passes it: cost+20%%, tokens+10%%, ttfa_p95+200ms, "
-        "similarity<0.8, tool_calls_changed, structure_changed … (repeatable)",
+        help="exit 1 when B passes it: cost+20%%, output_tokens±20%%, audio_ms-30%%, "
+        "ttfa_p95+200ms, similarity<0.8, model_changed, tool_calls_changed … (repeatable)",
+    )
+    differ.add_argument(
+        "--allow-unknown-cost",
+        action="store_true",
+        help="a cost threshold passes when a cost is unknown (usage without a price)",
     )
     add_settings(differ, [DB])
     return differ
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     with reading(args.db) as connection:
         report = diff.compare(_summary(connection, args.a), _summary(connection, args.b))
-    failures = thresholds.tripped(args.fail_on, report)
+    failures = thresholds.tripped(args.fail_on, report, args.allow_unknown_cost)
     report["failed"] = failures
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -79,6 +84,9 @@ def render(report: dict[str, Any]) -> str:
     a, b = report["a"], report["b"]
     lines = [f"A {a['id']}  {a['model'] or '-'} ({a['api']}, {a['record_mode']})"]
     lines.append(f"B {b['id']}  {b['model'] or '-'} ({b['api']}, {b['record_mode']})")
+    for side, unknown in zip("AB", report["cost_unknown"], strict=True):
+        if unknown:
+            lines.append(f"cost of {side} unknown: some usage has no price")
     changed = [k for k in diff_flags(report) if report[k]]
     lines.append(
         "structure: "
