@@ -189,8 +189,8 @@ def metrics(summary: dict[str, Any]) -> dict[str, Any]:
 def _turn_diff(index: int, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
     empty: dict[str, Any] = {"status": None, "text": "", "modalities": [], "tool_calls": []}
     left, right = a or empty, b or empty
-    keys = ("status", "text", "modalities", "tool_calls", *TOKEN_KINDS, "cost_usd", "audio_ms")
-    keys += tuple(LATENCIES.values())
+    keys: tuple[str, ...] = ("status", "text", "modalities", "tool_calls", *TOKEN_KINDS)
+    keys = (*keys, "cost_usd", "audio_ms", *LATENCIES.values())
     diff: dict[str, Any] = {"turn": index + 1, "only_in": None if a and b else ("a" if a else "b")}
     diff.update({key: [left.get(key), right.get(key)] for key in keys})
     diff["text_similarity"] = similarity(left["text"], right["text"])
