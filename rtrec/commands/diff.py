@@ -20,6 +20,24 @@ def _threshold(spec: str) -> thresholds.Threshold:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def add_threshold_options(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """`--fail-on` and `--allow-unknown-cost`, shared by `diff` and a `replay` suite."""
+    parser.add_argument(
+        "--fail-on",
+        type=_threshold,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"{purpose}: cost+20%%, output_tokens±20%%, audio_ms-30%%, ttfa_p95+200ms, "
+        "similarity<0.8, model_changed, tool_calls_changed … (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-unknown-cost",
+        action="store_true",
+        help="a cost threshold passes when a cost is unknown (usage without a price)",
+    )
+
+
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     differ: argparse.ArgumentParser = commands.add_parser(
         "diff", help="compare two recorded sessions turn by turn"
@@ -27,20 +45,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     differ.add_argument("a", metavar="A", help="the reference session id")
     differ.add_argument("b", metavar="B", help="the session compared with it")
     differ.add_argument("--json", action="store_true", help="the report as one JSON object")
-    differ.add_argument(
-        "--fail-on",
-        type=_threshold,
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="exit 1 when B passes it: cost+20%%, output_tokens±20%%, audio_ms-30%%, "
-        "ttfa_p95+200ms, similarity<0.8, model_changed, tool_calls_changed … (repeatable)",
-    )
-    differ.add_argument(
-        "--allow-unknown-cost",
-        action="store_true",
-        help="a cost threshold passes when a cost is unknown (usage without a price)",
-    )
+    add_threshold_options(differ, "exit 1 when B passes it")
     add_settings(differ, [DB])
     return differ
 
