@@ -280,3 +280,13 @@ def test_lost_audio_changes_modalities_and_trips_audio_ms_per_turn():
 @pytest.mark.parametrize("spec", ["turns-1", "cost±10%", "input_audio_tokens+5%", "audio_ms±100ms"])
 def test_signed_specs_parse(spec: str):
     assert thresholds.parse(spec).metric in thresholds.METRICS
+
+
+def test_a_different_close_trips_close_changed():
+    a = summary("a", [done("r1", "hi")], [0.1])
+    b = summary("b", [done("r1", "hi")], [0.1])
+    a["session"] = {**a["session"], "close_code": 1000, "close_reason": ""}
+    b["session"] = {**b["session"], "close_code": 1011, "close_reason": "internal error"}
+    spec = thresholds.parse("close_changed")
+    assert thresholds.check(spec, diff.compare(a, b)) == "close_changed: close changed"
+    assert thresholds.check(spec, diff.compare(a, a)) is None

@@ -108,8 +108,10 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.session_id is None) == (not args.property):
+    if args.session_id is not None and args.property:
         raise CommandError("give a SESSION_ID or --property NAME=VALUE (a suite), not both")
+    if args.session_id is None and not args.property:
+        raise CommandError("give a SESSION_ID, or --property NAME=VALUE to replay a suite")
     if args.session_id is None:
         return _run_suite(args)
     if args.junit or args.fail_on:
