@@ -119,9 +119,11 @@ def replay_proxy(options: ReplayOptions) -> Iterator[ProxyChild]:
                 os.unlink(log.name)
 
 
-def replay_one(recording: Recording, options: ReplayOptions, child: ProxyChild) -> str:
-    """Replays one recording through the proxy child; the new session's id.
-    ReplayError (one line) when it did not run as recorded."""
+def replay_one(
+    recording: Recording, options: ReplayOptions, child: ProxyChild
+) -> tuple[str, list[str]]:
+    """Replays one recording through the proxy child: the new session's id and notes on waits
+    a replay without audio gave up. ReplayError (one line) when it did not run as recorded."""
     from websockets.exceptions import InvalidHandshake, InvalidStatus
 
     from rtrec.replay_drive import drive
@@ -142,7 +144,7 @@ def replay_one(recording: Recording, options: ReplayOptions, child: ProxyChild) 
             tool_hook=options.tool_hook,
             wait_s=options.wait_s,
         )
-        asyncio.run(coroutine)
+        notes = asyncio.run(coroutine)
     except InvalidStatus as exc:
         child.keep_log = True
         status = exc.response.status_code
@@ -157,7 +159,7 @@ def replay_one(recording: Recording, options: ReplayOptions, child: ProxyChild) 
             f"the proxy's log: {log}"
         ) from None
     try:
-        return find_replay(options.db_url, session["id"], started, log)
+        return find_replay(options.db_url, session["id"], started, log), notes
     except ReplayError:
         child.keep_log = True
         raise

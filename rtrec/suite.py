@@ -53,7 +53,7 @@ def _case(
     result = CaseResult(session_id)
     started = time.monotonic()
     try:
-        result.replay_id = replay_one(load(options.db_url, session_id), options, child)
+        result.replay_id, _ = replay_one(load(options.db_url, session_id), options, child)
         report = _compare(options.db_url, session_id, result.replay_id)
         result.failures = thresholds.tripped(specs, report, allow_unknown_cost)
     except (ReplayError, CommandError) as exc:

@@ -135,9 +135,11 @@ def _run_one(args: argparse.Namespace) -> int:
         )
     try:
         with replay_proxy(options) as child:
-            replay_id = replay_one(recording, options, child)
+            replay_id, notes = replay_one(recording, options, child)
     except ReplayError as exc:
         raise CommandError(str(exc)) from None
+    for note in notes:
+        print(f"note: {note}", flush=True)
     print(f"replayed {session['id']} as {replay_id} ({len(steps.steps)} client events)")
     print(f"compare: uv run rtrec diff {session['id']} {replay_id} --db {shlex.quote(args.db)}")
     return 0
