@@ -124,45 +124,46 @@ def replay_one(
 ) -> tuple[str, list[str]]:
     """Replays one recording through the proxy child: the new session's id and notes on waits
     a replay without audio gave up. ReplayError (one line) when it did not run as recorded."""
+    started = datetime.now(UTC)
+    notes = _drive(recording, options, child)
+    try:
+        return find_replay(options.db_url, recording.session["id"], started, child.log), notes
+    except ReplayError:
+        child.keep_log = True
+        raise
+
+
+def _drive(recording: Recording, options: ReplayOptions, child: ProxyChild) -> list[str]:
     from websockets.exceptions import InvalidHandshake, InvalidStatus
 
     from rtrec.replay_drive import drive
 
     session = recording.session
-    steps = with_overrides(recording.steps, options.overrides, session["api"])
-    log = child.log
     url = f"ws://127.0.0.1:{child.port}{replay_path(session['path'], options.overrides.model)}"
-    headers = _headers(session, api_key(options.upstream))
-    started = datetime.now(UTC)
+    coroutine = drive(
+        url,
+        _headers(session, api_key(options.upstream)),
+        with_overrides(recording.steps, options.overrides, session["api"]),
+        realtime=options.realtime,
+        overrides=options.overrides,
+        tool_hook=options.tool_hook,
+        wait_s=options.wait_s,
+    )
     try:
-        coroutine = drive(
-            url,
-            headers,
-            steps,
-            realtime=options.realtime,
-            overrides=options.overrides,
-            tool_hook=options.tool_hook,
-            wait_s=options.wait_s,
-        )
-        notes = asyncio.run(coroutine)
+        return asyncio.run(coroutine)
     except InvalidStatus as exc:
         child.keep_log = True
         status = exc.response.status_code
         raise ReplayError(
             f"{options.upstream} did not take the session (HTTP {status}): is it reachable "
-            f"and the key right? the proxy's log: {log}"
+            f"and the key right? the proxy's log: {child.log}"
         ) from None
     except (InvalidHandshake, OSError) as exc:
         child.keep_log = True
         raise ReplayError(
             f"the replay could not connect through the proxy ({exc or type(exc).__name__}); "
-            f"the proxy's log: {log}"
+            f"the proxy's log: {child.log}"
         ) from None
-    try:
-        return find_replay(options.db_url, session["id"], started, log), notes
-    except ReplayError:
-        child.keep_log = True
-        raise
 
 
 def find_replay(db_url: str, session_id: str, started: datetime, log: Path) -> str:

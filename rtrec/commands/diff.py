@@ -110,7 +110,9 @@ def render(report: dict[str, Any]) -> str:
         tools = "tool calls differ" if turn["tool_calls_changed"] else "tool calls same"
         lines.append(
             f"turn {turn['turn']}: {status}, text similarity {turn['text_similarity']:.3f}, "
-            f"{tools}, tokens {'/'.join(_cell(t) for t in turn['total_tokens'])}"
+            f"{tools}, tokens {'/'.join(_cell(t) for t in turn['total_tokens'])}, "
+            f"audio {'/'.join(_cell(ms) for ms in turn['audio_ms'])} ms, "
+            f"output {'/'.join('+'.join(m) or '-' for m in turn['modalities'])}"
         )
         if turn["text_similarity"] < 1 or turn["tool_calls_changed"]:
             for side, text, calls in zip("AB", turn["text"], turn["tool_calls"], strict=True):
