@@ -27,6 +27,22 @@ LATENCIES = {
 TOKEN_TOTALS = ("input_tokens", "output_tokens", "total_tokens")
 # GPT-Live bills seconds: these join the metrics when either session is a GPT-Live one.
 BILLED_SECONDS = ("billable_seconds", "active_seconds", "paused_seconds")
+# Every token count `diff` compares, as `responses` columns; the metric drops `_tokens`'s `total_`.
+TOKEN_KINDS = (
+    *TOKEN_TOTALS,
+    "input_text_tokens",
+    "input_audio_tokens",
+    "cached_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+)
+# Content part types that carry each output modality (GA names first, then beta's).
+_MODALITY_OF_PART = {
+    "output_text": "text",
+    "text": "text",
+    "output_audio": "audio",
+    "audio": "audio",
+}
 
 
 def similarity(a: str, b: str) -> float:
@@ -46,9 +62,9 @@ def _arguments(raw: Any) -> Any:
     return raw
 
 
-def _output(response: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """(assistant text or audio transcript, tool calls) of a `response.done`'s `response`."""
-    texts, calls = [], []
+def _output(response: dict[str, Any]) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """(assistant text or audio transcript, output modalities, tool calls) of a `response`."""
+    texts, modalities, calls = [], set(), []
     for item in response.get("output") or []:
         if not isinstance(item, dict):
             continue
@@ -56,10 +72,12 @@ def _output(response: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             calls.append({"name": item.get("name"), "arguments": _arguments(item.get("arguments"))})
         for part in item.get("content") or []:
             if isinstance(part, dict):
+                if part.get("type") in _MODALITY_OF_PART:
+                    modalities.add(_MODALITY_OF_PART[part["type"]])
                 text = part.get("text") or part.get("transcript")
                 if isinstance(text, str):
                     texts.append(text)
-    return " ".join(texts), calls
+    return " ".join(texts), sorted(modalities), calls
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -86,18 +104,23 @@ def live_turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
         turn: dict[str, Any] = {
             "status": row.get("status"),
             "text": said.get("text") or "",
+            "modalities": [],  # a GPT-Live turn is spoken; its output parts are not recorded
             "tool_calls": [],
+            "audio_ms": None,
         }
-        turn.update({c: row.get(c) for c in (*TOKEN_TOTALS, "cost_usd", *LATENCIES.values())})
+        turn.update({c: row.get(c) for c in (*TOKEN_KINDS, "cost_usd", *LATENCIES.values())})
         found.append(turn)
     return found
 
 
 def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """One dict per finished response: status, text, tool calls, usage, cost, latencies."""
+    """One dict per finished response: status, text, modalities, tool calls, usage, cost,
+    latencies and audio milliseconds (None when the recording kept no audio)."""
     if _is_live(summary):
         return live_turns(summary)
     rows = {r["response_id"]: r for r in summary["responses"]}
+    audio_ms = summary.get("audio_ms")
+    has_audio = summary["session"].get("record_mode") == "full" and audio_ms is not None
     found = []
     for event in summary["events"]:
         payload = event.get("payload")
@@ -105,10 +128,11 @@ def turns(summary: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         response = _dict(payload.get("response"))
         row = rows.get(response.get("id"), {})
-        text, calls = _output(response)
+        text, modalities, calls = _output(response)
         turn = {"status": response.get("status") or row.get("status"), "text": text}
-        turn["tool_calls"] = calls
-        turn.update({c: row.get(c) for c in (*TOKEN_TOTALS, "cost_usd", *LATENCIES.values())})
+        turn.update(modalities=modalities, tool_calls=calls)
+        turn.update({c: row.get(c) for c in (*TOKEN_KINDS, "cost_usd", *LATENCIES.values())})
+        turn["audio_ms"] = (audio_ms or {}).get(response.get("id"), 0.0) if has_audio else None
         found.append(turn)
     return found
 
@@ -133,19 +157,26 @@ def _sum(values: Sequence[Any]) -> float | int | None:
     return sum(known) if known else None
 
 
+def _token_metric(column: str) -> str:
+    return "tokens" if column == "total_tokens" else column
+
+
+def session_cost(summary: dict[str, Any]) -> float | None:
+    """The session's cost (storage/cost.py), None when unknown: some usage had no price."""
+    cost = summary.get("cost") or {}
+    return None if cost.get("unpriced") else float(cost.get("cost_usd") or 0.0)
+
+
 def metrics(summary: dict[str, Any]) -> dict[str, Any]:
     """The session-level numbers thresholds apply to (`cost`, `tokens`, `ttfa_p95`, …)."""
     responses = summary["responses"]
-    seconds_cost = summary["session"].get("seconds_cost_usd")
-    found: dict[str, Any] = {
-        "turns": len(turns(summary)),
-        # One cost: responses (delegated ones for GPT-Live) plus GPT-Live's billed seconds.
-        "cost": _sum([*(r.get("cost_usd") for r in responses), seconds_cost]),
-        "tokens": _sum([r.get("total_tokens") for r in responses]),
-        "input_tokens": _sum([r.get("input_tokens") for r in responses]),
-        "output_tokens": _sum([r.get("output_tokens") for r in responses]),
-        "errors": sum(_errors(summary).values()),
-    }
+    session_turns = turns(summary)
+    found: dict[str, Any] = {"turns": len(session_turns), "cost": session_cost(summary)}
+    for column in TOKEN_KINDS:
+        found[_token_metric(column)] = _sum([r.get(column) for r in responses])
+    found["audio_ms"] = _sum([t["audio_ms"] for t in session_turns])
+    found["billable_seconds"] = summary["session"].get("billable_seconds")  # GPT-Live's
+    found["errors"] = sum(_errors(summary).values())
     for short, column in LATENCIES.items():
         values = [r[column] for r in responses if r.get(column) is not None]
         found[f"{short}_p50"] = percentile(values, 0.5)
@@ -156,9 +187,10 @@ def metrics(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _turn_diff(index: int, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
-    empty: dict[str, Any] = {"status": None, "text": "", "tool_calls": []}
+    empty: dict[str, Any] = {"status": None, "text": "", "modalities": [], "tool_calls": []}
     left, right = a or empty, b or empty
-    keys = ("status", "text", "tool_calls", *TOKEN_TOTALS, "cost_usd", *LATENCIES.values())
+    keys: tuple[str, ...] = ("status", "text", "modalities", "tool_calls", *TOKEN_KINDS)
+    keys = (*keys, "cost_usd", "audio_ms", *LATENCIES.values())
     diff: dict[str, Any] = {"turn": index + 1, "only_in": None if a and b else ("a" if a else "b")}
     diff.update({key: [left.get(key), right.get(key)] for key in keys})
     diff["text_similarity"] = similarity(left["text"], right["text"])
@@ -189,13 +221,23 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     text_b = " ".join(t["text"] for t in turns_b)
     metrics_a, metrics_b = metrics(a), metrics(b)
     flags = {
+        "model_changed": a["session"].get("model") != b["session"].get("model"),
+        "modalities_changed": [t["modalities"] for t in turns_a]
+        != [t["modalities"] for t in turns_b],
         "turns_changed": len(turns_a) != len(turns_b),
         "statuses_changed": [t["status"] for t in turns_a] != [t["status"] for t in turns_b],
         "tool_calls_changed": any(p["tool_calls_changed"] for p in pairs),
         "errors_changed": errors_a != errors_b,
         "text_changed": text_a != text_b,
+        "close_changed": _close(a) != _close(b),
     }
-    structure_keys = ("turns_changed", "statuses_changed", "tool_calls_changed", "errors_changed")
+    structure_keys = (
+        "turns_changed",
+        "statuses_changed",
+        "modalities_changed",
+        "tool_calls_changed",
+        "errors_changed",
+    )
     return {
         "a": _identity(a),
         "b": _identity(b),
@@ -207,6 +249,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             name: [metrics_a.get(name), metrics_b.get(name)]
             for name in dict.fromkeys([*metrics_a, *metrics_b])
         },
+        "cost_unknown": [session_cost(a) is None, session_cost(b) is None],
         "errors": {"a": errors_a, "b": errors_b},
         "turns": pairs,
     }
@@ -220,5 +263,13 @@ def _identity(summary: dict[str, Any]) -> dict[str, Any]:
         "api": session.get("api"),
         "record_mode": session.get("record_mode"),
         "replay_of": session.get("replay_of"),
+        "close_code": session.get("close_code"),
+        "close_reason": session.get("close_reason"),
         "properties": summary.get("properties", {}),
     }
+
+
+def _close(summary: dict[str, Any]) -> tuple[Any, Any]:
+    """How the session ended: close code and reason (not who closed: a replay's client does)."""
+    session = summary["session"]
+    return session.get("close_code"), session.get("close_reason")

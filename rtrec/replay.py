@@ -10,15 +10,11 @@ child, so the replay is a recorded session of its own, linked to the original by
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import importlib.util
-import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
@@ -52,6 +48,29 @@ class Plan:
     #: ids of the items the server announced, in order.
     item_ids: list[str] = field(default_factory=list)
     skipped_audio: int = 0
+    #: error codes the upstream sent in the recording, one entry per `error` event.
+    error_codes: list[str] = field(default_factory=list)
+
+
+class ReplayError(Exception):
+    """The replay could not run as recorded; the message says why on one line."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a replay changes in the recorded configuration (`--model`, `--voice`, …)."""
+
+    model: str | None = None
+    voice: str | None = None
+    instructions: str | None = None
+
+
+def error_code(event: dict[str, Any]) -> str | None:
+    """An `error` event's code (or type): what is compared between a recording and its replay."""
+    if event.get("type") != protocol.ERROR:
+        return None
+    kind, code = protocol.error_fields(event)
+    return code or kind or "unknown"
 
 
 def _seconds(a: datetime, b: datetime) -> float:
@@ -65,6 +84,7 @@ def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool
     call_ids: list[str] = []
     item_ids: list[str] = []
     skipped = 0
+    errors: list[str] = []
     previous: datetime | None = None
     for row in events:
         payload = row["payload"]
@@ -73,7 +93,8 @@ def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool
                 seen[row["type"]] += 1
             if isinstance(payload, dict):
                 call_ids += _function_call_ids(payload)
-                item_ids += _announced_item(payload, item_ids)
+                item_ids += announced_item(payload, item_ids)
+                errors += [code] if (code := error_code(payload)) else []
             continue
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
             continue  # binary or invalid frames: nothing a client meant to send
@@ -87,10 +108,10 @@ def plan(events: list[dict[str, Any]], audio: dict[int, bytes], with_audio: bool
         delay = _seconds(previous, row["ts"]) if previous else 0.0
         previous = row["ts"]
         steps.append(Step(event, delay, dict(seen)))
-    return Plan(steps, dict(seen), call_ids, item_ids, skipped)
+    return Plan(steps, dict(seen), call_ids, item_ids, skipped, errors)
 
 
-def _announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
+def announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
     item = event.get("item")
     if event.get("type") not in protocol.ITEM_ADDED or not isinstance(item, dict):
         return []
@@ -98,7 +119,7 @@ def _announced_item(event: dict[str, Any], known: list[str]) -> list[str]:
     return [item_id] if isinstance(item_id, str) and item_id not in known else []
 
 
-def _function_calls(done: dict[str, Any]) -> list[dict[str, Any]]:
+def function_calls(done: dict[str, Any]) -> list[dict[str, Any]]:
     if done.get("type") != protocol.RESPONSE_DONE:
         return []
     response = done.get("response")
@@ -112,7 +133,7 @@ def _function_calls(done: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _function_call_ids(done: dict[str, Any]) -> list[str]:
-    return [str(item["call_id"]) for item in _function_calls(done)]
+    return [str(item["call_id"]) for item in function_calls(done)]
 
 
 ToolHook = Callable[[str, str], str]
@@ -150,8 +171,11 @@ def answer_with_hook(
     return {**event, "item": {**item, "output": str(output)}}
 
 
-def rewrite(event: dict[str, Any], ids: dict[str, str], model: str | None) -> dict[str, Any]:
-    """The event as the replay sends it: recorded call and item ids become the replay's own."""
+def rewrite(
+    event: dict[str, Any], ids: dict[str, str], overrides: Overrides | None
+) -> dict[str, Any]:
+    """The event as the replay sends it: recorded call and item ids become the replay's own,
+    and a `session.update` carries the overrides."""
     event = dict(event)
     for name in ITEM_ID_FIELDS:
         if isinstance(event.get(name), str) and event[name] in ids:
@@ -168,14 +192,42 @@ def rewrite(event: dict[str, Any], ids: dict[str, str], model: str | None) -> di
         # The replay's response has another id: cancel whichever is in progress.
         event.pop("response_id", None)
     session = event.get("session")
-    if (
-        model
-        and event["type"] == protocol.SESSION_UPDATE
-        and isinstance(session, dict)
-        and "model" in session
-    ):
-        event["session"] = {**session, "model": model}
+    if overrides and event["type"] == protocol.SESSION_UPDATE and isinstance(session, dict):
+        event["session"] = override_session(session, overrides)
     return event
+
+
+def override_session(session: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """A `session.update`'s session with the replay's model, voice and instructions."""
+    session = dict(session)
+    if overrides.model and "model" in session:
+        session["model"] = overrides.model
+    if overrides.instructions is not None:
+        session["instructions"] = overrides.instructions
+    if overrides.voice:
+        if "type" in session or "audio" in session:  # GA: the voice is the output audio's
+            audio = _dict(session.get("audio"))
+            output = _dict(audio.get("output"))
+            session["audio"] = {**audio, "output": {**output, "voice": overrides.voice}}
+        else:
+            session["voice"] = overrides.voice
+    return session
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def with_overrides(steps: Plan, overrides: Overrides, api: str) -> Plan:
+    """The plan, with a first `session.update` for a voice or instructions override when the
+    recording never sent one (rewrite() puts the overrides into recorded ones)."""
+    wanted = overrides.voice or overrides.instructions is not None
+    if not wanted or any(s.event["type"] == protocol.SESSION_UPDATE for s in steps.steps):
+        return steps
+    session: dict[str, Any] = {} if api == "beta" else {"type": "realtime"}
+    update = {"type": protocol.SESSION_UPDATE, "session": session}
+    first = Step(update, 0.0, {protocol.SESSION_CREATED: 1})
+    return replace(steps, steps=[first, *steps.steps])
 
 
 def replay_path(recorded_path: str, model: str | None) -> str:
@@ -187,80 +239,3 @@ def replay_path(recorded_path: str, model: str | None) -> str:
         key = "deployment" if "deployment" in names and "model" not in names else "model"
         pairs = [(k, v) for k, v in pairs if k != key] + [(key, model)]
     return f"{base}?{urlencode(pairs)}" if pairs else base
-
-
-class _Listener:
-    """Reads the replay's server events: counts the barrier types, collects function call ids."""
-
-    def __init__(self) -> None:
-        self.seen = dict.fromkeys(protocol.REPLAY_BARRIERS, 0)
-        self.call_ids: list[str] = []
-        self.calls: dict[str, dict[str, Any]] = {}  # the replay's function calls, by call_id
-        self.item_ids: list[str] = []
-        self.changed = asyncio.Condition()
-
-    async def run(self, websocket: Any) -> None:
-        async for message in websocket:
-            try:
-                event = json.loads(message)
-            except ValueError:
-                continue
-            kind = event.get("type") if isinstance(event, dict) else None
-            async with self.changed:
-                if kind in self.seen:
-                    self.seen[kind] += 1
-                if isinstance(event, dict):
-                    for call in _function_calls(event):
-                        self.call_ids.append(str(call["call_id"]))
-                        self.calls[str(call["call_id"])] = call
-                    self.item_ids += _announced_item(event, self.item_ids)
-                self.changed.notify_all()
-
-    async def wait(self, waits: dict[str, int], timeout_s: float) -> bool:
-        def reached() -> bool:
-            return all(self.seen[kind] >= count for kind, count in waits.items())
-
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(reached), timeout_s)
-            except TimeoutError:
-                return False
-        return True
-
-
-async def drive(
-    url: str,
-    headers: dict[str, str],
-    steps: Plan,
-    *,
-    realtime: bool,
-    model: str | None,
-    tool_hook: ToolHook | None = None,
-) -> list[str]:
-    """Sends the plan over one WebSocket; returns notes about waits that timed out."""
-    from websockets.asyncio.client import connect
-
-    notes: list[str] = []
-    listener = _Listener()
-    async with connect(url, additional_headers=headers, max_size=None) as websocket:
-        reader = asyncio.create_task(listener.run(websocket))
-        sent_at = time.monotonic()
-        for index, step in enumerate(steps.steps):
-            if not await listener.wait(step.waits, WAIT_S):
-                notes.append(f"event {index + 1} ({step.event['type']}): no answer in {WAIT_S:g}s")
-            if realtime:
-                await asyncio.sleep(max(0.0, step.delay_s - (time.monotonic() - sent_at)))
-            mapping = dict(zip(steps.call_ids, listener.call_ids, strict=False))
-            mapping.update(zip(steps.item_ids, listener.item_ids, strict=False))
-            event = rewrite(step.event, mapping, model)
-            if tool_hook is not None:
-                event = answer_with_hook(event, listener.calls, tool_hook)
-            await websocket.send(json.dumps(event))
-            sent_at = time.monotonic()
-        if not await listener.wait(steps.final_waits, WAIT_S):
-            notes.append(f"the last answers never came: waited for {steps.final_waits}")
-        await websocket.close()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
-    return notes

@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    Float,
     Result,
     and_,
     cast,
@@ -29,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.types import Text
 
 import protocol
+from storage.cost import session_cost_expression, session_costs
 from storage.models import (
     AudioChunk,
     Call,
@@ -114,25 +114,6 @@ def _has_errors() -> ColumnElement[bool]:
     return or_(error_event, failed)
 
 
-def _session_cost() -> ColumnElement[Any]:
-    responses = (
-        select(func.sum(RESPONSES.c.cost_usd))
-        .where(RESPONSES.c.session_id == SESSIONS.c.id)
-        .scalar_subquery()
-    )
-    transcriptions = (
-        select(func.sum(TRANSCRIPTIONS.c.cost_usd))
-        .where(TRANSCRIPTIONS.c.session_id == SESSIONS.c.id)
-        .scalar_subquery()
-    )
-    # One cost: responses, transcriptions and GPT-Live's billed seconds.
-    return (
-        func.coalesce(responses, 0.0)
-        + func.coalesce(transcriptions, 0.0)
-        + func.coalesce(SESSIONS.c.seconds_cost_usd, 0.0)
-    )
-
-
 def _like_pattern(term: str) -> str:
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -190,7 +171,7 @@ def filter_conditions(session_filter: SessionFilter) -> list[ColumnElement[bool]
     if f.has_errors:
         conditions.append(_has_errors())
     if f.min_cost_usd is not None and f.min_cost_usd > 0:
-        conditions.append(_session_cost() >= f.min_cost_usd)
+        conditions.append(session_cost_expression() >= f.min_cost_usd)
     if f.search.strip():
         conditions.append(_mentions(f.search.strip()))
     conditions.extend(has_property(name, value) for name, value in f.properties)
@@ -242,12 +223,12 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     """Responses, tokens, cost and error counts of each listed session (empty sessions included)."""
     totals: dict[str, dict[str, Any]] = {
         sid: {"responses": 0, "input_tokens": None, "output_tokens": None, "total_tokens": None}
-        | {"cost_usd": None, "errors": 0}
+        | {"cost_usd": None, "unpriced": 0, "errors": 0}
         for sid in session_ids
     }
     if not session_ids:
         return totals
-    r, t, e = RESPONSES.c, TRANSCRIPTIONS.c, EVENTS.c
+    r, e = RESPONSES.c, EVENTS.c
     usage = select(
         r.session_id,
         # Turns: responses by the session's own model, not GPT-Live's delegated work.
@@ -255,20 +236,12 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
         int_sum(r.input_tokens).label("input_tokens"),
         int_sum(r.output_tokens).label("output_tokens"),
         int_sum(r.total_tokens).label("total_tokens"),
-        func.sum(r.cost_usd).label("cost_usd"),
         func.count().filter(r.status == "failed").label("errors"),
     ).where(r.session_id.in_(session_ids))
     for row in connection.execute(usage.group_by(r.session_id)):
         totals[row.session_id].update({k: v for k, v in row._mapping.items() if k != "session_id"})
-    asr = select(t.session_id, func.sum(t.cost_usd)).where(t.session_id.in_(session_ids))
-    for session_id, cost in connection.execute(asr.group_by(t.session_id)):
-        if cost is not None:
-            totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
-    billed = select(SESSIONS.c.id, SESSIONS.c.seconds_cost_usd).where(
-        SESSIONS.c.id.in_(session_ids), SESSIONS.c.seconds_cost_usd.is_not(None)
-    )
-    for session_id, cost in connection.execute(billed):  # GPT-Live's billed seconds
-        totals[session_id]["cost_usd"] = (totals[session_id]["cost_usd"] or 0.0) + cost
+    for session_id, cost in session_costs(connection, session_ids).items():
+        totals[session_id].update(cost)
     errors = select(e.session_id, func.count()).where(
         e.session_id.in_(session_ids), e.type == protocol.ERROR
     )
@@ -299,8 +272,6 @@ def list_sessions(
             int_sum(r.total_tokens).label("total_tokens"),
             int_sum(r.input_tokens).label("input_tokens"),
             int_sum(r.output_tokens).label("output_tokens"),
-            # A float on every dialect (PostgreSQL would sum into NUMERIC, i.e. Decimal).
-            cast(func.sum(r.cost_usd), Float).label("cost_usd"),
         )
         .group_by(r.session_id)
         .subquery()
@@ -313,7 +284,6 @@ def list_sessions(
             totals.c.input_tokens,
             totals.c.output_tokens,
             totals.c.total_tokens,
-            totals.c.cost_usd,
             CALLS.c.transport,  # a sideband's call: webrtc or sip
         )
         .outerjoin(totals, totals.c.session_id == SESSIONS.c.id)
@@ -322,7 +292,9 @@ def list_sessions(
         .order_by(SESSIONS.c.started_at.desc(), SESSIONS.c.id.desc())
         .limit(limit)
     )
-    return dicts(connection.execute(query))
+    rows = dicts(connection.execute(query))
+    costs = session_costs(connection, [row["id"] for row in rows])
+    return [row | costs[row["id"]] for row in rows]
 
 
 def session_ids_starting(connection: Connection, prefix: str, limit: int = 2) -> list[str]:

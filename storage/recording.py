@@ -6,17 +6,19 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 import protocol
 from protocol import live
-from storage.models import Event, RealtimeSession, Response, Transcription, table
+from storage.cost import session_costs
+from storage.models import AudioChunk, Event, RealtimeSession, Response, Transcription, table
 from storage.properties import session_properties
 
 EVENTS = table(Event)
 RESPONSES = table(Response)
 # A GPT-Live session's turns come from its transcript deltas, not from `response.done`.
 DIFF_EVENT_TYPES = sorted({*protocol.DIFF_EVENT_TYPES, *live.TRANSCRIPT_DELTAS, *live.ERROR_EVENTS})
+AUDIO = table(AudioChunk)
 
 
 def _dicts(rows: Any) -> list[dict[str, Any]]:
@@ -24,8 +26,8 @@ def _dicts(rows: Any) -> list[dict[str, Any]]:
 
 
 def session_summary(connection: Connection, session_id: str) -> dict[str, Any] | None:
-    """The session row, its properties, responses, transcriptions, and the final, error and
-    transcript events its turns are read from."""
+    """The session row, its properties, cost (storage/cost.py), responses, transcriptions, the
+    final, error and transcript events its turns are read from, and each response's audio ms."""
     sessions = table(RealtimeSession)
     row = connection.execute(select(sessions).where(sessions.c.id == session_id)).first()
     if row is None:
@@ -34,6 +36,8 @@ def session_summary(connection: Connection, session_id: str) -> dict[str, Any] |
     return {
         "session": dict(row._mapping),
         "properties": session_properties(connection, session_id),
+        "cost": session_costs(connection, [session_id])[session_id],
+        "audio_ms": response_audio_ms(connection, session_id),
         "responses": _dicts(
             connection.execute(
                 select(RESPONSES)
@@ -56,6 +60,25 @@ def session_summary(connection: Connection, session_id: str) -> dict[str, Any] |
             )
         ),
     }
+
+
+def response_audio_ms(connection: Connection, session_id: str) -> dict[str, float]:
+    """Milliseconds of audio the server sent, per response id (only what the recording kept)."""
+    query = (
+        select(AUDIO.c.response_id, AUDIO.c.audio_format, AUDIO.c.sample_rate)
+        .add_columns(func.sum(func.length(AUDIO.c.data)))
+        .where(
+            AUDIO.c.session_id == session_id,
+            AUDIO.c.direction == "server",
+            AUDIO.c.response_id.is_not(None),
+        )
+        .group_by(AUDIO.c.response_id, AUDIO.c.audio_format, AUDIO.c.sample_rate)
+    )
+    found: dict[str, float] = {}
+    for response_id, name, rate, size in connection.execute(query):
+        per_second = protocol.AudioFormat(name, rate).bytes_per_second
+        found[response_id] = found.get(response_id, 0.0) + int(size) * 1000 / per_second
+    return found
 
 
 def replay_events(connection: Connection, session_id: str) -> Iterator[dict[str, Any]]:

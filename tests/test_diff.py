@@ -61,6 +61,7 @@ def summary(
     return {
         "session": session,
         "properties": {},
+        "cost": {"cost_usd": sum(costs), "unpriced": 0},
         "responses": responses,
         "transcriptions": [],
         "events": events,
@@ -213,3 +214,79 @@ def test_diff_takes_unique_id_prefixes(engine: Engine, db_url: str, capsys: Any)
     assert capsys.readouterr().err == (
         "rtrec diff: 'sess-' starts more than one session id: give more of it\n"
     )
+
+
+def report_with(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return diff.compare(a, b)
+
+
+@pytest.mark.parametrize(
+    ("spec", "output_b", "trips"),
+    [
+        ("output_tokens±20%", 12, True),  # a truncated answer: a drop trips a two-sided spec
+        ("output_tokens+-20%", 12, True),
+        ("output_tokens±20%", 30, True),
+        ("output_tokens±20%", 22, False),
+        ("output_tokens+20%", 12, False),  # `+` is one-sided: only a rise
+        ("output_tokens-20%", 12, True),
+        ("output_tokens-20%", 30, False),
+    ],
+)
+def test_signed_thresholds_trip_on_their_side(spec: str, output_b: int, trips: bool):
+    a = summary("a", [done("r1", "hi")], [0.1])
+    b = summary("b", [done("r1", "hi")], [0.1])
+    b["responses"][0]["output_tokens"] = output_b
+    reason = thresholds.check(thresholds.parse(spec), diff.compare(a, b))
+    assert (reason is not None) == trips, reason
+
+
+def test_an_unknown_cost_trips_a_cost_threshold_unless_allowed():
+    a = summary("a", [done("r1", "hi")], [0.1])
+    b = summary("b", [done("r1", "hi")], [0.1])
+    b["cost"] = {"cost_usd": None, "unpriced": 1}
+    report = diff.compare(a, b)
+    assert report["cost_unknown"] == [False, True]
+    spec = thresholds.parse("cost+20%")
+    assert thresholds.check(spec, report) == "cost+20%: cost of B unknown (usage without a price)"
+    assert thresholds.check(spec, report, allow_unknown_cost=True) is None
+
+
+def test_a_changed_model_trips_model_changed():
+    a = summary("a", [done("r1", "hi")], [0.1])
+    b = summary("b", [done("r1", "hi")], [0.1])
+    b["session"] = {**b["session"], "model": "other"}
+    report = diff.compare(a, b)
+    assert thresholds.check(thresholds.parse("model_changed"), report) is not None
+    assert thresholds.check(thresholds.parse("model_changed"), diff.compare(a, a)) is None
+
+
+def test_lost_audio_changes_modalities_and_trips_audio_ms_per_turn():
+    a = summary("a", [done("r1", "hi there")], [0.1])
+    text_only = done("r1")
+    text_only["response"]["output"] = [
+        {"type": "message", "content": [{"type": "output_text", "text": "hi there"}]}
+    ]
+    b = summary("b", [text_only], [0.1])
+    a["audio_ms"], b["audio_ms"] = {"r1": 1200.0}, {}
+    report = diff.compare(a, b)
+    assert report["text_similarity"] == 1.0  # the words are the same ...
+    assert report["modalities_changed"]  # ... but B said them in text only
+    assert not report["structure_equal"]
+    reason = thresholds.check(thresholds.parse("audio_ms-30%"), report)
+    assert reason == "audio_ms-30%: turn 1 audio_ms 1200 -> 0 (-100.0%)"
+    assert thresholds.check(thresholds.parse("audio_ms+30%"), report) is None
+
+
+@pytest.mark.parametrize("spec", ["turns-1", "cost±10%", "input_audio_tokens+5%", "audio_ms±100ms"])
+def test_signed_specs_parse(spec: str):
+    assert thresholds.parse(spec).metric in thresholds.METRICS
+
+
+def test_a_different_close_trips_close_changed():
+    a = summary("a", [done("r1", "hi")], [0.1])
+    b = summary("b", [done("r1", "hi")], [0.1])
+    a["session"] = {**a["session"], "close_code": 1000, "close_reason": ""}
+    b["session"] = {**b["session"], "close_code": 1011, "close_reason": "internal error"}
+    spec = thresholds.parse("close_changed")
+    assert thresholds.check(spec, diff.compare(a, b)) == "close_changed: close changed"
+    assert thresholds.check(spec, diff.compare(a, a)) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rtrec.replay import plan, replay_path, rewrite
+from rtrec.replay import Overrides, plan, replay_path, rewrite, with_overrides
 
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
@@ -61,3 +61,31 @@ def test_replay_path_swaps_the_model_and_drops_redacted_parameters():
     assert replay_path(recorded, None) == "/v1/realtime?model=gpt-realtime"
     assert replay_path(recorded, "gpt-realtime-mini") == "/v1/realtime?model=gpt-realtime-mini"
     assert replay_path("/openai/realtime?deployment=d1", "d2") == "/openai/realtime?deployment=d2"
+
+
+def test_overrides_go_into_a_ga_and_a_beta_session_update():
+    overrides = Overrides(model="gpt-realtime-mini", voice="marin", instructions="Be terse.")
+    ga = {"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime"}}
+    ga_session = rewrite(ga, {}, overrides)["session"]
+    assert ga_session["model"] == "gpt-realtime-mini"
+    assert ga_session["instructions"] == "Be terse."
+    assert ga_session["audio"] == {"output": {"voice": "marin"}}
+    beta = rewrite({"type": "session.update", "session": {"voice": "alloy"}}, {}, overrides)
+    assert beta["session"] == {"voice": "marin", "instructions": "Be terse."}
+
+
+def test_a_recording_without_session_update_gets_one_for_the_overrides():
+    steps = plan(
+        [
+            row(0, "server", {"type": "session.created"}),
+            row(1, "client", {"type": "response.create"}),
+        ],
+        {},
+        True,
+    )
+    changed = with_overrides(steps, Overrides(voice="marin"), "ga")
+    first = changed.steps[0]
+    assert first.event == {"type": "session.update", "session": {"type": "realtime"}}
+    assert first.waits == {"session.created": 1}
+    assert [s.event["type"] for s in changed.steps] == ["session.update", "response.create"]
+    assert with_overrides(steps, Overrides(model="m"), "ga") is steps

@@ -13,11 +13,14 @@ import streamlit as st
 from dashboard import data, display, ui
 
 FLAGS = {
+    "model_changed": "model",
+    "modalities_changed": "output modalities (text, audio)",
     "turns_changed": "number of turns",
     "statuses_changed": "response statuses",
     "tool_calls_changed": "tool calls or their arguments",
     "errors_changed": "errors",
     "text_changed": "assistant text",
+    "close_changed": "how the session closed",
 }
 
 

@@ -20,6 +20,24 @@ def _threshold(spec: str) -> thresholds.Threshold:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def add_threshold_options(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """`--fail-on` and `--allow-unknown-cost`, shared by `diff` and a `replay` suite."""
+    parser.add_argument(
+        "--fail-on",
+        type=_threshold,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"{purpose}: cost+20%%, output_tokens±20%%, audio_ms-30%%, ttfa_p95+200ms, "
+        "similarity<0.8, model_changed, tool_calls_changed … (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-unknown-cost",
+        action="store_true",
+        help="a cost threshold passes when a cost is unknown (usage without a price)",
+    )
+
+
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     differ: argparse.ArgumentParser = commands.add_parser(
         "diff", help="compare two recorded sessions turn by turn"
@@ -27,15 +45,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     differ.add_argument("a", metavar="A", help="the reference session id")
     differ.add_argument("b", metavar="B", help="the session compared with it")
     differ.add_argument("--json", action="store_true", help="the report as one JSON object")
-    differ.add_argument(
-        "--fail-on",
-        type=_threshold,
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="exit 1 when B passes it: cost+20%%, tokens+10%%, ttfa_p95+200ms, "
-        "similarity<0.8, tool_calls_changed, structure_changed … (repeatable)",
-    )
+    add_threshold_options(differ, "exit 1 when B passes it")
     add_settings(differ, [DB])
     return differ
 
@@ -55,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     with reading(args.db) as connection:
         report = diff.compare(_summary(connection, args.a), _summary(connection, args.b))
-    failures = thresholds.tripped(args.fail_on, report)
+    failures = thresholds.tripped(args.fail_on, report, args.allow_unknown_cost)
     report["failed"] = failures
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -79,6 +89,9 @@ def render(report: dict[str, Any]) -> str:
     a, b = report["a"], report["b"]
     lines = [f"A {a['id']}  {a['model'] or '-'} ({a['api']}, {a['record_mode']})"]
     lines.append(f"B {b['id']}  {b['model'] or '-'} ({b['api']}, {b['record_mode']})")
+    for side, unknown in zip("AB", report["cost_unknown"], strict=True):
+        if unknown:
+            lines.append(f"cost of {side} unknown: some usage has no price")
     changed = [k for k in diff_flags(report) if report[k]]
     lines.append(
         "structure: "
@@ -97,7 +110,9 @@ def render(report: dict[str, Any]) -> str:
         tools = "tool calls differ" if turn["tool_calls_changed"] else "tool calls same"
         lines.append(
             f"turn {turn['turn']}: {status}, text similarity {turn['text_similarity']:.3f}, "
-            f"{tools}, tokens {'/'.join(_cell(t) for t in turn['total_tokens'])}"
+            f"{tools}, tokens {'/'.join(_cell(t) for t in turn['total_tokens'])}, "
+            f"audio {'/'.join(_cell(ms) for ms in turn['audio_ms'])} ms, "
+            f"output {'/'.join('+'.join(m) or '-' for m in turn['modalities'])}"
         )
         if turn["text_similarity"] < 1 or turn["tool_calls_changed"]:
             for side, text, calls in zip("AB", turn["text"], turn["tool_calls"], strict=True):

@@ -1,31 +1,43 @@
-"""`rtrec replay`: read the recording, start a proxy child, drive it, report the new id."""
+"""`rtrec replay`: re-drive one recorded session, or a suite of tagged sessions, as new
+recordings; a suite diffs each replay against its original and fails the build on a regression."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import shlex
-import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from rtrec.commands.diff import add_threshold_options
+from rtrec.commands.sessions import property_filter
 from rtrec.errors import CommandError
-from rtrec.replay import DEFAULT_UPSTREAM, PLACEHOLDER_KEY, Plan
-from rtrec.settings import DB, add_settings
+from rtrec.replay import DEFAULT_UPSTREAM, WAIT_S, Overrides
+from rtrec.settings import DB, add_settings, positive_int
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
-        "replay", help="re-drive a recorded session as a new recording"
+        "replay", help="re-drive a recorded session (or a suite of tagged ones) as new recordings"
     )
-    parser.add_argument("session_id", metavar="SESSION_ID")
+    parser.add_argument("session_id", metavar="SESSION_ID", nargs="?", help="or --property")
     parser.add_argument(
         "--upstream", default=DEFAULT_UPSTREAM, help="where to replay (needs OPENAI_API_KEY)"
     )
     parser.add_argument("--model", help="replay with this model instead of the recorded one")
+    parser.add_argument("--voice", help="replay with this voice (set in session.update)")
+    parser.add_argument(
+        "--instructions-file", metavar="FILE", help="replay with these instructions instead"
+    )
     parser.add_argument(
         "--pace",
         choices=("realtime", "fast"),
@@ -33,51 +45,36 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="realtime: the recorded gaps between client events; fast: no pauses",
     )
     parser.add_argument(
+        "--timeout-s",
+        type=_seconds,
+        default=WAIT_S,
+        help="fail when the upstream has not answered as recorded within this many seconds",
+    )
+    parser.add_argument(
         "--tool-hook",
         metavar="FILE.py",
         help="answer the replay's function calls with tool_output(name, arguments) from this "
         "file instead of the recorded outputs",
     )
+    _add_suite_options(parser)
     add_settings(parser, [DB])
     return parser
 
 
-def _load(db_url: str, prefix: str) -> tuple[dict[str, Any], Plan]:
-    from rtrec.database import reading, session_id
-    from rtrec.replay import plan
-    from storage.detail import audio_chunks, get_session
-    from storage.recording import replay_events
-
-    with reading(db_url) as connection:
-        found = session_id(connection, prefix)
-        session = get_session(connection, found)
-        if session is None:  # deleted between the two reads (a prune running meanwhile)
-            raise CommandError(f"no session {prefix!r} in the database")
-        if session["record_mode"] == "metadata":
-            raise CommandError(
-                f"session {found} was recorded with --record metadata: its events carry "
-                "no content (no instructions, text or audio) to replay"
-            )
-        with_audio = session["record_mode"] == "full"
-        audio = {c["seq"]: c["data"] for c in audio_chunks(connection, found, "client")}
-        steps = plan(list(replay_events(connection, found)), audio, with_audio)
-    return session, steps
-
-
-def _api_key(upstream: str) -> str:
-    key = os.environ.get("OPENAI_API_KEY")
-    if key:
-        return key
-    if upstream.rstrip("/") == DEFAULT_UPSTREAM:
-        raise CommandError("replaying against the OpenAI API needs OPENAI_API_KEY")
-    return PLACEHOLDER_KEY  # a local server or the simulator takes any key
-
-
-def _headers(session: dict[str, Any], key: str) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {key}", "Rtrec-Replay-Of": session["id"]}
-    if session["api"] == "beta":
-        headers["OpenAI-Beta"] = "realtime=v1"
-    return headers
+def _add_suite_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--property",
+        type=property_filter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a suite: replay every session tagged so (repeatable: all must match)",
+    )
+    parser.add_argument("--junit", metavar="FILE.xml", help="a suite's JUnit XML report")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=1, help="a suite's replays at a time"
+    )
+    add_threshold_options(parser, "a suite fails a session whose replay passes it")
 
 
 def _tool_hook(path: str | None) -> Any:
@@ -91,24 +88,56 @@ def _tool_hook(path: str | None) -> Any:
         raise CommandError(f"--tool-hook: {exc}") from exc
 
 
-def run(args: argparse.Namespace) -> int:
-    from storage.db import open_for_writing
+def _options(args: argparse.Namespace) -> Any:
+    from rtrec.replaying import ReplayOptions
 
-    session, steps = _load(args.db, args.session_id)
-    key = _api_key(args.upstream)
-    hook = _tool_hook(args.tool_hook)
+    instructions = None
+    if args.instructions_file:
+        try:
+            instructions = Path(args.instructions_file).read_text()
+        except OSError as exc:
+            raise CommandError(f"--instructions-file: {exc}") from exc
+    return ReplayOptions(
+        upstream=args.upstream,
+        db_url=args.db,
+        realtime=args.pace == "realtime",
+        overrides=Overrides(args.model, args.voice, instructions),
+        tool_hook=_tool_hook(args.tool_hook),
+        wait_s=args.timeout_s,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.session_id is not None and args.property:
+        raise CommandError("give a SESSION_ID or --property NAME=VALUE (a suite), not both")
+    if args.session_id is None and not args.property:
+        raise CommandError("give a SESSION_ID, or --property NAME=VALUE to replay a suite")
+    if args.session_id is None:
+        return _run_suite(args)
+    if args.junit or args.fail_on:
+        raise CommandError("--junit and --fail-on apply to a suite (--property NAME=VALUE)")
+    return _run_one(args)
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    from rtrec.replay import ReplayError
+    from rtrec.replaying import api_key, load, replay_one, replay_proxy
+
+    recording = load(args.db, args.session_id)
+    options = _options(args)
+    api_key(args.upstream)  # refused before a proxy starts
+    session, steps = recording.session, recording.steps
     if session["record_mode"] == "text":
         print(
             f"session {session['id']} was recorded with --record text: replaying without audio "
             f"({steps.skipped_audio} audio appends left out)",
             flush=True,
         )
-    open_for_writing(args.db).dispose()  # a database the proxy child cannot write: one line here
-    # The child's log is its own business unless the replay fails: then the error line names it.
-    with tempfile.NamedTemporaryFile(prefix="rtrec-replay-", suffix=".log", delete=False) as log:
-        started, notes = _drive(args, session, steps, key, hook, log)
-        replay_id = _find_replay(args.db, session["id"], started, Path(log.name))
-    os.unlink(log.name)
+    try:
+        with replay_proxy(options) as child:
+            replay_id, notes = replay_one(recording, options, child)
+    except ReplayError as exc:
+        raise CommandError(str(exc)) from None
     for note in notes:
         print(f"note: {note}", flush=True)
     print(f"replayed {session['id']} as {replay_id} ({len(steps.steps)} client events)")
@@ -116,60 +145,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drive(
-    args: argparse.Namespace,
-    session: dict[str, Any],
-    steps: Plan,
-    key: str,
-    hook: Any,
-    log: IO[bytes],
-) -> tuple[datetime, list[str]]:
-    """Run the proxy child and send the plan through it; when it started and the drive's notes."""
-    from websockets.exceptions import InvalidHandshake, InvalidStatus
+def _run_suite(args: argparse.Namespace) -> int:
+    from rtrec import suite
 
-    from rtrec import services
-    from rtrec.net import free_port
-    from rtrec.replay import drive, replay_path
-
-    port = free_port()
-    started = datetime.now(UTC)
-    url = f"ws://127.0.0.1:{port}{replay_path(session['path'], args.model)}"
-    with services.proxy_process(args.upstream, args.db, port, 0, log):
-        try:
-            notes = asyncio.run(
-                drive(
-                    url,
-                    _headers(session, key),
-                    steps,
-                    realtime=args.pace == "realtime",
-                    model=args.model,
-                    tool_hook=hook,
-                )
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise CommandError(
-                f"{args.upstream} did not take the session (HTTP {status}): is it reachable "
-                f"and the key right? the proxy's log: {log.name}"
-            ) from None
-        except (InvalidHandshake, OSError) as exc:
-            raise CommandError(
-                f"the replay could not connect through the proxy ({exc}); "
-                f"the proxy's log: {log.name}"
-            ) from None
-    return started, notes
-
-
-def _find_replay(db_url: str, session_id: str, started: datetime, log: Path) -> str:
-    from rtrec.database import reading
-    from storage.recording import latest_replay
-
-    deadline = time.monotonic() + 10
-    while True:
-        with reading(db_url) as connection:
-            found = latest_replay(connection, session_id, started)
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise CommandError(f"the replay was not recorded (see the proxy's log: {log})")
-        time.sleep(0.2)
+    ids = suite.suite_sessions(args.db, args.property)
+    tags = ", ".join(f"{name}={value}" for name, value in args.property)
+    if not ids:
+        raise CommandError(f"no recorded session is tagged {tags}")
+    options = _options(args)
+    results = suite.run_suite(ids, options, args.fail_on, args.allow_unknown_cost, args.concurrency)
+    print(suite.summary(results))
+    if args.junit:
+        suite.write_junit(args.junit, f"rtrec replay {tags}", results)
+        print(f"JUnit report: {args.junit}")
+    return 1 if any(r.outcome != "PASS" for r in results) else 0
