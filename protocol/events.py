@@ -103,10 +103,14 @@ REPLAY_BARRIERS = (
 )
 
 
+# GPT-Live's audio upload (client) and its reflection to sidebands (server).
+LIVE_AUDIO_APPEND_SUFFIX = ".input_audio.append"
+
+
 def is_streamed_chunk(event_type: str) -> bool:
     """True for the many small events of a stream (deltas, audio appends of GA, beta and
-    GPT-Live's `session.input_audio_buffer.append`) that a view folds into one row."""
-    return event_type.endswith((".delta", AUDIO_APPEND))
+    GPT-Live's `session.input_audio.append`) that a view folds into one row."""
+    return event_type.endswith((".delta", AUDIO_APPEND, LIVE_AUDIO_APPEND_SUFFIX))
 
 
 # Every event name of both interfaces (docs/realtime-api.md#event-names); anything else is
@@ -127,7 +131,6 @@ KNOWN_EVENT_TYPES = frozenset(
         "response.create",
         "response.cancel",
         "session.close",
-        "session.input_audio_buffer.append",
         # server
         "error",
         "session.created",

@@ -431,7 +431,7 @@ def test_every_alias_is_a_known_event_type():
     [
         ("response.output_audio.delta", True),
         ("input_audio_buffer.append", True),
-        ("session.input_audio_buffer.append", True),
+        ("session.input_audio.append", True),
         ("response.done", False),
         ("input_audio_buffer.commit", False),
     ],
