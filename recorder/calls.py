@@ -14,7 +14,6 @@ import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from handover.ids import uuid7
@@ -23,6 +22,7 @@ from protocol.pii import redact_pii
 from protocol.redact import key_fingerprint, redact_text, redact_url, redact_value
 from recorder.call_usage import usage_key, without_usage
 from recorder.pii_redaction import redact_strings
+from recorder.session import utc
 from storage.records import (
     AudioRecord,
     CallChanged,
@@ -72,10 +72,6 @@ class CallStep:
     metric_labels: tuple[str, str, str] | None = None  # api, transport, outcome: counted once
     observe: bool = False  # a call to attach an observer to now
     ended: bool = False  # the call is over: stop observing it
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 def _decoded(text: Any) -> bytes:
@@ -175,7 +171,7 @@ class CallRecorder:
         seen = CallSeen(
             id=call_id if ok and call_id else uuid7(),
             api=request.api,
-            created_at=_utc(ts),
+            created_at=utc(ts),
             transport=calls.WEBRTC,
             status="active" if ok else FAILED,
             model=calls.session_model(session),
@@ -190,7 +186,7 @@ class CallRecorder:
         )
         event = self._event(seen.id, ts, calls.CREATE, ok, status, fields)
         if not ok:
-            records: list[Record] = [seen, event, CallChanged(seen.id, ended_at=_utc(ts))]
+            records: list[Record] = [seen, event, CallChanged(seen.id, ended_at=utc(ts))]
             return CallStep(records, metric_labels=(request.api, calls.WEBRTC, FAILED))
         state = self._remember(seen.id, request, calls.WEBRTC, fields)
         state.answered, state.model = True, seen.model
@@ -215,7 +211,7 @@ class CallRecorder:
                 CallSeen(
                     id=call_id,
                     api=request.api,
-                    created_at=_utc(ts),
+                    created_at=utc(ts),
                     transport=transport,
                     status="ringing",
                     key_fingerprint=fields.get("key_fingerprint"),
@@ -251,7 +247,7 @@ class CallRecorder:
                     status="active",
                     model=state.model,
                     config=self._config(session, mode),
-                    answered_at=_utc(ts),
+                    answered_at=utc(ts),
                 )
             )
             outcome = None if state.answered else ANSWERED
@@ -264,7 +260,7 @@ class CallRecorder:
         status = REJECTED if action == calls.REJECT else "ended"
         reason = self._end_reason(state, action, body)
         records.append(
-            CallChanged(state.call_id, status=status, ended_at=_utc(ts), end_reason=reason)
+            CallChanged(state.call_id, status=status, ended_at=utc(ts), end_reason=reason)
         )
         return CallStep(records, state, self._labels(state, outcome), ended=True)
 
@@ -302,7 +298,7 @@ class CallRecorder:
         kind = _EVENT_KIND[action] if ok else f"{action}_failed"
         return CallEventRecord(
             call_id=call.call_id if isinstance(call, CallState) else call,
-            ts=_utc(ts),
+            ts=utc(ts),
             kind=kind,
             status=status if isinstance(status, int) else None,
             detail=detail,
@@ -345,8 +341,8 @@ class CallRecorder:
             return []
         state.ended = True
         return [
-            CallChanged(call_id, status="ended", ended_at=_utc(ts), end_reason=reason),
-            CallEventRecord(call_id, _utc(ts), "ended", detail={"reason": reason}),
+            CallChanged(call_id, status="ended", ended_at=utc(ts), end_reason=reason),
+            CallEventRecord(call_id, utc(ts), "ended", detail={"reason": reason}),
         ]
 
     def model_of(self, call_id: str) -> str | None:

@@ -8,13 +8,12 @@ delegated token usage and turns derived from transcripts and output audio (docs/
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import protocol
 from protocol import live
 from protocol.pricing import response_cost, seconds_cost
-from recorder.session import MAX_REPORTED_MODELS, SessionRecorder
+from recorder.session import MAX_REPORTED_MODELS, SessionRecorder, ms_between, utc
 from storage.records import (
     Record,
     ResponseCreated,
@@ -24,16 +23,6 @@ from storage.records import (
 )
 
 TURN_PREFIX = "live-turn-"
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _ms_between(start: float | None, end: float | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round((end - start) * 1000.0, 3)
 
 
 @dataclass
@@ -202,7 +191,7 @@ class LiveSessionRecorder(SessionRecorder):
             ResponseDone(
                 session_id=self.id,
                 response_id=delegated.response_id,
-                done_at=_utc(ts),
+                done_at=utc(ts),
                 status=delegated.status,
                 usage=delegated.usage,
                 cost_usd=cost,
@@ -231,14 +220,14 @@ class LiveSessionRecorder(SessionRecorder):
             response_id=f"{TURN_PREFIX}{self.turns}",
             first_audio_ts=ts,
             last_audio_ts=ts,
-            time_to_first_audio_ms=_ms_between(speech.ts if speech else None, ts),
-            voice_to_voice_ms=_ms_between(heard_at, ts),
+            time_to_first_audio_ms=ms_between(speech.ts if speech else None, ts),
+            voice_to_voice_ms=ms_between(heard_at, ts),
         )
         return [
             ResponseCreated(
                 session_id=self.id,
                 response_id=self.turn.response_id,
-                created_at=_utc(ts),
+                created_at=utc(ts),
                 status="in_progress",
             )
         ]
@@ -251,10 +240,10 @@ class LiveSessionRecorder(SessionRecorder):
             ResponseDone(
                 session_id=self.id,
                 response_id=turn.response_id,
-                done_at=_utc(turn.last_audio_ts),
+                done_at=utc(turn.last_audio_ts),
                 status="completed",
                 time_to_first_audio_ms=turn.time_to_first_audio_ms,
                 voice_to_voice_ms=turn.voice_to_voice_ms,
-                created_at=_utc(turn.first_audio_ts),
+                created_at=utc(turn.first_audio_ts),
             )
         ]

@@ -61,11 +61,13 @@ class InputAudioClock:
         return None
 
 
-def _utc(ts: float) -> datetime:
+def utc(ts: float) -> datetime:
+    """A relay timestamp (seconds since the epoch) as a UTC datetime."""
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _ms_between(start: float | None, end: float | None) -> float | None:
+def ms_between(start: float | None, end: float | None) -> float | None:
+    """Milliseconds from `start` to `end`, None unless both were seen."""
     if start is None or end is None:
         return None
     return round((end - start) * 1000.0, 3)
@@ -121,7 +123,7 @@ class SessionRecorder:
     ) -> list[Record]:
         direction = "client" if from_client else "server"
         event_type, event = protocol.parse_frame(content, is_text)
-        ts_utc = _utc(ts)
+        ts_utc = utc(ts)
         if not isinstance(event, dict) or event_type in (protocol.BINARY, protocol.INVALID):
             return [
                 EventRecord(
@@ -190,7 +192,7 @@ class SessionRecorder:
         return EventRecord(
             session_id=self.id,
             seq=seq,
-            ts=_utc(ts),
+            ts=utc(ts),
             direction="client" if from_client else "server",
             type=protocol.INVALID,
             size_bytes=len(content),
@@ -201,7 +203,7 @@ class SessionRecorder:
     ) -> SessionClosed:
         return SessionClosed(
             id=self.id,
-            ended_at=_utc(ts),
+            ended_at=utc(ts),
             close_code=code,
             close_reason=self._free_text(reason) if reason else reason,
             closed_by=closed_by,
@@ -329,7 +331,7 @@ class SessionRecorder:
         return ResponseCreated(
             session_id=self.id,
             response_id=response_id,
-            created_at=_utc(ts),
+            created_at=utc(ts),
             status=protocol.response_outcome(response).status,
         )
 
@@ -345,7 +347,7 @@ class SessionRecorder:
         return ResponseDone(
             session_id=self.id,
             response_id=response_id,
-            done_at=_utc(ts),
+            done_at=utc(ts),
             status=outcome.status,
             status_reason=outcome.reason,
             usage=usage,
@@ -353,18 +355,18 @@ class SessionRecorder:
             error_code=outcome.error_code,
             cost_usd=cost,
             cost_estimated=estimated if cost is not None else None,
-            time_to_first_audio_ms=_ms_between(timing.created_ts, first_audio),
-            time_to_first_text_ms=_ms_between(timing.created_ts, timing.first_text_ts),
-            turn_latency_ms=_ms_between(timing.speech_stopped_ts, first_audio),
-            voice_to_voice_ms=_ms_between(timing.speech_end_ts, first_audio),
-            created_at=None if timing.created_ts is None else _utc(timing.created_ts),
+            time_to_first_audio_ms=ms_between(timing.created_ts, first_audio),
+            time_to_first_text_ms=ms_between(timing.created_ts, timing.first_text_ts),
+            turn_latency_ms=ms_between(timing.speech_stopped_ts, first_audio),
+            voice_to_voice_ms=ms_between(timing.speech_end_ts, first_audio),
+            created_at=None if timing.created_ts is None else utc(timing.created_ts),
         )
 
     def _rate_limits(self, event: dict[str, Any], ts: float) -> list[Record]:
         return [
             RateLimitRecord(
                 session_id=self.id,
-                ts=_utc(ts),
+                ts=utc(ts),
                 name=entry.name,
                 limit_value=entry.limit,
                 remaining=entry.remaining,
@@ -378,7 +380,7 @@ class SessionRecorder:
         usage = protocol.transcription_usage(event.get("usage"))
         return TranscriptionRecord(
             session_id=self.id,
-            ts=_utc(ts),
+            ts=utc(ts),
             item_id=item_id,
             model=self.transcription_model,
             transcript=None if self.record_mode == "metadata" else protocol.transcript_of(event),

@@ -23,6 +23,25 @@ KEY = "sk-pii-end-to-end-0123456789abcdef"
 CARD = "4242 4242 4242 4242"
 
 
+def every_output(db_url: str, proxy: ProxyProcess, metrics: str, capsys: Any) -> dict[str, str]:
+    """Everything a recorded session reaches: the database file, its JSONL export, the proxy's
+    logs, the scrape and `rtrec sessions --json`."""
+    engine = make_engine(db_url)
+    with engine.connect() as connection:
+        session_id = connection.execute(select(table(RealtimeSession).c.id)).scalar_one()
+        out = io.BytesIO()
+        export.write_jsonl(out, detail.session_events(connection, session_id))
+    engine.dispose()
+    assert main(["sessions", "--db", db_url, "--json"]) == 0
+    return {
+        "database": stored_bytes(db_url).decode(errors="replace"),
+        "export": out.getvalue().decode(),
+        "logs": proxy.log,
+        "metrics": metrics,
+        "sessions --json": capsys.readouterr().out,
+    }
+
+
 async def test_a_typed_card_is_nowhere_but_as_a_placeholder(
     run_proxy: Callable[..., ProxyProcess],
     fake_server: FakeRealtimeServer,
@@ -61,20 +80,7 @@ async def test_a_typed_card_is_nowhere_but_as_a_placeholder(
             pass
     metrics = proxy.wait_for_metric('note="card [CARD]"')
     assert proxy.stop() == 0
-    engine = make_engine(sqlite_db_url)
-    with engine.connect() as connection:
-        session_id = connection.execute(select(table(RealtimeSession).c.id)).scalar_one()
-        out = io.BytesIO()
-        export.write_jsonl(out, detail.session_events(connection, session_id))
-    engine.dispose()
-    assert main(["sessions", "--db", sqlite_db_url, "--json"]) == 0
-    outputs = {
-        "database": stored_bytes(sqlite_db_url).decode(errors="replace"),
-        "export": out.getvalue().decode(),
-        "logs": proxy.log,
-        "metrics": metrics,
-        "sessions --json": capsys.readouterr().out,
-    }
+    outputs = every_output(sqlite_db_url, proxy, metrics, capsys)
     assert "[CARD]" in outputs["export"]
     for name, text in outputs.items():
         assert "4242" not in text, name
@@ -144,20 +150,7 @@ async def test_a_spoken_card_and_a_card_in_tool_arguments_are_nowhere(
                 pass
         metrics = proxy.metrics_text()
         assert proxy.stop() == 0
-    engine = make_engine(sqlite_db_url)
-    with engine.connect() as connection:
-        session_id = connection.execute(select(table(RealtimeSession).c.id)).scalar_one()
-        out = io.BytesIO()
-        export.write_jsonl(out, detail.session_events(connection, session_id))
-    engine.dispose()
-    assert main(["sessions", "--db", sqlite_db_url, "--json"]) == 0
-    outputs = {
-        "database": stored_bytes(sqlite_db_url).decode(errors="replace"),
-        "export": out.getvalue().decode(),
-        "logs": proxy.log,
-        "metrics": metrics,
-        "sessions --json": capsys.readouterr().out,
-    }
+    outputs = every_output(sqlite_db_url, proxy, metrics, capsys)
     assert "[CARD]" in outputs["export"]
     assert "function_call_arguments.done" in outputs["export"]
     for name, text in outputs.items():
