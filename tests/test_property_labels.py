@@ -131,7 +131,7 @@ async def test_listed_values_label_the_cost_counter_end_to_end(
                 pass
     for label in ("acme", "other"):  # a literal `other` is not listed: it is `other` too
         proxy.wait_for_metric(
-            f'openai_realtime_cost_usd_total{{customer="{label}",kind="response",'
+            f'openai_realtime_cost_usd_total{{api="ga",customer="{label}",kind="response",'
             f'model="gpt-realtime"}}'
         )
     assert "initech" not in proxy.metrics_text()
