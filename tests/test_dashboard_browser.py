@@ -71,7 +71,14 @@ def test_session_link_opens_the_conversation(
     first = done_usages(sent)[0]["usage"]
     browser.get(f"{dashboard_url}/?session={recorded['session_id']}")
     body = page_text(
-        browser, "Turns (responses)", "What is the capital of France?", answer, heard, "get_weather"
+        browser,
+        "Turns (responses)",
+        "What is the capital of France?",
+        answer,
+        heard,
+        "get_weather",
+        "barge-in (turn_detected)",
+        f"in {first['input_tokens']:,} (text",
     )
     assert recorded["session_id"] in body
     assert f"Turns (responses)\n{len(done_usages(sent))}" in body

@@ -102,9 +102,10 @@ def page_text(driver: webdriver.Chrome, *expected: str) -> str:
         return not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
 
     try:
-        body = str(WebDriverWait(driver, 60, poll_frequency=0.25).until(ready))
+        WebDriverWait(driver, 60, poll_frequency=0.25).until(ready)
         WebDriverWait(driver, 60, poll_frequency=0.25).until(finished)
-        return body
+        # Read again once the script has run: parts drawn after the expected strings count too.
+        return str(WebDriverWait(driver, 60, poll_frequency=0.25).until(ready))
     except Exception:
         body = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"missing {expected} in:\n{body}") from None
