@@ -79,6 +79,7 @@ def test_session_link_opens_the_conversation(
         "get_weather",
         "barge-in (turn_detected)",
         f"in {first['input_tokens']:,} (text",
+        recorded["session_id"],
     )
     assert recorded["session_id"] in body
     assert f"Turns (responses)\n{len(done_usages(sent))}" in body

@@ -71,7 +71,10 @@ async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
                 )
             except DemoError as exc:
                 raise CommandError(f"a demo session failed: {exc}") from exc
-            print(f"{len(results)} session(s) recorded into {args.db}", flush=True)
+            live = sum(1 for result in results if result.api == "live")
+            print(
+                f"{len(results)} session(s) ({live} GPT-Live) recorded into {args.db}", flush=True
+            )
             if not args.exit:
                 print(_demo_banner(args, ports), flush=True)
                 await _until_interrupted()
