@@ -6,22 +6,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
 from simulator.call_server import CallServer
-from storage.db import make_engine
-from storage.models import AudioChunk, Call, CallEvent, Event, RealtimeSession, Response, table
+from storage.models import AudioChunk, Call, CallEvent, Event, RealtimeSession, Response
+from tests.support.call_recording import (
+    APP_KEY,
+    OBSERVER_KEY,
+    fresh_db,
+    rows,
+    sdk,
+    wait_closed,
+)
 from tests.support.calls import TWO_TURNS, ClientPeer, WebhookReceiver, read_sideband, ring, until
 from tests.support.proxy import ProxyProcess, proxy_runner
-
-OBSERVER_KEY = "sk-observer-key-never-stored-42"
-APP_KEY = "sk-application-key-0123456789"
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,35 +30,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_param(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def fresh_db(db_param: str, request: pytest.FixtureRequest, tmp: Path) -> str:
-    if db_param == "sqlite":
-        return f"sqlite:///{tmp / 'rtrec.db'}"
-    return str(request.getfixturevalue("postgres").create_database())
-
-
-def rows(db_url: str, model: type, **where: Any) -> list[dict[str, Any]]:
-    engine = make_engine(db_url)
-    t = table(model)
-    statement = (
-        select(t)
-        .where(*(t.c[k] == v for k, v in where.items()))
-        .order_by(t.c[next(iter(t.c.keys()))])
-    )
-    with engine.connect() as connection:
-        found = [row._asdict() for row in connection.execute(statement)]
-    engine.dispose()
-    return found
-
-
-def sdk(proxy: ProxyProcess) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        api_key=APP_KEY,
-        base_url=proxy.base_url,
-        websocket_base_url=proxy.base_url.replace("http", "ws", 1),
-        max_retries=0,
-    )
 
 
 async def webrtc_call(proxy: ProxyProcess, app_sideband: bool) -> dict[str, Any]:
@@ -108,17 +80,6 @@ async def observed_twice(
                 await wait_closed(db_url, call["call_id"], sessions=2)
                 assert proxy.stop() == 0
     yield {**call, "db_url": db_url, "proxy": proxy}
-
-
-async def wait_closed(db_url: str, call_id: str, sessions: int) -> list[dict[str, Any]]:
-    """The call's sessions once `sessions` of them are recorded and closed."""
-
-    def closed() -> list[dict[str, Any]]:
-        found = rows(db_url, RealtimeSession, call_id=call_id)
-        return found if len(found) >= sessions and all(s["ended_at"] for s in found) else []
-
-    await until(lambda: bool(closed()), timeout=20)
-    return closed()
 
 
 def usage_rows(db_url: str, session_ids: list[str]) -> list[dict[str, Any]]:
