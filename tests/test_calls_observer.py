@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,11 +119,18 @@ async def test_a_call_observed_twice_counts_its_usage_and_cost_once(observed_twi
     assert APP_KEY not in text
 
 
-async def test_a_sideband_without_audio_leaves_the_call_without_audio(observed_twice):
+async def test_a_sideband_without_audio_leaves_the_call_without_audio(observed_twice, tmp_path):
     db_url, call_id = observed_twice["db_url"], observed_twice["call_id"]
     sessions = rows(db_url, RealtimeSession, call_id=call_id)
     assert all(not rows(db_url, AudioChunk, session_id=s["id"]) for s in sessions)
     assert rows(db_url, Call, id=call_id)[0]["audio_recorded"] is False
+    command = [sys.executable, "-m", "rtrec.cli", "export", sessions[0]["id"], "--format", "wav"]
+    result = subprocess.run(
+        [*command, "--db", db_url], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert f"watched call {call_id} over a sideband, which carries no audio" in result.stderr
+    assert not list(tmp_path.iterdir())  # no file that would claim audio
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
