@@ -36,9 +36,10 @@ def db_param(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def live_call(server: CallServer, proxy: ProxyProcess, sidebands: int) -> dict[str, Any]:
-    """Create a GPT-Live call through the proxy, attach the application's sideband, wait for
-    all `sidebands` (the observer's too, when on), talk two turns, hang up; what it saw."""
+async def live_call(server: CallServer, proxy: ProxyProcess, observe: bool) -> dict[str, Any]:
+    """Create a GPT-Live call through the proxy, attach the application's sideband (and, when
+    `observe`, cut the observer's once and wait for it to attach again), talk two turns, hang
+    up; what the application's sideband saw."""
     client, peer = sdk(proxy), ClientPeer()
     seen: list[dict[str, Any]] = []
     try:
@@ -50,13 +51,27 @@ async def live_call(server: CallServer, proxy: ProxyProcess, sidebands: int) -> 
         call = server.registry.calls[call_id]
         async with client.live.sideband.connect(session_id=call_id) as sideband:
             reader = asyncio.create_task(read_sideband(sideband, seen))
-            await until(lambda: len(call.sidebands) == sidebands)
+            await until(lambda: len(call.sidebands) == (2 if observe else 1))
+            if observe:
+                await cut_observer(call)
             await talk(peer, str(created.transport.sdp))
             await client.live.sessions.hangup(call_id)
             await asyncio.wait_for(reader, 10)
     finally:
         await peer.close()
     return {"call_id": call_id, "sideband_events": seen}
+
+
+async def cut_observer(call: Any) -> None:
+    """Drop the observer's sideband without a close frame; wait until it is attached again."""
+    (observer,) = [
+        send
+        for send in call.sidebands
+        if OBSERVER_KEY in send.__self__.request.headers["Authorization"]
+    ]
+    observer.__self__.transport.abort()
+    await until(lambda: observer not in call.sidebands)
+    await until(lambda: len(call.sidebands) == 2)
 
 
 async def talk(peer: ClientPeer, answer: str) -> None:
@@ -73,14 +88,14 @@ async def record_call(
     """One GPT-Live call through a proxy of its own; the recording once every session closed."""
     db_url = fresh_db(db_param, request, tmp)
     options = ("--observe-calls", "on") if observe else ()
-    sidebands = 2 if observe else 1
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RTREC_OBSERVER_API_KEY", OBSERVER_KEY)
         async with CallServer() as server:
             with proxy_runner(tmp) as run:
                 proxy = run(server.base_url, db_url, *options)
-                call = await live_call(server, proxy, sidebands)
-                await wait_closed(db_url, call["call_id"], sessions=sidebands)
+                call = await live_call(server, proxy, observe)
+                # The observer's two connections (one cut), and the application's.
+                await wait_closed(db_url, call["call_id"], sessions=3 if observe else 1)
                 metrics = proxy.wait_for_metric(LIVE_COST)
                 assert proxy.stop() == 0
     return {**call, "db_url": db_url, "proxy": proxy, "metrics": metrics, "tmp": tmp}
@@ -90,7 +105,7 @@ async def record_call(
 async def observed_twice(
     db_param: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Any]]:
-    """A GPT-Live call watched by rtrec's observer and by the application's own sideband."""
+    """A GPT-Live call watched by rtrec's observer (cut once) and the application's sideband."""
     tmp = tmp_path_factory.mktemp("live-twice")
     yield await record_call(db_param, request, tmp, observe=True)
 
@@ -160,12 +175,23 @@ async def test_an_application_sideband_records_the_live_call(app_sideband_only):
 async def test_the_observer_records_the_live_call(observed_twice):
     db_url, call_id = observed_twice["db_url"], observed_twice["call_id"]
     sessions = rows(db_url, RealtimeSession, call_id=call_id)
-    assert sorted(s["call_role"] for s in sessions) == ["observer", "sideband"]
-    (observer,) = [s for s in sessions if s["call_role"] == "observer"]
+    roles = sorted(s["call_role"] for s in sessions)
+    assert roles == ["observer", "observer", "sideband"]
+    observer = [s for s in sessions if s["call_role"] == "observer"][-1]  # the one that talked
     assert_recorded_like_a_live_session(db_url, observer, observed_twice["tmp"] / "observer.wav")
     assert observer["end_reason"] == "remote_hangup"
     assert_call_ended_with_audio(db_url, call_id)
     assert OBSERVER_KEY not in observed_twice["proxy"].log
+
+
+async def test_a_dropped_live_observer_sideband_is_attached_again(observed_twice):
+    db_url, call_id = observed_twice["db_url"], observed_twice["call_id"]
+    sessions = rows(db_url, RealtimeSession, call_id=call_id)
+    cut, again = [s for s in sessions if s["call_role"] == "observer"]
+    assert cut["close_code"] != 1000  # cut, not closed
+    assert cut["ended_at"] <= again["started_at"]
+    assert (again["api"], again["model"]) == ("live", "gpt-live-1")
+    assert again["close_reason"] == "call ended"  # by rtrec, at the hangup
 
 
 async def test_a_live_call_observed_twice_counts_its_seconds_once(observed_twice):
