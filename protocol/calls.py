@@ -80,7 +80,8 @@ def sideband_path(base: str, api: str, call_id: str) -> str:
 
 def sideband_carries_audio(api: str) -> bool:
     """Whether a call's sideband carries its audio: GPT-Live's reflects the caller's and sends
-    the model's (T/connect_server_event); a Realtime sideband carries events only."""
+    the model's (T/connect_server_event). A Realtime call's audio travels over RTP only (that its
+    sideband never carries any is not confirmed: audio it did carry is recorded all the same)."""
     return api == LIVE
 
 
