@@ -78,6 +78,13 @@ def sideband_path(base: str, api: str, call_id: str) -> str:
     return f"{base}/realtime?call_id={call_id}"
 
 
+def sideband_carries_audio(api: str) -> bool:
+    """Whether a call's sideband carries its audio: GPT-Live's reflects the caller's and sends
+    the model's (T/connect_server_event). A Realtime call's audio travels over RTP only (that its
+    sideband never carries any is not confirmed: audio it did carry is recorded all the same)."""
+    return api == LIVE
+
+
 def sideband_call_id(path: str) -> str | None:
     """The call a sideband WebSocket path names (`/realtime?call_id=`, `/live/…/attach`)."""
     route, _, query = path.partition("?")

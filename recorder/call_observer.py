@@ -1,4 +1,5 @@
-"""`--observe-calls`: rtrec attaches its own sideband to every call created or accepted through it.
+"""`--observe-calls`: rtrec attaches its own sideband to every call created or accepted through it
+(`/v1/realtime?call_id=…` for a Realtime call, `/v1/live/sessions/{id}/attach` for GPT-Live).
 
 Each connection is recorded as a session linked to its call (`call_role = observer`), through the
 same hand-over items the relay sends, so it is parsed, priced and metered as any session. A
@@ -55,10 +56,17 @@ def observer_config(environ: Mapping[str, str]) -> ObserverConfig:
     return ObserverConfig(key)
 
 
+def observer_path(state: CallState) -> str:
+    """The path of the observer's sideband for `state`'s call."""
+    path = calls.sideband_path(state.base, state.api, state.call_id)
+    # GPT-Live closes a sideband cleanly (1000) when its session ends only if asked to; else the
+    # end looks like a drop, and the observer would attach again to a call that is over.
+    return path + "?graceful_close=true" if state.api == calls.LIVE else path
+
+
 def sideband_url(state: CallState) -> str:
     """The sideband of `state`'s call on the upstream the relay used (http(s) → ws(s))."""
-    upstream = state.upstream.replace("http", "ws", 1)
-    return upstream + calls.sideband_path(state.base, state.api, state.call_id)
+    return state.upstream.replace("http", "ws", 1) + observer_path(state)
 
 
 class CallObserver:
@@ -81,7 +89,7 @@ class CallObserver:
 
     def attach(self, state: CallState) -> None:
         """Start watching `state`'s call, unless it is watched already (accept after create)."""
-        if state.call_id in self.tasks or state.api != calls.GA:
+        if state.call_id in self.tasks or state.api not in (calls.GA, calls.LIVE):
             return
         task = asyncio.get_running_loop().create_task(self._watch(state))
         self.tasks[state.call_id] = task
@@ -179,8 +187,8 @@ class CallObserver:
             number,
             id=uuid7(),
             started_at=time.time(),
-            api="ga",
-            path=calls.sideband_path(state.base, state.api, state.call_id),
+            api=state.api,  # `ga` or `live`: the names `sessions.api` uses too
+            path=observer_path(state),
             record_mode=state.record_mode,
             upstream=state.upstream,
             key_fingerprint=self._fingerprint,

@@ -20,7 +20,8 @@ from handover.ids import uuid7
 from protocol import calls
 from protocol.pii import redact_pii
 from protocol.redact import key_fingerprint, redact_text, redact_url, redact_value
-from recorder.call_usage import usage_key, without_usage
+from recorder.call_usage import CallUsage
+from recorder.live_session import BilledSoFar
 from recorder.pii_redaction import redact_strings
 from recorder.session import utc
 from storage.records import (
@@ -123,7 +124,7 @@ class CallRecorder:
         self.redact_pii = redact_pii  # --redact-pii: a refer's number, the config's text
         self.calls: OrderedDict[str, CallState] = OrderedDict()
         self._secrets: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._counted_usage: OrderedDict[str, set[str]] = OrderedDict()
+        self._usage: OrderedDict[str, CallUsage] = OrderedDict()
 
     def handle(self, fields: dict[str, Any]) -> CallStep:
         request = calls.call_request(str(fields.get("method", "")), str(fields.get("path", "")))
@@ -350,32 +351,29 @@ class CallRecorder:
         return state.model if state is not None else None
 
     def of_call(self, call_id: str, records: Sequence[Record]) -> list[Record]:
-        """A sideband's records for `call_id`: a response's (or transcription's) usage and cost
-        kept only the first time the call reports it, and the call marked as having audio."""
+        """A sideband's records for `call_id`: usage and cost kept only the first time the call
+        reports them (`CallUsage`), and the call marked as having audio."""
         state = self.calls.get(call_id)
-        counted = self._counted(call_id)
-        kept: list[Record] = []
-        for record in records:
-            key = usage_key(record)
-            if key is not None and key in counted:
-                record = without_usage(record)
-            elif key is not None:
-                counted.add(key)
-            kept.append(record)
+        usage = self._usage_of(call_id)
+        kept = [counted for record in records for counted in usage.kept(record)]
         audio = any(isinstance(record, AudioRecord) for record in records)
         if audio and state is not None and not state.audio_recorded:
             state.audio_recorded = True
             kept.append(CallChanged(call_id, audio_recorded=True))
         return kept
 
-    def _counted(self, call_id: str) -> set[str]:
-        """Usage already counted for a call (whether or not rtrec saw it created)."""
-        counted = self._counted_usage.get(call_id)
-        if counted is None:
-            counted = self._counted_usage[call_id] = set()
-            while len(self._counted_usage) > MAX_CALLS:
-                self._counted_usage.popitem(last=False)
-        return counted
+    def billed_of(self, call_id: str) -> BilledSoFar:
+        """The GPT-Live seconds of a call already in the metrics, shared by its sessions."""
+        return self._usage_of(call_id).billed
+
+    def _usage_of(self, call_id: str) -> CallUsage:
+        """A call's usage counted so far (whether or not rtrec saw it created)."""
+        usage = self._usage.get(call_id)
+        if usage is None:
+            usage = self._usage[call_id] = CallUsage()
+            while len(self._usage) > MAX_CALLS:
+                self._usage.popitem(last=False)
+        return usage
 
 
 def is_call_record(record: Record) -> bool:

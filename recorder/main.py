@@ -163,6 +163,8 @@ class Recording:
             rate_limit_key=rate_limit_key,
             pii=PiiRedactor() if self.redact_pii else None,
         )
+        if opened.call_id and isinstance(session, LiveSessionRecorder):
+            session.billed = self.calls.billed_of(opened.call_id)  # a call's seconds count once
         labels = self.metrics.property_label_values(dict(opened.properties))
         self.sessions[key] = _Session(session, labels)
         self._submit([opened])

@@ -11,7 +11,14 @@ import pytest
 
 from recorder.call_observer import observer_config, sideband_url
 from recorder.calls import CallRecorder, resolved
-from storage.records import AudioRecord, CallChanged, CallEventRecord, CallSeen, ResponseDone
+from storage.records import (
+    AudioRecord,
+    CallChanged,
+    CallEventRecord,
+    CallSeen,
+    ResponseDone,
+    SessionUsageChanged,
+)
 
 OFFER = "\r\n".join(
     [
@@ -96,6 +103,29 @@ def test_a_response_reported_by_two_sidebands_of_a_call_keeps_its_usage_once():
     assert (kept.cost_usd, set(kept.usage.values())) == (None, {None})
     assert set(kept.usage) == {"total_tokens", "input_tokens", "output_tokens"}
     assert other_call[0] == _done("sideband-2", "resp_1")
+
+
+def _seconds(session_id: str, seconds: float, **extra: Any) -> SessionUsageChanged:
+    return SessionUsageChanged(
+        session_id, seconds, seconds, 0.0, seconds_cost_usd=seconds * 0.05 / 60, **extra
+    )
+
+
+def test_a_live_calls_seconds_stay_on_one_session_and_never_go_down():
+    calls = CallRecorder()
+    assert calls.of_call("live_1", [_seconds("observer", 4.0)]) == [_seconds("observer", 4.0)]
+    # The application's sideband reports the call's seconds too: they go to the first row.
+    closed = _seconds("sideband", 6.0, usage_final=True, end_reason="remote_hangup")
+    assert calls.of_call("live_1", [closed]) == [
+        SessionUsageChanged("sideband", end_reason="remote_hangup"),
+        _seconds("observer", 6.0, usage_final=True),
+    ]
+    # The observer lagging behind takes nothing back; its own row keeps the rest.
+    late = _seconds("observer", 5.0, context_usage_ratio=0.1)
+    assert calls.of_call("live_1", [late]) == [
+        SessionUsageChanged("observer", context_usage_ratio=0.1)
+    ]
+    assert calls.billed_of("live_1") is calls.billed_of("live_1")  # the metrics' share too
 
 
 def test_a_call_is_marked_as_having_audio_only_when_a_sideband_carried_some():

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
 from simulator.call_server import CallServer
-from storage.db import make_engine
-from storage.models import AudioChunk, Call, CallEvent, Event, RealtimeSession, Response, table
+from storage.models import AudioChunk, Call, CallEvent, Event, RealtimeSession, Response
+from tests.support.call_recording import (
+    APP_KEY,
+    OBSERVER_KEY,
+    fresh_db,
+    rows,
+    sdk,
+    wait_closed,
+)
 from tests.support.calls import TWO_TURNS, ClientPeer, WebhookReceiver, read_sideband, ring, until
 from tests.support.proxy import ProxyProcess, proxy_runner
-
-OBSERVER_KEY = "sk-observer-key-never-stored-42"
-APP_KEY = "sk-application-key-0123456789"
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,35 +32,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_param(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def fresh_db(db_param: str, request: pytest.FixtureRequest, tmp: Path) -> str:
-    if db_param == "sqlite":
-        return f"sqlite:///{tmp / 'rtrec.db'}"
-    return str(request.getfixturevalue("postgres").create_database())
-
-
-def rows(db_url: str, model: type, **where: Any) -> list[dict[str, Any]]:
-    engine = make_engine(db_url)
-    t = table(model)
-    statement = (
-        select(t)
-        .where(*(t.c[k] == v for k, v in where.items()))
-        .order_by(t.c[next(iter(t.c.keys()))])
-    )
-    with engine.connect() as connection:
-        found = [row._asdict() for row in connection.execute(statement)]
-    engine.dispose()
-    return found
-
-
-def sdk(proxy: ProxyProcess) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        api_key=APP_KEY,
-        base_url=proxy.base_url,
-        websocket_base_url=proxy.base_url.replace("http", "ws", 1),
-        max_retries=0,
-    )
 
 
 async def webrtc_call(proxy: ProxyProcess, app_sideband: bool) -> dict[str, Any]:
@@ -110,17 +84,6 @@ async def observed_twice(
     yield {**call, "db_url": db_url, "proxy": proxy}
 
 
-async def wait_closed(db_url: str, call_id: str, sessions: int) -> list[dict[str, Any]]:
-    """The call's sessions once `sessions` of them are recorded and closed."""
-
-    def closed() -> list[dict[str, Any]]:
-        found = rows(db_url, RealtimeSession, call_id=call_id)
-        return found if len(found) >= sessions and all(s["ended_at"] for s in found) else []
-
-    await until(lambda: bool(closed()), timeout=20)
-    return closed()
-
-
 def usage_rows(db_url: str, session_ids: list[str]) -> list[dict[str, Any]]:
     return [r for s in session_ids for r in rows(db_url, Response, session_id=s)]
 
@@ -156,11 +119,18 @@ async def test_a_call_observed_twice_counts_its_usage_and_cost_once(observed_twi
     assert APP_KEY not in text
 
 
-async def test_a_sideband_without_audio_leaves_the_call_without_audio(observed_twice):
+async def test_a_sideband_without_audio_leaves_the_call_without_audio(observed_twice, tmp_path):
     db_url, call_id = observed_twice["db_url"], observed_twice["call_id"]
     sessions = rows(db_url, RealtimeSession, call_id=call_id)
     assert all(not rows(db_url, AudioChunk, session_id=s["id"]) for s in sessions)
     assert rows(db_url, Call, id=call_id)[0]["audio_recorded"] is False
+    command = [sys.executable, "-m", "rtrec.cli", "export", sessions[0]["id"], "--format", "wav"]
+    result = subprocess.run(
+        [*command, "--db", db_url], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert f"watched call {call_id} over a sideband, which carries no audio" in result.stderr
+    assert not list(tmp_path.iterdir())  # no file that would claim audio
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import typing
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import openai
 import pytest
+from openai.types.live import ConnectServerEvent
 
 from protocol import calls
 
@@ -219,3 +221,13 @@ def test_sdp_metadata_keeps_codecs_and_media_but_no_address_or_credential():
 def test_a_body_that_is_not_sdp_gives_no_metadata():
     assert calls.sdp_summary("this is not an SDP") is None
     assert calls.call_body("application/json", b"{not json").fields is None
+
+
+def test_only_a_gpt_live_sideband_carries_the_calls_audio():
+    """The SDK's sideband union holds GPT-Live's two audio events; a Realtime sideband is the
+    plain Realtime event stream, whose audio deltas a WebRTC call sends on its media line."""
+    sideband_events = set(typing.get_args(typing.get_args(ConnectServerEvent)[0]))
+    names = {event.model_fields["type"].annotation.__args__[0] for event in sideband_events}
+    assert {"session.input_audio.append", "session.output_audio.delta"} <= names
+    assert calls.sideband_carries_audio(calls.LIVE)
+    assert not calls.sideband_carries_audio(calls.GA)

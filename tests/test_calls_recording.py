@@ -247,13 +247,16 @@ def test_a_failed_observer_attach_is_a_log_line_and_a_metric_and_the_call_goes_o
         sdk = client(proxy)
         sdk.realtime.calls.accept("rtc_forbidden1", type="realtime", model="gpt-realtime")
         sdk.realtime.calls.accept("rtc_unknown1", type="realtime", model="gpt-realtime")
-        failures = 'openai_realtime_observer_attach_failures_total{reason="%s"} 1.0'
-        proxy.wait_for_metric(failures % "unauthorized")
-        text = proxy.wait_for_metric(failures % "unknown_call")
+        sdk.live.sessions.accept("live_unknown1", session={"type": "live", "model": "gpt-live-1"})
+        failures = 'openai_realtime_observer_attach_failures_total{reason="%s"} %d.0'
+        proxy.wait_for_metric(failures % ("unauthorized", 1))
+        text = proxy.wait_for_metric(failures % ("unknown_call", 2))
         sdk.realtime.calls.hangup("rtc_forbidden1")  # the calls themselves went on
         sdk.realtime.calls.hangup("rtc_unknown1")
-        assert upstream.statuses == [200, 200, 200, 200]
+        sdk.live.sessions.hangup("live_unknown1")
+        assert upstream.statuses == [200] * 6
         assert sorted(upstream.upgrades) == [
+            "/v1/live/sessions/live_unknown1/attach?graceful_close=true",
             "/v1/realtime?call_id=rtc_forbidden1",
             "/v1/realtime?call_id=rtc_unknown1",
         ]
@@ -261,4 +264,5 @@ def test_a_failed_observer_attach_is_a_log_line_and_a_metric_and_the_call_goes_o
         assert proxy.stop() == 0
     assert "observer could not attach to call rtc_forbidden1: unauthorized (HTTP 401)" in proxy.log
     assert "observer could not attach to call rtc_unknown1: unknown_call (HTTP 404)" in proxy.log
+    assert "observer could not attach to call live_unknown1: unknown_call (HTTP 404)" in proxy.log
     assert "sk-observer-0123456789" not in proxy.log

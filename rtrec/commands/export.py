@@ -58,8 +58,21 @@ def run(args: argparse.Namespace) -> int:
             return 0
         user = detail.audio_chunks(connection, found, "client")
         assistant = detail.audio_chunks(connection, found, "server")
-    _export_wav(args, found, user, assistant)
+        session = detail.get_session(connection, found)
+    _export_wav(args, found, user, assistant, _why_no_audio(session))
     return 0
+
+
+def _why_no_audio(session: dict[str, Any] | None) -> str:
+    """What to say of a session without audio: a Realtime call's sideband never had any."""
+    from protocol import calls
+
+    if session and session.get("call_id") and not calls.sideband_carries_audio(session["api"]):
+        return (
+            f"it watched call {session['call_id']} over a sideband, which carries no audio: "
+            "the call's media went between the client and OpenAI"
+        )
+    return "was it recorded with --record full?"
 
 
 def _export_wav(
@@ -67,6 +80,7 @@ def _export_wav(
     found: str,
     user: list[dict[str, Any]],
     assistant: list[dict[str, Any]],
+    why_none: str,
 ) -> None:
     from analysis import export
     from rtrec.progress import progress
@@ -74,9 +88,7 @@ def _export_wav(
     chosen = {"user": user, "assistant": assistant, "both": user or assistant}[args.side]
     if not chosen:
         which = "" if args.side == "both" else f"{args.side} "
-        raise CommandError(
-            f"session {found} has no recorded {which}audio (was it recorded with --record full?)"
-        )
+        raise CommandError(f"session {found} has no recorded {which}audio ({why_none})")
     try:
         if args.side == "both" and user and assistant:
             plan = export.conversation_plan(user, assistant)

@@ -105,7 +105,8 @@ def call_upstream() -> Iterator[CallUpstream]:
             """A sideband upgrade: this stand-in has none to give, it refuses as OpenAI does a
             key it does not take (401, for `rtc_forbidden…`) or a call it does not know (404)."""
             upstream.upgrades.append(self.path)
-            status = 401 if "call_id=rtc_forbidden" in self.path else 404
+            forbidden = ("call_id=rtc_forbidden", "/live/sessions/live_forbidden")
+            status = 401 if any(shape in self.path for shape in forbidden) else 404
             body = json.dumps({"error": {"message": "no", "type": "invalid_request_error"}})
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
