@@ -257,8 +257,7 @@ class Run:
 
     def cli(self) -> None:
         with _phase("cli start-up"):
-            timings = cli_startup.measure(self.workdir, 3 if self.args.quick else 10)
-            self.results.cli = [timing.line() for timing in timings]
+            self.results.cli = cli_startup.measure(self.workdir, 3 if self.args.quick else 10)
 
 
 def _writer_bench(url: str, mix: str, messages: int, source: Path | None) -> dict[str, float]:
