@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.cli_startup import Timing
+from benchmarks.first_paint import FirstPaint
 from benchmarks.latency import Latency, Step, added_ms
 from benchmarks.memory import Memory
 from benchmarks.relays import LITELLM_VENV
@@ -35,6 +36,7 @@ class Results:
     scaleout: ScaleOut | None = None
     dashboard: list[str] = field(default_factory=list)
     cli: list[Timing] = field(default_factory=list)  # one per command timed
+    first_paint: FirstPaint | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -140,6 +142,8 @@ def key_values(results: Results) -> dict[str, float | int | str | None]:
         "scaleout_2x": results.scaleout.ratio if results.scaleout else None,
         "dashboard_max_ms": max(_milliseconds(results.dashboard), default=None),
         **_cli_values(results.cli),
+        "first_paint_s": results.first_paint.mean_s() if results.first_paint else None,
+        "first_paint_cpu_s": results.first_paint.cpu_s() if results.first_paint else None,
         "runtime_s": results.seconds,
     }
 
@@ -172,6 +176,7 @@ TARGETS: list[tuple[str, str, float]] = [
     ("pg_writes_per_s", ">=", 20_000),
     ("cli_help_s", "<=", 0.5),
     ("cli_sessions_s", "<=", 1.0),
+    ("first_paint_s", "<=", 2.0),
     ("runtime_s", "<=", 600),
 ]
 
@@ -237,6 +242,8 @@ def _scenario_lines(results: Results) -> list[str]:
     lines.extend(f"dashboard: {line}" for line in results.dashboard or ["n/a"])
     cli = [timing.line() for timing in results.cli] or ["n/a"]
     lines.extend(f"cli start-up: {line}" for line in cli)
+    if results.first_paint is not None:
+        lines.append(f"dashboard: {results.first_paint.line()}")
     lines.extend(f"note: {note}" for note in results.notes)
     return lines
 
