@@ -144,6 +144,9 @@ def key_values(results: Results) -> dict[str, float | int | str | None]:
         **_cli_values(results.cli),
         "first_paint_s": results.first_paint.mean_s() if results.first_paint else None,
         "first_paint_cpu_s": results.first_paint.cpu_s() if results.first_paint else None,
+        "first_paint_browser_cpu_s": (
+            results.first_paint.browser_cpu_s() if results.first_paint else None
+        ),
         "runtime_s": results.seconds,
     }
 
@@ -243,7 +246,7 @@ def _scenario_lines(results: Results) -> list[str]:
     cli = [timing.line() for timing in results.cli] or ["n/a"]
     lines.extend(f"cli start-up: {line}" for line in cli)
     if results.first_paint is not None:
-        lines.append(f"dashboard: {results.first_paint.line()}")
+        lines.append(results.first_paint.line())
     lines.extend(f"note: {note}" for note in results.notes)
     return lines
 
