@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -142,7 +143,10 @@ def measure(workdir: Path, rounds: int = 3) -> FirstPaint:
         timeout=600,
         env=user_env(),
     )
-    return FirstPaint([one_round(db, workdir / f"chromium-{n}") for n in range(rounds)])
+    try:
+        return FirstPaint([one_round(db, workdir / f"chromium-{n}") for n in range(rounds)])
+    except WebDriverException as exc:  # a timeout too: the run notes it and goes on
+        raise RuntimeError(f"the dashboard did not paint: {exc.msg or type(exc).__name__}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
