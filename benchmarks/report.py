@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks.cli_startup import Timing
+from benchmarks.first_paint import FirstPaint
 from benchmarks.latency import Latency, Step, added_ms
 from benchmarks.memory import Memory
 from benchmarks.relays import LITELLM_VENV
@@ -33,7 +35,8 @@ class Results:
     writer: dict[str, dict[str, float]] = field(default_factory=dict)  # "sqlite voice" -> outcome
     scaleout: ScaleOut | None = None
     dashboard: list[str] = field(default_factory=list)
-    cli: list[str] = field(default_factory=list)  # one line per command timed
+    cli: list[Timing] = field(default_factory=list)  # one per command timed
+    first_paint: FirstPaint | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -138,8 +141,25 @@ def key_values(results: Results) -> dict[str, float | int | str | None]:
         "pg_small_writes_per_s": wr.get("postgresql small", {}).get("events_per_s"),
         "scaleout_2x": results.scaleout.ratio if results.scaleout else None,
         "dashboard_max_ms": max(_milliseconds(results.dashboard), default=None),
+        **_cli_values(results.cli),
+        "first_paint_s": results.first_paint.mean_s() if results.first_paint else None,
+        "first_paint_cpu_s": results.first_paint.cpu_s() if results.first_paint else None,
+        "first_paint_browser_cpu_s": (
+            results.first_paint.browser_cpu_s() if results.first_paint else None
+        ),
         "runtime_s": results.seconds,
     }
+
+
+def _cli_values(timings: list[Timing]) -> dict[str, float | None]:
+    """Mean wall and CPU seconds of `rtrec --help` and `rtrec sessions`."""
+    by_command = {timing.command: timing for timing in timings}
+    values: dict[str, float | None] = {}
+    for key, command in (("cli_help", "rtrec --help"), ("cli_sessions", "rtrec sessions")):
+        timing = by_command.get(command)
+        values[f"{key}_s"] = timing.mean_s if timing else None
+        values[f"{key}_cpu_s"] = timing.cpu_s if timing else None
+    return values
 
 
 def _milliseconds(lines: list[str]) -> list[float]:
@@ -157,6 +177,9 @@ TARGETS: list[tuple[str, str, float]] = [
     ("max_sessions", ">=", 100),
     ("sqlite_writes_per_s", ">=", 50_000),
     ("pg_writes_per_s", ">=", 20_000),
+    ("cli_help_s", "<=", 0.5),
+    ("cli_sessions_s", "<=", 1.0),
+    ("first_paint_s", "<=", 2.0),
     ("runtime_s", "<=", 600),
 ]
 
@@ -220,7 +243,10 @@ def _scenario_lines(results: Results) -> list[str]:
             f"{so.two_cpu_us:.0f} us CPU/msg)"
         )
     lines.extend(f"dashboard: {line}" for line in results.dashboard or ["n/a"])
-    lines.extend(f"cli start-up: {line}" for line in results.cli or ["n/a"])
+    cli = [timing.line() for timing in results.cli] or ["n/a"]
+    lines.extend(f"cli start-up: {line}" for line in cli)
+    if results.first_paint is not None:
+        lines.append(results.first_paint.line())
     lines.extend(f"note: {note}" for note in results.notes)
     return lines
 

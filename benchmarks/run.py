@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from benchmarks import cli_startup, latency, memory, pii_bench, scaleout, throughput
+from benchmarks import (
+    cli_startup,
+    first_paint,
+    latency,
+    memory,
+    pii_bench,
+    scaleout,
+    throughput,
+)
 from benchmarks.harness import Target, start_upstream
 from benchmarks.relays import (
     CACHE_DIR,
@@ -50,6 +58,7 @@ SCENARIOS = (
     "scaleout",
     "dashboard",
     "cli",
+    "firstpaint",
     "pii",
 )
 DASHBOARD_BENCH = Path(__file__).with_name("dashboard_bench.py")
@@ -257,8 +266,13 @@ class Run:
 
     def cli(self) -> None:
         with _phase("cli start-up"):
-            timings = cli_startup.measure(self.workdir, 3 if self.args.quick else 10)
-            self.results.cli = [timing.line() for timing in timings]
+            self.results.cli = cli_startup.measure(self.workdir, 3 if self.args.quick else 10)
+
+    def first_paint(self) -> None:
+        """`rtrec up`'s banner to the dashboard's first page in headless Chromium."""
+        with _phase("dashboard first paint"):
+            rounds = 2 if self.args.quick else 5
+            self.results.first_paint = first_paint.measure(self.workdir, rounds)
 
 
 def _writer_bench(url: str, mix: str, messages: int, source: Path | None) -> dict[str, float]:
@@ -333,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
             ok &= _attempt(run, "storage scenarios", run.storage_scenarios)
             if "cli" not in args.skip:
                 ok &= _attempt(run, "cli start-up", run.cli)
+            if "firstpaint" not in args.skip:
+                ok &= _attempt(run, "dashboard first paint", run.first_paint)
             if "pii" not in args.skip:
                 ok &= _attempt(run, "pii", run.pii_scenario)
         run.results.seconds = time.monotonic() - started

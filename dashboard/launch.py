@@ -15,10 +15,11 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def streamlit_command(host: str, port: int) -> list[str]:
+    """`streamlit run` through `dashboard.serve`, which imports the pages' modules first."""
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "dashboard.serve",
         "run",
         str(APP),
         "--server.address",

@@ -8,26 +8,24 @@ both raise `DatabaseOpenError`, whose message is one line naming what is wrong, 
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from handover.db_url import database_url
+from storage import revisions
 from storage.sanitize import json_text
+
+if TYPE_CHECKING:  # Alembic is imported by the commands that migrate, not by every reader
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +130,8 @@ def make_engine(url: str, *, read_only: bool = False, must_exist: bool = False) 
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the packaged migrations (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -148,6 +148,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     current. PostgreSQL: a transaction-level advisory lock. SQLite: the migration runs inside
     `BEGIN EXCLUSIVE` (pysqlite would otherwise run DDL outside any transaction).
     """
+    from alembic import command
+
     config = alembic_config()
     if engine.dialect.name == "sqlite":
         _upgrade_sqlite(engine, config, revision)
@@ -162,6 +164,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _upgrade_sqlite(engine: Engine, config: Config, revision: str) -> None:
+    from alembic import command
+
     # AUTOCOMMIT hands transaction control to us; SQLite's own lock then serializes processes
     # without any extra file (closing another handle would drop this process's SQLite locks).
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -178,20 +182,12 @@ def _upgrade_sqlite(engine: Engine, config: Config, revision: str) -> None:
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return revisions.database_revision(connection)
 
 
-@functools.cache
 def head_revision() -> str | None:
     """The newest revision this version of rtrec knows."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-@functools.cache
-def _known_revisions() -> frozenset[str]:
-    return frozenset(
-        r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    )
+    return revisions.head()
 
 
 # ----------------------------------------------------------------------------- opening
@@ -238,7 +234,7 @@ def _revision(engine: Engine) -> str | None:
 
 
 def _refuse_unknown(engine: Engine, revision: str | None) -> None:
-    if revision is not None and revision not in _known_revisions():
+    if revision is not None and revision not in revisions.known_revisions():
         raise DatabaseOpenError(
             f"the database {shown_url(engine.url)} is at schema {revision}, which this rtrec does "
             "not know (a newer rtrec wrote it): upgrade rtrec"
@@ -285,6 +281,8 @@ def open_for_writing(url: str, *, migrate: bool = True) -> Engine:
         if not migrate:
             check_schema(engine)
             return
+        from alembic.util import CommandError
+
         _refuse_unknown(engine, _revision(engine))
         try:
             upgrade(engine)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from storage.db import open_for_writing
+
 HEAVY = ("sqlalchemy", "alembic", "mitmproxy", "streamlit", "pandas")
 
 
@@ -43,3 +45,19 @@ def test_a_command_that_reads_the_database_loads_sqlalchemy(tmp_path):
         f"import rtrec.cli\nrtrec.cli.main(['db', 'upgrade', '--db', {str(tmp_path / 'x.db')!r}])"
     )
     assert "sqlalchemy" in loaded_after(code)  # the probe sees what a command imports
+
+
+def test_listing_sessions_checks_the_schema_without_alembic(tmp_path):
+    db = tmp_path / "listed.db"
+    open_for_writing(str(db)).dispose()
+    code = f"import rtrec.cli\nrtrec.cli.main(['sessions', '--db', {str(db)!r}])"
+    assert loaded_after(code) == {"sqlalchemy"}  # no Alembic to read one revision id
+
+
+def test_the_parser_loads_neither_asyncio_nor_the_session_comparison():
+    probe = "import sys, rtrec.cli\nrtrec.cli.build_parser()\nprint(' '.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(result.stdout.split())
+    assert {"asyncio", "analysis.diff", "rtrec.thresholds"} & loaded == set()

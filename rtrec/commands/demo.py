@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import shlex
 import signal
@@ -96,6 +95,8 @@ def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
 
 
 async def _until_interrupted() -> None:
+    import asyncio
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -104,6 +105,8 @@ async def _until_interrupted() -> None:
 
 
 def _record(args: argparse.Namespace) -> None:
+    import asyncio  # not at the top: every command's start-up would pay for it
+
     from rtrec import services
     from storage.db import open_for_writing
 

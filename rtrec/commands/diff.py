@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analysis import diff
-from rtrec import thresholds
 from rtrec.errors import CommandError
 from rtrec.settings import DB, add_settings
 
+if TYPE_CHECKING:  # the comparison is imported when a command compares, not by every command
+    from rtrec import thresholds
+
 
 def _threshold(spec: str) -> thresholds.Threshold:
+    from rtrec import thresholds
+
     try:
         return thresholds.parse(spec)
     except thresholds.ThresholdError as exc:
@@ -61,6 +64,8 @@ def _summary(connection: Any, prefix: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis import diff
+    from rtrec import thresholds
     from rtrec.database import reading
 
     with reading(args.db) as connection:
@@ -122,4 +127,6 @@ def render(report: dict[str, Any]) -> str:
 
 
 def diff_flags(report: dict[str, Any]) -> list[str]:
+    from rtrec import thresholds
+
     return [flag for flag in thresholds.FLAGS if flag in report]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from rtrec.errors import CommandError
@@ -20,6 +19,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio  # not at the top: every command's start-up would pay for it
+
     from simulator.serve import serve_forever
 
     try:

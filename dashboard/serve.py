@@ -1,0 +1,61 @@
+"""The dashboard's server process: imports what the pages use, then runs Streamlit's server.
+
+Streamlit runs every page script in this process, where `sys.modules` is shared: importing the
+dashboard's modules (pandas, SQLAlchemy, storage, analysis) here, before the server listens, takes
+that cost off the first browser session, which would otherwise pay seconds for it.
+`python -m dashboard.serve run dashboard/app.py --server.port …` takes `streamlit`'s own arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+from types import ModuleType
+
+import dashboard
+
+# The entry script and the modules that start the server are no part of a page.
+NOT_PAGE_MODULES = frozenset({"app", "launch", "serve"})
+# What Streamlit itself imports only when a page first draws a table (pandas' Styler brings
+# Jinja2: a third of a second) or a chart.
+FIRST_DRAW_MODULES = (
+    "pyarrow",
+    "pandas.io.formats.style",
+    "streamlit.dataframe_util",
+    "streamlit.elements.vega_charts",
+)
+
+
+def _no_runtime_yet(record: logging.LogRecord) -> bool:
+    # `st.cache_data` checks its parameters against a runtime that starts after these imports;
+    # the check passes, and its warning about the missing runtime would only puzzle a reader.
+    return "No runtime found" not in record.getMessage()
+
+
+def preload() -> list[ModuleType]:
+    """Import every module the pages use, and what Streamlit needs to draw their tables."""
+    names = [
+        f"dashboard.{info.name}"
+        for info in pkgutil.iter_modules(dashboard.__path__)
+        if info.name not in NOT_PAGE_MODULES
+    ]
+    cache_log = logging.getLogger("streamlit.runtime.caching.cache_data_api")
+    cache_log.addFilter(_no_runtime_yet)
+    try:
+        return [importlib.import_module(name) for name in (*names, *FIRST_DRAW_MODULES)]
+    finally:
+        cache_log.removeFilter(_no_runtime_yet)
+
+
+def main() -> None:
+    preload()
+    from streamlit.web import cli
+
+    sys.argv = ["streamlit", *sys.argv[1:]]
+    cli.main(prog_name="streamlit")
+
+
+if __name__ == "__main__":
+    main()

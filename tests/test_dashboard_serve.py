@@ -1,0 +1,39 @@
+"""The dashboard's server process imports what the pages use before it serves a browser."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from rtrec.services import dashboard_process
+from storage.db import open_for_writing
+from tests.support.browser import wait_healthy
+from tests.support.net import free_port
+
+# Compiled extensions show in a process's memory map once their package is imported.
+PAGE_LIBRARIES = ("/pandas/_libs/", "/pyarrow/", "/sqlalchemy/")
+
+
+def test_the_server_has_the_pages_libraries_loaded_before_any_session(tmp_path: Path):
+    db = tmp_path / "served.db"
+    open_for_writing(str(db)).dispose()
+    port, log = free_port(), tmp_path / "dashboard.log"
+    with log.open("wb") as out, dashboard_process(str(db), "127.0.0.1", port, log=out) as server:
+        wait_healthy(port, server, log)  # the health check is no script run: no page has run
+        mapped = Path(f"/proc/{server.pid}/maps").read_text()
+    assert [lib for lib in PAGE_LIBRARIES if lib not in mapped] == []
+
+
+def test_preloading_imports_every_page_module_and_says_nothing():
+    probe = (
+        "import sys\nfrom dashboard.serve import preload\npreload()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('dashboard.'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(done.stdout.split())
+    assert {"dashboard.data", "dashboard.charts", "dashboard.ui", "dashboard.detail"} <= loaded
+    assert "dashboard.app" not in loaded  # the entry script runs under Streamlit, not on import
+    assert done.stderr == ""  # no "No runtime found" from st.cache_data before the server starts
