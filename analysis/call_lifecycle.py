@@ -46,9 +46,9 @@ def request_step(event: dict[str, Any]) -> dict[str, Any]:
         said.append(str(detail["reason"]))
     if detail.get("error"):
         said.append(str(detail["error"]))
-    if event.get("status") is not None and kind.endswith("_failed"):
+    if event.get("status") is not None and (kind == "created" or kind.endswith("_failed")):
         said.append(f"HTTP {event['status']}")
-    return _step(event["ts"], step, ", ".join(said), "request through rtrec")
+    return _step(event["ts"], step, ", ".join(said), "request")
 
 
 def lifecycle(
@@ -75,7 +75,7 @@ def lifecycle(
         if (found[0], found[1], when) in seen:
             continue
         seen.add((found[0], found[1], when))
-        steps.append(_step(event["ts"], found[0], found[1], "sideband event"))
+        steps.append(_step(event["ts"], found[0], found[1], "sideband"))
     if call.get("ended_at") is not None and not any(s["step"] == "ended" for s in steps):
         steps.append(_step(call["ended_at"], "ended", call.get("end_reason") or "", "rtrec"))
     return sorted(steps, key=lambda s: s["ts"])

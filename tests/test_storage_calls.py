@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from protocol.call_transport import TRANSPORT_EVENT_TYPES
-from storage import calls, prune
+from storage import browse, calls, prune
 from storage.models import Base, Call, CallEvent, RealtimeSession, table
 from storage.records import (
     CallChanged,
@@ -158,3 +158,13 @@ def test_calls_are_pruned_in_batches_oldest_first(engine: Engine):
             batches.append(prune.prune_sessions(connection, NOW + timedelta(days=1), limit=2))
     assert batches == [2, 2, 1]
     assert rows_of(engine, Call) == rows_of(engine, CallEvent) == 0
+
+
+def test_the_session_list_gives_a_sidebands_call_and_transport(engine: Engine):
+    write(engine, [*a_sip_call(), SessionOpened("plain", NOW, "ga", "/v1/realtime", "full")])
+    with engine.connect() as connection:
+        found = browse.sessions_with_totals(connection, ["rtc_sip1-app", "plain"])
+    assert [(s["call_id"], s["call_role"], s["transport"]) for s in found] == [
+        ("rtc_sip1", "sideband", "sip"),
+        (None, None, None),
+    ]
