@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from rtrec.cli import main
 from storage.db import current_revision, make_engine, upgrade
-from storage.models import UpgradeFailure, table
+from storage.models import Call, UpgradeFailure, table
 from storage.records import (
     CallSeen,
     EventRecord,
@@ -128,9 +128,22 @@ def test_prune_deletes_old_failed_connection_attempts(engine: Engine, db_url: st
     writer.submit([UpgradeFailed(NOW, 502, "/v1/realtime", "connection refused")])
     writer.close()
     assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
-    assert "deleted 0 session(s) and 1 failed connection attempt(s)" in capsys.readouterr().out
+    assert "deleted 0 session(s), 0 call(s) and 1 failed connection attempt(s)" in (
+        capsys.readouterr().out
+    )
     with engine.connect() as connection:
         assert connection.execute(select(table(UpgradeFailure))).all() == []
+
+
+def test_prune_deletes_old_calls_no_session_watches(engine: Engine, db_url: str, capsys):
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([CallSeen("rtc_old", "ga", NOW, transport="webrtc", status="ended")])
+    writer.close()
+    assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
+    assert "deleted 0 session(s), 1 call(s)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        assert connection.execute(select(table(Call))).all() == []
 
 
 def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):
