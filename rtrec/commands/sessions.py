@@ -41,6 +41,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _plain(value: Any) -> Any:
+    """A value as JSON has it: times in ISO 8601 with their UTC offset."""
     if isinstance(value, datetime):
         return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
     return value
