@@ -4,6 +4,7 @@ conversation of the sessions that watched it (drawn as the Session page draws it
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -30,7 +31,7 @@ def calls_table(page: Any) -> dict[str, list[Any]]:
     """The calls as shown: a link to each, its API, transport, model, status, times and cost."""
     rows = page.to_dict("records")
     return {
-        "open": [f"call?call={r['id']}" for r in rows],
+        "open": [f"call?call={quote(r['id'])}" for r in rows],  # the upstream named the call
         "id": [r["id"] for r in rows],  # not shown: the link's text is its first characters
         "api": [r["api"] for r in rows],
         "transport": [r["transport"] or display.UNKNOWN for r in rows],

@@ -35,11 +35,11 @@ COLUMN_WIDTHS = {
     "tokens": 54,
     "cost": 64,
     "errors": 44,
-    "close": 100,  # "● live" while open: the status, which the hidden `status` column holds
+    "close": 94,  # "● live" while open: the status, which the hidden `status` column holds
 }
 SHOWN_COLUMNS = ["open", *COLUMN_WIDTHS]
 CALL_ID_SHOWN = 8  # `rtc_` or `live_` and a few characters: enough to tell a page's calls apart
-CALL_COLUMN_PX = 126  # `webrtc:` and those; with it (not "replay of") the list still fits 900 px
+CALL_COLUMN_PX = 132  # `webrtc:` and those; with it (not "replay of") the list still fits 900 px
 
 
 def proxy_client_line() -> str:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from rtrec.commands.sessions import _plain
+from rtrec.commands.sessions import json_value
 from rtrec.settings import DB, add_settings, positive_int
 
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     with reading(args.db) as connection:
         rows = calls.list_calls(connection, args.limit)
     if args.json:
-        print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
+        print(json.dumps([{k: json_value(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
     if not rows:
         print("no calls recorded yet: their requests (`/v1/realtime/calls`, `…/accept`) go")
