@@ -36,6 +36,10 @@ else:
             icon=":material/monitoring:",
             url_path="overview",
         ),
+        st.Page("app_pages/calls.py", title="Calls", icon=":material/call:", url_path="calls"),
+        st.Page(
+            "app_pages/call.py", title="Call", icon=":material/phone_in_talk:", url_path="call"
+        ),
         st.Page(
             "app_pages/compare.py",
             title="Compare",

@@ -20,11 +20,13 @@ from sqlalchemy import Connection, Engine
 
 from analysis import diff, latency
 from analysis import live as live_view
+from analysis.call_lifecycle import lifecycle
 from analysis.conversation import attach_causes, build_turns, error_event_ids
 from analysis.export import event_line
 from dashboard import audio, display
 from handover.db_url import DEFAULT_DB_URL
-from storage import browse, detail, overview, properties, recording
+from protocol.call_transport import TRANSPORT_EVENT_TYPES
+from storage import browse, calls, detail, overview, properties, recording
 from storage.db import (
     DatabaseOpenError,
     check_schema,
@@ -128,7 +130,7 @@ def session_page(
     ids = matching_sessions(session_filter)[(page - 1) * page_size : page * page_size]
     with _reading(url) as connection:
         rows = browse.sessions_with_totals(connection, ids)
-    return pd.DataFrame(rows, columns=[*browse.SESSIONS.c.keys(), *TOTAL_COLUMNS])
+    return pd.DataFrame(rows, columns=[*browse.SESSIONS.c.keys(), "transport", *TOTAL_COLUMNS])
 
 
 # ----------------------------------------------------------------------------- one session
@@ -267,6 +269,49 @@ def audio_sides(url: str, session_id: str, version: str) -> dict[str, int]:
     for chunk in index:
         sides["user" if chunk["direction"] == "client" else "assistant"] += chunk["size_bytes"]
     return sides
+
+
+# ----------------------------------------------------------------------------- calls
+
+
+@_loader(ttl=5)
+def call_count(url: str) -> int:
+    with _reading(url) as connection:
+        return calls.count_calls(connection)
+
+
+@_loader(ttl=5)
+def call_page(url: str, page: int, page_size: int) -> pd.DataFrame:
+    """One page of calls, newest first, with how many sessions watched each and their cost."""
+    with _reading(url) as connection:
+        rows = calls.list_calls(connection, page_size, (page - 1) * page_size)
+    columns = [*calls.LISTED_COLUMNS, "sessions", "cost_usd"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@_loader(ttl=2)
+def call_ids_starting(url: str, prefix: str) -> list[str]:
+    with _reading(url) as connection:
+        return calls.call_ids_starting(connection, prefix)
+
+
+@_loader(ttl=2)
+def call(url: str, call_id: str) -> dict[str, Any] | None:
+    with _reading(url) as connection:
+        return calls.get_call(connection, call_id)
+
+
+@_loader(ttl=600)
+def call_detail(url: str, call_id: str, version: str) -> dict[str, Any]:
+    """A call's lifecycle (`analysis.call_lifecycle`) and the sessions that watched it."""
+    with _reading(url) as connection:
+        found = calls.get_call(connection, call_id) or {}
+        sessions = calls.call_sessions(connection, call_id)
+        requests = calls.call_events(connection, call_id)
+        ids = [s["id"] for s in sessions]
+        events = calls.session_events_of_types(connection, ids, TRANSPORT_EVENT_TYPES)
+    steps = lifecycle(found, requests, events) if found else []
+    return {"lifecycle": steps, "sessions": sessions}
 
 
 # ----------------------------------------------------------------------------- overview

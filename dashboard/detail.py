@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -41,7 +42,7 @@ def header(session: dict[str, Any]) -> None:
         f"API {display.code(session['api'])} · "
         f"started {display.timestamp(session['started_at'])} · {display.duration(seconds)} · "
         f"close: {display.escaped(display.close_text(session))} · "
-        f"recorded {display.code(session['record_mode'])}{replay}"
+        f"recorded {display.code(session['record_mode'])}{replay}{_call_link(session)}"
     )
     columns = st.columns(5)
     columns[0].metric("Turns (responses)", display.count(session["responses"]))
@@ -52,6 +53,16 @@ def header(session: dict[str, Any]) -> None:
     )
     columns[3].metric("Cost", display.usd(session["cost_usd"]))
     columns[4].metric("Errors", display.count(session["errors"]))
+
+
+def _call_link(session: dict[str, Any]) -> str:
+    """` · sideband of call rtc_… (open)` for a session that watches a call, else nothing."""
+    call_id = session.get("call_id")
+    if not call_id:
+        return ""
+    role = display.escaped(session.get("call_role") or "sideband")
+    # A call id comes from the upstream: quoted into the link, shown as code.
+    return f" · {role} of call {display.code(call_id)} ([open](call?call={quote(call_id)}))"
 
 
 def downloads(session: dict[str, Any], version: str) -> None:
@@ -167,13 +178,14 @@ def _turn_body(turn: dict[str, Any], session_id: str) -> None:
     st.caption(_turn_caption(turn))
 
 
-def conversation(session_id: str, version: str) -> None:
+def conversation(session_id: str, version: str, key: str = "turns_page") -> None:
+    """The session's turns, a page at a time; `key` names the pager (one per conversation)."""
     turns = data.turns(session_id, version)
     if not turns:
         st.info("No conversation yet: no items, responses or errors were recorded.")
         return
     pages = max(1, -(-len(turns) // TURNS_PER_PAGE))
-    page = st.pagination(pages, key="turns_page") if pages > 1 else 1
+    page = st.pagination(pages, key=key) if pages > 1 else 1
     for turn in turns[(page - 1) * TURNS_PER_PAGE : page * TURNS_PER_PAGE]:
         with st.chat_message(turn["role"], avatar=AVATARS.get(turn["role"])):
             _turn_body(turn, session_id)

@@ -65,6 +65,11 @@ def timestamp(value: datetime | None) -> str:
     return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def clock(value: datetime) -> str:
+    """`23:29:37.616`: a time of day to the millisecond, for steps within one call."""
+    return as_utc(value).strftime("%H:%M:%S.%f")[:-3]
+
+
 def seconds_between(start: datetime, end: datetime | None) -> float:
     """Seconds from `start` to `end`, or to now for a session still running."""
     stop = datetime.now(UTC) if _missing(end) or end is None else as_utc(end)

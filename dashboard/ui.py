@@ -35,9 +35,11 @@ COLUMN_WIDTHS = {
     "tokens": 54,
     "cost": 64,
     "errors": 44,
-    "close": 100,  # "● live" while open: the status, which the hidden `status` column holds
+    "close": 94,  # "● live" while open: the status, which the hidden `status` column holds
 }
-SHOWN_COLUMNS = ["open", *COLUMN_WIDTHS, "replay of"]
+SHOWN_COLUMNS = ["open", *COLUMN_WIDTHS]
+CALL_ID_SHOWN = 8  # `rtc_` or `live_` and a few characters: enough to tell a page's calls apart
+CALL_COLUMN_PX = 132  # `webrtc:` and those; with it (not "replay of") the list still fits 900 px
 
 
 def proxy_client_line() -> str:
@@ -161,7 +163,19 @@ def sessions_table(page: Any) -> Any:
             r["replay_of"][:ID_SHOWN] if isinstance(r["replay_of"], str) else ""
             for r in rows  # pandas makes a NULL NaN
         ],
+        "call": [call_text(r) for r in rows],
     }
+
+
+def call_text(session: dict[str, Any]) -> str:
+    """A sideband's call as `sip:rtc_012345` (as `rtrec sessions` writes it): its transport and
+    the start of its id."""
+    call_id = session.get("call_id")
+    if not isinstance(call_id, str):  # pandas makes a NULL NaN
+        return ""
+    transport = session.get("transport")
+    via = transport if isinstance(transport, str) else "call"  # a call rtrec never saw made
+    return f"{via}:{call_id[:CALL_ID_SHOWN]}"
 
 
 def error_rows(table: dict[str, list[Any]]) -> Any:
@@ -193,6 +207,14 @@ def show_sessions(page: Any, key: str) -> str | None:
         width=96,
         help="The session this one replays (`rtrec replay`); its page links to Compare",
     )
+    config["call"] = st.column_config.TextColumn(
+        "call",
+        width=CALL_COLUMN_PX,
+        help="The call this sideband watches (transport:call id); its page links to the call",
+    )
+    # Only a page holding replays or a call's sideband gets their column: 1366 px fit either.
+    shown = [*SHOWN_COLUMNS]
+    shown += [name for name in ("replay of", "call") if any(table[name])]
     event = st.dataframe(
         error_rows(table),
         hide_index=True,
@@ -201,7 +223,7 @@ def show_sessions(page: Any, key: str) -> str | None:
         selection_mode="single-row",
         key=key,
         column_config=config,  # sized to fit a 1366 px screen with the filter sidebar open
-        column_order=SHOWN_COLUMNS,
+        column_order=shown,
     )
     rows = event.selection.rows if event is not None else []
     return str(table["session"][rows[0]]) if rows else None

@@ -202,13 +202,13 @@ PROXY_OPTIONS = (
     Option(
         "retention-days",
         0,
-        "delete sessions (and failed connection attempts) older than this, hourly; 0 keeps all",
+        "delete sessions (calls, failed connection attempts) older than this, hourly; 0 keeps all",
         non_negative,
         addon=True,
         recorder=True,
         doc=(
-            "delete sessions and failed connection attempts older than this, hourly; "
-            "`0` keeps everything"
+            "delete sessions and failed connection attempts older than this, hourly, and calls "
+            "as old that no remaining session watches; `0` keeps everything"
         ),
     ),
     Option(

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from rtrec import __version__
 from rtrec.commands import (
+    calls,
     dashboard,
     db_upgrade,
     demo,
@@ -41,6 +42,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     demo,
     db_upgrade,
     sessions,
+    calls,
     export,
     prune,
     diff,

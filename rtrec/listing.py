@@ -1,4 +1,4 @@
-"""`rtrec sessions` as a table: every value in full, the table fitted to the terminal."""
+"""`rtrec sessions` and `rtrec calls` as tables: every value in full, fitted to the terminal."""
 
 from __future__ import annotations
 
@@ -83,6 +83,32 @@ def sessions_table(rows: Sequence[dict[str, Any]]) -> Table:
             f"{row['total_tokens'] or 0:,}",
             cost(row["cost_usd"]),
             closed(row),
+        )
+    return table
+
+
+def calls_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """Newest first, as `storage.calls.list_calls` returns them; long values fold, never cut."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for name, min_width in (("id", 7), ("started", 8), ("length", 6), ("model", 8)):
+        table.add_column(name, overflow="fold", min_width=min_width)
+    for name in ("api", "via"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("status", overflow="fold", min_width=6)
+    for name in ("sess", "cost"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        ended = f"{row['status'] or '-'}: {row['end_reason']}" if row["end_reason"] else None
+        table.add_row(
+            row["id"],
+            timestamp(row["created_at"]),
+            duration(row["answered_at"] or row["created_at"], row["ended_at"]),
+            row["model"] or "-",
+            row["api"],
+            row["transport"] or "-",
+            ended or row["status"] or "-",
+            f"{row['sessions']:,}",
+            cost(row["cost_usd"]),
         )
     return table
 

@@ -210,11 +210,14 @@ def matching_session_ids(connection: Connection, session_filter: SessionFilter) 
 def sessions_with_totals(
     connection: Connection, session_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The listed sessions in the order given, each with its totals; unknown ids are skipped."""
-    found = {
-        row["id"]: row
-        for row in dicts(connection.execute(select(SESSIONS).where(SESSIONS.c.id.in_(session_ids))))
-    }
+    """The listed sessions in the order given, each with its totals and, for a sideband, its
+    call's `transport` (webrtc, sip); unknown ids are skipped."""
+    query = (
+        select(SESSIONS, CALLS.c.transport)
+        .outerjoin(CALLS, CALLS.c.id == SESSIONS.c.call_id)
+        .where(SESSIONS.c.id.in_(session_ids))
+    )
+    found = {row["id"]: row for row in dicts(connection.execute(query))}
     totals = session_totals(connection, list(found))
     return [found[sid] | totals[sid] for sid in session_ids if sid in found]
 

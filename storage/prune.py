@@ -1,14 +1,16 @@
-"""Deleting old sessions with every row under them, and old failed connection attempts:
-`rtrec prune` and the writer's retention."""
+"""Deleting old sessions with every row under them, old calls no session refers to any more, and
+old failed connection attempts: `rtrec prune` and the writer's retention."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, exists, func, select
 
 from storage.models import (
     AudioChunk,
+    Call,
+    CallEvent,
     Event,
     RateLimit,
     RealtimeSession,
@@ -21,10 +23,12 @@ from storage.models import (
 
 
 def prune_sessions(connection: Connection, started_before: datetime, limit: int = 200) -> int:
-    """Delete up to `limit` of the oldest sessions started before the cutoff, with their rows.
+    """Delete up to `limit` of the oldest sessions started before the cutoff, with their rows,
+    then up to `limit` calls created before it that no session watches any more (`prune_calls`).
 
     Small batches keep each transaction short, so writers are never blocked for long; call
-    again until it returns less than `limit`.
+    again until it returns less than `limit`: it returns the larger of the two counts, so a
+    backlog of calls is worked off at the same pace as one of sessions.
     """
     sessions = table(RealtimeSession)
     doomed = list(
@@ -36,12 +40,32 @@ def prune_sessions(connection: Connection, started_before: datetime, limit: int 
         ).scalars()
     )
     if not doomed:
-        return 0
+        return prune_calls(connection, started_before, limit)
     # Children first: SQLite only cascades when foreign keys are on for the connection.
     for model in (Event, Response, RateLimit, Transcription, AudioChunk, SessionProperty):
         child = table(model)
         connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
     connection.execute(delete(sessions).where(sessions.c.id.in_(doomed)))
+    return max(len(doomed), prune_calls(connection, started_before, limit))
+
+
+def prune_calls(connection: Connection, created_before: datetime, limit: int = 200) -> int:
+    """Delete up to `limit` of the oldest calls created before the cutoff that no remaining
+    session refers to, with their `call_events`; a call still watched by a kept session stays."""
+    calls, sessions = table(Call), table(RealtimeSession)
+    orphaned = ~exists().where(sessions.c.call_id == calls.c.id)
+    doomed = list(
+        connection.execute(
+            select(calls.c.id)
+            .where(calls.c.created_at < created_before, orphaned)
+            .order_by(calls.c.created_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if doomed:
+        events = table(CallEvent)  # first: SQLite cascades only with foreign keys switched on
+        connection.execute(delete(events).where(events.c.call_id.in_(doomed)))
+        connection.execute(delete(calls).where(calls.c.id.in_(doomed)))
     return len(doomed)
 
 

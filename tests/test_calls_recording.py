@@ -7,6 +7,7 @@ the client is the official `openai` SDK, or raw HTTP where exact bytes matter.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -266,3 +267,36 @@ def test_a_failed_observer_attach_is_a_log_line_and_a_metric_and_the_call_goes_o
     assert "observer could not attach to call rtc_unknown1: unknown_call (HTTP 404)" in proxy.log
     assert "observer could not attach to call live_unknown1: unknown_call (HTTP 404)" in proxy.log
     assert "sk-observer-0123456789" not in proxy.log
+
+
+def attach_failures(proxy: ProxyProcess, reason: str) -> float:
+    found = re.search(
+        rf'openai_realtime_observer_attach_failures_total{{reason="{reason}"}} (\S+)',
+        proxy.metrics_text(),
+    )
+    return float(found[1]) if found else 0.0
+
+
+def test_an_attach_the_service_fails_or_cuts_off_is_counted_and_tried_again(
+    sqlite_db_url, tmp_path
+):
+    with (
+        pytest.MonkeyPatch.context() as env,
+        call_upstream() as upstream,
+        proxy_runner(tmp_path) as run,
+    ):
+        env.setenv("RTREC_OBSERVER_API_KEY", "sk-observer-0123456789")
+        proxy = run(upstream.url, sqlite_db_url, "--observe-calls", "on")
+        sdk = client(proxy)
+        sdk.realtime.calls.accept("rtc_broken1", type="realtime", model="gpt-realtime")
+        sdk.realtime.calls.accept("rtc_cut1", type="realtime", model="gpt-realtime")
+        deadline = time.monotonic() + 15
+        # Neither is the key's or the call's fault: the observer tries again, counting each.
+        while attach_failures(proxy, "refused") < 2 or attach_failures(proxy, "unreachable") < 2:
+            assert time.monotonic() < deadline, proxy.metrics_text()
+            time.sleep(0.1)
+        assert attach_failures(proxy, "unauthorized") == attach_failures(proxy, "unknown_call") == 0
+        sdk.realtime.calls.hangup("rtc_broken1")  # the calls themselves went on
+        sdk.realtime.calls.hangup("rtc_cut1")
+        assert upstream.statuses == [200, 200, 200, 200]
+        assert upstream.upgrades.count("/v1/realtime?call_id=rtc_cut1") >= 2

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 
 from rtrec.cli import main
 from storage.db import current_revision, make_engine, upgrade
-from storage.models import UpgradeFailure, table
+from storage.models import Call, UpgradeFailure, table
 from storage.records import (
     CallSeen,
     EventRecord,
@@ -128,9 +128,22 @@ def test_prune_deletes_old_failed_connection_attempts(engine: Engine, db_url: st
     writer.submit([UpgradeFailed(NOW, 502, "/v1/realtime", "connection refused")])
     writer.close()
     assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
-    assert "deleted 0 session(s) and 1 failed connection attempt(s)" in capsys.readouterr().out
+    assert "deleted 0 session(s), 0 call(s) and 1 failed connection attempt(s)" in (
+        capsys.readouterr().out
+    )
     with engine.connect() as connection:
         assert connection.execute(select(table(UpgradeFailure))).all() == []
+
+
+def test_prune_deletes_old_calls_no_session_watches(engine: Engine, db_url: str, capsys):
+    writer = Writer(engine)
+    writer.start()
+    writer.submit([CallSeen("rtc_old", "ga", NOW, transport="webrtc", status="ended")])
+    writer.close()
+    assert main(["prune", "--older-than", "0", "--db", db_url]) == 0
+    assert "deleted 0 session(s), 1 call(s)" in capsys.readouterr().out
+    with engine.connect() as connection:
+        assert connection.execute(select(table(Call))).all() == []
 
 
 def test_prune_deletes_old_sessions(filled: Engine, db_url: str, capsys):
@@ -214,6 +227,32 @@ def test_sessions_shows_a_sidebands_transport_and_call(sideband: Engine, db_url:
     assert row.split()[4:6] == ["ga", "webrtc:rtc_cli1"]
     as_json = json.loads(rtrec("sessions", "--db", db_url, "--json").stdout)
     assert (as_json[0]["call_id"], as_json[0]["transport"]) == ("rtc_cli1", "webrtc")
+
+
+def test_calls_lists_each_call_with_its_transport_status_and_sessions(
+    sideband: Engine, db_url: str
+):
+    piped = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    listing = rtrec("calls", "--db", db_url, env=piped)
+    assert listing.returncode == 0, listing.stderr
+    header, _rule, row = listing.stdout.splitlines()
+    assert header.split() == [
+        "id", "started", "length", "model", "api", "via", "status", "sess", "cost",
+    ]  # fmt: skip
+    assert row.split() == [
+        "rtc_cli1", "2026-01-02T12:00:00+00:00", "-", "-", "ga", "webrtc", "ended", "1", "-",
+    ]  # fmt: skip
+    narrow = rtrec("calls", "--db", db_url, env={**os.environ, "COLUMNS": "80"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    as_json = json.loads(rtrec("calls", "--db", db_url, "--json").stdout)
+    assert (as_json[0]["id"], as_json[0]["sessions"]) == ("rtc_cli1", 1)
+    assert as_json[0]["created_at"] == "2026-01-02T12:00:00+00:00"
+
+
+def test_calls_on_an_empty_database_says_how_calls_get_recorded(engine: Engine, db_url: str):
+    listing = rtrec("calls", "--db", db_url)
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.startswith("no calls recorded yet")
 
 
 def test_sessions_table_fits_the_terminal_width(priced: Engine, db_url: str):

@@ -25,6 +25,7 @@ from tests.support.browser import (
     page_text,
     served,
     settled,
+    tables,
 )
 from tests.support.dashboard import record, record_turns, rows
 
@@ -203,22 +204,6 @@ def test_an_ambiguous_prefix_asks_for_more(
 
 
 # ----------------------------------------------------------------------------- 10: cosmetics
-
-# Text of every visible table cell and header (the grids keep an accessible copy in the page).
-CELLS_JS = """
-return [...document.querySelectorAll('[data-testid="stDataFrame"]')]
-  .filter(f => f.offsetParent !== null)
-  .map(f => {
-    const scroller = f.querySelector('.dvn-scroller') || f;
-    return {cells: [...f.querySelectorAll('th, td')].map(c => c.textContent),
-            client: scroller.clientHeight, scroll: scroller.scrollHeight};
-  });
-"""
-
-
-def tables(driver: webdriver.Chrome) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = driver.execute_script(CELLS_JS)
-    return found
 
 
 def test_latency_tables_show_a_dash_for_what_nobody_saw(

@@ -40,7 +40,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A value as JSON has it: times in ISO 8601 with their UTC offset."""
     if isinstance(value, datetime):
         return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()
     return value
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         rows = browse.list_sessions(connection, args.limit, args.property)
         failures = [] if rows else overview.upgrade_failures(connection, None, None, limit=1)
     if args.json:
-        print(json.dumps([{k: _plain(v) for k, v in row.items()} for row in rows], indent=2))
+        print(json.dumps([{k: json_value(v) for k, v in row.items()} for row in rows], indent=2))
         return 0
     if not rows:
         _explain_empty(failures)

@@ -147,3 +147,34 @@ def open_tab(driver: webdriver.Chrome, name: str) -> None:
     tab.click()
     WebDriverWait(driver, 30).until(lambda d: tab.get_attribute("aria-selected") == "true")
     settled(driver)
+
+
+# Text of every visible table cell and header (the grids keep an accessible copy in the page).
+CELLS_JS = """
+return [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+  .filter(f => f.offsetParent !== null)
+  .map(f => {
+    const scroller = f.querySelector('.dvn-scroller') || f;
+    return {cells: [...f.querySelectorAll('th, td')].map(c => c.textContent),
+            client: scroller.clientHeight, scroll: scroller.scrollHeight};
+  });
+"""
+
+
+def tables(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """Each visible table's cell texts and whether it scrolls inside."""
+    found: list[dict[str, Any]] = driver.execute_script(CELLS_JS)
+    return found
+
+
+TEXT_WIDTH_JS = """
+const c = document.createElement('canvas').getContext('2d');
+const body = getComputedStyle(document.body);
+c.font = body.fontSize + ' ' + body.fontFamily;
+return c.measureText(arguments[0]).width;
+"""
+
+
+def text_px(driver: webdriver.Chrome, text: str) -> float:
+    """How wide `text` is in the grid's font, as its canvas draws it."""
+    return float(driver.execute_script(TEXT_WIDTH_JS, text))

@@ -103,10 +103,15 @@ def call_upstream() -> Iterator[CallUpstream]:
 
         def do_GET(self) -> None:
             """A sideband upgrade: this stand-in has none to give, it refuses as OpenAI does a
-            key it does not take (401, for `rtc_forbidden…`) or a call it does not know (404)."""
+            key it does not take (401, for `rtc_forbidden…`) or a call it does not know (404);
+            it fails (500) for `rtc_broken…` and hangs up without an answer for `rtc_cut…`."""
             upstream.upgrades.append(self.path)
+            if "call_id=rtc_cut" in self.path:
+                self.close_connection = True
+                return
             forbidden = ("call_id=rtc_forbidden", "/live/sessions/live_forbidden")
             status = 401 if any(shape in self.path for shape in forbidden) else 404
+            status = 500 if "call_id=rtc_broken" in self.path else status
             body = json.dumps({"error": {"message": "no", "type": "invalid_request_error"}})
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
