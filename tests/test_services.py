@@ -99,6 +99,7 @@ def test_demo_fills_a_fresh_database(demo: DemoRun):
     assert "websockets" not in result.stderr  # the simulator's connection lines stay quiet
     assert f"rtrec dashboard --db {db_url}" in result.stdout  # --exit says where to look
     assert f"rtrec sessions --db {db_url}" in result.stdout
+    assert f"rtrec calls --db {db_url}" in result.stdout
     engine = make_engine(db_url)
     with engine.connect() as connection:
         sessions = list(connection.execute(select(table(RealtimeSession))))

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         db = shlex.quote(args.db)
         print(
             "Look at the result:\n"
-            f"  uv run rtrec dashboard --db {db}\n  uv run rtrec sessions --db {db}"
+            f"  uv run rtrec dashboard --db {db}\n  uv run rtrec sessions --db {db}\n"
+            f"  uv run rtrec calls --db {db}"
         )
     return 0
 
@@ -97,6 +98,7 @@ def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
             f"  dashboard  http://127.0.0.1:{ports['dashboard']}",
             f"  metrics    http://127.0.0.1:{ports['metrics']}/metrics",
             f"  sessions   uv run rtrec sessions --db {shlex.quote(args.db)}",
+            f"  calls      uv run rtrec calls --db {shlex.quote(args.db)}",
             f"The proxy (http://127.0.0.1:{ports['proxy']}/v1, in front of the simulator) keeps "
             "serving; Ctrl-C stops everything.",
         ]
