@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import openai
 
 from simulator.live_scenarios import LIVE_SCENARIOS
 from simulator.scenarios import SCENARIOS, ResponseOutcome, Scenario, ScenarioResult
+
+if TYPE_CHECKING:
+    from simulator.demo_call import CallResult
 
 __all__ = [
     "DEMO_API_KEY",
@@ -18,6 +22,7 @@ __all__ = [
     "ResponseOutcome",
     "ScenarioResult",
     "run_demo",
+    "run_demo_call",
 ]
 
 #: Any key works with the simulator; this one is obviously fake in recordings and logs.
@@ -78,6 +83,23 @@ async def run_demo(
         except ExceptionGroup as failures:
             raise failures.exceptions[0] from None
     return [result for result in results if result is not None]
+
+
+async def run_demo_call(
+    base_url: str, *, api_key: str = DEMO_API_KEY, timeout_s: float = 30.0
+) -> CallResult:
+    """Place one WebRTC call against ``base_url`` (``…/v1``) with an aiortc peer, watched by the
+    application's sideband; raises :class:`DemoError` when it fails."""
+    # Imported here: aiortc and PyAV take seconds to import, and only the call needs them.
+    from simulator.demo_call import place_call
+
+    async with openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, websocket_base_url=websocket_base_url(base_url)
+    ) as client:
+        try:
+            return await place_call(client, timeout_s)
+        except Exception as exc:
+            raise DemoError(f"the demo's WebRTC call failed: {exc!r}") from exc
 
 
 async def _run_one(

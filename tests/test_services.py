@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from storage.db import make_engine
-from storage.models import RealtimeSession, Response, table
+from storage.models import Call, RealtimeSession, Response, Transcription, table
 from tests.support.net import free_port
 from tests.support.proxy import wait_for_port
 
@@ -68,7 +71,16 @@ def test_up_serves_proxy_metrics_and_dashboard_and_stops_on_ctrl_c(tmp_path: Pat
     assert f"metrics    http://127.0.0.1:{ports['metrics']}/metrics" in output
 
 
-def test_demo_fills_a_fresh_database(tmp_path: Path):
+@dataclass
+class DemoRun:
+    db_url: str
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`rtrec demo --exit` run once into a fresh SQLite file."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     db_url = f"sqlite:///{tmp_path / 'demo.db'}"
     result = subprocess.run(
         [sys.executable, "-m", "rtrec.cli", "demo", "--exit", "--db", db_url],
@@ -78,15 +90,21 @@ def test_demo_fills_a_fresh_database(tmp_path: Path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "9 session(s) (2 GPT-Live) recorded into" in result.stdout
+    return DemoRun(db_url, result)
+
+
+def test_demo_fills_a_fresh_database(demo: DemoRun):
+    db_url, result = demo.db_url, demo.result
+    assert "10 session(s) (2 GPT-Live, 1 WebRTC call) recorded into" in result.stdout
     assert "websockets" not in result.stderr  # the simulator's connection lines stay quiet
     assert f"rtrec dashboard --db {db_url}" in result.stdout  # --exit says where to look
     assert f"rtrec sessions --db {db_url}" in result.stdout
+    assert f"rtrec calls --db {db_url}" in result.stdout
     engine = make_engine(db_url)
     with engine.connect() as connection:
         sessions = list(connection.execute(select(table(RealtimeSession))))
         responses = list(connection.execute(select(table(Response))))
-    realtime = [s for s in sessions if s.api in ("ga", "beta")]
+    realtime = [s for s in sessions if s.api in ("ga", "beta") and s.call_id is None]
     assert len(realtime) == 7
     assert len([s for s in sessions if s.api == "live"]) == 2
     assert {s.api for s in realtime} == {"ga", "beta"}
@@ -98,6 +116,40 @@ def test_demo_fills_a_fresh_database(tmp_path: Path):
     # GPT-Live's delegated work runs on models without a built-in price: its cost stays NULL.
     realtime_ids = {s.id for s in realtime}
     assert all(r.cost_usd is not None for r in responses if r.session_id in realtime_ids)
+
+
+def test_demo_records_a_webrtc_call_with_its_sideband(demo: DemoRun):
+    sessions, responses, heard = table(RealtimeSession), table(Response), table(Transcription)
+    engine = make_engine(demo.db_url)
+    with engine.connect() as connection:
+        (call,) = connection.execute(select(table(Call))).all()
+        (sideband,) = connection.execute(select(sessions).where(sessions.c.call_id == call.id))
+        answers = connection.execute(
+            select(responses).where(responses.c.session_id == sideband.id)
+        ).all()
+        transcripts = connection.execute(
+            select(heard.c.transcript).where(heard.c.session_id == sideband.id)
+        ).scalars()
+        assert len([t for t in transcripts if t]) == 2
+    assert (call.transport, call.status, call.end_reason) == ("webrtc", "ended", "hung up")
+    assert (sideband.call_role, sideband.ended_at is not None) == ("sideband", True)
+    assert [r.status for r in answers] == ["completed", "completed"]
+    assert all(r.total_tokens > 0 for r in answers)
+    assert all(r.cost_usd > 0 for r in answers)
+    assert f"WebRTC call {call.id}: 2 response(s)" in demo.result.stdout
+
+
+def test_rtrec_calls_lists_the_demo_s_call(demo: DemoRun):
+    listed = subprocess.run(
+        [sys.executable, "-m", "rtrec.cli", "calls", "--json", "--db", demo.db_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    (call,) = json.loads(listed.stdout)
+    assert (call["transport"], call["status"], call["sessions"]) == ("webrtc", "ended", 1)
+    assert call["cost_usd"] > 0
 
 
 def test_up_with_a_busy_dashboard_port_refuses_before_it_announces(tmp_path: Path):

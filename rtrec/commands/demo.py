@@ -17,7 +17,7 @@ DEMO_DB = Option(DB.name, "sqlite:///rtrec-demo.db", DB.help)
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = commands.add_parser(
-        "demo", help="simulator + proxy + dashboard with scripted sessions recorded"
+        "demo", help="simulator + proxy + dashboard with scripted sessions and a call recorded"
     )
     add_settings(parser, [DEMO_DB])
     parser.add_argument("--exit", action="store_true", help="end after the sessions")
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         metavar="N",
-        help="run N sessions cycling through the scenarios (a load generator)",
+        help="run N sessions cycling through the scenarios (a load generator; no call)",
     )
     parser.add_argument(
         "--concurrency",
@@ -45,14 +45,14 @@ def run(args: argparse.Namespace) -> int:
         db = shlex.quote(args.db)
         print(
             "Look at the result:\n"
-            f"  uv run rtrec dashboard --db {db}\n  uv run rtrec sessions --db {db}"
+            f"  uv run rtrec dashboard --db {db}\n  uv run rtrec sessions --db {db}\n"
+            f"  uv run rtrec calls --db {db}"
         )
     return 0
 
 
 async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
     from rtrec import services
-    from simulator.demo import DemoError, run_demo
     from simulator.serve import make_server
 
     server = make_server("127.0.0.1", ports["simulator"], fast=args.fast)
@@ -61,24 +61,34 @@ async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
         with services.proxy_process(server.base_url, args.db, ports["proxy"], ports["metrics"]):
             base_url = f"http://127.0.0.1:{ports['proxy']}/v1"
             print(f"driving sessions through the proxy at {base_url} …", flush=True)
-            try:
-                results = await run_demo(
-                    base_url,
-                    sessions=args.sessions,
-                    concurrency=args.concurrency,
-                    progress=lambda line: print(line, flush=True),
-                )
-            except DemoError as exc:
-                raise CommandError(f"a demo session failed: {exc}") from exc
-            live = sum(1 for result in results if result.api == "live")
-            print(
-                f"{len(results)} session(s) ({live} GPT-Live) recorded into {args.db}", flush=True
-            )
+            print(f"{await _drive(args, base_url)} recorded into {args.db}", flush=True)
             if not args.exit:
                 print(_demo_banner(args, ports), flush=True)
                 await _until_interrupted()
     finally:
         await server.stop()
+
+
+async def _drive(args: argparse.Namespace, base_url: str) -> str:
+    """Run the scripted sessions, then (unless a load generator) one WebRTC call watched by its
+    sideband; what was driven, as the summary line starts."""
+    from simulator.demo import DemoError, run_demo, run_demo_call
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        results = await run_demo(
+            base_url, sessions=args.sessions, concurrency=args.concurrency, progress=progress
+        )
+        live = sum(1 for result in results if result.api == "live")
+        if args.sessions is not None:
+            return f"{len(results)} session(s) ({live} GPT-Live)"
+        progress((await run_demo_call(base_url)).summary())
+    except DemoError as exc:
+        raise CommandError(f"a demo session failed: {exc}") from exc
+    # The call's sideband is a session of its own, linked to the call.
+    return f"{len(results) + 1} session(s) ({live} GPT-Live, 1 WebRTC call)"
 
 
 def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
@@ -88,6 +98,7 @@ def _demo_banner(args: argparse.Namespace, ports: dict[str, int]) -> str:
             f"  dashboard  http://127.0.0.1:{ports['dashboard']}",
             f"  metrics    http://127.0.0.1:{ports['metrics']}/metrics",
             f"  sessions   uv run rtrec sessions --db {shlex.quote(args.db)}",
+            f"  calls      uv run rtrec calls --db {shlex.quote(args.db)}",
             f"The proxy (http://127.0.0.1:{ports['proxy']}/v1, in front of the simulator) keeps "
             "serving; Ctrl-C stops everything.",
         ]
