@@ -53,6 +53,8 @@ def decode_audio(text: str) -> bytes | None:
 
 def sqlite_datetime(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime type stores (UTC, no offset)."""
+    if value.tzinfo is UTC:  # what the recorder makes: the offset's 6 characters cut off
+        return value.isoformat(" ", "microseconds")[:-6]
     if value.tzinfo is not None:
         if value.utcoffset() != _ZERO:
             value = value.astimezone(UTC)
