@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage import audio_segments, models
-from storage.hot_inserts import AUDIO_INSERTS, EVENT_INSERTS, decode_audio
+from storage.hot_inserts import AUDIO_INSERTS, EVENT_INSERTS, audio_row, decode_audio
 from storage.records import (
     AudioRecord,
     CallChanged,
@@ -49,14 +49,13 @@ def _row(record: Any) -> dict[str, Any]:
 
 
 def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
-    row = _row(record)
-    row["data"] = decode_audio(row.pop("audio_base64"))
-    if row["data"] is None:
+    data = decode_audio(record.audio_base64)
+    if data is None:
         logger.warning(
             "audio of event %d in session %s is not valid base64", record.seq, record.session_id
         )
         return None
-    return row
+    return audio_row(record, data)
 
 
 def _session_row(record: SessionOpened) -> dict[str, Any]:

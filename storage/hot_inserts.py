@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pybase64
@@ -21,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from storage import models
-from storage.records import EventRecord
+from storage.records import AudioRecord, EventRecord
 from storage.sanitize import json_text
 
 if TYPE_CHECKING:  # psycopg is imported by the PostgreSQL dialect, only when it is used
@@ -31,10 +30,22 @@ _ZERO = timedelta(0)
 _UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
 
 # Column names come from our own models, never from input.
-EVENT_COLUMNS = tuple(c.name for c in models.table(models.Event).columns if c.name != "id")
+# In the order `_event_tuples` builds them (a test checks they are the table's).
+EVENT_COLUMNS = (
+    "session_id",
+    "seq",
+    "ts",
+    "direction",
+    "type",
+    "event_id",
+    "response_id",
+    "item_id",
+    "size_bytes",
+    "payload",
+    "error_type",
+    "error_code",
+)
 AUDIO_COLUMNS = tuple(c.name for c in models.table(models.AudioChunk).columns if c.name != "id")
-_EVENT_VALUES = attrgetter(*EVENT_COLUMNS)
-_TS, _PAYLOAD = EVENT_COLUMNS.index("ts"), EVENT_COLUMNS.index("payload")
 _AUDIO_TS = AUDIO_COLUMNS.index("ts")
 
 
@@ -63,14 +74,38 @@ def sqlite_datetime(value: datetime) -> str:
 
 
 def _event_tuples(records: Sequence[EventRecord], ts: Callable[[datetime], Any]) -> list[Any]:
-    rows: list[tuple[Any, ...]] = []
-    for record in records:
-        row = list(_EVENT_VALUES(record))
-        row[_TS] = ts(row[_TS])
-        payload = row[_PAYLOAD]
-        row[_PAYLOAD] = None if payload is None else json_text(payload)
-        rows.append(tuple(row))
-    return rows
+    return [
+        (
+            r.session_id,
+            r.seq,
+            ts(r.ts),
+            r.direction,
+            r.type,
+            r.event_id,
+            r.response_id,
+            r.item_id,
+            r.size_bytes,
+            None if r.payload is None else json_text(r.payload),
+            r.error_type,
+            r.error_code,
+        )
+        for r in records
+    ]
+
+
+def audio_row(record: AudioRecord, data: bytes) -> dict[str, Any]:
+    """The row of one decoded chunk, as `audio_segments.merge` takes it."""
+    return {
+        "session_id": record.session_id,
+        "seq": record.seq,
+        "ts": record.ts,
+        "direction": record.direction,
+        "audio_format": record.audio_format,
+        "sample_rate": record.sample_rate,
+        "response_id": record.response_id,
+        "item_id": record.item_id,
+        "data": data,
+    }
 
 
 def _audio_tuples(segments: Sequence[dict[str, Any]], ts: Callable[[datetime], Any]) -> list[Any]:

@@ -20,7 +20,7 @@ from recorder.live_session import LiveSessionRecorder
 from recorder.session import SessionRecorder, without_first
 from storage.apply import apply_records
 from storage.db import make_engine, upgrade
-from storage.hot_inserts import decode_audio
+from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio
 from storage.models import AudioChunk, Event, table
 from storage.records import AudioRecord, EventRecord, Record, SessionOpened
 from tests.support.fixtures import fixture_lines
@@ -166,3 +166,8 @@ def test_a_postgresql_copy_that_meets_stored_rows_stores_each_row_once(postgres_
     assert len(twice["audio_chunks"]) == 2 * len(once["audio_chunks"])
     assert set(map(repr, once["events"])) < set(map(repr, twice["events"]))
     engine.dispose()
+
+
+def test_the_driver_inserts_name_every_column_but_the_row_id():
+    for model, columns in ((Event, EVENT_COLUMNS), (AudioChunk, AUDIO_COLUMNS)):
+        assert sorted(columns) == sorted(c.name for c in table(model).columns if c.name != "id")
