@@ -144,6 +144,10 @@ def apply_records(connection: Connection, records: Sequence[Record]) -> None:
             connection.execute(_insert_new(connection, target), rows)
         if kind is SessionOpened:
             _insert_properties(connection, batch)
+    done = [record for record in updates if type(record) is ResponseDone]
+    if done and _batchable(done):
+        _apply_responses_done(connection, done)
+        updates = [record for record in updates if type(record) is not ResponseDone]
     for record in updates:
         _apply_update(connection, record)
 
@@ -182,12 +186,54 @@ def _apply_update(connection: Connection, record: Record) -> None:
             connection.execute(_update_by("calls", "id"), {**values, "key_id": record.id})
 
 
-def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
+def _response_done_values(record: ResponseDone) -> dict[str, Any]:
+    """The `responses` columns a `response.done` sets: all but `created_at` when it was not seen."""
     values = _row(record)
     values.update(values.pop("usage"))
-    del values["session_id"], values["response_id"]
     if values["created_at"] is None:
         del values["created_at"]
+    return values
+
+
+def _batchable(done: Sequence[ResponseDone]) -> bool:
+    """One upsert per batch only when no response is done twice in it: each statement must find
+    the row as the one before left it, which one `executemany` does not promise everywhere."""
+    return len({(record.session_id, record.response_id) for record in done}) == len(done)
+
+
+@cache
+def _upsert_response(dialect: str, columns: tuple[str, ...]) -> Insert:
+    """INSERT of a response, or UPDATE of `columns` if it is stored (its response.created)."""
+    target = models.table(models.Response)
+    statement = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(target)
+    return statement.on_conflict_do_update(
+        index_elements=[target.c.session_id, target.c.response_id],
+        set_={name: statement.excluded[name] for name in columns if name not in _RESPONSE_KEY},
+    )
+
+
+_RESPONSE_KEY = ("session_id", "response_id")
+
+
+def _apply_responses_done(connection: Connection, done: Sequence[ResponseDone]) -> None:
+    """Every `ResponseDone` of a batch in one statement per column set (usually one), instead of
+    an UPDATE, and an INSERT when it found nothing, for each: the same rows, fewer round trips."""
+    dialect = connection.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        for record in done:
+            _apply_response_done(connection, record)
+        return
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for record in done:
+        values = _response_done_values(record)
+        by_columns.setdefault(tuple(values), []).append(values)
+    for columns, rows in by_columns.items():
+        connection.execute(_upsert_response(dialect, columns), rows)
+
+
+def _apply_response_done(connection: Connection, record: ResponseDone) -> None:
+    values = _response_done_values(record)
+    del values["session_id"], values["response_id"]
     keys = {"key_session_id": record.session_id, "key_response_id": record.response_id}
     result = connection.execute(_update_by("responses", "session_id", "response_id"), values | keys)
     if result.rowcount == 0:  # its response.created was never seen (or dropped)

@@ -21,8 +21,15 @@ from recorder.session import SessionRecorder, without_first
 from storage.apply import apply_records
 from storage.db import make_engine, upgrade
 from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio
-from storage.models import AudioChunk, Event, table
-from storage.records import AudioRecord, EventRecord, Record, SessionOpened
+from storage.models import AudioChunk, Event, Response, table
+from storage.records import (
+    AudioRecord,
+    EventRecord,
+    Record,
+    ResponseCreated,
+    ResponseDone,
+    SessionOpened,
+)
 from tests.support.fixtures import fixture_lines
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -104,10 +111,10 @@ def test_audio_decodes_as_the_stdlibs_strict_mode_decides(text: str):
 
 
 def stored(engine: Engine, session_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every event and audio row of a session, without the row ids and the session id."""
+    """Every event, audio and response row of a session, without row ids and the session id."""
     rows = {}
     with engine.connect() as connection:
-        for model in (Event, AudioChunk):
+        for model in (Event, AudioChunk, Response):
             target = table(model)
             columns = [c for c in target.columns if c.name not in ("id", "session_id")]
             query = select(*columns).where(target.c.session_id == session_id)
@@ -117,24 +124,43 @@ def stored(engine: Engine, session_id: str) -> dict[str, list[tuple[Any, ...]]]:
     return rows
 
 
-def recorded_batch(session_id: str) -> list[Record]:
+def recorded_batch(session_id: str, created: bool = True) -> list[Record]:
+    """The fixture streams' records; without `created`, as if every response.created was lost."""
     recorder = make("ga", "full", session_id)
-    return [recorder.opened, *records_of(recorder, ga_stream())]
+    records = [recorder.opened, *records_of(recorder, ga_stream())]
+    return [r for r in records if created or not isinstance(r, ResponseCreated)]
 
 
+@pytest.mark.parametrize("created", [True, False])
 def test_driver_inserts_store_the_same_rows_as_sqlalchemy_core(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, created: bool
 ):
     with engine.begin() as connection:
-        apply_records(connection, recorded_batch("fast"))
+        apply_records(connection, recorded_batch("fast", created))
     monkeypatch.setattr("storage.apply.EVENT_INSERTS", {})
     monkeypatch.setattr("storage.apply.AUDIO_INSERTS", {})
+    monkeypatch.setattr("storage.apply._batchable", lambda done: False)  # one UPDATE each
     with engine.begin() as connection:
-        apply_records(connection, recorded_batch("core"))
+        apply_records(connection, recorded_batch("core", created))
     fast = stored(engine, "fast")
     assert fast == stored(engine, "core")
     assert len(fast["events"]) == 174
     assert fast["audio_chunks"]
+    assert len(fast["responses"]) == 7
+    assert all(row[-1] is None for row in fast["responses"])  # delegation_id: never set here
+
+
+def test_a_response_done_twice_in_one_batch_keeps_the_last(engine: Engine):
+    batch = recorded_batch("s1")
+    done = [r for r in batch if isinstance(r, ResponseDone)]
+    again = dataclasses.replace(done[0], status="incomplete", cost_usd=1.5)
+    with engine.begin() as connection:
+        apply_records(connection, [*batch, again])
+    names = [c.name for c in table(Response).columns if c.name not in ("id", "session_id")]
+    rows = [dict(zip(names, row, strict=True)) for row in stored(engine, "s1")["responses"]]
+    changed = [row for row in rows if row["response_id"] == done[0].response_id]
+    assert [(row["status"], row["cost_usd"]) for row in changed] == [("incomplete", 1.5)]
+    assert len(rows) == 7
 
 
 def shifted(records: list[EventRecord | AudioRecord], seqs: int) -> list[EventRecord | AudioRecord]:
