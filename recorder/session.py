@@ -73,6 +73,8 @@ _OWN_AUDIO_FIELD = {
         live.INPUT_AUDIO_APPEND,
     )
 }
+# The high-frequency events without audio: their `audio` field, if any, would be stripped.
+_TEXT_DELTAS = protocol.TEXT_DELTAS | {live.INPUT_TRANSCRIPT_DELTA, live.OUTPUT_TRANSCRIPT_DELTA}
 _NEEDLE_HEAD_BYTES = 16
 
 
@@ -212,11 +214,16 @@ class SessionRecorder:
         return records
 
     def _strip(self, event_type: str, event: dict[str, Any]) -> str | None:
-        """`protocol.strip_payload`'s work, returning the event's own audio. The many audio
-        appends and deltas take a short cut: their audio field is known, nothing else to strip."""
+        """`protocol.strip_payload`'s work, returning the event's own audio. The many appends and
+        deltas take a short cut: their audio field is known (text deltas have none)."""
+        if self.record_mode != "full":
+            return protocol.strip_payload(event_type, event, True).stream
+        if event_type in _TEXT_DELTAS and AUDIO_FIELD not in event:
+            event.pop("obfuscation", None)  # all that the generic path would find to strip
+            return None
         own = _OWN_AUDIO_FIELD.get(event_type)
-        if own is None or self.record_mode != "full":
-            return protocol.strip_payload(event_type, event, self.record_mode != "full").stream
+        if own is None:
+            return protocol.strip_payload(event_type, event, False).stream
         event.pop("obfuscation", None)
         audio = event.get(own)
         if not isinstance(audio, str):

@@ -44,6 +44,8 @@ LIVE_STREAM: list[tuple[bool, dict[str, Any]]] = [
     (False, {"type": "session.output_audio.delta", "delta": 12}),  # not audio: kept as is
     (True, {"type": "session.input_audio.append", "audio": AUDIO + "sk-" + AUDIO[:8]}),
     (True, {"type": "session.output_audio.fixture.play", "audio": AUDIO}),
+    (False, {"type": "session.output_transcript.delta", "delta": "hi", "obfuscation": "ab"}),
+    (False, {"type": "session.output_transcript.delta", "delta": "hi", "audio": AUDIO}),
 ]
 
 
@@ -58,6 +60,8 @@ def frames(stream: list[tuple[bool, dict[str, Any]]]) -> Iterator[tuple[bool, by
     # base64's `/` written as the JSON escape `\/`: the raw frame does not hold the audio as is
     escaped = orjson.dumps({"type": "input_audio_buffer.append", "audio": AUDIO})
     yield True, escaped.replace(b"/", b"\\/")
+    # a text delta that carries an `audio` string: the generic path takes it as the event's audio
+    yield False, orjson.dumps({"type": "response.output_text.delta", "delta": "x", "audio": AUDIO})
 
 
 def records_of(recorder: SessionRecorder, stream: list[tuple[bool, dict[str, Any]]]) -> list[Any]:
@@ -78,6 +82,7 @@ def generic_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """The interpreter without its short cuts: every event through `strip_payload` and
     `bytes.replace`, as before they were written."""
     monkeypatch.setattr(session_module, "_OWN_AUDIO_FIELD", {})
+    monkeypatch.setattr(session_module, "_TEXT_DELTAS", frozenset())
     monkeypatch.setattr(session_module, "without_first", lambda c, p: c.replace(p, b"", 1))
 
 
@@ -144,7 +149,7 @@ def test_driver_inserts_store_the_same_rows_as_sqlalchemy_core(
         apply_records(connection, recorded_batch("core", created))
     fast = stored(engine, "fast")
     assert fast == stored(engine, "core")
-    assert len(fast["events"]) == 174
+    assert len(fast["events"]) == 175
     assert fast["audio_chunks"]
     assert len(fast["responses"]) == 7
     assert all(row[-1] is None for row in fast["responses"])  # delegation_id: never set here
