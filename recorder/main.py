@@ -210,9 +210,7 @@ class Recording:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        observe.message_relayed(
-            self.metrics, direction, event_type, len(item.body), session.opened.api
-        )
+        self.metrics.relayed.add(direction, event_type, len(item.body), session.opened.api)
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)

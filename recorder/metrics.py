@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from recorder.property_labels import PropertyLabels
+from recorder.tally import RelayedTally
 
 # queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over.
 DROP_REASONS = (
@@ -368,6 +369,9 @@ class Metrics:
         property_values: PropertyLabels | None = None,
     ) -> None:
         self.registry = registry
+        # First in the registry: it adds its sums to `events`/`event_bytes` before they are read.
+        self.relayed = RelayedTally(self)
+        registry.register(self.relayed)
         self.property_labels = tuple(property_labels)
         self._property_values = property_values or PropertyLabels(self.property_labels)
         for declared in vars(Metrics).values():

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import protocol
+from protocol import live
+from protocol.audio import AUDIO_FIELD, DELTA_FIELD, is_audio_delta
 from protocol.pii import redact_pii
 from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
 from protocol.redact import might_hold_secret, redact_free_text, redact_value
@@ -59,6 +61,33 @@ class InputAudioClock:
                 return ts
             self.marks.popleft()
         return None
+
+
+# The high-frequency events that carry audio, and the field holding it (`strip_audio`'s rule).
+_OWN_AUDIO_FIELD = {
+    event_type: DELTA_FIELD if is_audio_delta(event_type) else AUDIO_FIELD
+    for event_type in (
+        *protocol.AUDIO_DELTAS,
+        live.OUTPUT_AUDIO_DELTA,
+        protocol.AUDIO_APPEND,
+        live.INPUT_AUDIO_APPEND,
+    )
+}
+# The high-frequency events without audio: their `audio` field, if any, would be stripped.
+_TEXT_DELTAS = protocol.TEXT_DELTAS | {live.INPUT_TRANSCRIPT_DELTA, live.OUTPUT_TRANSCRIPT_DELTA}
+_NEEDLE_HEAD_BYTES = 16
+
+
+def without_first(content: bytes, part: bytes) -> bytes:
+    """`content.replace(part, b"", 1)`, without its cost for a part of kilobytes (CPython
+    prepares a long needle before searching): find its first bytes, then compare the rest."""
+    head = part[:_NEEDLE_HEAD_BYTES]
+    at = content.find(head)
+    while at >= 0:
+        if content.startswith(part, at):
+            return content[:at] + content[at + len(part) :]
+        at = content.find(head, at + 1)
+    return content
 
 
 def utc(ts: float) -> datetime:
@@ -136,11 +165,10 @@ class SessionRecorder:
                     payload=self._odd_payload(content, event_type, event),
                 )
             ]
-        stripped = protocol.strip_payload(event_type, event, self.record_mode != "full")
-        audio = stripped.stream
+        audio = self._strip(event_type, event)
         # The audio is not stored, only its size: the rest of the frame is all that can hold a
         # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
-        rest = content if audio is None else content.replace(audio.encode(errors="ignore"), b"", 1)
+        rest = content if audio is None else without_first(content, audio.encode(errors="ignore"))
         if might_hold_secret(rest):
             event = redact_value(event)
         if self.pii is not None:
@@ -184,6 +212,24 @@ class SessionRecorder:
             )
         records.extend(self._interpret(from_client, event_type, event, ts, response_id))
         return records
+
+    def _strip(self, event_type: str, event: dict[str, Any]) -> str | None:
+        """`protocol.strip_payload`'s work, returning the event's own audio. The many appends and
+        deltas take a short cut: their audio field is known (text deltas have none)."""
+        if self.record_mode != "full":
+            return protocol.strip_payload(event_type, event, True).stream
+        if event_type in _TEXT_DELTAS and AUDIO_FIELD not in event:
+            event.pop("obfuscation", None)  # all that the generic path would find to strip
+            return None
+        own = _OWN_AUDIO_FIELD.get(event_type)
+        if own is None:
+            return protocol.strip_payload(event_type, event, False).stream
+        event.pop("obfuscation", None)
+        audio = event.get(own)
+        if not isinstance(audio, str):
+            return None
+        event[own] = protocol.base64_decoded_size(audio)
+        return audio
 
     def unparsed(self, from_client: bool, content: bytes, ts: float) -> EventRecord:
         """The event row of a message `on_message` failed on: its seq, size and direction only."""

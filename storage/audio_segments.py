@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
 MAX_SEGMENT_BYTES = 1 << 20  # keeps a row, and what a reader loads for one turn, small
 _MICROSECOND = timedelta(microseconds=1)
-_SAME_SEGMENT = ("response_id", "item_id", "audio_format", "sample_rate")
+_same_segment = itemgetter("response_id", "item_id", "audio_format", "sample_rate")
 
 
 def merge(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -24,29 +25,33 @@ def merge(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     segments: list[dict[str, Any]] = []
     parts: list[list[bytes]] = []
     chunks: list[list[list[int]]] = []
+    keys: list[tuple[Any, ...]] = []  # each segment's `_SAME_SEGMENT` values
+    sizes: list[int] = []
     open_by_side: dict[tuple[str, str], int] = {}
     for row in rows:
         side = (row["session_id"], row["direction"])
         data: bytes = row["data"]
+        key = _same_segment(row)
         index = open_by_side.get(side)
-        if index is not None:
+        if (
+            index is not None
+            and keys[index] == key
+            and sizes[index] + len(data) <= MAX_SEGMENT_BYTES
+        ):
             segment = segments[index]
-            if (
-                all(segment[name] == row[name] for name in _SAME_SEGMENT)
-                and segment["size"] + len(data) <= MAX_SEGMENT_BYTES
-            ):
-                offset_us = (row["ts"] - segment["ts"]) // _MICROSECOND
-                chunks[index].append([row["seq"], offset_us, len(data)])
-                parts[index].append(data)
-                segment["size"] += len(data)
-                segment["last_seq"] = row["seq"]
-                continue
+            offset_us = (row["ts"] - segment["ts"]) // _MICROSECOND
+            chunks[index].append([row["seq"], offset_us, len(data)])
+            parts[index].append(data)
+            sizes[index] += len(data)
+            segment["last_seq"] = row["seq"]
+            continue
         open_by_side[side] = len(segments)
-        segments.append({**row, "size": len(data), "last_seq": row["seq"]})
+        segments.append({**row, "last_seq": row["seq"]})
+        keys.append(key)
+        sizes.append(len(data))
         parts.append([data])
         chunks.append([[row["seq"], 0, len(data)]])
     for segment, segment_parts, segment_chunks in zip(segments, parts, chunks, strict=True):
-        del segment["size"]
         segment["data"] = b"".join(segment_parts)
         several = len(segment_chunks) > 1
         segment["chunks"] = orjson.dumps(segment_chunks).decode() if several else None

@@ -55,6 +55,9 @@ def _check_writable(path: Path) -> None:
         raise DatabaseURLError(f"database {path}: {os.strerror(errno.EACCES)}")
 
 
+SQLITE_CACHE_KIB = 8192
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the dashboard read while the writer commits; NORMAL is durable across crashes in WAL.
@@ -65,6 +68,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # 8 MiB of page cache instead of 2: a batch's audio no longer pushes the indexes' pages out
+    # mid-transaction, to be read back (a third of the reads and writes of the writer benchmark).
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
