@@ -23,13 +23,9 @@ from storage.models import (
 
 
 def prune_sessions(connection: Connection, started_before: datetime, limit: int = 200) -> int:
-    """Delete up to `limit` of the oldest sessions started before the cutoff, with their rows,
-    then up to `limit` calls created before it that no session watches any more (`prune_calls`).
-
-    Small batches keep each transaction short, so writers are never blocked for long; call
-    again until it returns less than `limit`: it returns the larger of the two counts, so a
-    backlog of calls is worked off at the same pace as one of sessions.
-    """
+    """Delete up to `limit` of the oldest sessions started before the cutoff, with their rows;
+    how many. Small batches keep each transaction short, so writers are never blocked for long;
+    call again until it returns less than `limit`, then `prune_calls` for the calls they left."""
     sessions = table(RealtimeSession)
     doomed = list(
         connection.execute(
@@ -40,13 +36,13 @@ def prune_sessions(connection: Connection, started_before: datetime, limit: int 
         ).scalars()
     )
     if not doomed:
-        return prune_calls(connection, started_before, limit)
+        return 0
     # Children first: SQLite only cascades when foreign keys are on for the connection.
     for model in (Event, Response, RateLimit, Transcription, AudioChunk, SessionProperty):
         child = table(model)
         connection.execute(delete(child).where(child.c.session_id.in_(doomed)))
     connection.execute(delete(sessions).where(sessions.c.id.in_(doomed)))
-    return max(len(doomed), prune_calls(connection, started_before, limit))
+    return len(doomed)
 
 
 def prune_calls(connection: Connection, created_before: datetime, limit: int = 200) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
-from storage.prune import prune_sessions, prune_upgrade_failures
+from storage.prune import prune_calls, prune_sessions, prune_upgrade_failures
 from storage.records import (
     CallChanged,
     CallEventRecord,
@@ -258,19 +258,23 @@ class Writer:
         try:
             with self._engine.begin() as connection:
                 deleted = prune_sessions(connection, cutoff, PRUNE_BATCH_SESSIONS)
+                calls = prune_calls(connection, cutoff, PRUNE_BATCH_SESSIONS)
                 failures = prune_upgrade_failures(connection, cutoff, PRUNE_BATCH_SESSIONS)
         except SQLAlchemyError as exc:
             logger.error("retention pruning failed: %s", _reason(exc))
             self._observer.db_error()
             return
-        if deleted or failures:
+        if deleted or calls or failures:
             logger.info(
-                "retention: deleted %d session(s) and %d failed connection attempt(s) before %s",
+                "retention: deleted %d session(s), %d call(s) and %d failed connection attempt(s)"
+                " before %s",
                 deleted,
+                calls,
                 failures,
                 cutoff,
             )
-        if PRUNE_BATCH_SESSIONS in (deleted, failures):  # more to go: next turn, after records
+        # More to go: the next turn, after the records waiting now.
+        if PRUNE_BATCH_SESSIONS in (deleted, calls, failures):
             self._next_prune = time.monotonic()
 
     def _collect(self) -> tuple[list[Record], _Barrier | None]:

@@ -142,6 +142,7 @@ def test_retention_prunes_old_calls_once_no_session_watches_them(engine: Engine)
     )
     with engine.begin() as connection:
         assert prune.prune_sessions(connection, NOW - timedelta(days=30)) == 2
+        assert prune.prune_calls(connection, NOW - timedelta(days=30)) == 2
     with engine.connect() as connection:
         left = list(connection.execute(select(table(Call).c.id).order_by("id")).scalars())
         events = list(connection.execute(select(table(CallEvent).c.call_id)).scalars())
@@ -155,7 +156,7 @@ def test_calls_are_pruned_in_batches_oldest_first(engine: Engine):
     batches: list[int] = []
     while not batches or batches[-1] == 2:
         with engine.begin() as connection:
-            batches.append(prune.prune_sessions(connection, NOW + timedelta(days=1), limit=2))
+            batches.append(prune.prune_calls(connection, NOW + timedelta(days=1), limit=2))
     assert batches == [2, 2, 1]
     assert rows_of(engine, Call) == rows_of(engine, CallEvent) == 0
 

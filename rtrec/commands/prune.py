@@ -45,25 +45,25 @@ def run(args: argparse.Namespace) -> int:
 
 def _prune(engine: Engine, older_than_days: int) -> None:
     from rtrec.progress import progress
-    from storage import calls, prune
+    from storage import prune
 
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
     with engine.connect() as connection:
         total = prune.count_sessions_started_before(connection, cutoff)
-        calls_before = calls.count_calls(connection)
     show = progress("deleted sessions", total)
     _in_batches(
         engine,
         lambda connection: prune.prune_sessions(connection, cutoff, PRUNE_BATCH),
         None if show is None else lambda done: show(min(done, total)),
     )
+    gone = _in_batches(
+        engine, lambda connection: prune.prune_calls(connection, cutoff, PRUNE_BATCH)
+    )
     failures = _in_batches(
         engine, lambda connection: prune.prune_upgrade_failures(connection, cutoff, PRUNE_BATCH)
     )
-    # A batch counts sessions or calls, whichever it deleted more of: count each from the table.
     with engine.connect() as connection:
         deleted = total - prune.count_sessions_started_before(connection, cutoff)
-        gone = calls_before - calls.count_calls(connection)
     print(
         f"deleted {deleted} session(s), {gone} call(s) and {failures} failed connection "
         f"attempt(s) before {cutoff.isoformat(timespec='seconds')}"
