@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from protocol import apis, metric_model
+from protocol import metric_model
 from protocol.pricing import BUILTIN_PRICES, PriceTable
 from recorder.live_session import LiveSessionRecorder
 from recorder.metrics import Metrics
@@ -169,14 +169,6 @@ def session_opened(metrics: Metrics, model: str | None, prices: PriceTable, api:
 
 def session_closed(metrics: Metrics, model_label: str, api: str, seconds: float) -> None:
     metrics.session_duration.labels(model=model_label, api=api).observe(seconds)
-
-
-def message_relayed(
-    metrics: Metrics, direction: str, event_type: str, size_bytes: int, api: str
-) -> None:
-    """One message the relay handed over: its event type's bounded label and its size."""
-    metrics.events.labels(direction, apis.metric_event_type(event_type), api).inc()
-    metrics.event_bytes.labels(direction).inc(size_bytes)
 
 
 def parse_failed(metrics: Metrics, direction: str) -> None:
