@@ -23,6 +23,7 @@ from protocol import apis, calls
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy import call_relay, mitm_internals
+from proxy.frame_boundaries import FrameBoundaries
 from proxy.recorder_process import RecorderProcess, RecorderStartError, database_problem
 from proxy.tags import SessionTags, session_tags
 
@@ -33,13 +34,16 @@ MAX_UNRECORDED_SHAPES = 50
 
 
 class _Live:
-    """A recorded WebSocket on the relay: its hand-over number and the next message's seq."""
+    """A recorded WebSocket on the relay: its hand-over number, the next message's seq, and per
+    direction (server, client) how many messages the raw relay dropped since the last chunk it
+    handed over (-1: none; the next chunk handed over must start a message)."""
 
-    __slots__ = ("number", "seq")
+    __slots__ = ("gaps", "number", "seq")
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.seq = 0
+        self.gaps = [-1, -1]
 
 
 class Relay:
@@ -56,6 +60,9 @@ class Relay:
         self.sessions: dict[str, _Live] = {}
         self._next_number = 0
         self._unrecorded_shapes: set[str] = set()  # logged once each
+        # `rtrec proxy` sets this when mitmproxy builds rtrec's raw layer (mitm_internals);
+        # under stock `mitmdump -s` every WebSocket goes through mitmproxy's own layer.
+        self.raw_relay_available = False
 
     def load(self, loader: Loader) -> None:
         for option in ADDON_OPTIONS:
@@ -139,7 +146,11 @@ class Relay:
         if call_relay.is_call_request(flow):
             self._call_answered(flow)
             return
-        if response is None or response.status_code == 101 or not _recorded_upgrade(request):
+        if response is None or not _recorded_upgrade(request):
+            return
+        if response.status_code == 101:
+            if self.raw_relay_available and ctx.options.rtrec_raw_relay == "on":
+                flow.metadata[mitm_internals.RAW_RELAY_KEY] = True
             return
         self._upgrade_failed(flow, response.status_code, response.reason or None)
         logger.warning(
@@ -240,6 +251,9 @@ class Relay:
             replay_of=tags.replay_of if tags else None,
             rate_limit_key="ephemeral" if ephemeral else fingerprint or "none",
             call_id=calls.sideband_call_id(request.path),
+            raw=bool(flow.metadata.get(mitm_internals.RAW_RELAY_KEY)),
+            # The recorder inflates permessage-deflate itself when it parses raw chunks.
+            extensions=_response_header(flow, "Sec-WebSocket-Extensions"),
         )
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
@@ -260,6 +274,32 @@ class Relay:
         )
         # Keep only the newest message: stock addons may still read messages[-1] after us.
         del messages[:-1]
+
+    def raw_received(
+        self, flow: http.HTTPFlow, from_client: bool, chunk: bytes, frames: FrameBoundaries
+    ) -> None:
+        """From the raw relay: one chunk of one direction, relayed already. Handed over as is;
+        after a drop, from the next message's first frame on, so the recorder can parse again."""
+        live = self.sessions.get(flow.id)
+        sender = self.sender
+        if live is None or sender is None:
+            return
+        number, gap, now = live.number, live.gaps[from_client], time.time()
+        if gap < 0:
+            if sender.raw(number, from_client, now, chunk):
+                return
+            sender.dropped_raw(number, from_client, frames.ended, len(chunk))
+            live.gaps[from_client] = frames.ended
+            return
+        start, skipped = frames.message_start, frames.ended_before_start
+        if start is not None and sender.raw(
+            number, from_client, now, chunk[start:] if start else chunk, gap + skipped
+        ):
+            sender.dropped_raw(number, from_client, skipped, start)
+            live.gaps[from_client] = -1
+            return
+        sender.dropped_raw(number, from_client, frames.ended, len(chunk))
+        live.gaps[from_client] = gap + frames.ended
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         live = self.sessions.pop(flow.id, None)
@@ -287,6 +327,10 @@ def unreachable_response(flow: http.HTTPFlow, reason: str) -> http.Response:
         json.dumps({"error": error}),
         {"Content-Type": "application/json", "Connection": "close"},
     )
+
+
+def _response_header(flow: http.HTTPFlow, name: str) -> str | None:
+    return flow.response.headers.get(name) if flow.response is not None else None
 
 
 def _recorded_upgrade(request: http.Request) -> bool:
