@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 # kind, flags, session number, seq, timestamp, body length
 HEADER = struct.Struct("<BBIQdI")
 HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, UNRECORDED, CALL, RAW = range(1, 10)
-# RESYNC (RAW only): the body starts a message after bytes of this direction were dropped; `seq`
-# then says how many messages those bytes ended.
+# RESYNC (RAW only): the body starts a message after bytes of this direction were not handed
+# over (dropped, or sent to a recorder before this one). A RAW item's `seq` is the relay's seq
+# of the first message the chunk ends, as a MESSAGE item's is its message's.
 FROM_CLIENT, IS_TEXT, RESYNC = 1, 2, 4
 
 # What the relay holds for a recorder that cannot keep up before it drops messages: a few
@@ -129,6 +130,8 @@ class Sender:
         # Sessions still open, by number: their OPEN item, told again to a new recorder.
         self._open: dict[int, bytes] = {}
         self._drops: dict[tuple[int, str], _Drops] = {}
+        #: How many times it connected: a raw stream restarts at a message for a new recorder.
+        self.connections = 0
         self.dropped = 0
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
@@ -150,6 +153,7 @@ class Sender:
             return False
         sock.setblocking(False)
         self._sock = sock
+        self.connections += 1
         self._unsent = b""
         loop = self._running_loop()
         if loop is not None:
@@ -201,17 +205,21 @@ class Sender:
             self._schedule_flush()
 
     def raw(
-        self, session: int, from_client: bool, ts: float, chunk: bytes, gap_messages: int = -1
+        self,
+        session: int,
+        from_client: bool,
+        ts: float,
+        chunk: bytes,
+        seq: int,
+        resync: bool = False,
     ) -> bool:
         """Hand one relayed chunk of a WebSocket stream over; False when it was not (dropped: the
-        caller counts its messages with `dropped_raw`). `gap_messages` >= 0 marks a chunk that
-        starts a message after a gap of that many dropped messages."""
+        caller counts its messages with `dropped_raw`). `resync`: the chunk starts a message
+        after a gap."""
         if self._sock is None or self._buffered > self._limit_bytes:
             return False
-        flags = FROM_CLIENT if from_client else 0
-        if gap_messages >= 0:
-            flags |= RESYNC
-        self._parts.append(HEADER.pack(RAW, flags, session, max(gap_messages, 0), ts, len(chunk)))
+        flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
+        self._parts.append(HEADER.pack(RAW, flags, session, seq, ts, len(chunk)))
         self._parts.append(chunk)
         self._buffered += HEADER.size + len(chunk)
         if not self._flush_scheduled:

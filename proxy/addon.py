@@ -34,16 +34,18 @@ MAX_UNRECORDED_SHAPES = 50
 
 
 class _Live:
-    """A recorded WebSocket on the relay: its hand-over number, the next message's seq, and per
-    direction (server, client) how many messages the raw relay dropped since the last chunk it
-    handed over (-1: none; the next chunk handed over must start a message)."""
+    """A recorded WebSocket on the relay: its hand-over number and the next message's seq. The
+    raw relay adds, per direction (server, client), whether bytes were not handed over since
+    (the next chunk handed over must then start a message), and which recorder connection
+    its chunks went to."""
 
-    __slots__ = ("gaps", "number", "seq")
+    __slots__ = ("gaps", "number", "recorder", "seq")
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.seq = 0
-        self.gaps = [-1, -1]
+        self.gaps = [False, False]
+        self.recorder = -1
 
 
 class Relay:
@@ -278,28 +280,31 @@ class Relay:
     def raw_received(
         self, flow: http.HTTPFlow, from_client: bool, chunk: bytes, frames: FrameBoundaries
     ) -> None:
-        """From the raw relay: one chunk of one direction, relayed already. Handed over as is;
-        after a drop, from the next message's first frame on, so the recorder can parse again."""
+        """From the raw relay: one chunk of one direction, relayed already. Handed over as is,
+        numbered with the relay's seq of the first message it ends; after a drop, or to a new
+        recorder, from the next message's first frame on, so the recorder can parse again."""
         live = self.sessions.get(flow.id)
         sender = self.sender
         if live is None or sender is None:
             return
-        number, gap, now = live.number, live.gaps[from_client], time.time()
-        if gap < 0:
-            if sender.raw(number, from_client, now, chunk):
+        number, seq, now = live.number, live.seq, time.time()
+        live.seq = seq + frames.ended
+        if live.recorder != sender.connections:  # a new recorder knows nothing of the stream
+            live.recorder, live.gaps = sender.connections, [True, True]
+        if not live.gaps[from_client]:
+            if sender.raw(number, from_client, now, chunk, seq):
                 return
             sender.dropped_raw(number, from_client, frames.ended, len(chunk))
-            live.gaps[from_client] = frames.ended
+            live.gaps[from_client] = True
             return
         start, skipped = frames.message_start, frames.ended_before_start
         if start is not None and sender.raw(
-            number, from_client, now, chunk[start:] if start else chunk, gap + skipped
+            number, from_client, now, chunk[start:] if start else chunk, seq + skipped, True
         ):
             sender.dropped_raw(number, from_client, skipped, start)
-            live.gaps[from_client] = -1
+            live.gaps[from_client] = False
             return
         sender.dropped_raw(number, from_client, frames.ended, len(chunk))
-        live.gaps[from_client] = gap + frames.ended
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         live = self.sessions.pop(flow.id, None)

@@ -21,6 +21,7 @@ class FrameBoundaries:
     __slots__ = (
         "_close_mask",
         "_close_payload",
+        "_final",
         "_fragmented",
         "_header",
         "_remaining",
@@ -34,11 +35,12 @@ class FrameBoundaries:
         self._remaining = 0  # payload bytes of the current frame still to come
         self._header = b""  # the start of a header cut by the end of the last chunk
         self._fragmented = False  # inside a data message whose last frame has not begun
+        self._final = False  # the frame under way is the last of a data message
         self._close_payload: bytearray | None = None  # collecting a close frame's payload
         self._close_mask = b""
         #: (code, reason) of the first close frame seen, once it is whole.
         self.close: tuple[int, str] | None = None
-        # Of the last chunk fed: data messages whose last frame began in it; the offset of its
+        # Of the last chunk fed: data messages whose last frame ended in it; the offset of its
         # first frame that starts a message (or is a control frame outside a fragmented
         # message), or None; how many messages ended before that offset.
         self.ended = 0
@@ -88,14 +90,13 @@ class FrameBoundaries:
             self.ended_before_start = self.ended
         if opcode < 0x8:  # data frame: text, binary, continuation
             self._fragmented = not fin
-            if fin:
-                self.ended += 1
+            self._final = bool(fin)
         elif opcode == CLOSE_OPCODE and self.close is None:
             self._close_payload = bytearray()
             self._close_mask = data[end:mask_end]
         self._remaining = length
-        if length == 0 and self._close_payload is not None:
-            self._close_done()
+        if length == 0:
+            self._frame_done()
         return mask_end
 
     def _skip_payload(self, data: bytes, pos: int) -> int:
@@ -105,9 +106,16 @@ class FrameBoundaries:
         if self._close_payload is not None:
             self._close_payload += data[pos : pos + take]
         self._remaining -= take
-        if self._remaining == 0 and self._close_payload is not None:
-            self._close_done()
+        if self._remaining == 0:
+            self._frame_done()
         return pos + take
+
+    def _frame_done(self) -> None:
+        if self._final:
+            self._final = False
+            self.ended += 1
+        if self._close_payload is not None:
+            self._close_done()
 
     def _close_done(self) -> None:
         payload = bytes(self._close_payload or b"")

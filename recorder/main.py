@@ -71,9 +71,7 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 class _Session:
     recorder: SessionRecorder
     property_labels: tuple[str, ...] = ()
-    # A raw-relayed session: its frame parsers, and the seq of the next message parsed.
-    frames: RawStream | None = None
-    next_seq: int = 0
+    frames: RawStream | None = None  # a raw-relayed session: its frame parsers
 
 
 class Recording:
@@ -195,21 +193,20 @@ class Recording:
         if entry is None or entry.frames is None:
             return
         direction = entry.frames.direction(item.from_client)
-        if item.flags & wire.RESYNC:  # bytes were dropped before: a gap of `seq` messages
+        if item.flags & wire.RESYNC:  # bytes before it were never handed over here
             direction.resync()
-            entry.next_seq += item.seq
         try:
             messages = direction.feed(item.body)
         except FrameError as exc:
             side = "client" if item.from_client else "server"
             logger.warning("cannot parse the %s's frames (%s); recorded as invalid", side, exc)
             observe.parse_failed(self.metrics, side)
-            entry.recorder.seq, entry.next_seq = entry.next_seq, entry.next_seq + 1
+            entry.recorder.seq = item.seq
             self._submit([entry.recorder.unparsed(item.from_client, item.body, item.ts)])
             return
-        for is_text, content in messages:
-            seq, entry.next_seq = entry.next_seq, entry.next_seq + 1
-            self._record(entry, item.from_client, content, is_text, item.ts, seq)
+        # The relay numbered the messages this chunk ends, both directions in one sequence.
+        for offset, (is_text, content) in enumerate(messages):
+            self._record(entry, item.from_client, content, is_text, item.ts, item.seq + offset)
 
     def _record(
         self, entry: _Session, from_client: bool, body: bytes, is_text: bool, ts: float, seq: int
