@@ -85,8 +85,8 @@ class Direction:
 
     def feed(self, chunk: bytes) -> list[tuple[bool, bytes]]:
         """The messages that `chunk` completes; FrameError when the stream cannot be read."""
-        if self.failed:
-            return []
+        if self.failed:  # no frame boundary to go by until the relay resyncs
+            raise FrameError("unreadable since an earlier error")
         protocol = self._protocol
         protocol.receive_data(chunk)
         protocol.data_to_send()  # pongs and close replies a real endpoint would send: not ours

@@ -195,11 +195,13 @@ class Recording:
         direction = entry.frames.direction(item.from_client)
         if item.flags & wire.RESYNC:  # bytes before it were never handed over here
             direction.resync()
+        failed_before = direction.failed
         try:
             messages = direction.feed(item.body)
         except FrameError as exc:
             side = "client" if item.from_client else "server"
-            logger.warning("cannot parse the %s's frames (%s); recorded as invalid", side, exc)
+            if not failed_before:  # once per stream, not per chunk
+                logger.warning("cannot parse the %s's frames: %s; recorded as invalid", side, exc)
             observe.parse_failed(self.metrics, side)
             entry.recorder.seq = item.seq
             self._submit([entry.recorder.unparsed(item.from_client, item.body, item.ts)])
