@@ -195,9 +195,12 @@ def test_shutdown_sends_1001_to_both_peers_between_frames(
         while len(upstream.received) < 3000:
             await asyncio.sleep(0.01)
         proxy.process.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
+        # The service's stream is between frames: the client's close comes at once; the
+        # service's waits for the rest of the client's frame.
+        going_away = close_frame(False, 1001, "proxy shut down")
+        closed = await asyncio.wait_for(reader.readexactly(len(going_away)), 30)
         writer.write(whole[3000:] + whole)  # type: ignore[attr-defined]  # the 2nd is not sent
-        received = first + await asyncio.wait_for(reader.read(-1), 30)
+        received = first + closed + await asyncio.wait_for(reader.read(-1), 30)
         await asyncio.wait_for(upstream.closed.wait(), 30)
         server.close()
         return received, upstream, proxy
