@@ -100,12 +100,28 @@ class RawRelayLayer(layer.Layer):
             if self.client_frames.close is not None and self.server_frames.close is not None:
                 yield from self._end(None)  # both sides said goodbye: the handshake is over
         elif isinstance(event, events.ConnectionClosed):
-            yield from self._end(event.connection is self.context.client)
+            yield from self._hung_up(event.connection is self.context.client)
         elif isinstance(event, CloseInjected):
             yield from self._start_close(event.code, event.reason)
 
     def done(self, _: events.Event) -> layer.CommandGenerator[None]:
         yield from ()
+
+    def _hung_up(self, client: bool) -> layer.CommandGenerator[None]:
+        """A peer closed its connection: as under mitmproxy's layer, the other peer gets a close
+        frame (wsproto sends 1000 for the local-only 1006) if no close frame went before and the
+        stream towards it is between frames; then both are closed."""
+        if self._closer is None and self._proxy_close is None:
+            towards, frames = (
+                (self.context.server, self.client_frames)
+                if client
+                else (self.context.client, self.server_frames)
+            )
+            if frames.between_frames:
+                yield commands.SendData(
+                    towards, bytes(FrameProtocol(client, []).close(ABNORMAL_CLOSURE))
+                )
+        yield from self._end(client)
 
     def _start_close(self, code: int, reason: str) -> layer.CommandGenerator[None]:
         """rtrec's shutdown: a close frame to each peer once that peer's stream is between
