@@ -18,6 +18,7 @@ from benchmarks.relays import Service, count_events, launch
 POLL_S = 0.02
 COMMIT_TIMEOUT_S = 120.0
 SETUP_MESSAGES = 3  # session.created, the client's session.update, session.updated
+RECORDER_MARKER = b"recorder.main"  # in the recorder process's command line
 WINDOW = 100  # blast runs: messages in flight per session and direction, at most
 
 
@@ -41,6 +42,10 @@ class Target:
 
     def rss_bytes(self) -> int:
         return sum(procstat.rss_bytes(pid) for pid in self.pids)
+
+    def recorder_cpu_seconds(self) -> float:
+        """CPU time of rtrec's recorder process (0 for the other relays)."""
+        return sum(procstat.cpu_seconds_of_marked(pid, RECORDER_MARKER) for pid in self.pids)
 
     def loop_cpu_seconds(self) -> float:
         """CPU time of the relays' main threads: the event loop that relays every frame."""
@@ -109,10 +114,20 @@ class Blast:
     cpu_s: float
     rss_bytes: int
     loop_cpu_s: float = 0.0
+    recorder_cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def relay_us_per_message(self) -> float:
+        """The relay's processes without the recorder's."""
+        return (self.cpu_s - self.recorder_cpu_s) / self.messages * 1e6
+
+    @property
+    def recorder_us_per_message(self) -> float:
+        return self.recorder_cpu_s / self.messages * 1e6
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -154,12 +169,15 @@ def blast(target: Target, mix: str, sessions: int, server_frames: int, workdir: 
     per_session = server_frames + client_frames + SETUP_MESSAGES
     watch = _CommitWatch(target, target.recorded_events() + sessions * per_session)
     cpu_before, loop_before = target.cpu_seconds(), target.loop_cpu_seconds()
+    recorder_before = target.recorder_cpu_seconds()
     outcome = run_load(target, sessions, plan, workdir, watch)
     ended = max(outcome["ended"], watch.wait())
     cpu = target.cpu_seconds() - cpu_before
     loop = target.loop_cpu_seconds() - loop_before
+    recorder = target.recorder_cpu_seconds() - recorder_before
     messages = outcome["sent"] + outcome["received"]
-    return Blast(messages, ended - outcome["started"], cpu, target.rss_bytes(), loop)
+    seconds = ended - outcome["started"]
+    return Blast(messages, seconds, cpu, target.rss_bytes(), loop, recorder)
 
 
 @dataclass

@@ -44,6 +44,21 @@ def cpu_seconds(pid: int) -> float:
     return ticks / CLOCK_TICKS_PER_S
 
 
+def cpu_seconds_of_marked(pid: int, marker: bytes) -> float:
+    """CPU seconds of `pid` and its live children whose command line holds `marker` (the
+    recorder process, `recorder.main`), to tell the relay's CPU from the recorder's."""
+    ticks = 0
+    for each in descendants(pid):
+        try:
+            command = Path(f"/proc/{each}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = _stat_fields(Path(f"/proc/{each}/stat"))
+        if marker in command and fields is not None:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS_PER_S
+
+
 def thread_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU time of each thread of `pid` (thread id -> seconds); the main thread's id is `pid`."""
     result = {}

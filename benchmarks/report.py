@@ -65,13 +65,14 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 def _cpu(tp: Throughput | None) -> str:
     if tp is None:
         return "n/a"
-    return f"{tp.cpu_us_per_message:.0f} ({tp.loop_us_per_message:.0f})"
+    relay, recorder = tp.relay_us_per_message, tp.recorder_us_per_message
+    return f"{tp.cpu_us_per_message:.0f} ({relay:.0f}/{recorder:.0f})"
 
 
 def _relay_rows(results: Results) -> list[str]:
     head = (
-        f"{'relay':<12}{'voice msg/s':>12}{'small msg/s':>12}{'voice us/msg':>14}"
-        f"{'small us/msg':>14}{'RSS MB':>8}  |{'p50 +ms':>8}{'p99 +ms':>9}{'paced us/msg':>13}"
+        f"{'relay':<12}{'voice msg/s':>12}{'small msg/s':>12}{'voice us/msg':>16}"
+        f"{'small us/msg':>16}{'RSS MB':>8}  |{'p50 +ms':>8}{'p99 +ms':>9}{'paced us/msg':>13}"
         f"{'1GB RSS +MB':>12}"
     )
     rows = [head, "-" * len(head)]
@@ -85,7 +86,7 @@ def _relay_rows(results: Results) -> list[str]:
         rss = max((t.rss_bytes for t in (voice, small) if t), default=0) / 1e6
         rows.append(
             f"{name:<12}{_fmt(voice.rate if voice else None):>12}"
-            f"{_fmt(small.rate if small else None):>12}{_cpu(voice):>14}{_cpu(small):>14}"
+            f"{_fmt(small.rate if small else None):>12}{_cpu(voice):>16}{_cpu(small):>16}"
             f"{_fmt(rss or None):>8}  |"
             f"{_fmt(added_ms(results.latency, name, 0.5) if lat else None, 2):>8}"
             f"{_fmt(added_ms(results.latency, name, 0.99) if lat else None, 2):>9}"
@@ -96,8 +97,9 @@ def _relay_rows(results: Results) -> list[str]:
         "rtrec-norec: rtrec's relay without the recorder addon; rtrec-wN: rtrec --workers N"
     )
     rows.append(
-        "us/msg: CPU time of the relay's processes per message relayed (in brackets: its main "
-        "thread, the event loop); rtrec's clock and CPU run until its last event is committed"
+        "us/msg: CPU time of the relay's processes per message relayed (in brackets: the relay "
+        "process / rtrec's recorder process); rtrec's clock and CPU run until its last event "
+        "is committed"
     )
     if "direct" in results.latency:
         direct = results.latency["direct"]
@@ -131,6 +133,12 @@ def key_values(results: Results) -> dict[str, float | int | str | None]:
         "p50_added_ms": added_ms(lat, "rtrec", 0.5) if "rtrec" in lat else None,
         "p99_added_ms": added_ms(lat, "rtrec", 0.99) if "rtrec" in lat else None,
         "cpu_us_per_msg": rtrec_voice.cpu_us_per_message if rtrec_voice else None,
+        **{
+            f"{part}_cpu_us_per_msg_{mix}": getattr(tp[("rtrec", mix)], f"{part}_us_per_message")
+            for part in ("relay", "recorder")
+            for mix in ("voice", "small")
+            if ("rtrec", mix) in tp
+        },
         "rss_growth_mb": mem["rtrec"].growth_mb if "rtrec" in mem else None,
         "plain_rss_growth_mb": mem["mitmdump"].growth_mb if "mitmdump" in mem else None,
         "litellm_rss_growth_mb": mem["litellm"].growth_mb if "litellm" in mem else None,

@@ -31,6 +31,14 @@ class Throughput:
         return statistics.median(run.cpu_us_per_message for run in self.runs)
 
     @property
+    def relay_us_per_message(self) -> float:
+        return statistics.median(run.relay_us_per_message for run in self.runs)
+
+    @property
+    def recorder_us_per_message(self) -> float:
+        return statistics.median(run.recorder_us_per_message for run in self.runs)
+
+    @property
     def loop_us_per_message(self) -> float:
         return statistics.median(run.loop_us_per_message for run in self.runs)
 
@@ -67,12 +75,15 @@ def measure(
                 run = harness.blast(target, mix, sessions, frames[target.name], workdir)
                 results[(target.name, mix)].runs.append(run)
                 logger.info(
-                    "throughput %-5s round %d %-9s %8.0f msg/s %6.0f us/msg (%.0f in its loop)",
+                    "throughput %-5s round %d %-9s %8.0f msg/s %6.0f us/msg (relay %.0f, "
+                    "%.0f in its loop; recorder %.0f)",
                     mix,
                     round_index + 1,
                     target.name,
                     run.rate,
                     run.cpu_us_per_message,
+                    run.relay_us_per_message,
                     run.loop_us_per_message,
+                    run.recorder_us_per_message,
                 )
     return results

@@ -283,6 +283,19 @@ PROXY_OPTIONS = (
         "call; it reattaches a dropped sideband and stops when the call ends",
     ),
     Option(
+        "raw-relay",
+        "on",
+        "on: after the upgrade, relay WebSocket bytes as they arrive and parse frames in the "
+        "recorder; off: mitmproxy's WebSocket layer parses every message (slower)",
+        choices=SWITCH,
+        addon=True,
+        doc="`on`: once the upstream answers 101, rtrec's own layer forwards each direction's "
+        "bytes as they arrive, unchanged, and the recorder process parses the frames (masking, "
+        "fragments, permessage-deflate); `off`: mitmproxy's WebSocket layer parses and "
+        "re-encodes every message and runs a hook for each, at several times the relay's CPU. "
+        "Stock `mitmdump -s proxy/addon.py` always takes mitmproxy's layer",
+    ),
+    Option(
         "workers",
         1,
         "relay processes sharing the listen port (SO_REUSEPORT), all feeding one recorder",

@@ -4,8 +4,11 @@ The relay's event loop pays for one `struct.pack` and one list append per WebSoc
 buffer goes out in one `send` per loop iteration. Parsing, redaction, metrics and SQL all happen
 in the recorder process (`recorder/main.py`), which reads the items back with `Decoder`.
 
-Every item is a fixed header and a body: `MESSAGE` bodies are the frame's bytes exactly as
-relayed; the other kinds carry a small JSON object. Messages that cannot be handed over (the
+Every item is a fixed header and a body: `MESSAGE` bodies are one message's bytes exactly as
+mitmproxy's WebSocket layer parsed them; `RAW` bodies are a chunk of one direction's WebSocket
+stream exactly as it went over the wire (frame headers, masks, compression and all), which the
+recorder splits into messages itself (`recorder/frames.py`); the other kinds carry a small JSON
+object. Messages that cannot be handed over (the
 buffer is full, the recorder is down) are dropped here and reported later as `DROPPED` counts;
 session opens and closes are never dropped, and a recorder that comes back is told again about
 every session still open, so recorded + dropped == relayed holds across a recorder restart.
@@ -29,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 # kind, flags, session number, seq, timestamp, body length
 HEADER = struct.Struct("<BBIQdI")
-HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, UNRECORDED, CALL = range(1, 9)
-FROM_CLIENT, IS_TEXT = 1, 2
+HELLO, OPEN, MESSAGE, CLOSE, UPGRADE_FAILED, DROPPED, UNRECORDED, CALL, RAW = range(1, 10)
+# RESYNC (RAW only): the body starts a message after bytes of this direction were not handed
+# over (dropped, or sent to a recorder before this one). A RAW item's `seq` is the relay's seq
+# of the first message the chunk ends, as a MESSAGE item's is its message's.
+FROM_CLIENT, IS_TEXT, RESYNC = 1, 2, 4
 
 # What the relay holds for a recorder that cannot keep up before it drops messages: a few
 # seconds of a hundred voice sessions. The kernel's socket buffer comes on top.
@@ -124,6 +130,8 @@ class Sender:
         # Sessions still open, by number: their OPEN item, told again to a new recorder.
         self._open: dict[int, bytes] = {}
         self._drops: dict[tuple[int, str], _Drops] = {}
+        #: How many times it connected: a raw stream restarts at a message for a new recorder.
+        self.connections = 0
         self.dropped = 0
         self._dropped_since_log = 0
         self._last_drop_log = 0.0
@@ -145,6 +153,7 @@ class Sender:
             return False
         sock.setblocking(False)
         self._sock = sock
+        self.connections += 1
         self._unsent = b""
         loop = self._running_loop()
         if loop is not None:
@@ -194,6 +203,34 @@ class Sender:
         self._buffered += HEADER.size + len(content)
         if not self._flush_scheduled:
             self._schedule_flush()
+
+    def raw(
+        self,
+        session: int,
+        from_client: bool,
+        ts: float,
+        chunk: bytes,
+        seq: int,
+        resync: bool = False,
+    ) -> bool:
+        """Hand one relayed chunk of a WebSocket stream over; False when it was not (dropped: the
+        caller counts its messages with `dropped_raw`). `resync`: the chunk starts a message
+        after a gap."""
+        if self._sock is None or self._buffered > self._limit_bytes:
+            return False
+        flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
+        self._parts.append(HEADER.pack(RAW, flags, session, seq, ts, len(chunk)))
+        self._parts.append(chunk)
+        self._buffered += HEADER.size + len(chunk)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        return True
+
+    def dropped_raw(self, session: int, from_client: bool, messages: int, size: int) -> None:
+        """Count the messages of a raw chunk that could not be handed over."""
+        if not messages and not size:
+            return
+        self._drop(session, from_client, size, messages)
 
     def flush(self) -> None:
         """Write what the socket takes now; the rest waits for it to become writable."""
@@ -323,19 +360,19 @@ class Sender:
         if not self.connect():
             self._schedule_reconnect()
 
-    def _drop(self, session: int, from_client: bool, size: int) -> None:
+    def _drop(self, session: int, from_client: bool, size: int, messages: int = 1) -> None:
         reason = "recorder_down" if self._sock is None else "handover_full"
         drops = self._drops.get((session, reason))
         if drops is None:
             drops = self._drops[(session, reason)] = _Drops()
         if from_client:
-            drops.client += 1
+            drops.client += messages
             drops.client_bytes += size
         else:
-            drops.server += 1
+            drops.server += messages
             drops.server_bytes += size
-        self.dropped += 1
-        self._dropped_since_log += 1
+        self.dropped += messages
+        self._dropped_since_log += messages
         now = time.monotonic()
         if now - self._last_drop_log >= DROP_LOG_EVERY_S:
             logger.warning(

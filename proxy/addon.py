@@ -23,6 +23,7 @@ from protocol import apis, calls
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
 from proxy import call_relay, mitm_internals
+from proxy.frame_boundaries import FrameBoundaries
 from proxy.recorder_process import RecorderProcess, RecorderStartError, database_problem
 from proxy.tags import SessionTags, session_tags
 
@@ -33,13 +34,18 @@ MAX_UNRECORDED_SHAPES = 50
 
 
 class _Live:
-    """A recorded WebSocket on the relay: its hand-over number and the next message's seq."""
+    """A recorded WebSocket on the relay: its hand-over number and the next message's seq. The
+    raw relay adds, per direction (server, client), whether bytes were not handed over since
+    (the next chunk handed over must then start a message), and which recorder connection
+    its chunks went to."""
 
-    __slots__ = ("number", "seq")
+    __slots__ = ("gaps", "number", "recorder", "seq")
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.seq = 0
+        self.gaps = [False, False]
+        self.recorder = -1
 
 
 class Relay:
@@ -56,6 +62,9 @@ class Relay:
         self.sessions: dict[str, _Live] = {}
         self._next_number = 0
         self._unrecorded_shapes: set[str] = set()  # logged once each
+        # `rtrec proxy` sets this when mitmproxy builds rtrec's raw layer (mitm_internals);
+        # under stock `mitmdump -s` every WebSocket goes through mitmproxy's own layer.
+        self.raw_relay_available = False
 
     def load(self, loader: Loader) -> None:
         for option in ADDON_OPTIONS:
@@ -139,7 +148,11 @@ class Relay:
         if call_relay.is_call_request(flow):
             self._call_answered(flow)
             return
-        if response is None or response.status_code == 101 or not _recorded_upgrade(request):
+        if response is None or not _recorded_upgrade(request):
+            return
+        if response.status_code == 101:
+            if self.raw_relay_available and ctx.options.rtrec_raw_relay == "on":
+                flow.metadata[mitm_internals.RAW_RELAY_KEY] = True
             return
         self._upgrade_failed(flow, response.status_code, response.reason or None)
         logger.warning(
@@ -240,6 +253,9 @@ class Relay:
             replay_of=tags.replay_of if tags else None,
             rate_limit_key="ephemeral" if ephemeral else fingerprint or "none",
             call_id=calls.sideband_call_id(request.path),
+            raw=bool(flow.metadata.get(mitm_internals.RAW_RELAY_KEY)),
+            # The recorder inflates permessage-deflate itself when it parses raw chunks.
+            extensions=_response_header(flow, "Sec-WebSocket-Extensions"),
         )
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
@@ -260,6 +276,35 @@ class Relay:
         )
         # Keep only the newest message: stock addons may still read messages[-1] after us.
         del messages[:-1]
+
+    def raw_received(
+        self, flow: http.HTTPFlow, from_client: bool, chunk: bytes, frames: FrameBoundaries
+    ) -> None:
+        """From the raw relay: one chunk of one direction, relayed already. Handed over as is,
+        numbered with the relay's seq of the first message it ends; after a drop, or to a new
+        recorder, from the next message's first frame on, so the recorder can parse again."""
+        live = self.sessions.get(flow.id)
+        sender = self.sender
+        if live is None or sender is None:
+            return
+        number, seq, now = live.number, live.seq, time.time()
+        live.seq = seq + frames.ended
+        if live.recorder != sender.connections:  # a new recorder knows nothing of the stream
+            live.recorder, live.gaps = sender.connections, [True, True]
+        if not live.gaps[from_client]:
+            if sender.raw(number, from_client, now, chunk, seq):
+                return
+            sender.dropped_raw(number, from_client, frames.ended, len(chunk))
+            live.gaps[from_client] = True
+            return
+        start, skipped = frames.message_start, frames.ended_before_start
+        if start is not None and sender.raw(
+            number, from_client, now, chunk[start:] if start else chunk, seq + skipped, True
+        ):
+            sender.dropped_raw(number, from_client, skipped, start)
+            live.gaps[from_client] = False
+            return
+        sender.dropped_raw(number, from_client, frames.ended, len(chunk))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         live = self.sessions.pop(flow.id, None)
@@ -287,6 +332,10 @@ def unreachable_response(flow: http.HTTPFlow, reason: str) -> http.Response:
         json.dumps({"error": error}),
         {"Content-Type": "application/json", "Connection": "close"},
     )
+
+
+def _response_header(flow: http.HTTPFlow, name: str) -> str | None:
+    return flow.response.headers.get(name) if flow.response is not None else None
 
 
 def _recorded_upgrade(request: http.Request) -> bool:

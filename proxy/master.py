@@ -65,6 +65,7 @@ class ProxyConfig:
     metric_properties: str
     metric_property_values: str
     observe_calls: str
+    raw_relay: str
     workers: int
 
     def recorder_config(self) -> RecorderConfig:
@@ -190,7 +191,10 @@ def configured_relay(
     on_listening: Callable[[], None] | None = None,
 ) -> Master:
     """The relay's mitmproxy, its options set and checked, ready to `run()`."""
-    master = relay_master(relay or Relay(), _WhenListening(on_listening))
+    relay = relay or Relay()
+    master = relay_master(relay, _WhenListening(on_listening))
+    # Only where rtrec runs mitmproxy itself: stock `mitmdump -s` keeps mitmproxy's own layer.
+    relay.raw_relay_available = mitm_internals.use_raw_relay(relay)
     try:
         # `confdir` too: mitmproxy's TlsConfig loads its certificate store only when that option
         # changes or in its `running` hook, which comes after the listen socket is bound; a

@@ -1,4 +1,4 @@
-"""The two things rtrec needs from mitmproxy 12 that it has no public API for.
+"""The three things rtrec needs from mitmproxy 12 that it has no public API for.
 
 - An own answer to a failed upstream connection: mitmproxy writes a fixed HTML page
   (`proxy/layers/http/_http1.py` `make_error_response`, sent at `Http1Server.send`) and ignores a
@@ -9,12 +9,14 @@
 
 Both reach into mitmproxy's internals, here and nowhere else. Each checks what it relies on first
 and, when mitmproxy has changed, does nothing: mitmproxy then behaves as it does without rtrec
-(its HTML 502; connections cut when the process ends). tests/test_mitm_internals.py pins both.
+(its HTML 502; connections cut when the process ends; its WebSocket layer and hooks for every
+WebSocket). tests/test_mitm_internals.py pins them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections import deque
@@ -26,14 +28,65 @@ from mitmproxy import http
 from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import events, layer
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layers import http as http_layers
+from mitmproxy.proxy.layers import websocket
 from mitmproxy.proxy.layers.websocket import WebsocketLayer, WebSocketMessageInjected
 from mitmproxy.websocket import WebSocketMessage
 from wsproto.frame_protocol import Opcode
 
+from proxy.raw_relay import CLOSED_BY_PROXY_KEY, CloseInjected, RawRelayLayer, RawSink
+
 logger = logging.getLogger(__name__)
 
-#: Set in `flow.metadata` of a WebSocket the proxy itself closed (not the client, not the server).
-CLOSED_BY_PROXY_KEY = "rtrec_closed_by_proxy"
+__all__ = ["CLOSED_BY_PROXY_KEY", "RAW_RELAY_KEY", "close_websockets", "use_raw_relay"]
+
+#: Set (True) in `flow.metadata` by the `response` hook of a 101 that rtrec's layer relays.
+RAW_RELAY_KEY = "rtrec_raw_relay"
+# What `HttpStream.flow_done` must still say for the stand-in to be the layer it builds.
+_BUILDS_WEBSOCKET_LAYER = "websocket.WebsocketLayer(self.context, self.flow)"
+
+
+class _WebsocketModule:
+    """Stands in for `mitmproxy.proxy.layers.websocket` inside mitmproxy's HTTP layer: the same
+    module, except that `WebsocketLayer(context, flow)` builds rtrec's layer for marked flows."""
+
+    def __init__(self, sink: RawSink) -> None:
+        self.sink = sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(websocket, name)
+
+    def WebsocketLayer(self, context: Context, flow: http.HTTPFlow) -> layer.Layer:  # noqa: N802
+        if flow.metadata.get(RAW_RELAY_KEY):
+            return RawRelayLayer(context, flow, self.sink)
+        return WebsocketLayer(context, flow)
+
+
+def use_raw_relay(sink: RawSink) -> bool:
+    """Build `RawRelayLayer`s, feeding `sink`, for the upgrades marked with `RAW_RELAY_KEY`.
+    False (and mitmproxy's own layer for every WebSocket) when mitmproxy no longer builds its
+    layer where rtrec expects."""
+    try:
+        current = getattr(http_layers, "websocket", None)
+        if isinstance(current, _WebsocketModule):
+            current.sink = sink
+            return True
+        source = inspect.getsource(http_layers.HttpStream.flow_done)
+        if current is not websocket or _BUILDS_WEBSOCKET_LAYER not in source:
+            logger.warning("mitmproxy changed: WebSockets go through its own, slower layer")
+            return False
+        setattr(http_layers, "websocket", _WebsocketModule(sink))  # noqa: B010
+    except Exception:  # a mitmproxy change must cost speed, nothing more
+        logger.warning("cannot relay WebSockets raw; using mitmproxy's layer", exc_info=True)
+        return False
+    return True
+
+
+def stop_raw_relay() -> None:
+    """Undo `use_raw_relay` (tests that run several proxies in one process)."""
+    if isinstance(getattr(http_layers, "websocket", None), _WebsocketModule):
+        setattr(http_layers, "websocket", websocket)  # noqa: B010
 
 
 def answer_failed_connect(proxyserver: Any, flow: http.HTTPFlow, response: http.Response) -> bool:
@@ -75,7 +128,10 @@ def close_websockets(proxyserver: Any, code: int, reason: str) -> list[http.HTTP
     started = []
     for ws_layer in _live_websocket_layers(proxyserver):
         try:
-            _start_close(proxyserver, ws_layer, code, reason)
+            if isinstance(ws_layer, RawRelayLayer):
+                proxyserver.inject_event(CloseInjected(ws_layer.flow, code, reason))
+            else:
+                _start_close(proxyserver, ws_layer, code, reason)
         except Exception:
             logger.debug("cannot close %s with a close frame", ws_layer.flow, exc_info=True)
         else:
@@ -122,7 +178,7 @@ def _start_close(proxyserver: Any, ws_layer: WebsocketLayer, code: int, reason: 
     )
 
 
-def _live_websocket_layers(proxyserver: Any) -> list[WebsocketLayer]:
+def _live_websocket_layers(proxyserver: Any) -> list[WebsocketLayer | RawRelayLayer]:
     """Every WebSocket layer still relaying, found by walking each connection's layer tree."""
     found = []
     try:
@@ -137,7 +193,9 @@ def _live_websocket_layers(proxyserver: Any) -> list[WebsocketLayer]:
     return found
 
 
-def _is_relaying(ws_layer: WebsocketLayer) -> bool:
+def _is_relaying(ws_layer: WebsocketLayer | RawRelayLayer) -> bool:
+    if isinstance(ws_layer, RawRelayLayer):
+        return ws_layer.relaying and ws_layer.flow.live
     relay: Callable[..., Any] | None = getattr(ws_layer, "_handle_event", None)
     return (
         getattr(relay, "__func__", None) is WebsocketLayer.relay_messages
@@ -147,7 +205,7 @@ def _is_relaying(ws_layer: WebsocketLayer) -> bool:
     )
 
 
-def _websocket_layers(root: layer.Layer) -> Iterator[WebsocketLayer]:
+def _websocket_layers(root: layer.Layer) -> Iterator[WebsocketLayer | RawRelayLayer]:
     """Layers hold their children as `layer` (NextLayer), `child_layer`, `streams` (HttpLayer)
     or only as the bound `_handle_event` they delegate to (HttpProxy)."""
     seen: set[int] = set()
@@ -157,7 +215,7 @@ def _websocket_layers(root: layer.Layer) -> Iterator[WebsocketLayer]:
         if id(node) in seen or not isinstance(node, layer.Layer):
             continue
         seen.add(id(node))
-        if isinstance(node, WebsocketLayer):
+        if isinstance(node, WebsocketLayer | RawRelayLayer):
             yield node
             continue
         pending.append(getattr(node, "layer", None))

@@ -31,6 +31,7 @@ from protocol.redact import redact_text
 from recorder import observe
 from recorder.call_observer import CallObserver, ObserverConfig, observer_config
 from recorder.calls import CallRecorder, is_call_record, resolved
+from recorder.frames import FrameError, RawStream
 from recorder.live_session import LiveSessionRecorder
 from recorder.metrics import REOPENED_SESSION, UNKNOWN_SESSION, Metrics
 from recorder.metrics_server import MetricsServer
@@ -70,6 +71,7 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 class _Session:
     recorder: SessionRecorder
     property_labels: tuple[str, ...] = ()
+    frames: RawStream | None = None  # a raw-relayed session: its frame parsers
 
 
 class Recording:
@@ -104,7 +106,9 @@ class Recording:
     def handle(self, relay: int, item: Item) -> None:
         """Apply one item from relay number `relay`; a bad item is logged, never fatal."""
         try:
-            if item.kind == wire.MESSAGE:
+            if item.kind == wire.RAW:
+                self._raw(relay, item)
+            elif item.kind == wire.MESSAGE:
                 self._message(relay, item)
             elif item.kind == wire.OPEN:
                 self._open(relay, item)
@@ -144,6 +148,7 @@ class Recording:
             return
         fields = item.fields()
         rate_limit_key = str(fields.pop("rate_limit_key", "none"))
+        extensions, raw = fields.pop("extensions", None), fields.pop("raw", False)
         fields["started_at"] = datetime.fromtimestamp(float(fields["started_at"]), UTC)
         fields["properties"] = tuple(
             (str(name), str(value)) for name, value in fields.get("properties", ())
@@ -166,27 +171,60 @@ class Recording:
         if opened.call_id and isinstance(session, LiveSessionRecorder):
             session.billed = self.calls.billed_of(opened.call_id)  # a call's seconds count once
         labels = self.metrics.property_label_values(dict(opened.properties))
-        self.sessions[key] = _Session(session, labels)
+        frames = RawStream(str(extensions) if extensions else None) if raw else None
+        self.sessions[key] = _Session(session, labels, frames)
         self._submit([opened])
         observe.session_opened(self.metrics, opened.model, self.prices, opened.api)
 
-    def _message(self, relay: int, item: Item) -> None:
+    def _entry(self, relay: int, item: Item) -> _Session | None:
         entry = self.sessions.get((relay, item.session))
         if entry is None:
             logger.warning("message for unknown session %d of relay %d", item.session, relay)
             self.metrics.handover_anomalies.labels(kind=UNKNOWN_SESSION).inc()
+        return entry
+
+    def _message(self, relay: int, item: Item) -> None:
+        entry = self._entry(relay, item)
+        if entry is not None:
+            # The relay numbers messages: a drop leaves a visible gap.
+            self._record(entry, item.from_client, item.body, item.is_text, item.ts, item.seq)
+
+    def _raw(self, relay: int, item: Item) -> None:
+        """A chunk of a raw-relayed stream: parsed here into the messages it completes."""
+        entry = self._entry(relay, item)
+        if entry is None or entry.frames is None:
             return
-        session = entry.recorder
-        direction = "client" if item.from_client else "server"
-        session.seq = item.seq  # the relay numbers messages: a drop leaves a visible gap
+        direction = entry.frames.direction(item.from_client)
+        if item.flags & wire.RESYNC:  # bytes before it were never handed over here
+            direction.resync()
+        failed_before = direction.failed
         try:
-            records: Sequence[Record] = session.on_message(
-                item.from_client, item.body, item.is_text, item.ts
-            )
+            messages = direction.feed(item.body)
+        except FrameError as exc:
+            side = "client" if item.from_client else "server"
+            if not failed_before:  # once per stream, not per chunk
+                logger.warning("cannot parse the %s's frames: %s; recorded as invalid", side, exc)
+            observe.parse_failed(self.metrics, side)
+            entry.recorder.seq = item.seq
+            self._submit([entry.recorder.unparsed(item.from_client, item.body, item.ts)])
+            return
+        # The relay numbered the messages this chunk ends, both directions in one sequence.
+        for offset, (is_text, content) in enumerate(messages):
+            self._record(entry, item.from_client, content, is_text, item.ts, item.seq + offset)
+
+    def _record(
+        self, entry: _Session, from_client: bool, body: bytes, is_text: bool, ts: float, seq: int
+    ) -> None:
+        """One whole message, as relayed: its records, then the metrics from them."""
+        session = entry.recorder
+        direction = "client" if from_client else "server"
+        session.seq = seq
+        try:
+            records: Sequence[Record] = session.on_message(from_client, body, is_text, ts)
         except Exception:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
             observe.parse_failed(self.metrics, direction)
-            records = [session.unparsed(item.from_client, item.body, item.ts)]
+            records = [session.unparsed(from_client, body, ts)]
         if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
             records = self.calls.of_call(session.opened.call_id, records)
             self._submit([r for r in records if not is_call_record(r)])
@@ -210,7 +248,7 @@ class Recording:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        self.metrics.relayed.add(direction, event_type, len(item.body), session.opened.api)
+        self.metrics.relayed.add(direction, event_type, len(body), session.opened.api)
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
+from mitmproxy.test import tflow
+from websockets.frames import Frame, Opcode
 
 from handover import wire
 from handover.wire import Decoder, Item, Sender
+from proxy import addon
+from proxy.frame_boundaries import FrameBoundaries
+from recorder.frames import RawStream
 
 
 def received(conn: socket.socket) -> list[Item]:
@@ -124,3 +130,39 @@ def _read_some(conn: socket.socket, decoder: Decoder) -> list[Item]:
         if not data:
             return items
         items.extend(decoder.feed(data))
+
+
+def test_raw_chunks_dropped_while_behind_resume_at_a_message_and_every_message_is_counted(
+    tmp_path: Path,
+):
+    """The raw relay's hand-over (`Relay.raw_received`) with a recorder that falls behind: the
+    recorder parses whole messages only, numbered as the relay numbered them, and what it
+    parses plus what the relay counts as dropped is what was relayed."""
+    server, path = listening(tmp_path)
+    relay = addon.Relay()
+    relay.sender = Sender(path, limit_bytes=64 * 1024)
+    assert relay.sender.connect()
+    conn, _ = server.accept()
+    flow = tflow.twebsocketflow()
+    relay.sessions[flow.id] = addon._Live(1)
+    sent = [json.dumps({"type": "x", "n": n, "pad": "p" * (n % 700)}).encode() for n in range(3000)]
+    stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
+    frames, items, decoder = FrameBoundaries(), list[Item](), Decoder()
+    conn.setblocking(False)
+    for offset in range(0, len(stream), 1_000):  # chunks cut through frames and headers
+        chunk = stream[offset : offset + 1_000]
+        frames.feed(chunk)
+        relay.raw_received(flow, True, chunk, frames)
+        if offset % 200_000 == 0:  # now and then the recorder reads a little
+            items.extend(_read_some(conn, decoder))
+    relay.sender.drain(5)
+    items.extend(_read_some(conn, decoder))
+    parser, parsed = RawStream(None).client, list[tuple[int, bytes]]()
+    for item in (i for i in items if i.kind == wire.RAW):
+        if item.flags & wire.RESYNC:
+            parser.resync()
+        parsed += [(item.seq + k, body) for k, (_, body) in enumerate(parser.feed(item.body))]
+    drops = [item.fields() for item in items if item.kind == wire.DROPPED]
+    assert drops, "the recorder never fell behind: nothing was tested"
+    assert all(sent[seq] == body for seq, body in parsed)
+    assert len(parsed) + sum(d["client"] for d in drops) == len(sent)

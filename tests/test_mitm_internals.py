@@ -8,12 +8,17 @@ from collections import deque
 from mitmproxy import http
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.connection import ConnectionState
+from mitmproxy.options import Options
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layers import http as http_layers
+from mitmproxy.proxy.layers import websocket
 from mitmproxy.proxy.layers.http._events import ErrorCode
 from mitmproxy.proxy.layers.websocket import WebsocketLayer
 from mitmproxy.test import taddons, tflow
 from wsproto.connection import Connection, ConnectionType
 
 from proxy import mitm_internals
+from proxy.raw_relay import RawRelayLayer
 
 
 def test_the_mitmproxy_internals_it_uses_are_still_there():
@@ -73,3 +78,31 @@ def test_the_json_answer_gives_up_when_mitmproxy_changed():
     sent = mitm_internals.answer_failed_connect(Changed(), flow, http.Response.make(502))
     assert sent is False
     assert flow.killable
+
+
+class _Sink:
+    def raw_received(self, flow, from_client, chunk, frames):
+        raise AssertionError("not relaying in this test")
+
+
+def test_the_http_layer_builds_the_raw_relay_for_marked_flows_only():
+    flow = tflow.twebsocketflow()
+    context = Context(flow.client_conn, Options())
+    try:
+        assert mitm_internals.use_raw_relay(_Sink())
+        built = vars(http_layers)["websocket"]  # what the HTTP layer builds after a 101
+        assert isinstance(built.WebsocketLayer(context, flow), WebsocketLayer)
+        flow.metadata[mitm_internals.RAW_RELAY_KEY] = True
+        assert isinstance(built.WebsocketLayer(context, flow), RawRelayLayer)
+    finally:
+        mitm_internals.stop_raw_relay()
+    assert vars(http_layers)["websocket"] is websocket
+
+
+def test_the_raw_relay_is_not_used_when_mitmproxy_builds_its_layer_elsewhere(monkeypatch):
+    def flow_done(self):  # a mitmproxy that no longer says `websocket.WebsocketLayer(...)`
+        yield from ()
+
+    monkeypatch.setattr(http_layers.HttpStream, "flow_done", flow_done)
+    assert mitm_internals.use_raw_relay(_Sink()) is False
+    assert vars(http_layers)["websocket"] is websocket

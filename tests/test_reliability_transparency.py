@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from wsproto.frame_protocol import Opcode
 
+import protocol
 from proxy import addon
 from simulator.server import FakeRealtimeServer, run_in_thread
 from storage.db import make_engine
@@ -406,9 +407,12 @@ def test_a_text_frame_with_invalid_utf8_ends_the_connection_with_1007(
     logged = [m.data for m in relay.server.messages(conn_id, "client")]
     assert logged[0] == '{"type":"before.the.bad.frame"}'
     session_row, rows = closed_session(relay.db_url, marker)
-    assert (session_row.close_code, session_row.closed_by) == (1007, "client")
-    # The bad frame never became a message, on the wire or in the database.
-    assert [r.type for r in rows if r.direction == "client"] == ["before.the.bad.frame"]
+    # rtrec's raw relay passes the frame on unchanged: the service refuses it with 1007 (as
+    # OpenAI's would), and that close reaches the client. The frame crossed the wire, so it is
+    # recorded, as an invalid event; the service never saw a message.
+    assert (session_row.close_code, session_row.closed_by) == (1007, "server")
+    client_rows = [r.type for r in rows if r.direction == "client"]
+    assert client_rows == ["before.the.bad.frame", protocol.INVALID]
     assert len(received) == len(relay.server.messages(conn_id, "server"))
 
 
