@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 from handover import wire as handover
 from handover.wire import Item
 from protocol.pricing import BUILTIN_PRICES, PriceTable
-from recorder.main import Recording
 from recorder.metrics import Metrics
+from recorder.recording import Recording
 from storage.writer import Writer
 
 

@@ -18,10 +18,10 @@ from handover import wire as handover
 from handover.wire import Item
 from protocol.pii import redact_pii
 from protocol.pricing import BUILTIN_PRICES, PriceTable
-from recorder.main import Recording
 from recorder.metrics import Metrics
 from recorder.pii_redaction import PiiRedactor
 from recorder.property_labels import PropertyLabels
+from recorder.recording import Recording
 from recorder.session import SessionRecorder
 from storage import detail
 from storage.models import Base
