@@ -37,6 +37,7 @@ class _Session:
     recorder: SessionRecorder
     property_labels: tuple[str, ...] = ()
     frames: RawStream | None = None  # a raw-relayed session: its frame parsers
+    counted: bool = False  # in openai_realtime_sessions_total yet (once its model is known)
 
 
 class Recording:
@@ -137,9 +138,17 @@ class Recording:
             session.billed = self.calls.billed_of(opened.call_id)  # a call's seconds count once
         labels = self.metrics.property_label_values(dict(opened.properties))
         frames = RawStream(str(extensions) if extensions else None) if raw else None
-        self.sessions[key] = _Session(session, labels, frames)
+        self.sessions[key] = entry = _Session(session, labels, frames)
         self._submit([opened])
-        observe.session_opened(self.metrics, opened.model, self.prices, opened.api)
+        if opened.model is not None:  # a GPT-Live model arrives in the client's first frame
+            self._count_session(entry)
+
+    def _count_session(self, entry: _Session) -> None:
+        """Count the session once, under the model it runs: Grafana's `$model` variable then
+        offers no `unknown` for the GPT-Live sessions whose model came after the upgrade."""
+        entry.counted = True
+        session = entry.recorder
+        observe.session_opened(self.metrics, session.model, self.prices, session.opened.api)
 
     def _entry(self, relay: int, item: Item) -> _Session | None:
         entry = self.sessions.get((relay, item.session))
@@ -196,6 +205,8 @@ class Recording:
             self._submit_call_records([r for r in records if is_call_record(r)])
         else:
             self._submit(records)
+        if not entry.counted and session.model is not None:
+            self._count_session(entry)
         try:
             observe.observe(
                 self.metrics,
@@ -220,6 +231,8 @@ class Recording:
         if entry is None:
             return
         session = entry.recorder
+        if not entry.counted:  # it closed before its model was known
+            self._count_session(entry)
         fields = item.fields()
         self._submit(
             session.closing(item.ts, fields.get("code"), fields.get("reason"), fields.get("by"))

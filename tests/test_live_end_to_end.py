@@ -239,7 +239,9 @@ async def test_both_audio_tracks_export_as_wav_at_16_khz(recorded, db_url, tmp_p
 
 async def test_metrics_show_billable_seconds_cost_and_context(recorded):
     metrics = recorded["metrics"]
-    assert 'openai_realtime_sessions_total{api="live",model="unknown"} 1.0' in metrics
+    # Counted once its model is known (the client's first frame), never as `unknown`.
+    assert 'openai_realtime_sessions_total{api="live",model="gpt-live-1"} 1.0' in metrics
+    assert 'openai_realtime_sessions_total{api="live",model="unknown"}' not in metrics
     ttfa = 'openai_realtime_time_to_first_audio_seconds_count{api="live",model="gpt-live-1"} 1.0'
     assert ttfa in metrics
     assert f"{BILLED_ACTIVE} {fake.FINAL_SECONDS}" in metrics
