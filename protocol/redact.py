@@ -89,9 +89,18 @@ def redact_free_text(text: str) -> str:
     return _redact_shapes(text)
 
 
+# Short text (the few hundred bytes left of an audio event): one scan for every marker, a
+# fixed-string alternation without IGNORECASE, ~1.5 us where seven `in` tests took ~3.5. Past
+# ~1 KB the `in` tests (a fast search each) win again.
+_ANY_SECRET_MARKER = re.compile(b"|".join(re.escape(marker) for marker in _SECRET_MARKERS))
+_ONE_SCAN_MAX_BYTES = 1024
+
+
 def might_hold_secret(raw: bytes) -> bool:
     """False only when no decoding of `raw` can hold a key or a secret field name."""
     lowered = raw.lower()
+    if len(lowered) <= _ONE_SCAN_MAX_BYTES:
+        return _ANY_SECRET_MARKER.search(lowered) is not None
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 

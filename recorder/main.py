@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 # How long SIGTERM/SIGINT waits for the relays to hand over their last frames and go.
 RELAYS_GRACE_S = 10.0
+# Allocations between two young-generation collections (CPython's default: 700). Every message
+# allocates dozens of objects and the writer holds them for a batch, so with the default they
+# were traversed again and again, and pushed into full collections: ~20 us per voice message.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 _TYPES = {"str": str, "int": int}
@@ -156,6 +161,7 @@ async def serve(config: RecorderConfig) -> int:
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    settle_gc()
     print("ready", flush=True)
     logger.info("recorder ready on %s, recording to %s", config.socket, shown_url(engine.url))
     stop_wait = asyncio.ensure_future(stopping.wait())
@@ -178,6 +184,16 @@ async def serve(config: RecorderConfig) -> int:
     engine.dispose()
     logger.info("recorder stopped; every queued record was written")
     return 0
+
+
+def settle_gc() -> None:
+    """Once started: what startup built (modules, the engine, the price table) lives as long as
+    the process, so no collection traverses it again (`gc.freeze`), and young collections run
+    less often. Reference counting still frees every record; cycles wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _one_line(text: str) -> str:

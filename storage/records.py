@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, dataclass_transform
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def record[T](cls: type[T]) -> type[T]:
+    """A record class: frozen for the type checker (mypy refuses any assignment to a field),
+    plain at run time, where a frozen dataclass's `__init__` (one `object.__setattr__` per
+    field) cost ~2.5 us per event record, a tenth of the recorder's work on a message."""
+    return dataclass(slots=True, unsafe_hash=True)(cls)  # hashable like a frozen one
+
+
+@record
 class SessionOpened:
     id: str
     started_at: datetime
@@ -26,7 +34,7 @@ class SessionOpened:
     call_role: str | None = None  # `sideband` (the application's) or `observer` (rtrec's own)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionChanged:
     """Fields learnt from `session.created`/`session.updated`; None leaves a column as it is."""
 
@@ -35,7 +43,7 @@ class SessionChanged:
     openai_session_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionUsageChanged:
     """GPT-Live's per-second billing of a session (the last cumulative values); None leaves a
     column as it is."""
@@ -50,7 +58,7 @@ class SessionUsageChanged:
     end_reason: str | None = None  # `session.closed.reason`
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionClosed:
     id: str
     ended_at: datetime
@@ -59,7 +67,7 @@ class SessionClosed:
     closed_by: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventRecord:
     session_id: str
     seq: int
@@ -75,7 +83,7 @@ class EventRecord:
     error_code: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResponseCreated:
     session_id: str
     response_id: str
@@ -83,7 +91,7 @@ class ResponseCreated:
     status: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResponseDone:
     """The final state of a response; `usage` maps `responses` column names to counters."""
 
@@ -106,7 +114,7 @@ class ResponseDone:
     delegation_id: str | None = None  # the GPT-Live delegation that ran it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RateLimitRecord:
     session_id: str
     ts: datetime
@@ -120,7 +128,7 @@ class RateLimitRecord:
     position: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TranscriptionRecord:
     session_id: str
     ts: datetime
@@ -138,7 +146,7 @@ class TranscriptionRecord:
     seq: int | None = None  # of the event it came from; the natural key, filled by the writer
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AudioRecord:
     """Base64 audio of one event; decoded by the writer thread, off the proxy's event loop."""
 
@@ -153,7 +161,7 @@ class AudioRecord:
     item_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UpgradeFailed:
     """A `/realtime` upgrade that opened no session: refused by the upstream, or unanswered."""
 
@@ -166,7 +174,7 @@ class UpgradeFailed:
     proxy_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallSeen:
     """A call rtrec learnt of (created through it, or first steered through it); the first
     sighting wins, later ones change it through `CallChanged`."""
@@ -187,7 +195,7 @@ class CallSeen:
     proxy_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallChanged:
     """What a later request or the observer learnt about a call; None leaves a column as it is."""
 
@@ -201,7 +209,7 @@ class CallChanged:
     audio_recorded: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CallEventRecord:
     """One step of a call's life (created, accepted, rejected, referred, hung_up, ...)."""
 

@@ -136,8 +136,9 @@ class Writer:
         self._engine = engine
         # One item per relayed message (its records together), so a drop loses whole messages.
         # Unbounded underneath: `submit` enforces the bound, so that session records and the
-        # barriers of flush/close always find room and `put` never raises `queue.Full`.
-        self._queue: queue.Queue[Sequence[Record] | _Barrier] = queue.Queue()
+        # barriers of flush/close always find room and `put` never raises `queue.Full`. A
+        # SimpleQueue (C, one lock) puts a message in ~0.1 us where a Queue took ~1.5.
+        self._queue: queue.SimpleQueue[Sequence[Record] | _Barrier] = queue.SimpleQueue()
         self._queue_size = queue_size
         self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
@@ -160,7 +161,8 @@ class Writer:
 
     @property
     def capacity(self) -> int:
-        return self._queue.maxsize
+        """Messages the queue takes before it drops (`--queue-size`)."""
+        return self._queue_size
 
     @property
     def alive(self) -> bool:

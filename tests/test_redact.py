@@ -11,6 +11,7 @@ from protocol.redact import (
     REDACTED,
     api_key,
     key_fingerprint,
+    might_hold_secret,
     redact_free_text,
     redact_headers,
     redact_subprotocols,
@@ -172,3 +173,15 @@ def test_api_key_is_found_wherever_the_client_put_it():
 def test_fingerprint_is_eight_hex_digits_of_sha256():
     assert key_fingerprint("sk-test") == "f3abf2a6"
     assert key_fingerprint(None) is None
+
+
+@pytest.mark.parametrize("padding", [0, 150, 1000, 1024 - 40, 5000])
+@pytest.mark.parametrize(
+    "marker",
+    [b"sk-", b"SK-", b"ek_", b"Client_Secret", b"api_key", b"API-KEY", b"Authorization", b"\\u"],
+)
+def test_might_hold_secret_finds_every_marker_in_short_and_long_frames(marker, padding):
+    # Short frames are scanned once for all markers, long ones marker by marker: both must agree.
+    frame = b'{"type":"x","delta":"' + b"a" * padding + marker + b'"}'
+    assert might_hold_secret(frame)
+    assert not might_hold_secret(frame.replace(marker, b"zz"))

@@ -81,6 +81,16 @@ def stored_events(engine: Engine) -> list[tuple[str, int]]:
         return [(row.session_id, row.seq) for row in connection.execute(query)]
 
 
+def test_capacity_is_the_queue_size_and_depth_counts_queued_messages(engine: Engine):
+    # The queue_capacity gauge: the bound `submit` enforces (it once read the unbounded
+    # underlying queue's maxsize, 0).
+    writer = Writer(engine, queue_size=3)  # not started: nothing drains
+    assert writer.capacity == 3
+    writer.submit([event(0, "s1")])
+    writer.submit([event(1, "s1"), event(2, "s1")])
+    assert writer.depth == 2
+
+
 def test_full_queue_keeps_session_records_and_sheds_only_messages(engine: Engine):
     observer = Observer()
     writer = Writer(engine, queue_size=3, observer=observer)  # not started: nothing drains
