@@ -111,7 +111,11 @@ def test_client_vanishing_mid_response_ends_the_session_with_1006(
 
     talk = asyncio.run(session())
     server_close = asyncio.run(on_server(upstream, lambda: upstream.wait_closed(talk.conn_id, 30)))
-    assert server_close[0] is not None  # the proxy closed the upstream side too
+    # The proxy closed the upstream side too (wait_closed raises if it did not): it sends a close
+    # frame, but mitmproxy tears every connection down once the client's is gone, and a socket
+    # closed with the service's unread deltas in it is reset, which can discard that close
+    # frame before the service reads it (seen once in CI). The idle case below sees the frame.
+    assert server_close[0] in (1000, None)
     (close_code, closed_by, _), events = closed(db, talk.marker)
     assert (close_code, closed_by) == (1006, "client")
     recorded_by_direction = in_order(events)
@@ -123,6 +127,26 @@ def test_client_vanishing_mid_response_ends_the_session_with_1006(
     assert server_events == sent["server"][: len(server_events)]
     assert len(server_events) >= len(talk.received)
     assert health(proxy)[0] == 200
+
+
+def test_client_vanishing_between_responses_gets_the_service_a_close_frame(
+    upstream: FakeRealtimeServer, shared_proxy: tuple[ProxyProcess, Path]
+):
+    proxy, db = shared_proxy
+
+    async def session() -> Talk:
+        async with Talk.open(upstream, proxy) as talk:
+            await talk.client_says('{"type":"input_audio_buffer.clear"}')
+            await await_until(lambda: len(talk.received) >= 2, "the service answered")
+            kill_tcp(talk.ws.local_address[1])  # gone without a close frame, nothing in flight
+            await asyncio.wait_for(talk.collector, HANG_GUARD_S)
+            return talk
+
+    talk = asyncio.run(session())
+    server_close = asyncio.run(on_server(upstream, lambda: upstream.wait_closed(talk.conn_id, 30)))
+    assert server_close[0] == 1000  # wsproto's word for the 1006 it may not send
+    (close_code, closed_by, _), _events = closed(db, talk.marker)
+    assert (close_code, closed_by) == (1006, "client")
 
 
 def test_refused_upgrade_reaches_the_client_unchanged_and_the_proxy_carries_on(
