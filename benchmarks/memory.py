@@ -40,6 +40,7 @@ class Memory:
     seconds: float
     messages: int
     max_queue_depth: float | None = None  # rtrec: messages waiting for its writer, at most
+    dropped: float = 0.0  # rtrec: events not recorded (its drop counter); 0 is the target
 
     @property
     def growth_mb(self) -> float:
@@ -56,6 +57,7 @@ class _Run:
     expected_events: int
     done_at: float | None = None
     max_queue_depth: float | None = None
+    dropped: float = 0.0  # rtrec: events counted as dropped (relay hand-over, recorder queue)
 
 
 def measure(targets: list[Target], gigabytes: float, workdir: Path) -> dict[str, Memory]:
@@ -90,7 +92,7 @@ def measure(targets: list[Target], gigabytes: float, workdir: Path) -> dict[str,
         seconds = (run.done_at or time.monotonic()) - started
         messages = outcome["sent"] + outcome["received"]
         results[run.target.name] = Memory(
-            run.baseline, run.peak, seconds, messages, run.max_queue_depth
+            run.baseline, run.peak, seconds, messages, run.max_queue_depth, run.dropped
         )
         logger.info("memory %-9s %s", run.target.name, results[run.target.name])
     return results
@@ -110,7 +112,8 @@ def _follow(runs: list[_Run]) -> None:
             returncode = run.process.poll()
             if returncode is None:
                 continue
-            if returncode or run.target.recorded_events() >= run.expected_events:
+            # Dropped events are never committed: waiting for them would never end.
+            if returncode or run.target.recorded_events() + run.dropped >= run.expected_events:
                 run.done_at = time.monotonic()
         time.sleep(SAMPLE_EVERY_S)
 
@@ -119,5 +122,7 @@ def _sample_queue(run: _Run) -> None:
     service = run.target.service
     if service is None or not service.metrics_port:
         return
-    depth = service.metrics().get("openai_realtime_recorder_queue_depth", 0.0)
+    values = service.metrics()
+    depth = values.get("openai_realtime_recorder_queue_depth", 0.0)
     run.max_queue_depth = max(run.max_queue_depth or 0.0, depth)
+    run.dropped = values.get("openai_realtime_recorder_dropped_events_total", 0.0)
