@@ -78,3 +78,24 @@ async def fake_server() -> AsyncIterator[Any]:
 
     async with FakeRealtimeServer() as server:
         yield server
+
+
+# The browser tests' shared parts: each of their modules defines `recorded` (a dict with the
+# `db_url` and `folder` it recorded into); selenium is imported only when one of them runs.
+@pytest.fixture(scope="module")
+def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
+    """The dashboard served on the module's recording."""
+    from tests.support.browser import served
+
+    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
+        yield url
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium at the screen size the dashboard is checked at (1366x768)."""
+    from tests.support.browser import SCREEN, chromium
+
+    with chromium(tmp_path / "profile") as driver:
+        driver.set_window_size(*SCREEN)
+        yield driver

@@ -24,7 +24,6 @@ from tests.support.browser import (
     chromium,
     open_tab,
     page_text,
-    served,
     settled,
     stop,
     wait_healthy,
@@ -50,12 +49,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     with chromium(tmp_path / "profile") as driver:
         yield driver
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
-    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
-        yield url
 
 
 def test_session_link_opens_the_conversation(

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from dashboard.ui import CALL_COLUMN_PX, CALL_ID_SHOWN
@@ -20,11 +17,9 @@ from tests.support.browser import (
     CHROMEDRIVER,
     CHROMIUM,
     OVERFLOW_JS,
-    SCREEN,
-    chromium,
     page_text,
-    served,
     settled,
+    shoot,
     tables,
     text_px,
 )
@@ -35,7 +30,6 @@ from tests.support.recorded_calls import REFER_TO, record_calls
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium"
 )
-SHOTS = Path("/tmp/dash-shots")
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +40,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     calls = asyncio.run(record_calls(db_url, folder))
     sessions = {s.call_id: s.id for s in rows(db_url, RealtimeSession)}
     return {"db_url": db_url, "folder": folder, "calls": calls, "sessions": sessions}
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
-    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
-        yield url
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    with chromium(tmp_path / "profile") as driver:
-        driver.set_window_size(*SCREEN)
-        yield driver
-
-
-def shoot(driver: webdriver.Chrome, name: str) -> None:
-    """A screenshot to look at, under /tmp/dash-shots."""
-    SHOTS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 def test_calls_page_lists_each_call_with_its_transport_status_cost_and_sessions(

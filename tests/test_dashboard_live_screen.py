@@ -4,8 +4,6 @@ delegations, latency waterfall and both audio players, nothing cut off at the si
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +14,16 @@ from tests.support.browser import (
     CHROMEDRIVER,
     CHROMIUM,
     OVERFLOW_JS,
-    SCREEN,
-    chromium,
     open_tab,
     page_text,
-    served,
     settled,
+    shoot,
 )
 from tests.support.live_recording import LiveScript, of_type, record_live
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium"
 )
-SHOTS = Path("/tmp/dash-shots")
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +33,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     db_url = f"sqlite:///{folder / 'rtrec.db'}"
     (live,) = asyncio.run(record_live(db_url, folder, [LiveScript(turns=2)]))
     return {"db_url": db_url, "folder": folder, **live}
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
-    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
-        yield url
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    with chromium(tmp_path / "profile") as driver:
-        driver.set_window_size(*SCREEN)
-        yield driver
-
-
-def shoot(driver: webdriver.Chrome, name: str) -> None:
-    """A screenshot to look at, under /tmp/dash-shots."""
-    SHOTS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 SHOW_TAB_JS = """

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +17,10 @@ from storage.models import RealtimeSession
 from tests.support.browser import (
     CHROMEDRIVER,
     CHROMIUM,
-    SCREEN,
-    chromium,
     open_tab,
     page_text,
-    served,
     settled,
+    shoot,
     tables,
 )
 from tests.support.dashboard import record, record_turns, rows
@@ -32,7 +28,6 @@ from tests.support.dashboard import record, record_turns, rows
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium"
 )
-SHOTS = Path("/tmp/dash-shots")
 MANY_TURNS = 20  # more rows than fit the waterfall's box
 
 
@@ -49,25 +44,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     asyncio.run(record_turns(db_url, folder / "replay", 1, replay_of=talk.id))
     talk, long, replay = rows(db_url, RealtimeSession)  # in start order
     return {"db_url": db_url, "folder": folder, "talk": talk, "long": long, "replay": replay}
-
-
-@pytest.fixture(scope="module")
-def dashboard_url(recorded: dict[str, Any]) -> Iterator[str]:
-    with served(recorded["db_url"], recorded["folder"] / "dashboard.log") as url:
-        yield url
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    with chromium(tmp_path / "profile") as driver:
-        driver.set_window_size(*SCREEN)
-        yield driver
-
-
-def shoot(driver: webdriver.Chrome, name: str) -> None:
-    """A screenshot to look at, under /tmp/dash-shots."""
-    SHOTS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 def no_dialog(driver: webdriver.Chrome) -> None:

@@ -178,3 +178,12 @@ return c.measureText(arguments[0]).width;
 def text_px(driver: webdriver.Chrome, text: str) -> float:
     """How wide `text` is in the grid's font, as its canvas draws it."""
     return float(driver.execute_script(TEXT_WIDTH_JS, text))
+
+
+SHOTS = Path("/tmp/dash-shots")
+
+
+def shoot(driver: webdriver.Chrome, name: str) -> None:
+    """A screenshot to look at, under /tmp/dash-shots."""
+    SHOTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(SHOTS / f"{name}.png"))
