@@ -60,13 +60,19 @@ def test_up_serves_proxy_metrics_and_dashboard_and_stops_on_ctrl_c(tmp_path: Pat
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert health == b"ok"
+        # The banner comes once the proxy is ready, which is a moment after its port opens:
+        # Ctrl-C before it would stop `rtrec up` before it said anything (seen once in CI).
+        banner = f"OPENAI_BASE_URL=http://127.0.0.1:{ports['listen']}/v1"
+        while banner not in (tmp_path / "up.log").read_text():
+            assert time.monotonic() < deadline, (tmp_path / "up.log").read_text()
+            time.sleep(0.2)
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
         log.close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output
-    assert f"OPENAI_BASE_URL=http://127.0.0.1:{ports['listen']}/v1" in output
+    assert banner in output
     assert f"dashboard  http://127.0.0.1:{ports['dashboard']}" in output
     assert f"metrics    http://127.0.0.1:{ports['metrics']}/metrics" in output
 
