@@ -252,3 +252,13 @@ def usage_by_property(span: Any) -> None:
     name = st.selectbox("Group by property", list(choices), key="overview_property")
     if name is not None:
         st.dataframe(data.usage_by_property(name, span), hide_index=True)
+
+
+def pick_by_id(noun: str, listing: str, param: str) -> None:
+    """A page opened without `?param=ID`: ask for the id, then open it by its query parameter."""
+    st.title(noun)
+    st.write(f"Open a {noun.lower()} by its id, or pick one from the **{listing}** page.")
+    typed = st.text_input(f"{noun} id", key=f"{param}_id_input")
+    if typed.strip():
+        st.query_params[param] = typed.strip()
+        st.rerun()

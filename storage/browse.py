@@ -302,7 +302,14 @@ def list_sessions(
 
 def session_ids_starting(connection: Connection, prefix: str, limit: int = 2) -> list[str]:
     """Up to `limit` session ids that are `prefix` or start with it; an exact match comes first."""
-    ids = SESSIONS.c.id
+    return ids_starting(connection, SESSIONS.c.id, prefix, limit)
+
+
+def ids_starting(
+    connection: Connection, ids: ColumnElement[str], prefix: str, limit: int
+) -> list[str]:
+    """Up to `limit` values of the id column `ids` that are `prefix` or start with it; an exact
+    match comes first (alone)."""
     exact = connection.execute(select(ids).where(ids == prefix)).scalar()
     if exact is not None:
         return [exact]

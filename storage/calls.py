@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from storage.browse import CALLS, EVENTS, SESSIONS, dicts
+from storage.browse import CALLS, EVENTS, SESSIONS, dicts, ids_starting
 from storage.cost import session_costs
 from storage.models import CallEvent, table
 
@@ -80,12 +80,7 @@ def get_call(connection: Connection, call_id: str) -> dict[str, Any] | None:
 
 def call_ids_starting(connection: Connection, prefix: str, limit: int = 2) -> list[str]:
     """Up to `limit` call ids that are `prefix` or start with it; an exact match comes first."""
-    ids = CALLS.c.id
-    exact = connection.execute(select(ids).where(ids == prefix)).scalar()
-    if exact is not None:
-        return [exact]
-    query = select(ids).where(ids.startswith(prefix, autoescape=True)).order_by(ids).limit(limit)
-    return list(connection.execute(query).scalars())
+    return ids_starting(connection, CALLS.c.id, prefix, limit)
 
 
 def call_events(connection: Connection, call_id: str) -> list[dict[str, Any]]:

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import call_view, data, display
-
-
-def pick_call() -> None:
-    st.title("Call")
-    st.write("Open a call by its id, or pick one from the **Calls** page.")
-    typed = st.text_input("Call id", key="call_id_input")
-    if typed.strip():
-        st.query_params["call"] = typed.strip()
-        st.rerun()
+from dashboard import call_view, data, display, ui
 
 
 def show(call_id: str) -> None:
@@ -33,7 +24,7 @@ def show(call_id: str) -> None:
 
 typed = st.query_params.get("call", "").strip()
 if not typed:
-    pick_call()
+    ui.pick_by_id("Call", "Calls", "call")
 else:
     call_id, problem = call_view.resolve_call(typed)
     if call_id is None:

@@ -11,15 +11,6 @@ from dashboard.timeline import timeline
 from protocol.apis import API_LIVE
 
 
-def pick_session() -> None:
-    st.title("Session")
-    st.write("Open a session by its id, or pick one from the **Sessions** page.")
-    typed = st.text_input("Session id", key="session_id_input")
-    if typed.strip():
-        st.query_params["session"] = typed.strip()
-        st.rerun()
-
-
 def show(session_id: str) -> None:
     session = data.session(session_id)
     if session is None:  # pruned since the page opened
@@ -68,7 +59,7 @@ typed = st.query_params.get("session", "").strip()
 if not ui.empty_state():
     session_id, problem = ui.resolve_session(typed)
     if not typed:
-        pick_session()
+        ui.pick_by_id("Session", "Sessions", "session")
     elif session_id is None:
         st.title("Session")
         st.warning(problem)
