@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from dashboard import data, detail, display, live_detail
+from dashboard import data, detail, display, live_detail, ui
 from protocol.apis import API_LIVE
 
 CALL_ID_SHOWN = 20  # `rtc_` plus sixteen: the whole id is on the call's page, with a copy button
@@ -75,12 +75,7 @@ def show_calls(page: Any, key: str) -> None:
 
 def resolve_call(typed: str) -> tuple[str | None, str]:
     """The call id a full id or a unique prefix names, else None and why (as Markdown)."""
-    found = data.call_ids_starting(typed) if typed else []
-    if len(found) == 1:
-        return found[0], ""
-    if not found:
-        return None, f"There is no call {display.code(typed)} in this database."
-    return None, f"{display.code(typed)} starts more than one call id: give more of it."
+    return ui.named_by(typed, data.call_ids_starting(typed) if typed else [], "call")
 
 
 def header(call: dict[str, Any], sessions: int) -> None:

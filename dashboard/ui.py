@@ -231,12 +231,16 @@ def show_sessions(page: Any, key: str) -> str | None:
 
 def resolve_session(typed: str) -> tuple[str | None, str]:
     """The session id a full id or a unique prefix names, else None and why (as Markdown)."""
-    found = data.session_ids_starting(typed) if typed else []
+    return named_by(typed, data.session_ids_starting(typed) if typed else [], "session")
+
+
+def named_by(typed: str, found: list[str], noun: str) -> tuple[str | None, str]:
+    """The one id of `found` (the ids `typed` names in full or starts), else None and why."""
     if len(found) == 1:
         return found[0], ""
     if not found:
-        return None, f"There is no session {display.code(typed)} in this database."
-    return None, f"{display.code(typed)} starts more than one session id: give more of it."
+        return None, f"There is no {noun} {display.code(typed)} in this database."
+    return None, f"{display.code(typed)} starts more than one {noun} id: give more of it."
 
 
 def link_to_session(session_id: str) -> None:
