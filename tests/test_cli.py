@@ -244,6 +244,7 @@ def test_calls_lists_each_call_with_its_transport_status_and_sessions(
     ]  # fmt: skip
     narrow = rtrec("calls", "--db", db_url, env={**os.environ, "COLUMNS": "80"})
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert narrow.stdout.splitlines()[2].split()[0] == "rtc_cli1"
     as_json = json.loads(rtrec("calls", "--db", db_url, "--json").stdout)
     assert (as_json[0]["id"], as_json[0]["sessions"]) == ("rtc_cli1", 1)
     assert as_json[0]["created_at"] == "2026-01-02T12:00:00+00:00"
@@ -255,14 +256,30 @@ def test_calls_on_an_empty_database_says_how_calls_get_recorded(engine: Engine, 
     assert listing.stdout.startswith("no calls recorded yet")
 
 
-def test_sessions_table_fits_the_terminal_width(priced: Engine, db_url: str):
+def test_a_narrow_terminal_gets_whole_short_ids_that_commands_take(
+    priced: Engine, db_url: str, tmp_path: Path
+):
+    writer = Writer(priced)
+    writer.start()
+    twins = ["01a24e5b-3b0c-702a-92d0-bb6833a50f01", "01a24e5b-3b0c-702b-92d0-bb6833a50f01"]
+    writer.submit([SessionOpened(twin, NOW, "ga", "/v1/realtime", "full") for twin in twins])
+    writer.close()
     listing = rtrec("sessions", "--db", db_url, env={**os.environ, "COLUMNS": "80"})
     assert listing.returncode == 0, listing.stderr
-    lines = listing.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 80
-    assert lines[0].split()[-1] == "closed"
-    model_column = slice(lines[0].index("model"), lines[0].index("api"))
-    assert "".join(line[model_column].strip() for line in lines[2:]) == LONG_MODEL
+    header, _rule, *rows = listing.stdout.splitlines()
+    assert max(len(line) for line in listing.stdout.splitlines()) <= 80
+    assert header.split()[-1] == "closed"
+    # One line per session, each id whole: the shortest prefix apart from the others.
+    assert sorted(row.split()[0] for row in rows) == [
+        "01a24e5b-3b0c-702a",
+        "01a24e5b-3b0c-702b",
+        "s-long",
+    ]
+    assert "1000 client" in next(row for row in rows if row.startswith("s-long"))
+    exported = rtrec(
+        "export", "01a24e5b-3b0c-702b", "--format", "jsonl", "--db", db_url, cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
 
 
 def test_jsonl_export_times_have_a_timezone(filled: Engine, db_url: str, capsys):

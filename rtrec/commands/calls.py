@@ -36,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rtrec.listing import calls_table, print_table
 
-    print_table(calls_table(rows), sys.stdout)
+    print_table(lambda short: calls_table(rows, short), sys.stdout)
     return 0

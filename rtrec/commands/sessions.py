@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rtrec.listing import print_table, sessions_table
 
-    print_table(sessions_table(rows), sys.stdout)
+    print_table(lambda short: sessions_table(rows, short), sys.stdout)
     return 0
 
 
