@@ -24,7 +24,14 @@ from tests.support.call_recording import (
     sdk,
     wait_closed,
 )
-from tests.support.calls import TWO_TURNS, ClientPeer, read_sideband, until
+from tests.support.calls import (
+    TWO_TURNS,
+    ClientPeer,
+    WebhookReceiver,
+    read_sideband,
+    ring,
+    until,
+)
 from tests.support.proxy import ProxyProcess, proxy_runner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -206,3 +213,59 @@ async def test_a_live_call_observed_twice_counts_its_seconds_once(observed_twice
     metrics = observed_twice["metrics"].splitlines()
     counted = [line for line in metrics if line.startswith(LIVE_COST)]
     assert [float(line.rsplit(" ", 1)[1]) for line in counted] == [pytest.approx(cost)]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def observed_sip(
+    db_param: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, Any]]:
+    """A GPT-Live SIP call rung by the simulator, accepted through rtrec with the observer on,
+    talked over by the caller, hung up; no sideband of the application's."""
+    tmp = tmp_path_factory.mktemp("live-sip")
+    db_url = fresh_db(db_param, request, tmp)
+    receiver = WebhookReceiver()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RTREC_OBSERVER_API_KEY", OBSERVER_KEY)
+            async with CallServer() as server:
+                with proxy_runner(tmp) as run:
+                    proxy = run(server.base_url, db_url, "--observe-calls", "on")
+                    rung = await asyncio.to_thread(ring, server, receiver.url, "live")
+                    call_id = str(rung["call_id"])
+                    client = sdk(proxy)
+                    await client.live.sessions.accept(
+                        call_id, session={"type": "live", "model": "gpt-live-1"}
+                    )
+
+                    def heard() -> bool:
+                        found = rows(db_url, RealtimeSession, call_id=call_id)
+                        return any(
+                            e["type"] == "session.output_transcript.delta"
+                            for s in found
+                            for e in rows(db_url, Event, session_id=s["id"])
+                        )
+
+                    await until(heard, timeout=30)
+                    await client.live.sessions.hangup(call_id)
+                    await wait_closed(db_url, call_id, sessions=1)
+                    assert proxy.stop() == 0
+    finally:
+        receiver.close()
+    yield {"db_url": db_url, "call_id": call_id, "proxy": proxy, "tmp": tmp}
+
+
+async def test_the_observer_records_a_live_sip_call(observed_sip):
+    db_url, call_id = observed_sip["db_url"], observed_sip["call_id"]
+    (call,) = rows(db_url, Call, id=call_id)
+    assert (call["api"], call["transport"], call["model"]) == ("live", "sip", "gpt-live-1")
+    assert (call["status"], call["end_reason"]) == ("ended", "hung up")
+    assert call["answered_at"] is not None
+    (session,) = rows(db_url, RealtimeSession, call_id=call_id)
+    assert (session["call_role"], session["api"], session["model"]) == (
+        "observer",
+        "live",
+        "gpt-live-1",
+    )
+    assert session["billable_seconds"] > 0
+    assert session["seconds_cost_usd"] > 0
+    assert OBSERVER_KEY not in observed_sip["proxy"].log
