@@ -199,19 +199,19 @@ class Writer:
 
     def submit(self, records: Sequence[Record]) -> bool:
         """Queue one message's records without ever blocking; a full queue (`queue_size` messages
-        or `queue_limit_bytes`) drops and counts them, keeping the session records among them
-        (open, change, close) in the room reserved. Once `close` has begun, nothing will drain
-        the queue: records are refused and counted."""
+        or `queue_limit_bytes` reached) drops and counts them, keeping the session records among
+        them (open, change, close) in the room reserved. Once `close` has begun, nothing will
+        drain the queue: records are refused and counted."""
         if self._closing.is_set():
             self._refuse(records)
             return False
         depth = self._queue.qsize()
-        size_bytes = _bytes_in(records)
-        queued_bytes = self._bytes_queued - self._bytes_taken
-        # A message bigger than the bound alone still goes into an empty queue.
+        # Room while the bytes queued are under the bound: it is exceeded by one message at most,
+        # and a message larger than the bound (a 15 MiB append) is not refused for its size.
         if depth < self._queue_size and (
-            queued_bytes + size_bytes <= self._queue_limit_bytes or not queued_bytes
+            self._bytes_queued - self._bytes_taken < self._queue_limit_bytes
         ):
+            size_bytes = _bytes_in(records)
             if size_bytes:  # call records come from another thread, never with an event
                 self._bytes_queued += size_bytes
             self._queue.put_nowait((records, size_bytes))
