@@ -105,7 +105,7 @@ class _DropLog:
         self._next_at = time.monotonic() + DROP_LOG_EVERY_S
 
 
-# One queued message: its records and their bytes (`_bytes_in`), taken off the bound when drained.
+# One queued message: its records and its size, taken off the bytes bound when drained.
 type _Queued = tuple[Sequence[Record], int]
 
 
@@ -115,15 +115,6 @@ class _Barrier:
 
     done: threading.Event = field(default_factory=threading.Event)
     stop: bool = False
-
-
-def _bytes_in(records: Sequence[Record]) -> int:
-    """The size of a message as relayed, carried by its event record (none: 0)."""
-    size_bytes = 0
-    for record in records:
-        if type(record) is EventRecord:
-            size_bytes += record.size_bytes
-    return size_bytes
 
 
 def _events_in(records: Iterable[Record]) -> int:
@@ -211,8 +202,11 @@ class Writer:
         if depth < self._queue_size and (
             self._bytes_queued - self._bytes_taken < self._queue_limit_bytes
         ):
-            size_bytes = _bytes_in(records)
-            if size_bytes:  # call records come from another thread, never with an event
+            # A message's event record comes first (its size is the message's); call records
+            # come from another thread, never with one, and leave the counter alone.
+            first = records[0] if records else None
+            size_bytes = first.size_bytes if type(first) is EventRecord else 0
+            if size_bytes:
                 self._bytes_queued += size_bytes
             self._queue.put_nowait((records, size_bytes))
             return True
