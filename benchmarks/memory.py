@@ -1,7 +1,11 @@
 """Scenario 3: resident memory of each relay while one session carries a gigabyte of voice traffic.
 
 The relays run side by side (one session each, same upstream) on fresh processes, after a small
-warm-up session; growth is the peak RSS during the big session minus the RSS before it.
+warm-up session; growth is the peak RSS during the big session minus the RSS before it, summed
+over the relay's processes: each process's own peak (the kernel's high-water mark, reset at the
+start), so a peak between two samples counts and peaks at different moments add up. rtrec's
+recorder process is also reported on its own, to tell the relay's hand-over buffer from the
+recorder's queue.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks import harness, traffic
-from benchmarks.harness import Target
+from benchmarks import harness, procstat, traffic
+from benchmarks.harness import RECORDER_MARKER, Target
 from benchmarks.relays import launch
 
 logger = logging.getLogger(__name__)
@@ -41,10 +45,16 @@ class Memory:
     messages: int
     max_queue_depth: float | None = None  # rtrec: messages waiting for its writer, at most
     dropped: float = 0.0  # rtrec: events not recorded (its drop counter); 0 is the target
+    recorder_baseline_bytes: int = 0  # rtrec: its recorder process alone (in the sums above)
+    recorder_peak_bytes: int = 0
 
     @property
     def growth_mb(self) -> float:
         return (self.peak_bytes - self.baseline_bytes) / 1e6
+
+    @property
+    def recorder_growth_mb(self) -> float:
+        return (self.recorder_peak_bytes - self.recorder_baseline_bytes) / 1e6
 
 
 @dataclass
@@ -58,6 +68,8 @@ class _Run:
     done_at: float | None = None
     max_queue_depth: float | None = None
     dropped: float = 0.0  # rtrec: events counted as dropped (relay hand-over, recorder queue)
+    recorder_baseline: int = 0
+    recorder_peak: int = 0
 
 
 def measure(targets: list[Target], gigabytes: float, workdir: Path) -> dict[str, Memory]:
@@ -80,9 +92,13 @@ def measure(targets: list[Target], gigabytes: float, workdir: Path) -> dict[str,
         args = [sys.executable, "-m", "benchmarks.loadgen", "--port", str(target.port)]
         args += ["--plan", json.dumps(asdict(plan)), "--api-key", target.api_key]
         process, log = launch(f"memory-{target.name}", args, workdir)
-        baseline = target.rss_bytes()
+        for pid in target.pids:
+            procstat.reset_peak_rss(pid)
+        baseline, recorder = target.rss_bytes(), _recorder_peak(target)
         expected = target.recorded_events() + per_session if target.db_url else 0
-        runs.append(_Run(target, process, log, baseline, baseline, expected))
+        run = _Run(target, process, log, baseline, baseline, expected)
+        run.recorder_baseline = run.recorder_peak = recorder
+        runs.append(run)
     _follow(runs)
     results = {}
     for run in runs:
@@ -92,7 +108,14 @@ def measure(targets: list[Target], gigabytes: float, workdir: Path) -> dict[str,
         seconds = (run.done_at or time.monotonic()) - started
         messages = outcome["sent"] + outcome["received"]
         results[run.target.name] = Memory(
-            run.baseline, run.peak, seconds, messages, run.max_queue_depth, run.dropped
+            run.baseline,
+            run.peak,
+            seconds,
+            messages,
+            run.max_queue_depth,
+            run.dropped,
+            run.recorder_baseline,
+            run.recorder_peak,
         )
         logger.info("memory %-9s %s", run.target.name, results[run.target.name])
     return results
@@ -107,7 +130,8 @@ def _follow(runs: list[_Run]) -> None:
         for run in runs:
             if run.done_at is not None:
                 continue
-            run.peak = max(run.peak, run.target.rss_bytes())
+            run.peak = max(run.peak, sum(procstat.peak_rss_bytes(pid) for pid in run.target.pids))
+            run.recorder_peak = max(run.recorder_peak, _recorder_peak(run.target))
             _sample_queue(run)
             returncode = run.process.poll()
             if returncode is None:
@@ -116,6 +140,11 @@ def _follow(runs: list[_Run]) -> None:
             if returncode or run.target.recorded_events() + run.dropped >= run.expected_events:
                 run.done_at = time.monotonic()
         time.sleep(SAMPLE_EVERY_S)
+
+
+def _recorder_peak(target: Target) -> int:
+    """The peak RSS of rtrec's recorder process (0 for the other relays)."""
+    return sum(procstat.peak_rss_bytes(pid, RECORDER_MARKER) for pid in target.pids)
 
 
 def _sample_queue(run: _Run) -> None:

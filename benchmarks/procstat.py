@@ -71,13 +71,35 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
 
 def rss_bytes(pid: int) -> int:
     """Resident set size of `pid` and its live children, in bytes."""
+    return _status_bytes(pid, "VmRSS:")
+
+
+def peak_rss_bytes(pid: int, marker: bytes = b"") -> int:
+    """The highest RSS each of `pid` and its live children reached (since `reset_peak_rss`),
+    summed; with `marker`, only of those whose command line holds it (the recorder process).
+    Sampling RSS misses a peak that lasts a few milliseconds (a buffer joined and sent)."""
+    return _status_bytes(pid, "VmHWM:", marker)
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start `peak_rss_bytes` over from the current RSS of `pid` and its children."""
+    for each in descendants(pid):
+        try:
+            Path(f"/proc/{each}/clear_refs").write_text("5")
+        except OSError:
+            continue
+
+
+def _status_bytes(pid: int, field: str, marker: bytes = b"") -> int:
     total = 0
     for each in descendants(pid):
         try:
+            if marker and marker not in Path(f"/proc/{each}/cmdline").read_bytes():
+                continue
             status = Path(f"/proc/{each}/status").read_text()
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 total += int(line.split()[1]) * 1024
     return total

@@ -14,6 +14,7 @@ import cProfile
 import itertools
 import os
 import pstats
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -74,7 +75,8 @@ def _chunks(mix: str, count: int, deflate: bool) -> list[tuple[bool, bytes]]:
 def _recording(db_url: str) -> tuple[Recording, Writer]:
     engine = make_engine(db_url)
     upgrade(engine)
-    writer = Writer(engine, flush_interval_s=0.25)
+    # Fed faster than real time: no message may be shed, or its writing would go uncounted.
+    writer = Writer(engine, flush_interval_s=0.25, queue_limit_bytes=sys.maxsize)
     writer.start()
     return Recording(writer, Metrics(CollectorRegistry()), PriceTable(BUILTIN_PRICES)), writer
 

@@ -232,8 +232,8 @@ def _scenario_lines(results: Results) -> list[str]:
             f"{outcome.seconds:.0f} s, RSS {outcome.baseline_bytes / 1e6:.0f} -> "
             f"{outcome.peak_bytes / 1e6:.0f} MB"
             + (
-                f", writer queue up to {outcome.max_queue_depth:,.0f} messages, "
-                f"{outcome.dropped:,.0f} events dropped"
+                f" (recorder process +{outcome.recorder_growth_mb:.0f} MB), writer queue up to "
+                f"{outcome.max_queue_depth:,.0f} messages, {outcome.dropped:,.0f} events dropped"
                 if outcome.max_queue_depth is not None
                 else ""
             )

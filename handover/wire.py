@@ -40,7 +40,7 @@ FROM_CLIENT, IS_TEXT, RESYNC = 1, 2, 4
 
 # What the relay holds for a recorder that cannot keep up before it drops messages: a few
 # seconds of a hundred voice sessions. The kernel's socket buffer comes on top.
-BUFFER_LIMIT_BYTES = 64 * 1024 * 1024
+BUFFER_LIMIT_BYTES = 4 * 1024 * 1024
 RECONNECT_EVERY_S = 0.5
 DROP_LOG_EVERY_S = 10.0
 

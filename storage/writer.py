@@ -32,6 +32,11 @@ from storage.sanitize import storable
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_RECORDS = 2000
+# Bounds in bytes of the messages' events (`EventRecord.size_bytes`, as relayed), which is what
+# fills memory: 2,000 voice messages of ~6 KB were 12 MB in one batch, and `--queue-size`
+# messages of them could be hundreds of MB. The records of a message take about its size again.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+QUEUE_LIMIT_BYTES = 8 * 1024 * 1024
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
 # Shutdown bounds: compose gives the proxy 30 s (`stop_grace_period`), docker 10 s by default.
@@ -100,6 +105,10 @@ class _DropLog:
         self._next_at = time.monotonic() + DROP_LOG_EVERY_S
 
 
+# One queued message: its records and its size, taken off the bytes bound when drained.
+type _Queued = tuple[Sequence[Record], int]
+
+
 @dataclass
 class _Barrier:
     """Queued behind everything submitted before it; set once those records are committed."""
@@ -129,6 +138,7 @@ class Writer:
         engine: Engine,
         *,
         queue_size: int = 100_000,
+        queue_limit_bytes: int = QUEUE_LIMIT_BYTES,
         flush_interval_s: float = 0.25,
         observer: WriterObserver | None = None,
         retention_days: int = 0,
@@ -138,8 +148,13 @@ class Writer:
         # Unbounded underneath: `submit` enforces the bound, so that session records and the
         # barriers of flush/close always find room and `put` never raises `queue.Full`. A
         # SimpleQueue (C, one lock) puts a message in ~0.1 us where a Queue took ~1.5.
-        self._queue: queue.SimpleQueue[Sequence[Record] | _Barrier] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Queued | _Barrier] = queue.SimpleQueue()
         self._queue_size = queue_size
+        self._queue_limit_bytes = queue_limit_bytes
+        # Two counters, each written by one thread only (the loop's submits, the writer's
+        # takes), so that no lock is needed: their difference is what the queue holds.
+        self._bytes_queued = 0
+        self._bytes_taken = 0
         self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
         self._observer: WriterObserver = observer or _NullObserver()
@@ -160,6 +175,11 @@ class Writer:
         return self._queue.qsize()
 
     @property
+    def depth_bytes(self) -> int:
+        """Bytes of the queued messages' events."""
+        return self._bytes_queued - self._bytes_taken
+
+    @property
     def capacity(self) -> int:
         """Messages the queue takes before it drops (`--queue-size`)."""
         return self._queue_size
@@ -169,19 +189,30 @@ class Writer:
         return self._thread.is_alive()
 
     def submit(self, records: Sequence[Record]) -> bool:
-        """Queue one message's records without ever blocking; a full queue drops and counts them,
-        keeping the session records among them (open, change, close) in the room reserved.
-        Once `close` has begun, nothing will drain the queue: records are refused and counted."""
+        """Queue one message's records without ever blocking; a full queue (`queue_size` messages
+        or `queue_limit_bytes` reached) drops and counts them, keeping the session records among
+        them (open, change, close) in the room reserved. Once `close` has begun, nothing will
+        drain the queue: records are refused and counted."""
         if self._closing.is_set():
             self._refuse(records)
             return False
         depth = self._queue.qsize()
-        if depth < self._queue_size:
-            self._queue.put_nowait(records)
+        # Room while the bytes queued are under the bound: it is exceeded by one message at most,
+        # and a message larger than the bound (a 15 MiB append) is not refused for its size.
+        if depth < self._queue_size and (
+            self._bytes_queued - self._bytes_taken < self._queue_limit_bytes
+        ):
+            # A message's event record comes first (its size is the message's); call records
+            # come from another thread, never with one, and leave the counter alone.
+            first = records[0] if records else None
+            size_bytes = first.size_bytes if type(first) is EventRecord else 0
+            if size_bytes:
+                self._bytes_queued += size_bytes
+            self._queue.put_nowait((records, size_bytes))
             return True
         kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
         if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
-            self._queue.put_nowait(kept)
+            self._queue.put_nowait((kept, 0))
         elif kept:
             logger.error("recorder queue full: dropped %d session record(s)", len(kept))
         if len(kept) < len(records):
@@ -287,11 +318,12 @@ class Writer:
             return [], None
         if isinstance(first, _Barrier):
             return [], first
-        batch: list[Record] = list(first)
+        batch: list[Record] = list(first[0])
+        batch_bytes = first[1]
         deadline = time.monotonic() + self._flush_interval_s
         # Drain in bursts and sleep in between rather than wait on the queue: a waiting writer is
         # woken by every submit, and each wake-up costs the proxy's event loop a GIL handoff.
-        while len(batch) < MAX_BATCH_RECORDS:
+        while len(batch) < MAX_BATCH_RECORDS and batch_bytes < MAX_BATCH_BYTES:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -301,8 +333,11 @@ class Writer:
                 time.sleep(min(remaining, DRAIN_PAUSE_S))
                 continue
             if isinstance(item, _Barrier):
+                self._bytes_taken += batch_bytes
                 return batch, item
-            batch.extend(item)
+            batch.extend(item[0])
+            batch_bytes += item[1]
+        self._bytes_taken += batch_bytes
         return batch, None
 
     def _write(self, batch: list[Record]) -> None:
