@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from storage import models
-from storage.records import AudioRecord, EventRecord
+from storage.records import EventRecord
 from storage.sanitize import json_bytes, json_text
 
 if TYPE_CHECKING:  # psycopg is imported by the PostgreSQL dialect, only when it is used
@@ -95,21 +95,6 @@ def _event_tuples(
         )
         for r in records
     ]
-
-
-def audio_row(record: AudioRecord, data: bytes) -> dict[str, Any]:
-    """The row of one decoded chunk, as `audio_segments.merge` takes it."""
-    return {
-        "session_id": record.session_id,
-        "seq": record.seq,
-        "ts": record.ts,
-        "direction": record.direction,
-        "audio_format": record.audio_format,
-        "sample_rate": record.sample_rate,
-        "response_id": record.response_id,
-        "item_id": record.item_id,
-        "data": data,
-    }
 
 
 def _audio_tuples(segments: Sequence[dict[str, Any]], ts: Callable[[datetime], Any]) -> list[Any]:

@@ -74,8 +74,14 @@ def json_bytes(value: Any) -> bytes:
 
 
 def json_text(value: Any) -> str:
-    """`json_bytes` as text."""
-    return json_bytes(value).decode()
+    """`json_bytes` as text; orjson's common case inline, as this runs for every event."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:
+        return json_bytes(value).decode()
+    if b"null" in text and _has_non_finite(value):
+        return json_bytes(value).decode()
+    return text.decode()
 
 
 def _clean(value: Any, scalar: Callable[[Any], Any] = _scalar) -> Any:
