@@ -242,6 +242,8 @@ def _scenario_lines(results: Results) -> list[str]:
         lines.append(
             f"writer {name}: {written['events_per_s']:,.0f} events/s "
             f"({written['records']:,.0f} records, {written['cpu_us_per_event']:.0f} us CPU/event, "
+            f"{written.get('audio_bytes_per_event', 0):,.0f} B audio and "
+            f"{written.get('written_bytes_per_event', 0):,.0f} B written/event, "
             f"dropped {written['dropped']:.0f})"
         )
     if results.scaleout is not None:

@@ -16,6 +16,9 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, text
 
 from benchmarks import traffic
 from handover.ids import uuid7
@@ -78,6 +81,22 @@ def message_records(mix: str, messages: int) -> list[Sequence[Record]]:
     return submits
 
 
+def _written_bytes() -> int:
+    """Bytes this process has handed to write() so far (Linux): SQLite's WAL, its checkpoints
+    into the database file and anything else; 0 where /proc is missing."""
+    try:
+        lines = Path("/proc/self/io").read_text().splitlines()
+    except OSError:
+        return 0
+    return int(dict(line.split(": ") for line in lines)["wchar"])
+
+
+def _audio_bytes(engine: Engine) -> int:
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT sum(length(data)) FROM audio_chunks")).scalar()
+    return int(stored or 0)
+
+
 def run(db_url: str, mix: str, messages: int) -> dict[str, float]:
     engine = make_engine(db_url)
     upgrade(engine)
@@ -92,10 +111,12 @@ def run(db_url: str, mix: str, messages: int) -> dict[str, float]:
     for records in submits:
         writer.submit(records)
     started, cpu_started = time.perf_counter(), time.process_time()
+    written_before = _written_bytes()
     writer.start()
     writer.close(timeout_s=600, drain_limit_s=600)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
+    written = _written_bytes() - written_before
     events = sum(isinstance(r, EventRecord) for records in submits for r in records)
     return {
         "events": events,
@@ -106,6 +127,9 @@ def run(db_url: str, mix: str, messages: int) -> dict[str, float]:
         "cpu_s": cpu,  # the writer's: on a shared machine, steadier than the rate
         # `SessionRecorder.on_message` making the records (the recorder's loop, not the writer)
         "interpret_cpu_us_per_message": interpret_cpu / messages * 1e6,
+        "audio_bytes_per_event": _audio_bytes(engine) / events,
+        # SQLite: every byte of the WAL and of its checkpoints into the database file
+        "written_bytes_per_event": written / events,
         "dropped": counter.dropped,
         "db_errors": counter.db_errors,
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from operator import attrgetter
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage import audio_segments, models
-from storage.hot_inserts import AUDIO_INSERTS, EVENT_INSERTS, audio_row, decode_audio
+from storage.hot_inserts import AUDIO_INSERTS, EVENT_INSERTS, decode_audio
 from storage.records import (
     AudioRecord,
     CallChanged,
@@ -48,14 +48,16 @@ def _row(record: Any) -> dict[str, Any]:
     return dict(zip(names, values(record), strict=True))
 
 
-def _audio_row(record: AudioRecord) -> dict[str, Any] | None:
-    data = decode_audio(record.audio_base64)
-    if data is None:
-        logger.warning(
-            "audio of event %d in session %s is not valid base64", record.seq, record.session_id
-        )
-        return None
-    return audio_row(record, data)
+def _decoded(records: Sequence[AudioRecord]) -> Iterator[tuple[AudioRecord, bytes]]:
+    """Each record with its audio's bytes; one whose text is not base64 is logged and left out."""
+    for record in records:
+        data = decode_audio(record.audio_base64)
+        if data is None:
+            logger.warning(
+                "audio of event %d in session %s is not valid base64", record.seq, record.session_id
+            )
+            continue
+        yield record, data
 
 
 def _session_row(record: SessionOpened) -> dict[str, Any]:
@@ -74,13 +76,13 @@ def _insert_properties(connection: Connection, sessions: Sequence[SessionOpened]
         connection.execute(_insert_new(connection, models.table(models.SessionProperty)), rows)
 
 
-_INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any] | None]]] = {
+_INSERTS: dict[type, tuple[Table, Callable[[Any], dict[str, Any]]]] = {
     SessionOpened: (models.table(models.RealtimeSession), _session_row),
     EventRecord: (models.table(models.Event), _row),
     ResponseCreated: (models.table(models.Response), _row),
     RateLimitRecord: (models.table(models.RateLimit), _row),
     TranscriptionRecord: (models.table(models.Transcription), _row),
-    AudioRecord: (models.table(models.AudioChunk), _audio_row),
+    AudioRecord: (models.table(models.AudioChunk), _row),  # merged into segments instead
     UpgradeFailed: (models.table(models.UpgradeFailure), _row),
     CallSeen: (models.table(models.Call), _row),  # before its events, which refer to it
     CallEventRecord: (models.table(models.CallEvent), _row),
@@ -135,9 +137,10 @@ def apply_records(connection: Connection, records: Sequence[Record]) -> None:
             EVENT_INSERTS[dialect](connection, batch)
             continue
         target, to_row = _INSERTS[kind]
-        rows = [row for row in map(to_row, batch) if row is not None]
         if kind is AudioRecord:
-            rows = audio_segments.merge(rows)
+            rows = audio_segments.merge(_decoded(batch))
+        else:
+            rows = [to_row(record) for record in batch]
         if rows and kind is AudioRecord and dialect in AUDIO_INSERTS:
             AUDIO_INSERTS[dialect](connection, rows)
         elif rows:

@@ -10,52 +10,71 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 import orjson
 
+from storage.records import AudioRecord
+
 MAX_SEGMENT_BYTES = 1 << 20  # keeps a row, and what a reader loads for one turn, small
 _MICROSECOND = timedelta(microseconds=1)
-_same_segment = itemgetter("response_id", "item_id", "audio_format", "sample_rate")
+_same_segment = attrgetter("response_id", "item_id", "audio_format", "sample_rate")
 
 
-def merge(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Segment rows for decoded chunk rows (in `seq` order within each session)."""
-    segments: list[dict[str, Any]] = []
-    parts: list[list[bytes]] = []
-    chunks: list[list[list[int]]] = []
-    keys: list[tuple[Any, ...]] = []  # each segment's `_SAME_SEGMENT` values
-    sizes: list[int] = []
-    open_by_side: dict[tuple[str, str], int] = {}
-    for row in rows:
-        side = (row["session_id"], row["direction"])
-        data: bytes = row["data"]
-        key = _same_segment(row)
-        index = open_by_side.get(side)
+class _Segment:
+    """The chunks gathered so far for one row: its first chunk's record, then every chunk's
+    bytes and [seq, µs after the first, length]."""
+
+    __slots__ = ("chunks", "first", "key", "last_seq", "parts", "size")
+
+    def __init__(self, record: AudioRecord, data: bytes) -> None:
+        self.first = record
+        self.key = _same_segment(record)
+        self.parts = [data]
+        self.chunks = [[record.seq, 0, len(data)]]
+        self.size = len(data)
+        self.last_seq = record.seq
+
+    def row(self) -> dict[str, Any]:
+        first = self.first
+        return {
+            "session_id": first.session_id,
+            "seq": first.seq,
+            "ts": first.ts,
+            "direction": first.direction,
+            "response_id": first.response_id,
+            "item_id": first.item_id,
+            "audio_format": first.audio_format,
+            "sample_rate": first.sample_rate,
+            "data": b"".join(self.parts),
+            "last_seq": self.last_seq,
+            "chunks": orjson.dumps(self.chunks).decode() if len(self.chunks) > 1 else None,
+        }
+
+
+def merge(chunks: Iterable[tuple[AudioRecord, bytes]]) -> list[dict[str, Any]]:
+    """Segment rows for decoded chunks (in `seq` order within each session): no dict per chunk,
+    as this runs for every audio event the writer stores."""
+    segments: list[_Segment] = []
+    open_by_side: dict[tuple[str, str], _Segment] = {}
+    for record, data in chunks:
+        side = (record.session_id, record.direction)
+        segment = open_by_side.get(side)
         if (
-            index is not None
-            and keys[index] == key
-            and sizes[index] + len(data) <= MAX_SEGMENT_BYTES
+            segment is not None
+            and segment.key == _same_segment(record)
+            and segment.size + len(data) <= MAX_SEGMENT_BYTES
         ):
-            segment = segments[index]
-            offset_us = (row["ts"] - segment["ts"]) // _MICROSECOND
-            chunks[index].append([row["seq"], offset_us, len(data)])
-            parts[index].append(data)
-            sizes[index] += len(data)
-            segment["last_seq"] = row["seq"]
+            offset_us = (record.ts - segment.first.ts) // _MICROSECOND
+            segment.chunks.append([record.seq, offset_us, len(data)])
+            segment.parts.append(data)
+            segment.size += len(data)
+            segment.last_seq = record.seq
             continue
-        open_by_side[side] = len(segments)
-        segments.append({**row, "last_seq": row["seq"]})
-        keys.append(key)
-        sizes.append(len(data))
-        parts.append([data])
-        chunks.append([[row["seq"], 0, len(data)]])
-    for segment, segment_parts, segment_chunks in zip(segments, parts, chunks, strict=True):
-        segment["data"] = b"".join(segment_parts)
-        several = len(segment_chunks) > 1
-        segment["chunks"] = orjson.dumps(segment_chunks).decode() if several else None
-    return segments
+        segment = open_by_side[side] = _Segment(record, data)
+        segments.append(segment)
+    return [segment.row() for segment in segments]
 
 
 def expand(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

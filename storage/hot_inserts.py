@@ -20,8 +20,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from storage import models
-from storage.records import AudioRecord, EventRecord
-from storage.sanitize import json_text
+from storage.records import EventRecord
+from storage.sanitize import json_bytes, json_text
 
 if TYPE_CHECKING:  # psycopg is imported by the PostgreSQL dialect, only when it is used
     from psycopg import Cursor
@@ -73,7 +73,11 @@ def sqlite_datetime(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-def _event_tuples(records: Sequence[EventRecord], ts: Callable[[datetime], Any]) -> list[Any]:
+def _event_tuples(
+    records: Sequence[EventRecord],
+    ts: Callable[[datetime], Any],
+    payload: Callable[[Any], Any] = json_text,
+) -> list[Any]:
     return [
         (
             r.session_id,
@@ -85,27 +89,12 @@ def _event_tuples(records: Sequence[EventRecord], ts: Callable[[datetime], Any])
             r.response_id,
             r.item_id,
             r.size_bytes,
-            None if r.payload is None else json_text(r.payload),
+            None if r.payload is None else payload(r.payload),
             r.error_type,
             r.error_code,
         )
         for r in records
     ]
-
-
-def audio_row(record: AudioRecord, data: bytes) -> dict[str, Any]:
-    """The row of one decoded chunk, as `audio_segments.merge` takes it."""
-    return {
-        "session_id": record.session_id,
-        "seq": record.seq,
-        "ts": record.ts,
-        "direction": record.direction,
-        "audio_format": record.audio_format,
-        "sample_rate": record.sample_rate,
-        "response_id": record.response_id,
-        "item_id": record.item_id,
-        "data": data,
-    }
 
 
 def _audio_tuples(segments: Sequence[dict[str, Any]], ts: Callable[[datetime], Any]) -> list[Any]:
@@ -158,7 +147,15 @@ _AUDIO_BINARY_TYPES |= {"last_seq": "int4", "data": "bytea"}
 _POSTGRESQL_AUDIO_COPY = "COPY audio_chunks ({}) FROM STDIN (FORMAT BINARY)".format(
     ", ".join(AUDIO_COLUMNS)
 )
-_POSTGRESQL_EVENT_COPY = "COPY events ({}) FROM STDIN".format(", ".join(EVENT_COLUMNS))
+_POSTGRESQL_EVENT_COPY = "COPY events ({}) FROM STDIN (FORMAT BINARY)".format(
+    ", ".join(EVENT_COLUMNS)
+)
+# Events in the binary format too: no escaping of the payload's text on either side. jsonb's
+# binary form is a version byte (1) and the JSON text, written here as raw bytes.
+_EVENT_BINARY_TYPES = {"seq": "int4", "ts": "timestamptz", "size_bytes": "int4"}
+_EVENT_BINARY_TYPES["payload"] = "bytea"
+_EVENT_TYPES = [_EVENT_BINARY_TYPES.get(name, "text") for name in EVENT_COLUMNS]
+_JSONB_VERSION = b"\x01"
 
 
 def _driver_cursor(connection: Connection) -> Cursor[Any]:
@@ -193,14 +190,22 @@ def _copy_or_insert(
         insert()
 
 
+def _jsonb_binary(payload: Any) -> bytes:
+    """`payload` as jsonb's binary input takes it."""
+    return _JSONB_VERSION + json_bytes(payload)
+
+
 def _insert_events_postgresql(connection: Connection, records: Sequence[EventRecord]) -> None:
-    rows = _event_tuples(records, _same)
+    def copy() -> None:
+        rows = _event_tuples(records, _same, _jsonb_binary)
+        _copy(connection, _POSTGRESQL_EVENT_COPY, rows, _EVENT_TYPES)
 
     def insert() -> None:
+        rows = _event_tuples(records, _same)
         columns = tuple(list(column) for column in zip(*rows, strict=True))
         connection.exec_driver_sql(_POSTGRESQL_EVENT_INSERT, columns)
 
-    _copy_or_insert(connection, lambda: _copy(connection, _POSTGRESQL_EVENT_COPY, rows, ()), insert)
+    _copy_or_insert(connection, copy, insert)
 
 
 def _insert_audio_postgresql(connection: Connection, segments: Sequence[dict[str, Any]]) -> None:

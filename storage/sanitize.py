@@ -57,18 +57,30 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
-def json_text(value: Any) -> str:
-    """JSON text of a payload, for every database: orjson's speed, the stdlib past 64-bit integers,
-    and NaN and infinities kept as text (orjson would write `null`, the stdlib invalid JSON)."""
+def json_bytes(value: Any) -> bytes:
+    """UTF-8 JSON of a payload, for every database: orjson's speed, the stdlib past 64-bit
+    integers, and NaN and infinities kept as text (orjson would write `null`, the stdlib invalid
+    JSON)."""
     try:
         text = orjson.dumps(value)
     except TypeError:  # integers past 64 bits: the stdlib writes them
         try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+            return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
         except ValueError:
-            return json.dumps(_clean(value, _non_finite_text), ensure_ascii=False)
+            return json.dumps(_clean(value, _non_finite_text), ensure_ascii=False).encode()
     if b"null" in text and _has_non_finite(value):  # orjson wrote NaN or an infinity as null
-        return json_text(_clean(value, _non_finite_text))
+        return json_bytes(_clean(value, _non_finite_text))
+    return text
+
+
+def json_text(value: Any) -> str:
+    """`json_bytes` as text; orjson's common case inline, as this runs for every event."""
+    try:
+        text = orjson.dumps(value)
+    except TypeError:
+        return json_bytes(value).decode()
+    if b"null" in text and _has_non_finite(value):
+        return json_bytes(value).decode()
     return text.decode()
 
 
