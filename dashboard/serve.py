@@ -16,8 +16,8 @@ from types import ModuleType
 
 import dashboard
 
-# The entry script and the modules that start the server are no part of a page.
-NOT_PAGE_MODULES = frozenset({"app", "launch", "serve"})
+# The entry script and the modules that start and warm the server are no part of a page.
+NOT_PAGE_MODULES = frozenset({"app", "launch", "serve", "warm"})
 # What Streamlit itself imports only when a page first draws a table (pandas' Styler brings
 # Jinja2: a third of a second) or a chart.
 FIRST_DRAW_MODULES = (
