@@ -3,6 +3,7 @@
 Streamlit runs every page script in this process, where `sys.modules` is shared: importing the
 dashboard's modules (pandas, SQLAlchemy, storage, analysis) here, before the server listens, takes
 that cost off the first browser session, which would otherwise pay seconds for it.
+It also turns Nagle's algorithm off on the server's connections (`serve_without_nagle`).
 `python -m dashboard.serve run dashboard/app.py --server.port …` takes `streamlit`'s own arguments.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import socket
 import sys
 from types import ModuleType
 
@@ -49,8 +51,32 @@ def preload() -> list[ModuleType]:
         cache_log.removeFilter(_no_runtime_yet)
 
 
+def serve_without_nagle() -> None:
+    """Has Streamlit's server send on its connections with Nagle's algorithm off (TCP_NODELAY).
+
+    Streamlit binds its listening socket with protocol number 0, and asyncio turns Nagle off only
+    on sockets that say IPPROTO_TCP: every response after a connection's first then waits for
+    the browser's delayed ACK (40 ms on Linux) between its headers and its body, and the first
+    page's ~130 static files spend most of a second waiting. Accepted sockets inherit the option.
+    """
+    from streamlit.web.server.starlette import starlette_server
+
+    bind = getattr(starlette_server, "_bind_socket", None)
+    if bind is None:  # another Streamlit: `tests/test_dashboard_serve.py` says so
+        logging.getLogger(__name__).warning("Streamlit binds its socket elsewhere: Nagle stays on")
+        return
+
+    def bind_without_nagle(address: str, port: int, backlog: int) -> socket.socket:
+        listening: socket.socket = bind(address, port, backlog)
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return listening
+
+    starlette_server._bind_socket = bind_without_nagle
+
+
 def main() -> None:
     preload()
+    serve_without_nagle()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *sys.argv[1:]]
