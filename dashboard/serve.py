@@ -3,12 +3,14 @@
 Streamlit runs every page script in this process, where `sys.modules` is shared: importing the
 dashboard's modules (pandas, SQLAlchemy, storage, analysis) here, before the server listens, takes
 that cost off the first browser session, which would otherwise pay seconds for it.
-It also turns Nagle's algorithm off on the server's connections (`serve_without_nagle`).
+It also turns Nagle's algorithm off on the server's connections (`serve_without_nagle`) and
+freezes the start-up heap out of the garbage collector's reach (`settle_heap`).
 `python -m dashboard.serve run dashboard/app.py --server.port …` takes `streamlit`'s own arguments.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import pkgutil
@@ -74,11 +76,22 @@ def serve_without_nagle() -> None:
     starlette_server._bind_socket = bind_without_nagle
 
 
+def settle_heap() -> None:
+    """Moves every object alive now (the imported libraries: ~140,000) out of the collector's
+    reach. Streamlit collects all generations after each script run (`runner.postScriptGC`),
+    holding the GIL while the run's last message, the one that ends the page's "Running…", waits
+    for the event loop: 0.15 s per run over the start-up heap on this machine, next to none after.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> None:
     preload()
     serve_without_nagle()
     from streamlit.web import cli
 
+    settle_heap()
     sys.argv = ["streamlit", *sys.argv[1:]]
     cli.main(prog_name="streamlit")
 
