@@ -142,12 +142,10 @@ def warm_dashboard(
     else:
         raise CommandError(f"the dashboard did not answer at {url} within {timeout_s:g} s")
     try:
-        finished = run_first_page(url, timeout_s=max(1.0, deadline - time.monotonic()))
+        if not run_first_page(url, timeout_s=max(1.0, deadline - time.monotonic())):
+            logger.warning("the dashboard's first page failed its warm-up run: see the page")
     except (OSError, WebSocketException) as exc:  # TimeoutError too: the page answers; go on
-        finished = False
-        logger.debug("warming the dashboard's first page: %r", exc)
-    if not finished:
-        logger.warning("the dashboard's first page did not run cleanly: see the page itself")
+        logger.warning("the dashboard's first page could not be warmed up: %s", exc)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
