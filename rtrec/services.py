@@ -119,7 +119,13 @@ def _connectable(host: str) -> str:
 def warm_dashboard(
     host: str, port: int, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120
 ) -> None:
-    """Fetch the dashboard's first page until it answers, so the announced URL works at once."""
+    """Fetch the dashboard's first page until it answers, then run that page once, so the
+    announced URL works at once and its first visitor's page draws from a warm server."""
+    # Imported (Streamlit's messages: most of a second) while the dashboard starts up.
+    from websockets.exceptions import WebSocketException
+
+    from dashboard.warm import run_first_page
+
     url = f"http://{_connectable(host)}:{port}/"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -131,9 +137,15 @@ def warm_dashboard(
             )
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as page:
             page.read()
-            return
+            break
         time.sleep(0.2)
-    raise CommandError(f"the dashboard did not answer at {url} within {timeout_s:g} s")
+    else:
+        raise CommandError(f"the dashboard did not answer at {url} within {timeout_s:g} s")
+    try:
+        if not run_first_page(url, timeout_s=max(1.0, deadline - time.monotonic())):
+            logger.warning("the dashboard's first page failed its warm-up run: see the page")
+    except (OSError, WebSocketException) as exc:  # TimeoutError too: the page answers; go on
+        logger.warning("the dashboard's first page could not be warmed up: %s", exc)
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:

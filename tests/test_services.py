@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,13 +193,15 @@ def test_up_with_a_busy_dashboard_port_refuses_before_it_announces(tmp_path: Pat
     assert str(busy) in line
 
 
-def test_up_announces_a_warm_dashboard_and_its_banner_comes_last(tmp_path: Path):
+@contextlib.contextmanager
+def announced_up(tmp_path: Path, db: str) -> Iterator[tuple[dict[str, int], Path]]:
+    """`rtrec up` on `db`, once its banner is out: its ports and its output; Ctrl-C after."""
     ports = {name: free_port() for name in ("listen", "dashboard")}
     output = tmp_path / "up.log"
     with output.open("wb") as log:
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "rtrec.cli", "up", "--db", str(tmp_path / "up.db")),
+                *(sys.executable, "-m", "rtrec.cli", "up", "--db", db),
                 *("--listen-port", str(ports["listen"]), "--metrics-port", "0"),
                 *("--dashboard-port", str(ports["dashboard"])),
             ],
@@ -210,14 +215,40 @@ def test_up_announces_a_warm_dashboard_and_its_banner_comes_last(tmp_path: Path)
             assert process.poll() is None, output.read_text()
             assert time.monotonic() < deadline, output.read_text()
             time.sleep(0.1)
+        yield ports, output
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def test_up_announces_a_warm_dashboard_and_its_banner_comes_last(tmp_path: Path):
+    with announced_up(tmp_path, str(tmp_path / "up.db")) as (ports, output):
         # Announced means answering: the first fetch of the first page works, no retry.
         page = urllib.request.urlopen(f"http://127.0.0.1:{ports['dashboard']}/", timeout=5)
         assert page.status == 200
         time.sleep(1)  # anything the children still print would land after the banner
         announced = output.read_text()
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
     assert announced.rstrip().endswith(f"OPENAI_BASE_URL=http://127.0.0.1:{ports['listen']}/v1")
     for foreign in ("You can now view", "Uvicorn", "Local URL"):
         assert foreign not in announced
+
+
+def cache_lookups(dashboard_port: int, loader: str) -> dict[str, float]:
+    """How often the dashboard's server found `dashboard.data.<loader>`'s answer cached ("hit")
+    or computed it ("miss"), from Streamlit's own metrics."""
+    url = f"http://127.0.0.1:{dashboard_port}/_stcore/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    found = re.findall(
+        rf'^cache_lookups_total{{cache="dashboard\.data\.{loader}",'
+        r'cache_type="st_cache_data",result="(\w+)"} (\S+)$',
+        text,
+        re.MULTILINE,
+    )
+    return {result: float(count) for result, count in found}
+
+
+def test_up_runs_the_first_page_once_before_its_banner(demo: DemoRun, tmp_path: Path):
+    # The first visitor then finds the server's first run of the page (imports, queries) done.
+    with announced_up(tmp_path, demo.db_url) as (ports, _):
+        lookups = cache_lookups(ports["dashboard"], "session_page")
+    assert lookups == {"hit": 0, "miss": 1}
