@@ -68,7 +68,9 @@ def _configure_logging(verbose: bool) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not verbose:  # one line per client and server connection is too chatty for a service
         logging.getLogger("mitmproxy").setLevel(logging.WARNING)
-        logging.getLogger("websockets").setLevel(logging.WARNING)  # the demo's simulator
+        # The demo's simulator, its WebRTC peer's ICE checks and its SDK client's requests.
+        for chatty in ("websockets", "aioice", "aiortc", "httpx", "httpx2"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -252,3 +252,33 @@ def test_up_runs_the_first_page_once_before_its_banner(demo: DemoRun, tmp_path: 
     with announced_up(tmp_path, demo.db_url) as (ports, _):
         lookups = cache_lookups(ports["dashboard"], "session_page")
     assert lookups == {"hit": 0, "miss": 1}
+
+
+def test_demo_serving_says_only_its_own_lines_and_announces_a_warm_dashboard(tmp_path: Path):
+    output = tmp_path / "demo.log"
+    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    with output.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rtrec.cli", "demo", "--fast", "--db", db_url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "Ctrl-C stops everything" not in output.read_text():
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        port = int(re.findall(r"dashboard  http://127\.0\.0\.1:(\d+)", output.read_text())[0])
+        lookups = cache_lookups(port, "session_page")
+        time.sleep(1)  # anything the children still print would land after the banner
+        said = output.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    assert lookups == {"hit": 0, "miss": 1}  # its first page ran once, on the recording
+    assert said.rstrip().endswith("Ctrl-C stops everything.")
+    # Streamlit's start-up, the WebRTC peer's ICE checks, the SDK's requests: none of them.
+    for foreign in ("You can now view", "Uvicorn", "aioice", "HTTP Request"):
+        assert foreign not in said

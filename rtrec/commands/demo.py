@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import shlex
 import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rtrec.errors import CommandError
@@ -51,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
+async def _demo(
+    args: argparse.Namespace, ports: dict[str, int], warm: Callable[[], None] | None = None
+) -> None:
+    """Record the demo through a proxy; unless `--exit`, `warm` the dashboard, say where to look
+    and serve until Ctrl-C."""
+    import asyncio
+
     from rtrec import services
     from simulator.serve import make_server
 
@@ -63,6 +73,8 @@ async def _demo(args: argparse.Namespace, ports: dict[str, int]) -> None:
             print(f"driving sessions through the proxy at {base_url} …", flush=True)
             print(f"{await _drive(args, base_url)} recorded into {args.db}", flush=True)
             if not args.exit:
+                if warm is not None:  # the dashboard's first page run once, on the recording
+                    await asyncio.to_thread(warm)
                 print(_demo_banner(args, ports), flush=True)
                 await _until_interrupted()
     finally:
@@ -124,10 +136,17 @@ def _record(args: argparse.Namespace) -> None:
     open_for_writing(args.db).dispose()  # the schema at head before the read-only dashboard
     ports = {name: free_port() for name in ("simulator", "proxy", "metrics", "dashboard")}
     with contextlib.ExitStack() as stack:
+        warm = None
         if not args.exit:
             proxy_port = {"RTREC_LISTEN_PORT": str(ports["proxy"])}
-            dashboard = services.dashboard_process(
-                args.db, "127.0.0.1", ports["dashboard"], proxy_port
+            # Streamlit's own lines go to a log: the demo's banner is what it says last.
+            log = stack.enter_context(tempfile.NamedTemporaryFile(prefix="rtrec-dashboard-"))
+            dashboard = stack.enter_context(
+                services.dashboard_process(
+                    args.db, "127.0.0.1", ports["dashboard"], proxy_port, log
+                )
             )
-            stack.enter_context(dashboard)
-        asyncio.run(_demo(args, ports))
+            warm = functools.partial(
+                services.warm_dashboard, "127.0.0.1", ports["dashboard"], dashboard, Path(log.name)
+            )
+        asyncio.run(_demo(args, ports, warm))
