@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 
 from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
-from handover.wire import Decoder
+from handover.wire import ACK, HEADER, Decoder
 from protocol.pricing import price_table
 from recorder.call_observer import observer_config
 from recorder.metrics import Metrics
@@ -59,17 +59,48 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 
 
 class _RelayConnection(asyncio.Protocol):
+    """One relay's stream of items; acknowledges, one small write per commit, how far the
+    records derived from it are committed (the relay keeps the rest to send again)."""
+
     def __init__(self, server: RecorderServer, number: int) -> None:
         self._server = server
         self._number = number
         self._decoder = Decoder()
+        self._received = 0  # bytes of the stream so far
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._committed = 0  # set by the writer thread
+        self._ack_due = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        handle, number = self._server.recording.handle, self._number
+        recording, number = self._server.recording, self._number
+        handle = recording.handle
         for item in self._decoder.feed(data):
             handle(number, item)
+        self._received += len(data)
+        position = self._received - self._decoder.pending_bytes
+        recording.mark(lambda: self._commit(position))
+
+    def _commit(self, position: int) -> None:
+        """From the writer thread, after the commit: at most one write is scheduled at a time
+        (`_ack_due` is cleared before `_committed` is read, so no position is left unsent)."""
+        self._committed = position
+        if not self._ack_due:
+            self._ack_due = True
+            self._loop.call_soon_threadsafe(self._acknowledge)
+
+    def _acknowledge(self) -> None:
+        self._ack_due = False
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(HEADER.pack(ACK, 0, 0, self._committed, time.time(), 0))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
         if self._decoder.pending_bytes:
             logger.warning("relay %d went away in the middle of an item", self._number)
         self._server.relay_disconnected(self._number)

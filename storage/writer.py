@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -18,6 +18,7 @@ from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.prune import prune_calls, prune_sessions, prune_upgrade_failures
 from storage.records import (
+    AudioRecord,
     CallChanged,
     CallEventRecord,
     CallSeen,
@@ -27,6 +28,7 @@ from storage.records import (
     SessionClosed,
     SessionOpened,
 )
+from storage.replayed import without_stored_audio
 from storage.sanitize import storable
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,43 @@ class _Barrier:
     stop: bool = False
 
 
+class _Marker:
+    """Queued behind everything submitted before it; `committed` runs once those records are
+    committed (or dropped and counted), after the batch that holds the last of them."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self, committed: Callable[[], None]) -> None:
+        self.committed = committed
+
+
+class _Replayed(tuple[Record, ...]):
+    """One message's records sent again by a relay: some may be stored (storage/replayed.py)."""
+
+    __slots__ = ()
+
+
+@dataclass
+class _Batch:
+    records: list[Record] = field(default_factory=list)
+    replayed_audio: list[AudioRecord] = field(default_factory=list)
+    markers: list[_Marker] = field(default_factory=list)
+    barrier: _Barrier | None = None
+
+    def take(self, item: Sequence[Record] | _Barrier | _Marker) -> bool:
+        """Add `item`; False for a barrier, which ends the batch."""
+        if type(item) is _Barrier:
+            self.barrier = item
+            return False
+        if type(item) is _Marker:
+            self.markers.append(item)
+            return True
+        if type(item) is _Replayed:
+            self.replayed_audio.extend(r for r in item if type(r) is AudioRecord)
+        self.records.extend(item)  # type: ignore[arg-type]
+        return True
+
+
 def _events_in(records: Iterable[Record]) -> int:
     """How many messages a drop loses: the metric counts events, whatever else they carried."""
     return sum(isinstance(record, EventRecord) for record in records)
@@ -138,7 +177,7 @@ class Writer:
         # Unbounded underneath: `submit` enforces the bound, so that session records and the
         # barriers of flush/close always find room and `put` never raises `queue.Full`. A
         # SimpleQueue (C, one lock) puts a message in ~0.1 us where a Queue took ~1.5.
-        self._queue: queue.SimpleQueue[Sequence[Record] | _Barrier] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sequence[Record] | _Barrier | _Marker] = queue.SimpleQueue()
         self._queue_size = queue_size
         self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
@@ -168,16 +207,17 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, records: Sequence[Record]) -> bool:
+    def submit(self, records: Sequence[Record], replayed: bool = False) -> bool:
         """Queue one message's records without ever blocking; a full queue drops and counts them,
         keeping the session records among them (open, change, close) in the room reserved.
-        Once `close` has begun, nothing will drain the queue: records are refused and counted."""
+        Once `close` has begun, nothing will drain the queue: records are refused and counted.
+        `replayed`: a relay sent the message again; its records may be stored already."""
         if self._closing.is_set():
             self._refuse(records)
             return False
         depth = self._queue.qsize()
         if depth < self._queue_size:
-            self._queue.put_nowait(records)
+            self._queue.put_nowait(_Replayed(records) if replayed else records)
             return True
         kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
         if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
@@ -200,6 +240,10 @@ class Writer:
         events = _events_in(records)
         if events:
             self._observer.dropped_records("no_writer", events)
+
+    def mark(self, committed: Callable[[], None]) -> None:
+        """Call `committed` (from the writer thread) once everything submitted so far is."""
+        self._queue.put_nowait(_Marker(committed))
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""
@@ -229,15 +273,25 @@ class Writer:
         while True:
             if self._retention_days and time.monotonic() >= self._next_prune:
                 self._prune()
-            batch, barrier = self._collect()
-            if batch:
-                self._write(batch)
+            batch = self._collect()
+            if batch.records:
+                self._write(batch.records, batch.replayed_audio)
+            for marker in batch.markers:
+                self._run_marker(marker)
+            barrier = batch.barrier
             if barrier is not None:
                 barrier.done.set()
                 if barrier.stop:
                     self._report_given_up()
                     self._checkpoint()
                     return
+
+    @staticmethod
+    def _run_marker(marker: _Marker) -> None:
+        try:
+            marker.committed()
+        except Exception:  # whatever a marker does, the writer thread must live on
+            logger.exception("acknowledging a commit failed")
 
     def _checkpoint(self) -> None:
         """SQLite: move the WAL into the database file, so that a copy of the file alone, made
@@ -279,19 +333,19 @@ class Writer:
         if PRUNE_BATCH_SESSIONS in (deleted, calls, failures):
             self._next_prune = time.monotonic()
 
-    def _collect(self) -> tuple[list[Record], _Barrier | None]:
+    def _collect(self) -> _Batch:
+        batch = _Batch()
         wait_s = max(self._next_prune - time.monotonic(), 0.0) if self._retention_days else None
         try:
             first = self._queue.get(timeout=wait_s)
         except queue.Empty:
-            return [], None
-        if isinstance(first, _Barrier):
-            return [], first
-        batch: list[Record] = list(first)
+            return batch
+        if not batch.take(first):
+            return batch
         deadline = time.monotonic() + self._flush_interval_s
         # Drain in bursts and sleep in between rather than wait on the queue: a waiting writer is
         # woken by every submit, and each wake-up costs the proxy's event loop a GIL handoff.
-        while len(batch) < MAX_BATCH_RECORDS:
+        while len(batch.records) < MAX_BATCH_RECORDS:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -300,12 +354,11 @@ class Writer:
                     break
                 time.sleep(min(remaining, DRAIN_PAUSE_S))
                 continue
-            if isinstance(item, _Barrier):
-                return batch, item
-            batch.extend(item)
-        return batch, None
+            if not batch.take(item):
+                break
+        return batch
 
-    def _write(self, batch: list[Record]) -> None:
+    def _write(self, batch: list[Record], replayed_audio: Sequence[AudioRecord] = ()) -> None:
         backoff_s = 0.1
         while True:
             if self._must_give_up():
@@ -315,7 +368,10 @@ class Writer:
             try:
                 with self._engine.begin() as connection:
                     self._limit_lock_wait(connection)
-                    apply_records(connection, batch)
+                    records: Sequence[Record] = batch
+                    if replayed_audio:
+                        records = without_stored_audio(connection, batch, replayed_audio)
+                    apply_records(connection, records)
             except OperationalError as exc:
                 # The database is unreachable, locked or full: keep the batch and try again.
                 self._observer.db_error()
