@@ -7,7 +7,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -30,6 +29,7 @@ from storage.records import (
 )
 from storage.replayed import without_stored_audio
 from storage.sanitize import storable
+from storage.writer_queue import Barrier, Batch, Marker, Replayed
 
 logger = logging.getLogger(__name__)
 
@@ -102,51 +102,6 @@ class _DropLog:
         self._next_at = time.monotonic() + DROP_LOG_EVERY_S
 
 
-@dataclass
-class _Barrier:
-    """Queued behind everything submitted before it; set once those records are committed."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    stop: bool = False
-
-
-class _Marker:
-    """Queued behind everything submitted before it; `committed` runs once those records are
-    committed (or dropped and counted), after the batch that holds the last of them."""
-
-    __slots__ = ("committed",)
-
-    def __init__(self, committed: Callable[[], None]) -> None:
-        self.committed = committed
-
-
-class _Replayed(tuple[Record, ...]):
-    """One message's records sent again by a relay: some may be stored (storage/replayed.py)."""
-
-    __slots__ = ()
-
-
-@dataclass
-class _Batch:
-    records: list[Record] = field(default_factory=list)
-    replayed_audio: list[AudioRecord] = field(default_factory=list)
-    markers: list[_Marker] = field(default_factory=list)
-    barrier: _Barrier | None = None
-
-    def take(self, item: Sequence[Record] | _Barrier | _Marker) -> bool:
-        """Add `item`; False for a barrier, which ends the batch."""
-        if type(item) is _Barrier:
-            self.barrier = item
-            return False
-        if type(item) is _Marker:
-            self.markers.append(item)
-            return True
-        if type(item) is _Replayed:
-            self.replayed_audio.extend(r for r in item if type(r) is AudioRecord)
-        self.records.extend(item)  # type: ignore[arg-type]
-        return True
-
-
 def _events_in(records: Iterable[Record]) -> int:
     """How many messages a drop loses: the metric counts events, whatever else they carried."""
     return sum(isinstance(record, EventRecord) for record in records)
@@ -177,7 +132,7 @@ class Writer:
         # Unbounded underneath: `submit` enforces the bound, so that session records and the
         # barriers of flush/close always find room and `put` never raises `queue.Full`. A
         # SimpleQueue (C, one lock) puts a message in ~0.1 us where a Queue took ~1.5.
-        self._queue: queue.SimpleQueue[Sequence[Record] | _Barrier | _Marker] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sequence[Record] | Barrier | Marker] = queue.SimpleQueue()
         self._queue_size = queue_size
         self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
@@ -217,7 +172,7 @@ class Writer:
             return False
         depth = self._queue.qsize()
         if depth < self._queue_size:
-            self._queue.put_nowait(_Replayed(records) if replayed else records)
+            self._queue.put_nowait(Replayed(records) if replayed else records)
             return True
         kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
         if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
@@ -243,11 +198,11 @@ class Writer:
 
     def mark(self, committed: Callable[[], None]) -> None:
         """Call `committed` (from the writer thread) once everything submitted so far is."""
-        self._queue.put_nowait(_Marker(committed))
+        self._queue.put_nowait(Marker(committed))
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""
-        barrier = _Barrier()
+        barrier = Barrier()
         self._queue.put_nowait(barrier)
         return barrier.done.wait(timeout_s)
 
@@ -266,7 +221,7 @@ class Writer:
         now = time.monotonic()
         self._give_up_at = (now + timeout_s, now + max(drain_limit_s, timeout_s))
         self._closing.set()
-        self._queue.put_nowait(_Barrier(stop=True))
+        self._queue.put_nowait(Barrier(stop=True))
         self._thread.join(max(drain_limit_s, timeout_s) + CLOSE_JOIN_MARGIN_S)
 
     def _run(self) -> None:
@@ -287,7 +242,7 @@ class Writer:
                     return
 
     @staticmethod
-    def _run_marker(marker: _Marker) -> None:
+    def _run_marker(marker: Marker) -> None:
         try:
             marker.committed()
         except Exception:  # whatever a marker does, the writer thread must live on
@@ -333,8 +288,8 @@ class Writer:
         if PRUNE_BATCH_SESSIONS in (deleted, calls, failures):
             self._next_prune = time.monotonic()
 
-    def _collect(self) -> _Batch:
-        batch = _Batch()
+    def _collect(self) -> Batch:
+        batch = Batch()
         wait_s = max(self._next_prune - time.monotonic(), 0.0) if self._retention_days else None
         try:
             first = self._queue.get(timeout=wait_s)

@@ -1,0 +1,55 @@
+"""What goes through the writer's queue besides one message's records: barriers (flush, close),
+commit markers (the recorder's acknowledgements), and messages a relay sent again."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from storage.records import AudioRecord, Record
+
+
+@dataclass
+class Barrier:
+    """Queued behind everything submitted before it; set once those records are committed."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    stop: bool = False
+
+
+class Marker:
+    """Queued behind everything submitted before it; `committed` runs once those records are
+    committed (or dropped and counted), after the batch that holds the last of them."""
+
+    __slots__ = ("committed",)
+
+    def __init__(self, committed: Callable[[], None]) -> None:
+        self.committed = committed
+
+
+class Replayed(tuple[Record, ...]):
+    """One message's records sent again by a relay: some may be stored (storage/replayed.py)."""
+
+    __slots__ = ()
+
+
+@dataclass
+class Batch:
+    records: list[Record] = field(default_factory=list)
+    replayed_audio: list[AudioRecord] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+    barrier: Barrier | None = None
+
+    def take(self, item: Sequence[Record] | Barrier | Marker) -> bool:
+        """Add `item`; False for a barrier, which ends the batch."""
+        if type(item) is Barrier:
+            self.barrier = item
+            return False
+        if type(item) is Marker:
+            self.markers.append(item)
+            return True
+        if type(item) is Replayed:
+            self.replayed_audio.extend(r for r in item if type(r) is AudioRecord)
+        self.records.extend(item)  # type: ignore[arg-type]
+        return True
