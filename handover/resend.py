@@ -65,15 +65,23 @@ class Unacked:
 
     def __init__(self) -> None:
         self._streams: dict[tuple[int, bool], _Stream] = {}
+        # Those with items kept: what an acknowledgement walks (not every live session's).
+        self._holding: dict[tuple[int, bool], _Stream] = {}
         self._controls: deque[Kept] = deque()
         self._order = 0
         self.size_bytes = 0
 
     def keep_stream(self, item: Kept, from_client: bool) -> None:
-        stream = self._streams.get((item.session, from_client))
+        key = (item.session, from_client)
+        stream = self._holding.get(key)
         if stream is None:
-            stream = self._streams[(item.session, from_client)] = _Stream()
-        self._keep(item)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = _Stream()
+            self._holding[key] = stream
+        self._order += 1
+        item.order = self._order
+        self.size_bytes += len(item.body)
         stream.items.append(item)
 
     def keep_control(self, item: Kept) -> None:
@@ -92,8 +100,10 @@ class Unacked:
 
     def acknowledged(self, position: int) -> list[Kept]:
         """Let go of what the recorder committed up to `position`; the control items let go."""
-        for stream in self._streams.values():
+        for key, stream in list(self._holding.items()):
             self._release_stream(stream, position)
+            if not stream.items:
+                del self._holding[key]
         controls = self._controls
         released = []
         while controls and controls[0].end is not None and controls[0].end <= position:
@@ -116,6 +126,7 @@ class Unacked:
 
     def forget_session(self, session: int) -> None:
         for from_client in (False, True):
+            self._holding.pop((session, from_client), None)
             stream = self._streams.pop((session, from_client), None)
             if stream is not None:
                 self.size_bytes -= sum(len(item.body) for item in stream.items)
@@ -127,26 +138,27 @@ class Unacked:
             return []
         taken = list(stream.items)
         stream.items.clear()
+        self._holding.pop((session, from_client), None)
         self.size_bytes -= sum(len(item.body) for item in taken)
         return taken
 
     def streams(self) -> list[tuple[int, bool]]:
-        return [key for key, stream in self._streams.items() if stream.items]
+        return [key for key, stream in self._holding.items() if stream.items]
 
     def in_order(self) -> Iterator[Kept]:
         """Everything kept, in the order it was first handed over."""
-        queues = [stream.items for stream in self._streams.values()] + [self._controls]
+        queues = [stream.items for stream in self._holding.values()] + [self._controls]
         return heapq.merge(*queues, key=attrgetter("order"))
 
     def messages(self) -> int:
         """Messages kept whole: what a recorder that never comes back would not record."""
-        return sum(item.messages for s in self._streams.values() for item in s.items)
+        return sum(item.messages for s in self._holding.values() for item in s.items)
 
     def sessions(self) -> int:
-        return len({session for (session, _), s in self._streams.items() if s.items})
+        return len({session for (session, _), s in self._holding.items() if s.items})
 
     def __bool__(self) -> bool:
-        return bool(self._controls) or any(s.items for s in self._streams.values())
+        return bool(self._controls) or any(s.items for s in self._holding.values())
 
 
 def context_takeover(extensions_header: str | None) -> tuple[bool, bool]:

@@ -247,10 +247,15 @@ class Sender:
             readable, _, _ = select.select([self._sock], [], [], deadline - time.monotonic())
             if readable:
                 self.read_acknowledgements()
-        if self._unacked:
+        if self._unacked and self._sock is None:
             logger.error(
-                "shutdown: recorder %s; %d message(s) of %d session(s) relayed but not recorded",
-                "down" if self._sock is None else "did not acknowledge in time",
+                "shutdown: recorder down; %d message(s) of %d session(s) relayed but not recorded",
+                self._unacked.messages(),
+                self._unacked.sessions(),
+            )
+        elif self._unacked:
+            logger.warning(
+                "shutdown: %d message(s) of %d session(s) handed over, not yet acknowledged",
                 self._unacked.messages(),
                 self._unacked.sessions(),
             )
