@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mitmproxy.test import tflow
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
@@ -202,3 +203,31 @@ def test_a_deflated_stream_a_recorder_saw_part_of_is_dropped_and_counted_after_a
     assert not drops
     assert [item.seq for item in raws] == list(range(4, 20))
     assert raws[0].flags & wire.RESYNC
+
+
+def test_at_shutdown_with_the_recorder_down_what_is_left_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    path = str(tmp_path / "recorder.sock")
+    server = listening(path)
+    sender = Sender(path)
+    assert sender.connect()
+    first = Recorder(server)
+    for session in (1, 2):
+        sender.open(session, id=f"s{session}")
+        for seq in range(3):
+            sender.message(session, seq, True, True, 1.0, b'{"type":"a"}')
+    first.read()
+    first.acknowledge(first.position)
+    assert sender.drain(1)  # all of it committed
+    sender.message(2, 3, False, True, 1.0, b'{"type":"b"}')
+    sender.message(2, 4, False, True, 1.0, b'{"type":"b"}')
+    first.die()
+    sender.read_acknowledgements()
+    assert not sender.drain(0.1)
+    (line,) = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "ERROR" and "shutdown" in r.getMessage()
+    ]
+    assert line == "shutdown: recorder down; 2 message(s) of 1 session(s) relayed but not recorded"
