@@ -77,6 +77,8 @@ class Sender:
         # and those that had one: their messages are dropped (`deflate_context`).
         self._takeover: set[tuple[int, bool]] = set()
         self._inflate_lost: set[tuple[int, bool]] = set()
+        # What no recorder could be sent again of those streams: checked against the store.
+        self._unreadable: list[bytes] = []
         self._drops: dict[tuple[int, str], _Drops] = {}
         # Drops that recorders acknowledged, by reason: told again to a recorder that restarted,
         # so that its counter goes on from them.
@@ -314,6 +316,21 @@ class Sender:
         self._parts.append(item)
         self._position += len(item)
 
+    def _unreadable_item(self, key: tuple[int, bool]) -> bytes:
+        """What a recorder that restarted cannot inflate (deflate's context takeover): the dead
+        one may have committed some of it without acknowledging it, so the new one counts as
+        dropped those whose event is not stored (`unless_stored`: ranges of seqs)."""
+        session, from_client = key
+        taken = self._unacked.take_stream(session, from_client)
+        opened = orjson.loads(self._open[session][HEADER.size :])
+        return control(
+            DROPPED,
+            session,
+            reason="deflate_context",
+            session_id=opened.get("id"),
+            unless_stored=[[item.seq, item.messages] for item in taken if item.messages],
+        )
+
     def _emit(self, item: Kept, flags: int) -> None:
         body = item.body
         self._parts.append(
@@ -328,11 +345,10 @@ class Sender:
         from a message's start (`RESYNC`), marked as possibly stored already (`REPLAY`)."""
         for key in self._unacked.streams():
             if key in self._takeover and self._unacked.seen_before(*key):
-                for item in self._unacked.take_stream(*key):
-                    self._drop(
-                        item.session, key[1], len(item.body), item.messages, "deflate_context"
-                    )
                 self._inflate_lost.add(key)
+                self._unreadable.append(self._unreadable_item(key))
+        for unreadable in self._unreadable:  # told every recorder: the store decides
+            self._send(unreadable)
         started: set[tuple[int, bool]] = set()
         for item in self._unacked.in_order():
             flags = item.flags | (REPLAY if item.end is not None else 0)

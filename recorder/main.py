@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
@@ -69,8 +70,11 @@ class _RelayConnection(asyncio.Protocol):
         self._received = 0  # bytes of the stream so far
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
+        # One commit marker in the writer's queue at a time (they would take its places):
+        # what is handled meanwhile gets the next one, once this one is committed.
+        self._marked = False
+        self._unmarked = 0  # handled since the marker was queued
         self._committed = 0  # set by the writer thread
-        self._ack_due = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -83,21 +87,27 @@ class _RelayConnection(asyncio.Protocol):
             handle(number, item)
         self._received += len(data)
         position = self._received - self._decoder.pending_bytes
-        recording.mark(lambda: self._commit(position))
+        if self._marked:
+            self._unmarked = position
+        else:
+            self._mark(position)
+
+    def _mark(self, position: int) -> None:
+        self._marked = True
+        self._server.recording.mark(partial(self._commit, position))
 
     def _commit(self, position: int) -> None:
-        """From the writer thread, after the commit: at most one write is scheduled at a time
-        (`_ack_due` is cleared before `_committed` is read, so no position is left unsent)."""
+        """From the writer thread, once the records before `position` are committed."""
         self._committed = position
-        if not self._ack_due:
-            self._ack_due = True
-            self._loop.call_soon_threadsafe(self._acknowledge)
+        self._loop.call_soon_threadsafe(self._acknowledge)
 
     def _acknowledge(self) -> None:
-        self._ack_due = False
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(HEADER.pack(ACK, 0, 0, self._committed, time.time(), 0))
+        self._marked = False
+        if self._unmarked > self._committed:
+            self._mark(self._unmarked)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

@@ -319,9 +319,15 @@ class Recording:
             logger.exception("could not record %d call record(s)", len(records))
 
     def _dropped(self, relay: int, item: Item) -> None:
-        """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
+        """Messages the relay relayed but could not hand over: counted as relayed and dropped.
+        With `unless_stored`, only those of the listed seqs whose event is not stored."""
         fields = item.fields()
         reason = str(fields.get("reason", "handover_full"))
+        unless_stored = fields.get("unless_stored")
+        if unless_stored is not None:
+            seqs = [seq for first, count in unless_stored for seq in range(first, first + count)]
+            self.writer.count_unless_stored(str(fields.get("session_id")), seqs, reason)
+            return
         messages = {direction: int(fields.get(direction, 0)) for direction in ("client", "server")}
         size_bytes = {direction: int(fields.get(f"{direction}_bytes", 0)) for direction in messages}
         observe.relay_dropped(self.metrics, reason, messages, size_bytes)

@@ -19,6 +19,17 @@ from storage.records import AudioRecord, Record
 _events = models.table(models.Event)
 
 
+def stored_seqs(connection: Connection, session_id: str, seqs: Sequence[int]) -> set[int]:
+    """Which of `seqs` have their event stored for the session."""
+    found: set[int] = set()
+    for start in range(0, len(seqs), 1000):  # a bound on the statement's parameters
+        query = select(_events.c.seq).where(
+            _events.c.session_id == session_id, _events.c.seq.in_(seqs[start : start + 1000])
+        )
+        found.update(connection.scalars(query))
+    return found
+
+
 def without_stored_audio(
     connection: Connection, records: Sequence[Record], replayed: Sequence[AudioRecord]
 ) -> Sequence[Record]:

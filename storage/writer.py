@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
@@ -27,7 +28,7 @@ from storage.records import (
     SessionClosed,
     SessionOpened,
 )
-from storage.replayed import without_stored_audio
+from storage.replayed import stored_seqs, without_stored_audio
 from storage.sanitize import storable
 from storage.writer_queue import Barrier, Batch, Marker, Replayed
 
@@ -199,6 +200,22 @@ class Writer:
     def mark(self, committed: Callable[[], None]) -> None:
         """Call `committed` (from the writer thread) once everything submitted so far is."""
         self._queue.put_nowait(Marker(committed))
+
+    def count_unless_stored(self, session_id: str, seqs: Sequence[int], reason: str) -> None:
+        """Count as dropped (`reason`) those of a session's messages `seqs` whose event is not
+        stored once what was submitted before is committed: messages a recorder that died may
+        have committed, which cannot be sent again (permessage-deflate after a gap)."""
+        self.mark(partial(self._count_unless_stored, session_id, list(seqs), reason))
+
+    def _count_unless_stored(self, session_id: str, seqs: list[int], reason: str) -> None:
+        try:
+            with self._engine.connect() as connection:
+                missing = len(seqs) - len(stored_seqs(connection, session_id, seqs))
+        except SQLAlchemyError as exc:
+            logger.error("could not check stored events: %s; counted all as dropped", _reason(exc))
+            missing = len(seqs)
+        if missing:
+            self._observer.dropped_records(reason, missing)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""

@@ -411,6 +411,20 @@ def test_audio_sent_again_after_a_recorder_restart_is_stored_once_chunk_by_chunk
             assert sorted(comparable(stored)) == comparable([as_read(r) for r in chunks])
 
 
+def test_messages_that_cannot_be_sent_again_count_as_dropped_unless_stored(engine: Engine):
+    """A restarted recorder cannot inflate what the dead one left unacknowledged of a deflated
+    stream: those of its seqs whose event the dead one had committed are not dropped."""
+    observer = Observer()
+    writer = Writer(engine, flush_interval_s=0.01, observer=observer)
+    writer.submit([opened("s1")])
+    for seq in range(1, 6):
+        writer.submit([event(seq, "s1")])
+    writer.count_unless_stored("s1", list(range(3, 9)), "deflate_context")
+    writer.start()
+    writer.close()
+    assert observer.drops == {"deflate_context": 3}  # 6, 7 and 8
+
+
 def test_a_clean_close_leaves_every_row_in_the_sqlite_file_itself(
     sqlite_db_url: str, tmp_path: Path
 ):
