@@ -10,11 +10,11 @@ import logging
 import select
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from handover.drops import DropTally
 from handover.resend import RESEND_LIMIT_BYTES, Kept, Unacked, context_takeover
 from handover.wire import (
     ACK,
@@ -36,21 +36,6 @@ from handover.wire import (
 logger = logging.getLogger(__name__)
 
 RECONNECT_EVERY_S = 0.5
-DROP_LOG_EVERY_S = 10.0
-
-
-@dataclass
-class _Drops:
-    client: int = 0
-    server: int = 0
-    client_bytes: int = 0
-    server_bytes: int = 0
-
-    def add(self, fields: dict[str, Any]) -> None:
-        self.client += int(fields.get("client", 0))
-        self.server += int(fields.get("server", 0))
-        self.client_bytes += int(fields.get("client_bytes", 0))
-        self.server_bytes += int(fields.get("server_bytes", 0))
 
 
 class Sender:
@@ -79,15 +64,14 @@ class Sender:
         self._inflate_lost: set[tuple[int, bool]] = set()
         # What no recorder could be sent again of those streams: checked against the store.
         self._unreadable: list[bytes] = []
-        self._drops: dict[tuple[int, str], _Drops] = {}
-        # Drops that recorders acknowledged, by reason: told again to a recorder that restarted,
-        # so that its counter goes on from them.
-        self._earlier: dict[str, _Drops] = {}
+        self._drops = DropTally()
         #: How many times it connected.
         self.connections = 0
-        self.dropped = 0
-        self._dropped_since_log = 0
-        self._last_drop_log = 0.0
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped since the relay started."""
+        return self._drops.dropped
 
     @property
     def connected(self) -> bool:
@@ -215,7 +199,7 @@ class Sender:
         sock = self._sock
         if sock is None:
             return
-        if self._drops:
+        if self._drops.pending:
             self._report_drops()
         if self._parts and not self._unsent:
             self._unsent = b"".join(self._parts)
@@ -305,9 +289,7 @@ class Sender:
                     self._takeover.discard(key)
                     self._inflate_lost.discard(key)
             elif item.kind == DROPPED:
-                fields = orjson.loads(item.body)
-                reason = str(fields.get("reason"))
-                self._earlier.setdefault(reason, _Drops()).add(fields)
+                self._drops.acknowledged(orjson.loads(item.body))
 
     # ------------------------------------------------------------------------------- internals
 
@@ -358,7 +340,7 @@ class Sender:
                     started.add(key)
                     flags |= RESYNC if item.kind == RAW else 0
             self._emit(item, flags)
-        for reason, drops in self._earlier.items():  # not kept: sent again on every connect
+        for reason, drops in self._drops.earlier.items():  # not kept: sent again on every connect
             self._send(
                 control(DROPPED, 0, reason=reason, earlier=True, **dataclasses.asdict(drops))
             )
@@ -426,31 +408,12 @@ class Sender:
     ) -> None:
         if reason is None:
             reason = "recorder_down" if self._sock is None else "handover_full"
-        drops = self._drops.get((session, reason))
-        if drops is None:
-            drops = self._drops[(session, reason)] = _Drops()
-        if from_client:
-            drops.client += messages
-            drops.client_bytes += size
-        else:
-            drops.server += messages
-            drops.server_bytes += size
-        self.dropped += messages
-        self._dropped_since_log += messages
-        now = time.monotonic()
-        if now - self._last_drop_log >= DROP_LOG_EVERY_S:
-            logger.warning(
-                "recorder %s: dropped %d message(s) (relayed unchanged, not recorded)",
-                "down" if self._sock is None else "behind",
-                self._dropped_since_log,
-            )
-            self._last_drop_log, self._dropped_since_log = now, 0
+        self._drops.add(session, from_client, size, messages, reason)
         if self._sock is None:
             self._schedule_reconnect()
 
     def _report_drops(self) -> None:
         if self._sock is None:
             return
-        drops, self._drops = self._drops, {}
-        for (session, reason), counts in drops.items():
+        for (session, reason), counts in self._drops.take().items():
             self._control(DROPPED, session, {"reason": reason, **dataclasses.asdict(counts)})
