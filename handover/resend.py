@@ -40,14 +40,26 @@ class Kept:
     )
 
     def __init__(
-        self, kind: int, flags: int, session: int, seq: int, ts: float, body: bytes
+        self,
+        kind: int,
+        flags: int,
+        session: int,
+        seq: int,
+        ts: float,
+        body: bytes,
+        messages: int = 0,
+        complete: bool = True,
     ) -> None:
-        self.kind, self.flags, self.session, self.seq, self.ts = kind, flags, session, seq, ts
+        self.kind = kind
+        self.flags = flags
+        self.session = session
+        self.seq = seq
+        self.ts = ts
         self.body = body
+        self.messages = messages  # messages it ends
+        self.complete = complete  # the stream is between messages after it
         self.end: int | None = None
         self.order = 0
-        self.complete = True  # the stream is between messages after it
-        self.messages = 0  # messages it ends
 
 
 class _Stream:
@@ -71,8 +83,8 @@ class Unacked:
         self._order = 0
         self.size_bytes = 0
 
-    def keep_stream(self, item: Kept, from_client: bool) -> None:
-        key = (item.session, from_client)
+    def keep_stream(self, item: Kept, key: tuple[int, bool]) -> None:
+        """Keep a stream item of `key`: (session, from_client)."""
         stream = self._holding.get(key)
         if stream is None:
             stream = self._streams.get(key)

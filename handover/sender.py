@@ -147,9 +147,8 @@ class Sender:
             self._drop(session, from_client, len(content))
             return
         flags = (FROM_CLIENT if from_client else 0) | (IS_TEXT if is_text else 0)
-        item = Kept(MESSAGE, flags, session, seq, ts, content)
-        item.messages = 1
-        self._unacked.keep_stream(item, from_client)
+        item = Kept(MESSAGE, flags, session, seq, ts, content, 1)
+        self._unacked.keep_stream(item, (session, from_client))
         if self._sock is not None:
             self._emit(item, flags)
             if not self._flush_scheduled:
@@ -169,14 +168,14 @@ class Sender:
         """Hand one relayed chunk of a WebSocket stream over; False when it was not (dropped: the
         caller counts its messages with `dropped_raw`). `resync`: the chunk starts a message
         after a gap; `messages`: how many it ends; `complete`: it ends between messages."""
-        if (session, from_client) in self._inflate_lost:
+        key = (session, from_client)
+        if self._inflate_lost and key in self._inflate_lost:
             return False
         if self._unacked.size_bytes + len(chunk) > self._limit_bytes:
             return False
         flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
-        item = Kept(RAW, flags, session, seq, ts, chunk)
-        item.messages, item.complete = messages, complete
-        self._unacked.keep_stream(item, from_client)
+        item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
+        self._unacked.keep_stream(item, key)
         if self._sock is not None:
             self._emit(item, flags)
             if not self._flush_scheduled:
