@@ -237,3 +237,32 @@ def test_at_shutdown_with_the_recorder_down_what_is_left_is_counted_and_logged(
         if r.levelname == "ERROR" and "shutdown" in r.getMessage()
     ]
     assert line == "shutdown: recorder down; 2 message(s) of 1 session(s) relayed but not recorded"
+
+
+def test_drop_counts_a_recorder_acknowledged_are_told_to_the_next(tmp_path: Path):
+    """A recorder's counters start from 0: the relay's drops go on from what the last one had."""
+    path = str(tmp_path / "recorder.sock")
+    server = listening(path)
+    sender = Sender(path, limit_bytes=20)
+    assert sender.connect()
+    first = Recorder(server)
+    sender.open(1, id="s1")
+    sender.message(1, 0, True, True, 1.0, b'{"type":"a", "pad": "too long to keep"}')
+    sender.flush()
+    first.read()
+    first.acknowledge(first.position)
+    assert sender.drain(1)
+    assert [i.fields()["client"] for i in first.read() if i.kind == wire.DROPPED] == [1]
+    first.die()
+    sender.read_acknowledgements()
+    assert sender.connect()
+    second = Recorder(server)
+    (told,) = [item.fields() for item in second.read() if item.kind == wire.DROPPED]
+    assert told == {
+        "reason": "handover_full",
+        "earlier": True,
+        "client": 1,
+        "server": 0,
+        "client_bytes": 39,
+        "server_bytes": 0,
+    }
