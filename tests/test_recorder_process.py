@@ -174,6 +174,38 @@ def test_a_killed_recorder_is_started_again_and_gets_what_it_had_not_committed(
     assert row.close_code is not None  # the new recorder learnt of the session and closed it
 
 
+def test_a_session_closed_while_the_recorder_restarts_is_closed_in_the_database(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], db_url: str
+):
+    proxy = run_proxy(upstream.base_url, db_url)
+    (recorder,) = descendants_running(proxy.process.pid, "recorder.main")
+
+    async def session() -> None:
+        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.recv_bytes()  # session.created
+            await say(conn, 0)
+            await conn.recv_bytes()
+            os.kill(recorder, signal.SIGKILL)
+            await say(conn, 1)
+        # closed here, while no recorder runs (the next one needs a second to start)
+
+    asyncio.run(session())
+    assert not descendants_running(proxy.process.pid, "recorder.main") or not healthz(proxy)
+    wait_until(lambda: healthz(proxy), "a new recorder")
+
+    def closed_session() -> Any:
+        engine = make_engine(db_url)
+        with engine.connect() as connection:
+            rows = list(connection.execute(select(table(RealtimeSession))))
+        engine.dispose()
+        return rows[0] if len(rows) == 1 and rows[0].close_code is not None else None
+
+    row = wait_until(closed_session, "the session closed in the database")
+    assert (row.close_code, row.closed_by) == (1000, "client")
+    assert len(recorded_events(db_url)) == len(upstream.messages())
+
+
 SESSIONS = 16
 
 
