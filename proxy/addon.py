@@ -18,7 +18,7 @@ from handover import wire
 from handover.config import SHUTDOWN_REASON, RecorderConfig, socket_path
 from handover.ids import uuid7
 from handover.options import ADDON_OPTIONS
-from handover.wire import Sender
+from handover.sender import Sender
 from protocol import apis, calls
 from protocol.pricing import PricingError, price_table
 from protocol.redact import api_key, key_fingerprint, redact_url, split_subprotocols
@@ -36,16 +36,14 @@ MAX_UNRECORDED_SHAPES = 50
 class _Live:
     """A recorded WebSocket on the relay: its hand-over number and the next message's seq. The
     raw relay adds, per direction (server, client), whether bytes were not handed over since
-    (the next chunk handed over must then start a message), and which recorder connection
-    its chunks went to."""
+    (the next chunk handed over must then start a message)."""
 
-    __slots__ = ("gaps", "number", "recorder", "seq")
+    __slots__ = ("gaps", "number", "seq")
 
     def __init__(self, number: int) -> None:
         self.number = number
         self.seq = 0
         self.gaps = [False, False]
-        self.recorder = -1
 
 
 class Relay:
@@ -281,30 +279,37 @@ class Relay:
         self, flow: http.HTTPFlow, from_client: bool, chunk: bytes, frames: FrameBoundaries
     ) -> None:
         """From the raw relay: one chunk of one direction, relayed already. Handed over as is,
-        numbered with the relay's seq of the first message it ends; after a drop, or to a new
-        recorder, from the next message's first frame on, so the recorder can parse again."""
+        numbered with the relay's seq of the first message it ends; after a drop from the next
+        message's first frame on, so the recorder can parse again."""
         live = self.sessions.get(flow.id)
         sender = self.sender
         if live is None or sender is None:
             return
-        number, seq, now = live.number, live.seq, time.time()
-        live.seq = seq + frames.ended
-        if live.recorder != sender.connections:  # a new recorder knows nothing of the stream
-            live.recorder, live.gaps = sender.connections, [True, True]
+        number, seq, now, ended = live.number, live.seq, time.time(), frames.ended
+        live.seq = seq + ended
+        # Kept until the recorder commits it: a restarted recorder gets it again (the sender's).
+        complete = frames.between_messages
         if not live.gaps[from_client]:
-            if sender.raw(number, from_client, now, chunk, seq):
+            if sender.raw(number, from_client, now, chunk, seq, False, ended, complete):
                 return
-            sender.dropped_raw(number, from_client, frames.ended, len(chunk))
+            sender.dropped_raw(number, from_client, ended, len(chunk))
             live.gaps[from_client] = True
             return
         start, skipped = frames.message_start, frames.ended_before_start
         if start is not None and sender.raw(
-            number, from_client, now, chunk[start:] if start else chunk, seq + skipped, True
+            number,
+            from_client,
+            now,
+            chunk[start:] if start else chunk,
+            seq + skipped,
+            True,
+            ended - skipped,
+            complete,
         ):
             sender.dropped_raw(number, from_client, skipped, start)
             live.gaps[from_client] = False
             return
-        sender.dropped_raw(number, from_client, frames.ended, len(chunk))
+        sender.dropped_raw(number, from_client, ended, len(chunk))
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         live = self.sessions.pop(flow.id, None)

@@ -52,6 +52,11 @@ class FrameBoundaries:
         """No frame of this direction is partly relayed."""
         return self._remaining == 0 and not self._header
 
+    @property
+    def between_messages(self) -> bool:
+        """No message of this direction is partly relayed: a recorder could start here."""
+        return self._remaining == 0 and not self._header and not self._fragmented
+
     def feed(self, chunk: bytes, stop_between_frames: bool = False) -> int:
         """Read the headers in `chunk`; returns how many of its bytes were read: all of them, or
         with `stop_between_frames` only up to the end of the frame under way."""

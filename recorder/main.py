@@ -17,11 +17,12 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
 from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
-from handover.wire import Decoder
+from handover.wire import ACK, HEADER, Decoder
 from protocol.pricing import price_table
 from recorder.call_observer import observer_config
 from recorder.metrics import Metrics
@@ -59,17 +60,57 @@ def parse_config(argv: Sequence[str]) -> RecorderConfig:
 
 
 class _RelayConnection(asyncio.Protocol):
+    """One relay's stream of items; acknowledges, one small write per commit, how far the
+    records derived from it are committed (the relay keeps the rest to send again)."""
+
     def __init__(self, server: RecorderServer, number: int) -> None:
         self._server = server
         self._number = number
         self._decoder = Decoder()
+        self._received = 0  # bytes of the stream so far
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        # One commit marker in the writer's queue at a time (they would take its places):
+        # what is handled meanwhile gets the next one, once this one is committed.
+        self._marked = False
+        self._unmarked = 0  # handled since the marker was queued
+        self._committed = 0  # set by the writer thread
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
 
     def data_received(self, data: bytes) -> None:
-        handle, number = self._server.recording.handle, self._number
+        recording, number = self._server.recording, self._number
+        handle = recording.handle
         for item in self._decoder.feed(data):
             handle(number, item)
+        self._received += len(data)
+        position = self._received - self._decoder.pending_bytes
+        if self._marked:
+            self._unmarked = position
+        else:
+            self._mark(position)
+
+    def _mark(self, position: int) -> None:
+        self._marked = True
+        self._server.recording.mark(partial(self._commit, position))
+
+    def _commit(self, position: int) -> None:
+        """From the writer thread, once the records before `position` are committed."""
+        self._committed = position
+        self._loop.call_soon_threadsafe(self._acknowledge)
+
+    def _acknowledge(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(HEADER.pack(ACK, 0, 0, self._committed, time.time(), 0))
+        self._marked = False
+        if self._unmarked > self._committed:
+            self._mark(self._unmarked)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
         if self._decoder.pending_bytes:
             logger.warning("relay %d went away in the middle of an item", self._number)
         self._server.relay_disconnected(self._number)

@@ -13,7 +13,8 @@ from prometheus_client.registry import Collector
 from recorder.property_labels import PropertyLabels
 from recorder.tally import RelayedTally
 
-# queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over.
+# queue_full, db_*, no_writer: the writer's; handover_full, recorder_down: the relay's hand-over;
+# deflate_context: compressed messages after a gap, which no recorder can inflate.
 DROP_REASONS = (
     "queue_full",
     "db_error",
@@ -21,6 +22,7 @@ DROP_REASONS = (
     "no_writer",
     "handover_full",
     "recorder_down",
+    "deflate_context",
 )
 # A message whose session the recorder never heard open (its records would have no session row),
 # and an open for a session it already records (kept as first opened).

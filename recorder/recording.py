@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,6 +62,7 @@ class Recording:
         self.unrecorded_paths: set[str] = set()
         self.calls = CallRecorder(self.proxy_id, redact_pii)
         self._call_records = ThreadPoolExecutor(1, thread_name_prefix="rtrec-call-records")
+        self._last_call_records: Future[None] | None = None
         self.observer: CallObserver | None = None
         metrics.watch(writer, self._active_by_model)
 
@@ -90,6 +91,15 @@ class Recording:
                 self._call(item)
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
+
+    def mark(self, committed: Callable[[], None]) -> None:
+        """Call `committed` once every record submitted so far is committed; behind the call
+        records still on their thread, if any."""
+        pending = self._last_call_records
+        if pending is not None and not pending.done():
+            self._last_call_records = self._call_records.submit(self.writer.mark, committed)
+        else:
+            self.writer.mark(committed)
 
     def relay_gone(self, relay: int) -> None:
         """A relay disconnected without closing its sessions: it crashed or was killed."""
@@ -161,7 +171,9 @@ class Recording:
         entry = self._entry(relay, item)
         if entry is not None:
             # The relay numbers messages: a drop leaves a visible gap.
-            self._record(entry, item.from_client, item.body, item.is_text, item.ts, item.seq)
+            self._record(
+                entry, item.from_client, item.body, item.is_text, item.ts, item.seq, item.flags
+            )
 
     def _raw(self, relay: int, item: Item) -> None:
         """A chunk of a raw-relayed stream: parsed here into the messages it completes."""
@@ -180,16 +192,26 @@ class Recording:
                 logger.warning("cannot parse the %s's frames: %s; recorded as invalid", side, exc)
             observe.parse_failed(self.metrics, side)
             entry.recorder.seq = item.seq
-            self._submit([entry.recorder.unparsed(item.from_client, item.body, item.ts)])
+            records = [entry.recorder.unparsed(item.from_client, item.body, item.ts)]
+            self.writer.submit(records, bool(item.flags & wire.REPLAY))
             return
         # The relay numbered the messages this chunk ends, both directions in one sequence.
         for offset, (is_text, content) in enumerate(messages):
-            self._record(entry, item.from_client, content, is_text, item.ts, item.seq + offset)
+            seq = item.seq + offset
+            self._record(entry, item.from_client, content, is_text, item.ts, seq, item.flags)
 
     def _record(
-        self, entry: _Session, from_client: bool, body: bytes, is_text: bool, ts: float, seq: int
+        self,
+        entry: _Session,
+        from_client: bool,
+        body: bytes,
+        is_text: bool,
+        ts: float,
+        seq: int,
+        flags: int = 0,
     ) -> None:
-        """One whole message, as relayed: its records, then the metrics from them."""
+        """One whole message, as relayed: its records, then the metrics from them. `flags`
+        `REPLAY`: sent again by the relay, its records may be stored already."""
         session = entry.recorder
         direction = "client" if from_client else "server"
         session.seq = seq
@@ -201,10 +223,11 @@ class Recording:
             records = [session.unparsed(from_client, body, ts)]
         if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
             records = self.calls.of_call(session.opened.call_id, records)
-            self._submit([r for r in records if not is_call_record(r)])
+            replayed = bool(flags & wire.REPLAY)
+            self.writer.submit([r for r in records if not is_call_record(r)], replayed)
             self._submit_call_records([r for r in records if is_call_record(r)])
         else:
-            self._submit(records)
+            self.writer.submit(records, bool(flags & wire.REPLAY))
         if not entry.counted and session.model is not None:
             self._count_session(entry)
         try:
@@ -287,7 +310,7 @@ class Recording:
         """Call records go through one thread in order: reading an SDP must not hold up the
         event loop (observers attach meanwhile), nor a call's update overtake its insert."""
         if records:
-            self._call_records.submit(self._write_call_records, records)
+            self._last_call_records = self._call_records.submit(self._write_call_records, records)
 
     def _write_call_records(self, records: Sequence[Record]) -> None:
         try:
@@ -296,9 +319,15 @@ class Recording:
             logger.exception("could not record %d call record(s)", len(records))
 
     def _dropped(self, relay: int, item: Item) -> None:
-        """Messages the relay relayed but could not hand over: counted as relayed and dropped."""
+        """Messages the relay relayed but could not hand over: counted as relayed and dropped.
+        With `unless_stored`, only those of the listed seqs whose event is not stored."""
         fields = item.fields()
         reason = str(fields.get("reason", "handover_full"))
+        unless_stored = fields.get("unless_stored")
+        if unless_stored is not None:
+            seqs = [seq for first, count in unless_stored for seq in range(first, first + count)]
+            self.writer.count_unless_stored(str(fields.get("session_id")), seqs, reason)
+            return
         messages = {direction: int(fields.get(direction, 0)) for direction in ("client", "server")}
         size_bytes = {direction: int(fields.get(f"{direction}_bytes", 0)) for direction in messages}
         observe.relay_dropped(self.metrics, reason, messages, size_bytes)

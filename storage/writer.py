@@ -6,9 +6,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
@@ -18,6 +18,7 @@ from storage.apply import apply_records, with_natural_keys
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.prune import prune_calls, prune_sessions, prune_upgrade_failures
 from storage.records import (
+    AudioRecord,
     CallChanged,
     CallEventRecord,
     CallSeen,
@@ -27,7 +28,9 @@ from storage.records import (
     SessionClosed,
     SessionOpened,
 )
+from storage.replayed import stored_seqs, without_stored_audio
 from storage.sanitize import storable
+from storage.writer_queue import Barrier, Batch, Marker, Replayed, message_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -105,18 +108,6 @@ class _DropLog:
         self._next_at = time.monotonic() + DROP_LOG_EVERY_S
 
 
-# One queued message: its records and its size, taken off the bytes bound when drained.
-type _Queued = tuple[Sequence[Record], int]
-
-
-@dataclass
-class _Barrier:
-    """Queued behind everything submitted before it; set once those records are committed."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    stop: bool = False
-
-
 def _events_in(records: Iterable[Record]) -> int:
     """How many messages a drop loses: the metric counts events, whatever else they carried."""
     return sum(isinstance(record, EventRecord) for record in records)
@@ -148,13 +139,16 @@ class Writer:
         # Unbounded underneath: `submit` enforces the bound, so that session records and the
         # barriers of flush/close always find room and `put` never raises `queue.Full`. A
         # SimpleQueue (C, one lock) puts a message in ~0.1 us where a Queue took ~1.5.
-        self._queue: queue.SimpleQueue[_Queued | _Barrier] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Sequence[Record] | Barrier | Marker] = queue.SimpleQueue()
         self._queue_size = queue_size
         self._queue_limit_bytes = queue_limit_bytes
         # Two counters, each written by one thread only (the loop's submits, the writer's
         # takes), so that no lock is needed: their difference is what the queue holds.
         self._bytes_queued = 0
         self._bytes_taken = 0
+        # Commit markers in the queue: not messages, so they take none of its places.
+        self._markers = 0
+        self._markers_lock = threading.Lock()
         self._drop_log = _DropLog()
         self._flush_interval_s = flush_interval_s
         self._observer: WriterObserver = observer or _NullObserver()
@@ -172,7 +166,7 @@ class Writer:
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return max(self._queue.qsize() - self._markers, 0)
 
     @property
     def depth_bytes(self) -> int:
@@ -188,31 +182,27 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, records: Sequence[Record]) -> bool:
+    def submit(self, records: Sequence[Record], replayed: bool = False) -> bool:
         """Queue one message's records without ever blocking; a full queue (`queue_size` messages
         or `queue_limit_bytes` reached) drops and counts them, keeping the session records among
         them (open, change, close) in the room reserved. Once `close` has begun, nothing will
-        drain the queue: records are refused and counted."""
+        drain the queue: records are refused and counted. `replayed`: a relay sent the message
+        again; its records may be stored already."""
         if self._closing.is_set():
             self._refuse(records)
             return False
-        depth = self._queue.qsize()
+        depth = self._queue.qsize() - self._markers
         # Room while the bytes queued are under the bound: it is exceeded by one message at most,
         # and a message larger than the bound (a 15 MiB append) is not refused for its size.
         if depth < self._queue_size and (
             self._bytes_queued - self._bytes_taken < self._queue_limit_bytes
         ):
-            # A message's event record comes first (its size is the message's); call records
-            # come from another thread, never with one, and leave the counter alone.
-            first = records[0] if records else None
-            size_bytes = first.size_bytes if type(first) is EventRecord else 0
-            if size_bytes:
-                self._bytes_queued += size_bytes
-            self._queue.put_nowait((records, size_bytes))
+            self._bytes_queued += message_bytes(records)
+            self._queue.put_nowait(Replayed(records) if replayed else records)
             return True
         kept = [record for record in records if isinstance(record, _SESSION_RECORDS)]
         if kept and depth < self._queue_size + RESERVED_FOR_SESSIONS:
-            self._queue.put_nowait((kept, 0))
+            self._queue.put_nowait(kept)
         elif kept:
             logger.error("recorder queue full: dropped %d session record(s)", len(kept))
         if len(kept) < len(records):
@@ -232,9 +222,31 @@ class Writer:
         if events:
             self._observer.dropped_records("no_writer", events)
 
+    def mark(self, committed: Callable[[], None]) -> None:
+        """Call `committed` (from the writer thread) once everything submitted so far is."""
+        with self._markers_lock:  # called from the loop and the call records' thread
+            self._markers += 1
+        self._queue.put_nowait(Marker(committed))
+
+    def count_unless_stored(self, session_id: str, seqs: Sequence[int], reason: str) -> None:
+        """Count as dropped (`reason`) those of a session's messages `seqs` whose event is not
+        stored once what was submitted before is committed: messages a recorder that died may
+        have committed, which cannot be sent again (permessage-deflate after a gap)."""
+        self.mark(partial(self._count_unless_stored, session_id, list(seqs), reason))
+
+    def _count_unless_stored(self, session_id: str, seqs: list[int], reason: str) -> None:
+        try:
+            with self._engine.connect() as connection:
+                missing = len(seqs) - len(stored_seqs(connection, session_id, seqs))
+        except SQLAlchemyError as exc:
+            logger.error("could not check stored events: %s; counted all as dropped", _reason(exc))
+            missing = len(seqs)
+        if missing:
+            self._observer.dropped_records(reason, missing)
+
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Block until every record submitted so far is committed (or dropped)."""
-        barrier = _Barrier()
+        barrier = Barrier()
         self._queue.put_nowait(barrier)
         return barrier.done.wait(timeout_s)
 
@@ -253,22 +265,35 @@ class Writer:
         now = time.monotonic()
         self._give_up_at = (now + timeout_s, now + max(drain_limit_s, timeout_s))
         self._closing.set()
-        self._queue.put_nowait(_Barrier(stop=True))
+        self._queue.put_nowait(Barrier(stop=True))
         self._thread.join(max(drain_limit_s, timeout_s) + CLOSE_JOIN_MARGIN_S)
 
     def _run(self) -> None:
         while True:
             if self._retention_days and time.monotonic() >= self._next_prune:
                 self._prune()
-            batch, barrier = self._collect()
-            if batch:
-                self._write(batch)
+            batch = self._collect()
+            if batch.markers:  # out of the queue (a moment late: depth may read a little low)
+                with self._markers_lock:
+                    self._markers -= len(batch.markers)
+            if batch.records:
+                self._write(batch.records, batch.replayed_audio)
+            for marker in batch.markers:
+                self._run_marker(marker)
+            barrier = batch.barrier
             if barrier is not None:
                 barrier.done.set()
                 if barrier.stop:
                     self._report_given_up()
                     self._checkpoint()
                     return
+
+    @staticmethod
+    def _run_marker(marker: Marker) -> None:
+        try:
+            marker.committed()
+        except Exception:  # whatever a marker does, the writer thread must live on
+            logger.exception("acknowledging a commit failed")
 
     def _checkpoint(self) -> None:
         """SQLite: move the WAL into the database file, so that a copy of the file alone, made
@@ -310,20 +335,20 @@ class Writer:
         if PRUNE_BATCH_SESSIONS in (deleted, calls, failures):
             self._next_prune = time.monotonic()
 
-    def _collect(self) -> tuple[list[Record], _Barrier | None]:
+    def _collect(self) -> Batch:
+        batch = Batch()
         wait_s = max(self._next_prune - time.monotonic(), 0.0) if self._retention_days else None
         try:
             first = self._queue.get(timeout=wait_s)
         except queue.Empty:
-            return [], None
-        if isinstance(first, _Barrier):
-            return [], first
-        batch: list[Record] = list(first[0])
-        batch_bytes = first[1]
+            return batch
+        if not batch.take(first):
+            self._bytes_taken += batch.size_bytes
+            return batch
         deadline = time.monotonic() + self._flush_interval_s
         # Drain in bursts and sleep in between rather than wait on the queue: a waiting writer is
         # woken by every submit, and each wake-up costs the proxy's event loop a GIL handoff.
-        while len(batch) < MAX_BATCH_RECORDS and batch_bytes < MAX_BATCH_BYTES:
+        while len(batch.records) < MAX_BATCH_RECORDS and batch.size_bytes < MAX_BATCH_BYTES:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -332,15 +357,12 @@ class Writer:
                     break
                 time.sleep(min(remaining, DRAIN_PAUSE_S))
                 continue
-            if isinstance(item, _Barrier):
-                self._bytes_taken += batch_bytes
-                return batch, item
-            batch.extend(item[0])
-            batch_bytes += item[1]
-        self._bytes_taken += batch_bytes
-        return batch, None
+            if not batch.take(item):
+                break
+        self._bytes_taken += batch.size_bytes
+        return batch
 
-    def _write(self, batch: list[Record]) -> None:
+    def _write(self, batch: list[Record], replayed_audio: Sequence[AudioRecord] = ()) -> None:
         backoff_s = 0.1
         while True:
             if self._must_give_up():
@@ -350,7 +372,10 @@ class Writer:
             try:
                 with self._engine.begin() as connection:
                     self._limit_lock_wait(connection)
-                    apply_records(connection, batch)
+                    records: Sequence[Record] = batch
+                    if replayed_audio:
+                        records = without_stored_audio(connection, batch, replayed_audio)
+                    apply_records(connection, records)
             except OperationalError as exc:
                 # The database is unreachable, locked or full: keep the batch and try again.
                 self._observer.db_error()

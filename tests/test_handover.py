@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 
 from hypothesis import given
@@ -12,7 +14,8 @@ from mitmproxy.test import tflow
 from websockets.frames import Frame, Opcode
 
 from handover import wire
-from handover.wire import Decoder, Item, Sender
+from handover.sender import Sender
+from handover.wire import Decoder, Item
 from proxy import addon
 from proxy.frame_boundaries import FrameBoundaries
 from recorder.frames import RawStream
@@ -61,32 +64,36 @@ def test_frames_come_out_byte_for_byte_however_the_stream_is_cut(frames, cuts):
     assert decoder.pending_bytes == 0
 
 
-def test_a_sender_without_a_recorder_drops_counts_and_reports_on_connect(tmp_path: Path):
-    sender = Sender(str(tmp_path / "nobody.sock"))
+def test_a_sender_without_a_recorder_keeps_what_fits_drops_the_rest_and_sends_both_on_connect(
+    tmp_path: Path,
+):
+    sender = Sender(str(tmp_path / "nobody.sock"), limit_bytes=40)
     assert not sender.connect()
     sender.open(1, id="s1")
     sender.message(1, 0, True, True, 1.0, b'{"type":"a"}')
     sender.message(1, 1, False, True, 1.0, b'{"type":"bb"}')
-    assert sender.dropped == 2
+    sender.message(1, 2, False, True, 1.0, b'{"type":"cccccccccc"}')  # past 40 bytes
+    assert sender.dropped == 1
     server, path = listening(tmp_path)
     sender.path = path
     assert sender.connect()
     conn, _ = server.accept()
-    sender.message(1, 2, True, True, 2.0, b'{"type":"c"}')
-    sender.drain(5)
-    items = received(conn)
-    kinds = [item.kind for item in items]
-    assert kinds.count(wire.OPEN) >= 1  # the session opened while it was down is not lost
+    recorder = FakeRecorder(conn)
+    assert sender.drain(5)  # all of it acknowledged: room again
+    sender.message(1, 3, True, True, 2.0, b'{"type":"d"}')
+    assert sender.drain(5)
+    items = recorder.items
+    assert [item.kind for item in items].count(wire.OPEN) == 1
     (dropped,) = [item.fields() for item in items if item.kind == wire.DROPPED]
     assert dropped == {
         "reason": "recorder_down",
-        "client": 1,
+        "client": 0,
         "server": 1,
-        "client_bytes": 12,
-        "server_bytes": 13,
+        "client_bytes": 0,
+        "server_bytes": 21,
     }
-    (message,) = [item for item in items if item.kind == wire.MESSAGE]
-    assert (message.seq, message.body) == (2, b'{"type":"c"}')
+    messages = [(item.seq, item.body) for item in items if item.kind == wire.MESSAGE]
+    assert messages == [(0, b'{"type":"a"}'), (1, b'{"type":"bb"}'), (3, b'{"type":"d"}')]
 
 
 def test_a_recorder_that_falls_behind_costs_drops_not_waiting(tmp_path: Path):
@@ -94,6 +101,7 @@ def test_a_recorder_that_falls_behind_costs_drops_not_waiting(tmp_path: Path):
     sender = Sender(path, limit_bytes=256 * 1024)
     assert sender.connect()
     conn, _ = server.accept()  # and never read until the end: the recorder is stuck
+    recorder = FakeRecorder(conn, read_now=False)
     sender.open(1, id="s1")
     frame = b"x" * 10_000
     sent = 2000  # 20 MB: far more than the socket buffer and the sender's limit
@@ -101,12 +109,9 @@ def test_a_recorder_that_falls_behind_costs_drops_not_waiting(tmp_path: Path):
         sender.message(1, seq, seq % 2 == 0, True, 1.0, frame)
     assert sender.dropped > 0
     sender.close(1, ts=2.0, code=1000, reason="bye", by="client")
-    items: list[Item] = []
-    decoder = Decoder()
-    conn.setblocking(False)
-    while sender.connected and not sender.drain(0.05):
-        items.extend(_read_some(conn, decoder))
-    items.extend(_read_some(conn, decoder))
+    recorder.start()
+    assert sender.drain(5)
+    items = recorder.items
     messages = [item for item in items if item.kind == wire.MESSAGE]
     drops = [item.fields() for item in items if item.kind == wire.DROPPED]
     dropped = sum(d["client"] + d["server"] for d in drops)
@@ -132,6 +137,32 @@ def _read_some(conn: socket.socket, decoder: Decoder) -> list[Item]:
         items.extend(decoder.feed(data))
 
 
+class FakeRecorder:
+    """The recorder's end of the socket, on a thread: reads what comes and acknowledges it."""
+
+    def __init__(self, conn: socket.socket, read_now: bool = True) -> None:
+        self.conn = conn
+        self.decoder = Decoder()
+        self.all: list[Item] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if read_now:
+            self.start()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        position = 0
+        while data := self.conn.recv(1 << 20):
+            position += len(data)
+            self.all += self.decoder.feed(data)
+            self.conn.sendall(wire.HEADER.pack(wire.ACK, 0, 0, position, 0.0, 0))
+
+    @property
+    def items(self) -> list[Item]:
+        return list(self.all)
+
+
 def test_raw_chunks_dropped_while_behind_resume_at_a_message_and_every_message_is_counted(
     tmp_path: Path,
 ):
@@ -147,16 +178,18 @@ def test_raw_chunks_dropped_while_behind_resume_at_a_message_and_every_message_i
     relay.sessions[flow.id] = addon._Live(1)
     sent = [json.dumps({"type": "x", "n": n, "pad": "p" * (n % 700)}).encode() for n in range(3000)]
     stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
-    frames, items, decoder = FrameBoundaries(), list[Item](), Decoder()
-    conn.setblocking(False)
+    frames, recorder = FrameBoundaries(), FakeRecorder(conn, read_now=False)
+    threading.Timer(0.05, recorder.start).start()  # behind from the start
     for offset in range(0, len(stream), 1_000):  # chunks cut through frames and headers
         chunk = stream[offset : offset + 1_000]
         frames.feed(chunk)
         relay.raw_received(flow, True, chunk, frames)
-        if offset % 200_000 == 0:  # now and then the recorder reads a little
-            items.extend(_read_some(conn, decoder))
-    relay.sender.drain(5)
-    items.extend(_read_some(conn, decoder))
+        if offset % 200_000 == 0:  # now and then the relay reads acknowledgements
+            time.sleep(0.01)
+            relay.sender.drain(0)
+    relay.sender.close(1, ts=2.0, code=1000, reason="bye", by="client")
+    assert relay.sender.drain(5)
+    items = recorder.items
     parser, parsed = RawStream(None).client, list[tuple[int, bytes]]()
     for item in (i for i in items if i.kind == wire.RAW):
         if item.flags & wire.RESYNC:

@@ -383,6 +383,48 @@ def test_audio_stored_as_segments_reads_back_chunk_by_chunk(engine: Engine):
     assert conversation_audio(user, assistant) == conversation_audio(*as_relayed)
 
 
+def test_audio_sent_again_after_a_recorder_restart_is_stored_once_chunk_by_chunk(engine: Engine):
+    """A relay re-sends what a dead recorder had not acknowledged, some of it committed: from
+    the first stored chunk (s1: merged under a stored segment's key, the new chunks would be
+    skipped with it) or from a later one (s2: under a new key, stored chunks twice)."""
+    first = Writer(engine, flush_interval_s=5.0)
+    records = {session_id: relayed_audio(session_id) for session_id in ("s1", "s2")}
+    for session_id, chunks in records.items():
+        first.submit([opened(session_id)])
+        for record in chunks[:10]:  # committed by the recorder that died
+            first.submit([event(record.seq, session_id), record])
+    first.start()
+    first.close()
+    again = Writer(engine, flush_interval_s=5.0)
+    for session_id, replay_from in (("s1", 0), ("s2", 4)):
+        for record in records[session_id][replay_from:]:
+            again.submit([event(record.seq, session_id), record], replayed=True)
+    again.start()
+    again.close()
+    with engine.connect() as connection:
+        for session_id, chunks in records.items():
+            stored = [
+                chunk
+                for direction in ("client", "server")
+                for chunk in detail.audio_chunks(connection, session_id, direction)
+            ]
+            assert sorted(comparable(stored)) == comparable([as_read(r) for r in chunks])
+
+
+def test_messages_that_cannot_be_sent_again_count_as_dropped_unless_stored(engine: Engine):
+    """A restarted recorder cannot inflate what the dead one left unacknowledged of a deflated
+    stream: those of its seqs whose event the dead one had committed are not dropped."""
+    observer = Observer()
+    writer = Writer(engine, flush_interval_s=0.01, observer=observer)
+    writer.submit([opened("s1")])
+    for seq in range(1, 6):
+        writer.submit([event(seq, "s1")])
+    writer.count_unless_stored("s1", list(range(3, 9)), "deflate_context")
+    writer.start()
+    writer.close()
+    assert observer.drops == {"deflate_context": 3}  # 6, 7 and 8
+
+
 def test_a_clean_close_leaves_every_row_in_the_sqlite_file_itself(
     sqlite_db_url: str, tmp_path: Path
 ):

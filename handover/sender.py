@@ -1,0 +1,418 @@
+"""The relay's end of the hand-over: never blocks, never raises, keeps what the recorder has not
+acknowledged (`handover/resend.py`) and sends it again to a recorder that restarted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import logging
+import select
+import socket
+import time
+from typing import Any
+
+import orjson
+
+from handover.drops import DropTally
+from handover.resend import RESEND_LIMIT_BYTES, Kept, Unacked, context_takeover
+from handover.wire import (
+    ACK,
+    CLOSE,
+    DROPPED,
+    FROM_CLIENT,
+    HEADER,
+    HELLO,
+    IS_TEXT,
+    MESSAGE,
+    OPEN,
+    RAW,
+    REPLAY,
+    RESYNC,
+    Decoder,
+    control,
+)
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_EVERY_S = 0.5
+
+
+class Sender:
+    """The relay's end: never blocks, never touches a frame; one `send` per loop iteration. What
+    it hands over is kept until the recorder acknowledges it (`handover/resend.py`)."""
+
+    def __init__(self, path: str, limit_bytes: int = RESEND_LIMIT_BYTES) -> None:
+        self.path = path
+        self._limit_bytes = limit_bytes
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._parts: list[bytes] = []
+        self._position = 0  # bytes appended to the current connection's stream
+        self._unsent = b""
+        self._flush_scheduled = False
+        self._writer_waiting = False
+        self._reconnect_scheduled = False
+        self._unacked = Unacked()
+        self._acks = Decoder()
+        # Sessions not yet closed in storage, by number: their OPEN item, told again to a new
+        # recorder; forgotten once the recorder acknowledges their CLOSE.
+        self._open: dict[int, bytes] = {}
+        # Streams a recorder cannot inflate after a gap (permessage-deflate's context takeover),
+        # and those that had one: their messages are dropped (`deflate_context`).
+        self._takeover: set[tuple[int, bool]] = set()
+        self._inflate_lost: set[tuple[int, bool]] = set()
+        # What no recorder could be sent again of those streams: checked against the store.
+        self._unreadable: list[bytes] = []
+        self._drops = DropTally()
+        #: How many times it connected.
+        self.connections = 0
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped since the relay started."""
+        return self._drops.dropped
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    @property
+    def unacknowledged_bytes(self) -> int:
+        return self._unacked.size_bytes
+
+    def connect(self) -> bool:
+        """Connect (again) to the recorder; True when connected. Safe to call at any time."""
+        if self._sock is not None:
+            return True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            logger.debug("recorder not reachable at %s: %s", self.path, exc)
+            return False
+        sock.setblocking(False)
+        self._sock = sock
+        self.connections += 1
+        self._unsent, self._parts, self._position, self._acks = b"", [], 0, Decoder()
+        loop = self._running_loop()
+        if loop is not None:
+            # The recorder writes acknowledgements; an end of file means it went away. Watched
+            # now, not at the next message, so a quiet relay reconnects to a restarted one too.
+            loop.add_reader(sock.fileno(), self.read_acknowledgements)
+        # A new recorder knows nothing: every open session first, then what is not committed.
+        self._send(control(HELLO))
+        for opened in self._open.values():
+            self._send(opened)
+        self._resend()
+        self._report_drops()
+        logger.info("recorder connected at %s", self.path)
+        self._schedule_flush()
+        return True
+
+    def open(self, session: int, **fields: Any) -> None:
+        item = control(OPEN, session, **fields)
+        self._open[session] = item
+        if fields.get("raw"):
+            server, client = context_takeover(fields.get("extensions"))
+            self._takeover.update(
+                key for key, on in (((session, False), server), ((session, True), client)) if on
+            )
+        if self._sock is not None:
+            self._send(item)
+            self._schedule_flush()
+
+    def close(self, session: int, **fields: Any) -> None:
+        self._control(CLOSE, session, fields)
+
+    def notice(self, kind: int, **fields: Any) -> None:
+        """A control item that is not about one session (refused or unrecorded upgrades, call
+        requests)."""
+        self._control(kind, 0, fields)
+
+    def _control(self, kind: int, session: int, fields: dict[str, Any]) -> None:
+        """Kept until acknowledged, never dropped: a session's close must reach storage."""
+        item = Kept(kind, 0, session, 0, time.time(), orjson.dumps(fields))
+        self._unacked.keep_control(item)
+        if self._sock is not None:
+            self._emit(item, 0)
+            self._schedule_flush()
+
+    def message(
+        self, session: int, seq: int, from_client: bool, is_text: bool, ts: float, content: bytes
+    ) -> None:
+        """Hand one relayed message over, or count it as dropped: never raises, never waits."""
+        if self._unacked.size_bytes + len(content) > self._limit_bytes:
+            self._drop(session, from_client, len(content))
+            return
+        flags = (FROM_CLIENT if from_client else 0) | (IS_TEXT if is_text else 0)
+        item = Kept(MESSAGE, flags, session, seq, ts, content, 1)
+        self._unacked.keep_stream(item, (session, from_client))
+        if self._sock is not None:
+            self._emit(item, flags)
+            if not self._flush_scheduled:
+                self._schedule_flush()
+
+    def raw(
+        self,
+        session: int,
+        from_client: bool,
+        ts: float,
+        chunk: bytes,
+        seq: int,
+        resync: bool = False,
+        messages: int = 0,
+        complete: bool = True,
+    ) -> bool:
+        """Hand one relayed chunk of a WebSocket stream over; False when it was not (dropped: the
+        caller counts its messages with `dropped_raw`). `resync`: the chunk starts a message
+        after a gap; `messages`: how many it ends; `complete`: it ends between messages."""
+        key = (session, from_client)
+        if self._inflate_lost and key in self._inflate_lost:
+            return False
+        if self._unacked.size_bytes + len(chunk) > self._limit_bytes:
+            return False
+        flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
+        item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
+        self._unacked.keep_stream(item, key)
+        if self._sock is not None:
+            self._emit(item, flags)
+            if not self._flush_scheduled:
+                self._schedule_flush()
+        return True
+
+    def dropped_raw(self, session: int, from_client: bool, messages: int, size: int) -> None:
+        """Count the messages of a raw chunk that could not be handed over."""
+        if not messages and not size:
+            return
+        key = (session, from_client)
+        reason = "deflate_context" if key in self._inflate_lost else None
+        self._drop(session, from_client, size, messages, reason)
+        if key in self._takeover:  # a gap: what follows cannot be inflated without it
+            self._inflate_lost.add(key)
+
+    def flush(self) -> None:
+        """Write what the socket takes now; the rest waits for it to become writable."""
+        self._flush_scheduled = False
+        sock = self._sock
+        if sock is None:
+            return
+        if self._drops.pending:
+            self._report_drops()
+        if self._parts and not self._unsent:
+            self._unsent = b"".join(self._parts)
+            self._parts.clear()
+        while self._unsent:
+            try:
+                sent = sock.send(self._unsent)
+            except (BlockingIOError, InterruptedError):
+                self._wait_writable()
+                return
+            except OSError as exc:
+                self._disconnected(exc)
+                return
+            self._unsent = self._unsent[sent:]
+            if not self._unsent and self._parts:
+                self._unsent = b"".join(self._parts)
+                self._parts.clear()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Block until the recorder acknowledged everything (at shutdown); False if it did not
+        in time, or is not there: then what is left is logged."""
+        deadline = time.monotonic() + timeout_s
+        self._report_drops()
+        while self._sock is not None and (self._parts or self._unsent):
+            self.flush()
+            if time.monotonic() > deadline:
+                break
+            if self._unsent:
+                time.sleep(0.005)
+        while self._sock is not None and self._unacked and time.monotonic() < deadline:
+            readable, _, _ = select.select([self._sock], [], [], deadline - time.monotonic())
+            if readable:
+                self.read_acknowledgements()
+        if self._unacked and self._sock is None:
+            logger.error(
+                "shutdown: recorder down; %d message(s) of %d session(s) relayed but not recorded",
+                self._unacked.messages(),
+                self._unacked.sessions(),
+            )
+        elif self._unacked:
+            logger.warning(
+                "shutdown: %d message(s) of %d session(s) handed over, not yet acknowledged",
+                self._unacked.messages(),
+                self._unacked.sessions(),
+            )
+        return not self._unacked
+
+    def shutdown(self) -> None:
+        self._forget_socket()
+
+    def _forget_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(sock.fileno())
+            if self._writer_waiting:
+                self._loop.remove_writer(sock.fileno())
+        self._writer_waiting = False
+        sock.close()
+
+    def read_acknowledgements(self) -> None:
+        """Read what the recorder wrote back (the event loop calls it when the socket is
+        readable); an end of file means the recorder went away."""
+        if self._sock is None:
+            return
+        try:
+            data = self._sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._disconnected(exc)
+            return
+        if not data:
+            self._disconnected(ConnectionResetError(errno.ECONNRESET, "recorder closed"))
+            return
+        for item in self._acks.feed(data):
+            if item.kind == ACK:
+                self._acknowledged(item.seq)
+
+    def _acknowledged(self, position: int) -> None:
+        for item in self._unacked.acknowledged(position):
+            if item.kind == CLOSE:  # closed in storage: nothing of it is sent again
+                self._open.pop(item.session, None)
+                self._unacked.forget_session(item.session)
+                for key in ((item.session, False), (item.session, True)):
+                    self._takeover.discard(key)
+                    self._inflate_lost.discard(key)
+            elif item.kind == DROPPED:
+                self._drops.acknowledged(orjson.loads(item.body))
+
+    # ------------------------------------------------------------------------------- internals
+
+    def _send(self, item: bytes) -> None:
+        """An item that is not kept (HELLO, OPEN: told again from `_open` on every connect)."""
+        self._parts.append(item)
+        self._position += len(item)
+
+    def _unreadable_item(self, key: tuple[int, bool]) -> bytes:
+        """What a recorder that restarted cannot inflate (deflate's context takeover): the dead
+        one may have committed some of it without acknowledging it, so the new one counts as
+        dropped those whose event is not stored (`unless_stored`: ranges of seqs)."""
+        session, from_client = key
+        taken = self._unacked.take_stream(session, from_client)
+        opened = orjson.loads(self._open[session][HEADER.size :])
+        return control(
+            DROPPED,
+            session,
+            reason="deflate_context",
+            session_id=opened.get("id"),
+            unless_stored=[[item.seq, item.messages] for item in taken if item.messages],
+        )
+
+    def _emit(self, item: Kept, flags: int) -> None:
+        body = item.body
+        self._parts.append(
+            HEADER.pack(item.kind, flags, item.session, item.seq, item.ts, len(body))
+        )
+        self._parts.append(body)
+        self._position += HEADER.size + len(body)
+        item.end = self._position
+
+    def _resend(self) -> None:
+        """To a recorder that restarted: what the one before did not commit, in order, each stream
+        from a message's start (`RESYNC`), marked as possibly stored already (`REPLAY`)."""
+        for key in self._unacked.streams():
+            if key in self._takeover and self._unacked.seen_before(*key):
+                self._inflate_lost.add(key)
+                self._unreadable.append(self._unreadable_item(key))
+        for unreadable in self._unreadable:  # told every recorder: the store decides
+            self._send(unreadable)
+        started: set[tuple[int, bool]] = set()
+        for item in self._unacked.in_order():
+            flags = item.flags | (REPLAY if item.end is not None else 0)
+            if item.kind == RAW or item.kind == MESSAGE:
+                key = (item.session, bool(item.flags & FROM_CLIENT))
+                if key not in started:
+                    started.add(key)
+                    flags |= RESYNC if item.kind == RAW else 0
+            self._emit(item, flags)
+        for reason, drops in self._drops.earlier.items():  # not kept: sent again on every connect
+            self._send(
+                control(DROPPED, 0, reason=reason, earlier=True, **dataclasses.asdict(drops))
+            )
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+        return self._loop
+
+    def _schedule_flush(self) -> None:
+        loop = self._running_loop()
+        if loop is None or loop.is_closed():
+            self.flush()  # no event loop (tests, shutdown): write right away
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
+
+    def _wait_writable(self) -> None:
+        loop = self._running_loop()
+        if loop is None or self._sock is None or self._writer_waiting:
+            return
+        self._writer_waiting = True
+        loop.add_writer(self._sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        if self._loop is not None and self._sock is not None:
+            self._loop.remove_writer(self._sock.fileno())
+        self._writer_waiting = False
+        self.flush()
+
+    def _disconnected(self, exc: OSError) -> None:
+        if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+            logger.warning("hand-over to the recorder failed: %s", exc)
+        logger.error(
+            "recorder connection lost; %d unacknowledged byte(s) kept for it, then messages are"
+            " dropped and counted until it is back",
+            self._unacked.size_bytes,
+        )
+        self._forget_socket()
+        self._unsent, self._parts = b"", []  # all of it is kept: sent again on reconnect
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        loop = self._running_loop()
+        if loop is None or self._reconnect_scheduled:
+            return
+        self._reconnect_scheduled = True
+        loop.call_later(RECONNECT_EVERY_S, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._reconnect_scheduled = False
+        if not self.connect():
+            self._schedule_reconnect()
+
+    def _drop(
+        self,
+        session: int,
+        from_client: bool,
+        size: int,
+        messages: int = 1,
+        reason: str | None = None,
+    ) -> None:
+        if reason is None:
+            reason = "recorder_down" if self._sock is None else "handover_full"
+        self._drops.add(session, from_client, size, messages, reason)
+        if self._sock is None:
+            self._schedule_reconnect()
+
+    def _report_drops(self) -> None:
+        if self._sock is None:
+            return
+        for (session, reason), counts in self._drops.take().items():
+            self._control(DROPPED, session, {"reason": reason, **dataclasses.asdict(counts)})
