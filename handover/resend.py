@@ -18,7 +18,7 @@ from operator import attrgetter
 # Unacknowledged bytes the relay keeps, whatever the recorder's state (behind, restarting, gone):
 # a few seconds of a hundred voice sessions, and a bound on the relay's memory. Past it,
 # messages are dropped and counted (`handover_full`, `recorder_down`).
-RESEND_LIMIT_BYTES = 32 * 1024 * 1024
+RESEND_LIMIT_BYTES = 16 * 1024 * 1024
 DEFLATE = "permessage-deflate"
 
 
