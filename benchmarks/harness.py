@@ -115,6 +115,7 @@ class Blast:
     rss_bytes: int
     loop_cpu_s: float = 0.0
     recorder_cpu_s: float = 0.0
+    dropped: float = 0.0  # rtrec: events counted as dropped, not recorded (0: full recording)
 
     @property
     def rate(self) -> float:
@@ -138,17 +139,36 @@ class Blast:
         return self.loop_cpu_s / self.messages * 1e6
 
 
+DROPPED = "openai_realtime_recorder_dropped_events_total"
+
+
 class _CommitWatch:
-    """Polls rtrec's store until `expected` events are committed; remembers when."""
+    """Polls rtrec's store until `expected` events are committed or counted as dropped (a relay
+    that outruns its recorder past the hand-over's bound drops: waiting would never end);
+    remembers when, and how many were dropped."""
 
     def __init__(self, target: Target, expected: int) -> None:
         self.target = target
         self.expected = expected
         self.committed_at: float | None = None if target.db_url else 0.0
+        self.dropped_before = self._dropped()
+        self.dropped = 0.0
+
+    def _dropped(self) -> float:
+        service = self.target.service
+        if not self.target.db_url or service is None or not service.metrics_port:
+            return 0.0
+        return service.metrics().get(DROPPED, 0.0)
 
     def __call__(self) -> None:
-        if self.committed_at is None and self.target.recorded_events() >= self.expected:
+        if self.committed_at is not None:
+            return
+        if self.target.recorded_events() >= self.expected:
             self.committed_at = time.monotonic()
+            return
+        dropped = self._dropped() - self.dropped_before
+        if dropped and self.target.recorded_events() + dropped >= self.expected:
+            self.committed_at, self.dropped = time.monotonic(), dropped
 
     def wait(self) -> float:
         deadline = time.monotonic() + COMMIT_TIMEOUT_S
@@ -177,7 +197,7 @@ def blast(target: Target, mix: str, sessions: int, server_frames: int, workdir: 
     recorder = target.recorder_cpu_seconds() - recorder_before
     messages = outcome["sent"] + outcome["received"]
     seconds = ended - outcome["started"]
-    return Blast(messages, seconds, cpu, target.rss_bytes(), loop, recorder)
+    return Blast(messages, seconds, cpu, target.rss_bytes(), loop, recorder, watch.dropped)
 
 
 @dataclass

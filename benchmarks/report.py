@@ -93,6 +93,9 @@ def _relay_rows(results: Results) -> list[str]:
             f"{_fmt(lat.cpu_us_per_message if lat else None):>13}"
             f"{_fmt(mem.growth_mb if mem else None):>12}"
         )
+    for (name, mix), tp in results.throughput.items():
+        if tp.dropped:
+            rows.append(f"{name} {mix}: {tp.dropped:,.0f} events dropped: not full recording")
     rows.append(
         "rtrec-norec: rtrec's relay without the recorder addon; rtrec-wN: rtrec --workers N"
     )

@@ -31,6 +31,11 @@ class Throughput:
         return statistics.median(run.cpu_us_per_message for run in self.runs)
 
     @property
+    def dropped(self) -> float:
+        """Events rtrec counted as dropped over every round: 0 means full recording."""
+        return sum(run.dropped for run in self.runs)
+
+    @property
     def relay_us_per_message(self) -> float:
         return statistics.median(run.relay_us_per_message for run in self.runs)
 
