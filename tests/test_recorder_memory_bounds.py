@@ -20,25 +20,11 @@ from recorder.metrics import Metrics
 from recorder.recording import Recording
 from storage.records import EventRecord, SessionOpened
 from storage.writer import MAX_BATCH_BYTES, QUEUE_LIMIT_BYTES, Writer
+from tests.support.writer_observer import WriterTally
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 AUDIO_DELTA_BYTES = 6_000  # about one voice message of the benchmarks' mix
 MIB = 1024 * 1024
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.drops: dict[str, int] = {}
-        self.batches: list[int] = []
-
-    def batch_written(self, records: int, seconds: float) -> None:
-        self.batches.append(records)
-
-    def dropped_records(self, reason: str, count: int) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + count
-
-    def db_error(self) -> None:
-        pass
 
 
 def opened(session_id: str) -> SessionOpened:
@@ -112,7 +98,7 @@ def test_a_voice_blast_fills_the_recorder_queue_up_to_its_bytes_and_counts_the_r
 
 
 def test_bytes_leave_the_bound_once_written_and_the_queue_takes_messages_again(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, queue_limit_bytes=10_000, observer=observer, flush_interval_s=0.01)
     assert writer.submit([opened("s1")])
     assert writer.submit([event(0, 4_000)])
@@ -130,7 +116,7 @@ def test_bytes_leave_the_bound_once_written_and_the_queue_takes_messages_again(e
 
 
 def test_a_message_larger_than_the_bound_enters_a_queue_below_it(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, queue_limit_bytes=10_000, observer=observer)  # not started
     assert writer.submit([opened("s1")])  # no event: no bytes
     assert writer.submit([event(0, 9_000)])
@@ -141,7 +127,7 @@ def test_a_message_larger_than_the_bound_enters_a_queue_below_it(engine: Engine)
 
 
 def test_a_batch_stops_filling_at_its_bytes(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, queue_limit_bytes=64 * MIB, observer=observer, flush_interval_s=0.5)
     half = MAX_BATCH_BYTES // 2
     writer.submit([opened("s1")])

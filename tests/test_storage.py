@@ -24,24 +24,9 @@ from storage.records import (
     UpgradeFailed,
 )
 from storage.writer import Writer
+from tests.support.writer_observer import WriterTally
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.drops: dict[str, int] = {}
-        self.db_errors = 0
-        self.batches: list[int] = []
-
-    def batch_written(self, records: int, seconds: float) -> None:
-        self.batches.append(records)
-
-    def dropped_records(self, reason: str, count: int) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + count
-
-    def db_error(self) -> None:
-        self.db_errors += 1
 
 
 def opened(session_id: str = "s1", started_at: datetime = NOW) -> SessionOpened:
@@ -93,7 +78,7 @@ def test_flush_waits_for_earlier_records(engine: Engine):
 
 
 def test_full_queue_drops_and_counts(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, queue_size=3, observer=observer)  # not started: nothing drains
     accepted = [writer.submit([event(seq)]) for seq in range(5)]
     assert accepted == [True, True, True, False, False]
@@ -101,7 +86,7 @@ def test_full_queue_drops_and_counts(engine: Engine):
 
 
 def test_one_bad_row_does_not_fail_its_batch(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, flush_interval_s=0.05, observer=observer)
     writer.start()
     writer.submit([opened()])
@@ -137,7 +122,7 @@ def test_database_outage_holds_records_until_it_clears(tmp_path):
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     engine = make_engine(url)
     upgrade(engine)
-    observer = Observer()
+    observer = WriterTally()
     blocker = make_engine(url).connect()
     blocker.execute(text("PRAGMA busy_timeout=0"))
     blocker.exec_driver_sql("BEGIN EXCLUSIVE")
@@ -214,7 +199,7 @@ def test_retention_prunes_old_sessions_and_failed_connection_attempts(engine: En
 
 
 def test_values_the_database_cannot_hold_are_kept_as_text(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, observer=observer)
     writer.start()
     writer.submit([opened()])

@@ -40,24 +40,9 @@ from storage.records import (
 )
 from storage.writer import Writer
 from tests.pgserver import PostgresServer
+from tests.support.writer_observer import WriterTally
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-class Observer:
-    def __init__(self) -> None:
-        self.drops: dict[str, int] = {}
-        self.db_errors = 0
-        self.records = 0
-
-    def batch_written(self, records: int, seconds: float) -> None:
-        self.records += records
-
-    def dropped_records(self, reason: str, count: int) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + count
-
-    def db_error(self) -> None:
-        self.db_errors += 1
 
 
 def opened(session_id: str) -> SessionOpened:
@@ -92,7 +77,7 @@ def test_capacity_is_the_queue_size_and_depth_counts_queued_messages(engine: Eng
 
 
 def test_full_queue_keeps_session_records_and_sheds_only_messages(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, queue_size=3, observer=observer)  # not started: nothing drains
     assert writer.submit([opened("s1")])
     assert writer.submit([event(0, "s1")])
@@ -139,7 +124,7 @@ def test_shutdown_during_a_sqlite_lock_gives_up_in_time_and_counts_every_event(
     upgrade(engine)
     blocker = make_engine(sqlite_db_url).connect()
     blocker.exec_driver_sql("BEGIN EXCLUSIVE")
-    observer = Observer()
+    observer = WriterTally()
     # A queue smaller than the backlog: close() must still find room and never raise queue.Full.
     writer = Writer(make_engine(sqlite_db_url), queue_size=20, observer=observer)
     writer.start()
@@ -167,7 +152,7 @@ def test_shutdown_during_a_postgres_outage_gives_up_in_time_and_counts_every_eve
 ):
     db_url = private_postgres.create_database()
     upgrade(make_engine(db_url))
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(make_engine(db_url), flush_interval_s=0.01, observer=observer)
     writer.start()
     writer.submit([opened("s1")])
@@ -247,7 +232,7 @@ def test_a_batch_retried_after_a_lost_commit_acknowledgement_is_stored_once(
 ):
     upgrade(make_engine(sqlite_db_url))
     engine = create_engine(sqlite_db_url, connect_args={"factory": AckLostConnection})
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, observer=observer)
     records = one_of_each("s1")
     AckLostConnection.lose_next_ack = True
@@ -262,7 +247,7 @@ def test_a_batch_retried_after_a_lost_commit_acknowledgement_is_stored_once(
 
 
 def test_nan_and_infinities_are_kept_as_text_on_every_database(engine: Engine):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, observer=observer)
     writer.start()
     writer.submit([opened("s1")])
@@ -286,7 +271,7 @@ def test_nan_and_infinities_are_kept_as_text_on_every_database(engine: Engine):
 def test_write_errors_are_logged_without_the_recorded_content(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, observer=observer)
     writer.start()
     secret = "my card number is 4111-1111-1111-1111"
@@ -414,7 +399,7 @@ def test_audio_sent_again_after_a_recorder_restart_is_stored_once_chunk_by_chunk
 def test_messages_that_cannot_be_sent_again_count_as_dropped_unless_stored(engine: Engine):
     """A restarted recorder cannot inflate what the dead one left unacknowledged of a deflated
     stream: those of its seqs whose event the dead one had committed are not dropped."""
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, flush_interval_s=0.01, observer=observer)
     writer.submit([opened("s1")])
     for seq in range(1, 6):
@@ -449,7 +434,7 @@ def test_a_clean_close_leaves_every_row_in_the_sqlite_file_itself(
 def test_records_submitted_after_close_are_refused_and_counted_as_no_writer(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ):
-    observer = Observer()
+    observer = WriterTally()
     writer = Writer(engine, observer=observer)
     writer.start()
     assert writer.submit([opened("s1"), event(0, "s1")])
