@@ -4,7 +4,6 @@ the call is watched by the application's sideband, by rtrec's own observer, or b
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,10 +19,11 @@ from tests.support.call_recording import (
     OBSERVER_KEY,
     fresh_db,
     rows,
+    rung_with_observer,
     sdk,
     wait_closed,
 )
-from tests.support.calls import TWO_TURNS, ClientPeer, WebhookReceiver, read_sideband, ring, until
+from tests.support.calls import TWO_TURNS, ClientPeer, read_sideband, until
 from tests.support.proxy import ProxyProcess, proxy_runner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -167,32 +167,18 @@ async def sip_call(
     """A simulated SIP call: signed webhook, accepted through rtrec, observer on, hung up."""
     tmp = tmp_path_factory.mktemp("sip")
     db_url = fresh_db(db_param, request, tmp)
-    receiver = WebhookReceiver()
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("RTREC_OBSERVER_API_KEY", OBSERVER_KEY)
-            async with CallServer() as server:
-                with proxy_runner(tmp) as run:
-                    proxy = run(server.base_url, db_url, "--observe-calls", "on")
-                    call_id = await asyncio.to_thread(ring, server, receiver.url)
-                    call_id = call_id["call_id"]
-                    webhook, _ = receiver.received.get(timeout=10)
-                    assert json.loads(webhook)["data"]["call_id"] == call_id
-                    client = sdk(proxy)
-                    await client.realtime.calls.accept(
-                        call_id, type="realtime", model="gpt-realtime"
-                    )
+    async with rung_with_observer(db_url, tmp) as rung:
+        call_id, client = rung.call_id, sdk(rung.proxy)
+        await client.realtime.calls.accept(call_id, type="realtime", model="gpt-realtime")
 
-                    def answered() -> int:
-                        found = rows(db_url, RealtimeSession, call_id=call_id)
-                        return sum(len(rows(db_url, Response, session_id=s["id"])) for s in found)
+        def answered() -> int:
+            found = rows(db_url, RealtimeSession, call_id=call_id)
+            return sum(len(rows(db_url, Response, session_id=s["id"])) for s in found)
 
-                    await until(lambda: answered() >= 2, timeout=30)
-                    await client.realtime.calls.hangup(call_id)
-                    await wait_closed(db_url, call_id, sessions=1)
-                    assert proxy.stop() == 0
-    finally:
-        receiver.close()
+        await until(lambda: answered() >= 2, timeout=30)
+        await client.realtime.calls.hangup(call_id)
+        await wait_closed(db_url, call_id, sessions=1)
+        assert rung.proxy.stop() == 0
     yield {"db_url": db_url, "call_id": call_id}
 
 

@@ -21,15 +21,14 @@ from tests.support.call_recording import (
     OBSERVER_KEY,
     fresh_db,
     rows,
+    rung_with_observer,
     sdk,
     wait_closed,
 )
 from tests.support.calls import (
     TWO_TURNS,
     ClientPeer,
-    WebhookReceiver,
     read_sideband,
-    ring,
     until,
 )
 from tests.support.proxy import ProxyProcess, proxy_runner
@@ -223,34 +222,22 @@ async def observed_sip(
     talked over by the caller, hung up; no sideband of the application's."""
     tmp = tmp_path_factory.mktemp("live-sip")
     db_url = fresh_db(db_param, request, tmp)
-    receiver = WebhookReceiver()
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("RTREC_OBSERVER_API_KEY", OBSERVER_KEY)
-            async with CallServer() as server:
-                with proxy_runner(tmp) as run:
-                    proxy = run(server.base_url, db_url, "--observe-calls", "on")
-                    rung = await asyncio.to_thread(ring, server, receiver.url, "live")
-                    call_id = str(rung["call_id"])
-                    client = sdk(proxy)
-                    await client.live.sessions.accept(
-                        call_id, session={"type": "live", "model": "gpt-live-1"}
-                    )
+    async with rung_with_observer(db_url, tmp, "live") as rung:
+        call_id, client, proxy = rung.call_id, sdk(rung.proxy), rung.proxy
+        await client.live.sessions.accept(call_id, session={"type": "live", "model": "gpt-live-1"})
 
-                    def heard() -> bool:
-                        found = rows(db_url, RealtimeSession, call_id=call_id)
-                        return any(
-                            e["type"] == "session.output_transcript.delta"
-                            for s in found
-                            for e in rows(db_url, Event, session_id=s["id"])
-                        )
+        def heard() -> bool:
+            found = rows(db_url, RealtimeSession, call_id=call_id)
+            return any(
+                e["type"] == "session.output_transcript.delta"
+                for s in found
+                for e in rows(db_url, Event, session_id=s["id"])
+            )
 
-                    await until(heard, timeout=30)
-                    await client.live.sessions.hangup(call_id)
-                    await wait_closed(db_url, call_id, sessions=1)
-                    assert proxy.stop() == 0
-    finally:
-        receiver.close()
+        await until(heard, timeout=30)
+        await client.live.sessions.hangup(call_id)
+        await wait_closed(db_url, call_id, sessions=1)
+        assert proxy.stop() == 0
     yield {"db_url": db_url, "call_id": call_id, "proxy": proxy, "tmp": tmp}
 
 
