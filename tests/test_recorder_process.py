@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,15 @@ def count_rows(db_url: str, model: type) -> int:
     return int(count)
 
 
+@contextlib.asynccontextmanager
+async def connected(proxy: ProxyProcess) -> AsyncIterator[Any]:
+    """A Realtime session through the proxy, once its `session.created` has arrived."""
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        await conn.recv_bytes()  # session.created
+        yield conn
+
+
 async def say(conn: Any, n: int) -> None:
     await conn.send_raw(json.dumps({"type": "conversation.item.create", "n": n}))
 
@@ -129,9 +138,7 @@ def test_a_killed_recorder_is_started_again_and_gets_what_it_had_not_committed(
     (recorder,) = descendants_running(proxy.process.pid, "recorder.main")
 
     async def session() -> None:
-        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv_bytes()  # session.created
+        async with connected(proxy) as conn:
             for n in range(3):
                 await say(conn, n)
                 await conn.recv_bytes()  # its answer
@@ -181,9 +188,7 @@ def test_a_session_closed_while_the_recorder_restarts_is_closed_in_the_database(
     (recorder,) = descendants_running(proxy.process.pid, "recorder.main")
 
     async def session() -> None:
-        client = openai.AsyncOpenAI(api_key=KEY, base_url=proxy.base_url)
-        async with client.realtime.connect(model="gpt-realtime") as conn:
-            await conn.recv_bytes()  # session.created
+        async with connected(proxy) as conn:
             await say(conn, 0)
             await conn.recv_bytes()
             os.kill(recorder, signal.SIGKILL)
