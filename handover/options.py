@@ -218,7 +218,10 @@ PROXY_OPTIONS = (
         positive,
         addon=True,
         recorder=True,
-        doc="messages the recorder buffers before it drops (and counts) them",
+        doc=(
+            "messages the recorder buffers before it drops (and counts) them; it also stops "
+            "taking messages once 64 MiB of them (as relayed) wait, whichever comes first"
+        ),
     ),
     Option(
         "flush-interval-ms",

@@ -39,7 +39,11 @@ MAX_BATCH_RECORDS = 2000
 # fills memory: 2,000 voice messages of ~6 KB were 12 MB in one batch, and `--queue-size`
 # messages of them could be hundreds of MB. The records of a message take about its size again.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-QUEUE_LIMIT_BYTES = 8 * 1024 * 1024
+# What binds is each relay's bound on what it keeps unacknowledged (16 MiB,
+# `handover.resend.RESEND_LIMIT_BYTES`), which holds everything queued here too; this one is
+# room for four relays (`--workers`), so that the recorder never drops what a relay keeps. At
+# 8 MiB a client sending ten minutes of audio at once (39 MB in 0.5 s) lost ~1,000 appends here.
+QUEUE_LIMIT_BYTES = 64 * 1024 * 1024
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
 # Shutdown bounds: compose gives the proxy 30 s (`stop_grace_period`), docker 10 s by default.

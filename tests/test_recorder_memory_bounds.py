@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from websockets.frames import Frame, Opcode
 
 from handover import wire as handover
+from handover.resend import RESEND_LIMIT_BYTES
 from handover.wire import Item
 from protocol.pricing import BUILTIN_PRICES, PriceTable
 from recorder.metrics import Metrics
@@ -84,10 +85,11 @@ def queue_full_drops(recording: Recording) -> float:
 def test_a_voice_blast_fills_the_recorder_queue_up_to_its_bytes_and_counts_the_rest(
     idle_recording: Recording,
 ):
-    # 2,000 voice messages (~12 MB) are far below --queue-size's 100,000 messages: bounded in
-    # messages alone, the queue took them all (and 100,000 of them, ~600 MB).
+    # A bound's worth of voice messages and 200 more (~11,000) are far below --queue-size's
+    # 100,000 messages: bounded in messages alone, the queue took them all (100,000: ~600 MB).
     open_raw_session(idle_recording)
-    frames = [audio_delta_frame(number) for number in range(2_000)]
+    count = QUEUE_LIMIT_BYTES // len(audio_delta_frame(0)) + 200
+    frames = [audio_delta_frame(number) for number in range(count)]
     for seq, frame in enumerate(frames, start=1):
         idle_recording.handle(1, Item(handover.RAW, 0, 1, seq, time.time(), frame))
     writer = idle_recording.writer
@@ -139,3 +141,9 @@ def test_a_batch_stops_filling_at_its_bytes(engine: Engine):
     # Each batch ends once it reaches MAX_BATCH_BYTES: the open and two events, then two and
     # two (bounded by records alone, it was one batch of seven).
     assert observer.batches == [3, 2, 2]
+
+
+def test_the_recorder_queue_holds_what_four_relays_keep_unacknowledged():
+    # Each relay keeps what its recorder has not committed, up to its bound: a recorder queue
+    # smaller than that dropped a 39 MB burst of appends a single relay had kept.
+    assert QUEUE_LIMIT_BYTES >= 4 * RESEND_LIMIT_BYTES
