@@ -217,13 +217,14 @@ class Sender:
             except OSError as exc:
                 self._disconnected(exc)
                 return
-            while sent:
-                size = len(parts[0])
-                if sent < size:  # the rest of that part goes first next time
-                    parts[0] = memoryview(parts[0])[sent:]
-                    break
-                sent -= size
+            # Parts sent whole leave (an empty one too: it has nothing to send, and left in
+            # front it would have every later `sendmsg` send nothing); the rest of a part sent
+            # in part goes first next time.
+            while parts and sent >= len(parts[0]):
+                sent -= len(parts[0])
                 parts.popleft()
+            if sent:
+                parts[0] = memoryview(parts[0])[sent:]
 
     def drain(self, timeout_s: float) -> bool:
         """Block until the recorder acknowledged everything (at shutdown); False if it did not

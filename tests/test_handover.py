@@ -199,3 +199,19 @@ def test_raw_chunks_dropped_while_behind_resume_at_a_message_and_every_message_i
     assert drops, "the recorder never fell behind: nothing was tested"
     assert all(sent[seq] == body for seq, body in parsed)
     assert len(parsed) + sum(d["client"] for d in drops) == len(sent)
+
+
+def test_an_empty_message_is_handed_over_and_what_follows_it_too(tmp_path: Path):
+    # An empty part at the front of what is left to send made every later `sendmsg` send
+    # nothing: the relay spun on it (hung once in CI).
+    server, path = listening(tmp_path)
+    sender = Sender(path)
+    assert sender.connect()
+    conn, _ = server.accept()
+    recorder = FakeRecorder(conn)
+    sender.open(1, id="s1")
+    sender.message(1, 0, True, False, 1.0, b"")
+    sender.message(1, 1, False, True, 1.0, b'{"type":"after"}')
+    assert sender.drain(5)
+    messages = [(item.seq, item.body) for item in recorder.items if item.kind == wire.MESSAGE]
+    assert messages == [(0, b""), (1, b'{"type":"after"}')]
