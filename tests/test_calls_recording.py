@@ -101,7 +101,11 @@ def recorded(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             session={"type": "realtime", "model": "gpt-realtime"}
         )
         browser = client(proxy, secret.value).realtime.calls.with_raw_response.create(sdp=OFFER)
-        text = proxy.wait_for_metric('outcome="rejected"')
+        # The browser's call is the last one made: once it is counted, every call is.
+        proxy.wait_for_metric('outcome="rejected"')
+        text = proxy.wait_for_metric(
+            'openai_realtime_calls_total{api="ga",outcome="answered",transport="webrtc"} 2.0'
+        )
         yield {
             "proxy": proxy,
             "upstream": upstream,
