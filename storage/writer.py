@@ -346,8 +346,7 @@ class Writer:
             first = self._queue.get(timeout=wait_s)
         except queue.Empty:
             return batch
-        if not batch.take(first):
-            self._bytes_taken += batch.size_bytes
+        if not batch.take(first):  # a barrier: no message, no bytes
             return batch
         deadline = time.monotonic() + self._flush_interval_s
         # Drain in bursts and sleep in between rather than wait on the queue: a waiting writer is
