@@ -163,11 +163,12 @@ class _CommitWatch:
     def __call__(self) -> None:
         if self.committed_at is not None:
             return
-        if self.target.recorded_events() >= self.expected:
+        recorded = self.target.recorded_events()
+        if recorded >= self.expected:
             self.committed_at = time.monotonic()
             return
         dropped = self._dropped() - self.dropped_before
-        if dropped and self.target.recorded_events() + dropped >= self.expected:
+        if dropped and recorded + dropped >= self.expected:
             self.committed_at, self.dropped = time.monotonic(), dropped
 
     def wait(self) -> float:
