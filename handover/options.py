@@ -233,6 +233,18 @@ PROXY_OPTIONS = (
         doc="the longest a record waits before its batch is committed: what SIGKILL can lose",
     ),
     Option(
+        "spill-mb",
+        1024,
+        "MiB of relayed traffic each relay keeps on disk while the recorder is behind; 0: none",
+        non_negative,
+        addon=True,
+        doc="while the recorder is behind (a burst, a restart), each relay process keeps up to "
+        "8 MiB it handed over in memory until the recorder has committed it, then up to this "
+        "many MiB more in an unlinked, encrypted temporary file (in `TMPDIR`), sent on as the "
+        "recorder catches up; past both, messages are dropped and counted "
+        "(`handover_full`). `0`: nothing on disk",
+    ),
+    Option(
         "redact-pii",
         "off",
         "on: card numbers, phone numbers, e-mail addresses, IBANs and national ids become "

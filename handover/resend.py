@@ -15,10 +15,13 @@ from collections import deque
 from collections.abc import Iterator
 from operator import attrgetter
 
-# Unacknowledged bytes the relay keeps, whatever the recorder's state (behind, restarting, gone):
-# a few seconds of a hundred voice sessions, and a bound on the relay's memory. Past it,
-# messages are dropped and counted (`handover_full`, `recorder_down`).
-RESEND_LIMIT_BYTES = 16 * 1024 * 1024
+# Unacknowledged bytes the relay keeps in memory, whatever the recorder's state (behind,
+# restarting, gone): a bound on the relay's memory and, in the recorder, on what it holds of this
+# relay's. Past it, what is handed over waits on disk (`handover/spill.py`, `--spill-mb`), then
+# is dropped and counted (`handover_full`, `recorder_down`). 8 MiB is two of the writer's
+# batches: the recorder never waits for room while a batch commits. At 16 MiB a 1 GB burst
+# grew the relay and recorder 61 MB; at 8 MiB 37 MB (2026-12-07, benchmarks.memory).
+RESEND_LIMIT_BYTES = 8 * 1024 * 1024
 DEFLATE = "permessage-deflate"
 
 
@@ -166,8 +169,9 @@ class Unacked:
         """Messages kept whole: what a recorder that never comes back would not record."""
         return sum(item.messages for s in self._holding.values() for item in s.items)
 
-    def sessions(self) -> int:
-        return len({session for (session, _), s in self._holding.items() if s.items})
+    def session_numbers(self) -> set[int]:
+        """Sessions with stream items kept."""
+        return {session for (session, _), s in self._holding.items() if s.items}
 
     def __bool__(self) -> bool:
         return bool(self._controls) or any(s.items for s in self._holding.values())

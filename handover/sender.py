@@ -19,6 +19,7 @@ import orjson
 
 from handover.drops import DropTally
 from handover.resend import RESEND_LIMIT_BYTES, Kept, Unacked, context_takeover
+from handover.spill import Spill
 from handover.wire import (
     ACK,
     CLOSE,
@@ -49,14 +50,24 @@ class Sender:
     sent from those same bytes, never copied: a joined copy and its leftovers' slices made the
     relay's memory peak at 3-4x what it kept."""
 
-    def __init__(self, path: str, limit_bytes: int = RESEND_LIMIT_BYTES) -> None:
+    def __init__(
+        self,
+        path: str,
+        limit_bytes: int = RESEND_LIMIT_BYTES,
+        spill_limit_bytes: int = 0,
+        spill_directory: str | None = None,
+    ) -> None:
         self.path = path
         self._limit_bytes = limit_bytes
+        # Past `limit_bytes` in memory, what is handed over waits on disk, in order (while
+        # anything waits there, everything after it does too), and is dropped only past this.
+        self._spill = Spill(spill_limit_bytes, spill_directory)
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Not yet sent, in order; the first may be the unsent end of a part (a memoryview).
         self._parts: collections.deque[bytes | memoryview] = collections.deque()
         self._position = 0  # bytes appended to the current connection's stream
+        self._acked = 0  # of those, acknowledged by the recorder
         self._flush_scheduled = False
         self._writer_waiting = False
         self._reconnect_scheduled = False
@@ -86,7 +97,13 @@ class Sender:
 
     @property
     def unacknowledged_bytes(self) -> int:
+        """Kept in memory: sent, or about to be, and not acknowledged."""
         return self._unacked.size_bytes
+
+    @property
+    def spilled_bytes(self) -> int:
+        """Waiting on disk for room in memory."""
+        return self._spill.size_bytes
 
     def connect(self) -> bool:
         """Connect (again) to the recorder; True when connected. Safe to call at any time."""
@@ -103,6 +120,7 @@ class Sender:
         self._sock = sock
         self.connections += 1
         self._parts, self._position, self._acks = collections.deque(), 0, Decoder()
+        self._acked = 0
         loop = self._running_loop()
         if loop is not None:
             # The recorder writes acknowledgements; an end of file means it went away. Watched
@@ -113,6 +131,7 @@ class Sender:
         for opened in self._open.values():
             self._send(opened)
         self._resend()
+        self._unspill()
         self._report_drops()
         logger.info("recorder connected at %s", self.path)
         self._schedule_flush()
@@ -141,6 +160,9 @@ class Sender:
     def _control(self, kind: int, session: int, fields: dict[str, Any]) -> None:
         """Kept until acknowledged, never dropped: a session's close must reach storage."""
         item = Kept(kind, 0, session, 0, time.time(), orjson.dumps(fields))
+        if self._spill:  # behind what waits on disk (a CLOSE after its session's messages)
+            self._spill.append(item, force=True)
+            return
         self._unacked.keep_control(item)
         if self._sock is not None:
             self._emit(item, 0)
@@ -150,11 +172,12 @@ class Sender:
         self, session: int, seq: int, from_client: bool, is_text: bool, ts: float, content: bytes
     ) -> None:
         """Hand one relayed message over, or count it as dropped: never raises, never waits."""
-        if self._unacked.size_bytes + len(content) > self._limit_bytes:
-            self._drop(session, from_client, len(content))
-            return
         flags = (FROM_CLIENT if from_client else 0) | (IS_TEXT if is_text else 0)
         item = Kept(MESSAGE, flags, session, seq, ts, content, 1)
+        if self._spill or self._unacked.size_bytes + len(content) > self._limit_bytes:
+            if not self._spill.append(item):
+                self._drop(session, from_client, len(content))
+            return
         self._unacked.keep_stream(item, (session, from_client))
         if self._sock is not None:
             self._emit(item, flags)
@@ -178,10 +201,10 @@ class Sender:
         key = (session, from_client)
         if self._inflate_lost and key in self._inflate_lost:
             return False
-        if self._unacked.size_bytes + len(chunk) > self._limit_bytes:
-            return False
         flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
         item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
+        if self._spill or self._unacked.size_bytes + len(chunk) > self._limit_bytes:
+            return self._spill.append(item)
         self._unacked.keep_stream(item, key)
         if self._sock is not None:
             self._emit(item, flags)
@@ -231,32 +254,34 @@ class Sender:
         in time, or is not there: then what is left is logged."""
         deadline = time.monotonic() + timeout_s
         self._report_drops()
-        while self._sock is not None and self._parts:
-            self.flush()
-            if time.monotonic() > deadline:
+        while self._sock is not None and (self._parts or self._unacked or self._spill):
+            self.flush()  # what acknowledgements let out of the spill too
+            remaining = deadline - time.monotonic()
+            if self._sock is None or remaining <= 0:
                 break
-            if self._parts:
-                time.sleep(0.005)
-        while self._sock is not None and self._unacked and time.monotonic() < deadline:
-            readable, _, _ = select.select([self._sock], [], [], deadline - time.monotonic())
+            wait_s = min(remaining, 0.005) if self._parts else remaining
+            readable, _, _ = select.select([self._sock], [], [], wait_s)
             if readable:
                 self.read_acknowledgements()
-        if self._unacked and self._sock is None:
+        left = self._unacked.messages() + self._spill.messages
+        sessions = len(self._unacked.session_numbers() | self._spill.sessions())
+        if (self._unacked or self._spill) and self._sock is None:
             logger.error(
                 "shutdown: recorder down; %d message(s) of %d session(s) relayed but not recorded",
-                self._unacked.messages(),
-                self._unacked.sessions(),
+                left,
+                sessions,
             )
-        elif self._unacked:
+        elif self._unacked or self._spill:
             logger.warning(
                 "shutdown: %d message(s) of %d session(s) handed over, not yet acknowledged",
-                self._unacked.messages(),
-                self._unacked.sessions(),
+                left,
+                sessions,
             )
-        return not self._unacked
+        return not (self._unacked or self._spill)
 
     def shutdown(self) -> None:
         self._forget_socket()
+        self._spill.close()
 
     def _forget_socket(self) -> None:
         sock, self._sock = self._sock, None
@@ -287,8 +312,11 @@ class Sender:
         for item in self._acks.feed(data):
             if item.kind == ACK:
                 self._acknowledged(item.seq)
+        if self._spill:
+            self._unspill()
 
     def _acknowledged(self, position: int) -> None:
+        self._acked = position
         for item in self._unacked.acknowledged(position):
             if item.kind == CLOSE:  # closed in storage: nothing of it is sent again
                 self._open.pop(item.session, None)
@@ -298,6 +326,33 @@ class Sender:
                     self._inflate_lost.discard(key)
             elif item.kind == DROPPED:
                 self._drops.acknowledged(orjson.loads(item.body))
+
+    def _unspill(self) -> None:
+        """Send on what waits on disk while what is sent and not acknowledged stays under the
+        bound (one item at least, however large, once everything sent is acknowledged). The
+        bound is on what is in flight, not on what is kept: an acknowledged chunk that ends in
+        the middle of a message stays kept until the message's end is acknowledged too."""
+        spill, unacked = self._spill, self._unacked
+        if self._sock is None:
+            return
+        while spill:
+            in_flight = self._position - self._acked
+            if in_flight and in_flight + spill.next_size() > self._limit_bytes:
+                break
+            item = spill.pop()
+            if item.kind != RAW and item.kind != MESSAGE:
+                unacked.keep_control(item)
+            else:
+                key = (item.session, bool(item.flags & FROM_CLIENT))
+                if key in self._inflate_lost:  # after a gap: it cannot be inflated
+                    self._drop(
+                        item.session, key[1], len(item.body), item.messages, "deflate_context"
+                    )
+                    continue
+                unacked.keep_stream(item, key)
+            self._emit(item, item.flags)
+        if not self._flush_scheduled:
+            self._schedule_flush()
 
     # ------------------------------------------------------------------------------- internals
 

@@ -28,6 +28,7 @@ from proxy.recorder_process import RecorderProcess, RecorderStartError, database
 from proxy.tags import SessionTags, session_tags
 
 logger = logging.getLogger(__name__)
+MIB = 1024 * 1024
 TAGS_KEY = "rtrec_tags"
 # Distinct unrecorded path shapes the relay names; past these they are all `other`.
 MAX_UNRECORDED_SHAPES = 50
@@ -112,7 +113,7 @@ class Relay:
                 return
             self.recorder_process = process
             path = process.config.socket
-        self.sender = Sender(path)
+        self.sender = Sender(path, spill_limit_bytes=ctx.options.rtrec_spill_mb * MIB)
         if not self.sender.connect():
             logger.error("recorder not reachable at %s; retrying in the background", path)
 

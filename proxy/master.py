@@ -61,6 +61,7 @@ class ProxyConfig:
     retention_days: int
     queue_size: int
     flush_interval_ms: int
+    spill_mb: int
     redact_pii: str
     metric_properties: str
     metric_property_values: str
