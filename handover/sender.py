@@ -1,22 +1,18 @@
 """The relay's end of the hand-over: never blocks, never raises, keeps what the recorder has not
-acknowledged (`handover/resend.py`) and sends it again to a recorder that restarted."""
+acknowledged (`handover/resend.py`), past its bound on disk (`handover/spill.py`), and sends it
+again to a recorder that restarted. The socket itself is `handover/channel.py`'s."""
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import dataclasses
-import errno
 import logging
-import os
 import select
-import socket
 import time
-from itertools import islice
 from typing import Any
 
 import orjson
 
+from handover.channel import Channel
 from handover.drops import DropTally
 from handover.resend import RESEND_LIMIT_BYTES, Kept, Unacked, context_takeover
 from handover.spill import Spill
@@ -39,16 +35,10 @@ from handover.wire import (
 
 logger = logging.getLogger(__name__)
 
-RECONNECT_EVERY_S = 0.5
-# Buffers per `sendmsg`: the kernel's limit on an I/O vector (IOV_MAX).
-SEND_BUFFERS = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
-
 
 class Sender:
-    """The relay's end: never blocks, never touches a frame; one `sendmsg` per loop iteration.
-    What it hands over is kept until the recorder acknowledges it (`handover/resend.py`) and is
-    sent from those same bytes, never copied: a joined copy and its leftovers' slices made the
-    relay's memory peak at 3-4x what it kept."""
+    """The relay's end: never blocks, never touches a frame. What it hands over is kept until
+    the recorder acknowledges it (`handover/resend.py`) and is sent from those same bytes."""
 
     def __init__(
         self,
@@ -57,20 +47,14 @@ class Sender:
         spill_limit_bytes: int = 0,
         spill_directory: str | None = None,
     ) -> None:
-        self.path = path
+        self._channel = Channel(
+            path, self._connected, self._before_flush, self.read_acknowledgements, self._lost
+        )
         self._limit_bytes = limit_bytes
         # Past `limit_bytes` in memory, what is handed over waits on disk, in order (while
         # anything waits there, everything after it does too), and is dropped only past this.
         self._spill = Spill(spill_limit_bytes, spill_directory)
-        self._sock: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # Not yet sent, in order; the first may be the unsent end of a part (a memoryview).
-        self._parts: collections.deque[bytes | memoryview] = collections.deque()
-        self._position = 0  # bytes appended to the current connection's stream
-        self._acked = 0  # of those, acknowledged by the recorder
-        self._flush_scheduled = False
-        self._writer_waiting = False
-        self._reconnect_scheduled = False
+        self._acked = 0  # of the current connection's stream, acknowledged by the recorder
         self._unacked = Unacked()
         self._acks = Decoder()
         # Sessions not yet closed in storage, by number: their OPEN item, told again to a new
@@ -83,8 +67,6 @@ class Sender:
         # What no recorder could be sent again of those streams: checked against the store.
         self._unreadable: list[bytes] = []
         self._drops = DropTally()
-        #: How many times it connected.
-        self.connections = 0
 
     @property
     def dropped(self) -> int:
@@ -93,7 +75,12 @@ class Sender:
 
     @property
     def connected(self) -> bool:
-        return self._sock is not None
+        return self._channel.sock is not None
+
+    @property
+    def connections(self) -> int:
+        """How many times it connected."""
+        return self._channel.connections
 
     @property
     def unacknowledged_bytes(self) -> int:
@@ -107,35 +94,18 @@ class Sender:
 
     def connect(self) -> bool:
         """Connect (again) to the recorder; True when connected. Safe to call at any time."""
-        if self._sock is not None:
-            return True
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(self.path)
-        except OSError as exc:
-            sock.close()
-            logger.debug("recorder not reachable at %s: %s", self.path, exc)
-            return False
-        sock.setblocking(False)
-        self._sock = sock
-        self.connections += 1
-        self._parts, self._position, self._acks = collections.deque(), 0, Decoder()
-        self._acked = 0
-        loop = self._running_loop()
-        if loop is not None:
-            # The recorder writes acknowledgements; an end of file means it went away. Watched
-            # now, not at the next message, so a quiet relay reconnects to a restarted one too.
-            loop.add_reader(sock.fileno(), self.read_acknowledgements)
-        # A new recorder knows nothing: every open session first, then what is not committed.
-        self._send(control(HELLO))
-        for opened in self._open.values():
-            self._send(opened)
+        return self._channel.connect()
+
+    def _connected(self) -> None:
+        """A new recorder knows nothing: every open session first, then what is not committed."""
+        self._acks, self._acked = Decoder(), 0
+        send = self._channel.append
+        send(control(HELLO))
+        for opened in self._open.values():  # not kept: told again on every connect
+            send(opened)
         self._resend()
         self._unspill()
         self._report_drops()
-        logger.info("recorder connected at %s", self.path)
-        self._schedule_flush()
-        return True
 
     def open(self, session: int, **fields: Any) -> None:
         item = control(OPEN, session, **fields)
@@ -145,9 +115,9 @@ class Sender:
             self._takeover.update(
                 key for key, on in (((session, False), server), ((session, True), client)) if on
             )
-        if self._sock is not None:
-            self._send(item)
-            self._schedule_flush()
+        if self._channel.sock is not None:
+            self._channel.append(item)
+            self._channel.schedule_flush()
 
     def close(self, session: int, **fields: Any) -> None:
         self._control(CLOSE, session, fields)
@@ -164,9 +134,9 @@ class Sender:
             self._spill.append(item, force=True)
             return
         self._unacked.keep_control(item)
-        if self._sock is not None:
+        if self._channel.sock is not None:
             self._emit(item, 0)
-            self._schedule_flush()
+            self._channel.schedule_flush()
 
     def message(
         self, session: int, seq: int, from_client: bool, is_text: bool, ts: float, content: bytes
@@ -179,10 +149,10 @@ class Sender:
                 self._drop(session, from_client, len(content))
             return
         self._unacked.keep_stream(item, (session, from_client))
-        if self._sock is not None:
+        if self._channel.sock is not None:
             self._emit(item, flags)
-            if not self._flush_scheduled:
-                self._schedule_flush()
+            if not self._channel.flush_scheduled:
+                self._channel.schedule_flush()
 
     def raw(
         self,
@@ -206,10 +176,10 @@ class Sender:
         if self._spill or self._unacked.size_bytes + len(chunk) > self._limit_bytes:
             return self._spill.append(item)
         self._unacked.keep_stream(item, key)
-        if self._sock is not None:
+        if self._channel.sock is not None:
             self._emit(item, flags)
-            if not self._flush_scheduled:
-                self._schedule_flush()
+            if not self._channel.flush_scheduled:
+                self._channel.schedule_flush()
         return True
 
     def dropped_raw(self, session: int, from_client: bool, messages: int, size: int) -> None:
@@ -224,48 +194,30 @@ class Sender:
 
     def flush(self) -> None:
         """Write what the socket takes now; the rest waits for it to become writable."""
-        self._flush_scheduled = False
-        sock = self._sock
-        if sock is None:
-            return
+        self._channel.flush()
+
+    def _before_flush(self) -> None:
         if self._drops.pending:
             self._report_drops()
-        parts = self._parts
-        while parts:
-            try:
-                sent = sock.sendmsg(list(islice(parts, SEND_BUFFERS)))
-            except (BlockingIOError, InterruptedError):
-                self._wait_writable()
-                return
-            except OSError as exc:
-                self._disconnected(exc)
-                return
-            # Parts sent whole leave (an empty one too: it has nothing to send, and left in
-            # front it would have every later `sendmsg` send nothing); the rest of a part sent
-            # in part goes first next time.
-            while parts and sent >= len(parts[0]):
-                sent -= len(parts[0])
-                parts.popleft()
-            if sent:
-                parts[0] = memoryview(parts[0])[sent:]
 
     def drain(self, timeout_s: float) -> bool:
         """Block until the recorder acknowledged everything (at shutdown); False if it did not
         in time, or is not there: then what is left is logged."""
         deadline = time.monotonic() + timeout_s
         self._report_drops()
-        while self._sock is not None and (self._parts or self._unacked or self._spill):
-            self.flush()  # what acknowledgements let out of the spill too
+        channel = self._channel
+        while channel.sock is not None and (channel.parts or self._unacked or self._spill):
+            channel.flush()  # what acknowledgements let out of the spill too
             remaining = deadline - time.monotonic()
-            if self._sock is None or remaining <= 0:
+            if channel.sock is None or remaining <= 0:
                 break
-            wait_s = min(remaining, 0.005) if self._parts else remaining
-            readable, _, _ = select.select([self._sock], [], [], wait_s)
+            wait_s = min(remaining, 0.005) if channel.parts else remaining
+            readable, _, _ = select.select([channel.sock], [], [], wait_s)
             if readable:
                 self.read_acknowledgements()
         left = self._unacked.messages() + self._spill.messages
         sessions = len(self._unacked.session_numbers() | self._spill.sessions())
-        if (self._unacked or self._spill) and self._sock is None:
+        if (self._unacked or self._spill) and channel.sock is None:
             logger.error(
                 "shutdown: recorder down; %d message(s) of %d session(s) relayed but not recorded",
                 left,
@@ -280,34 +232,14 @@ class Sender:
         return not (self._unacked or self._spill)
 
     def shutdown(self) -> None:
-        self._forget_socket()
+        self._channel.close()
         self._spill.close()
-
-    def _forget_socket(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is None:
-            return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(sock.fileno())
-            if self._writer_waiting:
-                self._loop.remove_writer(sock.fileno())
-        self._writer_waiting = False
-        sock.close()
 
     def read_acknowledgements(self) -> None:
         """Read what the recorder wrote back (the event loop calls it when the socket is
         readable); an end of file means the recorder went away."""
-        if self._sock is None:
-            return
-        try:
-            data = self._sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._disconnected(exc)
-            return
+        data = self._channel.recv()
         if not data:
-            self._disconnected(ConnectionResetError(errno.ECONNRESET, "recorder closed"))
             return
         for item in self._acks.feed(data):
             if item.kind == ACK:
@@ -332,11 +264,11 @@ class Sender:
         bound (one item at least, however large, once everything sent is acknowledged). The
         bound is on what is in flight, not on what is kept: an acknowledged chunk that ends in
         the middle of a message stays kept until the message's end is acknowledged too."""
-        spill, unacked = self._spill, self._unacked
-        if self._sock is None:
+        spill, unacked, channel = self._spill, self._unacked, self._channel
+        if channel.sock is None:
             return
         while spill:
-            in_flight = self._position - self._acked
+            in_flight = channel.position - self._acked
             if in_flight and in_flight + spill.next_size() > self._limit_bytes:
                 break
             item = spill.pop()
@@ -351,15 +283,10 @@ class Sender:
                     continue
                 unacked.keep_stream(item, key)
             self._emit(item, item.flags)
-        if not self._flush_scheduled:
-            self._schedule_flush()
+        if not channel.flush_scheduled:
+            channel.schedule_flush()
 
     # ------------------------------------------------------------------------------- internals
-
-    def _send(self, item: bytes) -> None:
-        """An item that is not kept (HELLO, OPEN: told again from `_open` on every connect)."""
-        self._parts.append(item)
-        self._position += len(item)
 
     def _unreadable_item(self, key: tuple[int, bool]) -> bytes:
         """What a recorder that restarted cannot inflate (deflate's context takeover): the dead
@@ -377,13 +304,10 @@ class Sender:
         )
 
     def _emit(self, item: Kept, flags: int) -> None:
-        body = item.body
-        self._parts.append(
-            HEADER.pack(item.kind, flags, item.session, item.seq, item.ts, len(body))
-        )
-        self._parts.append(body)
-        self._position += HEADER.size + len(body)
-        item.end = self._position
+        body, channel = item.body, self._channel
+        channel.append(HEADER.pack(item.kind, flags, item.session, item.seq, item.ts, len(body)))
+        channel.append(body)
+        item.end = channel.position
 
     def _resend(self) -> None:
         """To a recorder that restarted: what the one before did not commit, in order, each stream
@@ -393,7 +317,7 @@ class Sender:
                 self._inflate_lost.add(key)
                 self._unreadable.append(self._unreadable_item(key))
         for unreadable in self._unreadable:  # told every recorder: the store decides
-            self._send(unreadable)
+            self._channel.append(unreadable)
         started: set[tuple[int, bool]] = set()
         for item in self._unacked.in_order():
             flags = item.flags | (REPLAY if item.end is not None else 0)
@@ -404,62 +328,16 @@ class Sender:
                     flags |= RESYNC if item.kind == RAW else 0
             self._emit(item, flags)
         for reason, drops in self._drops.earlier.items():  # not kept: sent again on every connect
-            self._send(
+            self._channel.append(
                 control(DROPPED, 0, reason=reason, earlier=True, **dataclasses.asdict(drops))
             )
 
-    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
-        if self._loop is None:
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return None
-        return self._loop
-
-    def _schedule_flush(self) -> None:
-        loop = self._running_loop()
-        if loop is None or loop.is_closed():
-            self.flush()  # no event loop (tests, shutdown): write right away
-            return
-        self._flush_scheduled = True
-        loop.call_soon(self.flush)
-
-    def _wait_writable(self) -> None:
-        loop = self._running_loop()
-        if loop is None or self._sock is None or self._writer_waiting:
-            return
-        self._writer_waiting = True
-        loop.add_writer(self._sock.fileno(), self._writable)
-
-    def _writable(self) -> None:
-        if self._loop is not None and self._sock is not None:
-            self._loop.remove_writer(self._sock.fileno())
-        self._writer_waiting = False
-        self.flush()
-
-    def _disconnected(self, exc: OSError) -> None:
-        if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-            logger.warning("hand-over to the recorder failed: %s", exc)
+    def _lost(self, exc: OSError) -> None:
         logger.error(
             "recorder connection lost; %d unacknowledged byte(s) kept for it, then messages are"
             " dropped and counted until it is back",
             self._unacked.size_bytes,
         )
-        self._forget_socket()
-        self._parts = collections.deque()  # all of it is kept: sent again on reconnect
-        self._schedule_reconnect()
-
-    def _schedule_reconnect(self) -> None:
-        loop = self._running_loop()
-        if loop is None or self._reconnect_scheduled:
-            return
-        self._reconnect_scheduled = True
-        loop.call_later(RECONNECT_EVERY_S, self._reconnect)
-
-    def _reconnect(self) -> None:
-        self._reconnect_scheduled = False
-        if not self.connect():
-            self._schedule_reconnect()
 
     def _drop(
         self,
@@ -470,13 +348,13 @@ class Sender:
         reason: str | None = None,
     ) -> None:
         if reason is None:
-            reason = "recorder_down" if self._sock is None else "handover_full"
+            reason = "recorder_down" if self._channel.sock is None else "handover_full"
         self._drops.add(session, from_client, size, messages, reason)
-        if self._sock is None:
-            self._schedule_reconnect()
+        if self._channel.sock is None:
+            self._channel.schedule_reconnect()
 
     def _report_drops(self) -> None:
-        if self._sock is None:
+        if self._channel.sock is None:
             return
         for (session, reason), counts in self._drops.take().items():
             self._control(DROPPED, session, {"reason": reason, **dataclasses.asdict(counts)})

@@ -67,15 +67,14 @@ def test_frames_come_out_byte_for_byte_however_the_stream_is_cut(frames, cuts):
 def test_a_sender_without_a_recorder_keeps_what_fits_drops_the_rest_and_sends_both_on_connect(
     tmp_path: Path,
 ):
-    sender = Sender(str(tmp_path / "nobody.sock"), limit_bytes=40)
-    assert not sender.connect()
+    sender = Sender(str(tmp_path / "recorder.sock"), limit_bytes=40)
+    assert not sender.connect()  # nobody listens there yet
     sender.open(1, id="s1")
     sender.message(1, 0, True, True, 1.0, b'{"type":"a"}')
     sender.message(1, 1, False, True, 1.0, b'{"type":"bb"}')
     sender.message(1, 2, False, True, 1.0, b'{"type":"cccccccccc"}')  # past 40 bytes
     assert sender.dropped == 1
-    server, path = listening(tmp_path)
-    sender.path = path
+    server, _ = listening(tmp_path)
     assert sender.connect()
     conn, _ = server.accept()
     recorder = FakeRecorder(conn)
