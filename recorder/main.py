@@ -22,6 +22,7 @@ from functools import partial
 from prometheus_client import CollectorRegistry
 
 from handover.config import RECORDER_MODULE, SHUTDOWN_REASON, RecorderConfig
+from handover.resend import RESEND_LIMIT_BYTES
 from handover.wire import ACK, HEADER, Decoder
 from protocol.pricing import price_table
 from recorder.call_observer import observer_config
@@ -37,6 +38,13 @@ logger = logging.getLogger(__name__)
 
 # How long SIGTERM/SIGINT waits for the relays to hand over their last frames and go.
 RELAYS_GRACE_S = 10.0
+# A relay's stream gets a commit marker per this many bytes (and one whenever none is queued),
+# so that acknowledgements follow commits closely rather than one behind.
+MARK_EVERY_BYTES = 1024 * 1024
+# Received from a relay and not acknowledged past this, the relay is near its bound on what it
+# keeps in memory and will soon wait for an acknowledgement: its markers ask the writer not to
+# wait for more records (it measured 0.25 s idle per batch, and half the voice throughput).
+SOON_BYTES = RESEND_LIMIT_BYTES // 2
 # Allocations between two young-generation collections (CPython's default: 700). Every message
 # allocates dozens of objects and the writer holds them for a batch, so with the default they
 # were traversed again and again, and pushed into full collections: ~20 us per voice message.
@@ -68,13 +76,15 @@ class _RelayConnection(asyncio.Protocol):
         self._number = number
         self._decoder = Decoder()
         self._received = 0  # bytes of the stream so far
+        self._handled = 0  # of those, the items handled (a partial item waits in the decoder)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
-        # One commit marker in the writer's queue at a time (they would take its places):
-        # what is handled meanwhile gets the next one, once this one is committed.
-        self._marked = False
-        self._unmarked = 0  # handled since the marker was queued
+        # Commit markers in the writer's queue (they take none of its places): one whenever
+        # none is there, and one per `MARK_EVERY_BYTES` of the stream.
+        self._marked = 0
+        self._marked_at = 0  # the newest marker's position
         self._committed = 0  # set by the writer thread
+        self._acked = 0  # told the relay
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -86,28 +96,34 @@ class _RelayConnection(asyncio.Protocol):
         for item in self._decoder.feed(data):
             handle(number, item)
         self._received += len(data)
-        position = self._received - self._decoder.pending_bytes
-        if self._marked:
-            self._unmarked = position
-        else:
-            self._mark(position)
+        self._handled = self._received - self._decoder.pending_bytes
+        if not self._marked or self._handled - self._marked_at >= MARK_EVERY_BYTES:
+            self._mark()
 
-    def _mark(self, position: int) -> None:
-        self._marked = True
-        self._server.recording.mark(partial(self._commit, position))
+    def _mark(self) -> None:
+        position = self._handled
+        if position <= self._marked_at:
+            return
+        self._marked += 1
+        self._marked_at = position
+        # Close to the relay's bound on what it keeps unacknowledged: it will soon wait for us.
+        soon = position - self._acked >= SOON_BYTES
+        self._server.recording.mark(partial(self._commit, position), soon)
 
     def _commit(self, position: int) -> None:
-        """From the writer thread, once the records before `position` are committed."""
+        """From the writer thread, once the records before `position` are committed (markers
+        are committed in the order they were queued)."""
         self._committed = position
         self._loop.call_soon_threadsafe(self._acknowledge)
 
     def _acknowledge(self) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(HEADER.pack(ACK, 0, 0, self._committed, time.time(), 0))
-        self._marked = False
-        if self._unmarked > self._committed:
-            self._mark(self._unmarked)
+        self._marked -= 1
+        committed, transport = self._committed, self._transport
+        if committed > self._acked and transport is not None and not transport.is_closing():
+            transport.write(HEADER.pack(ACK, 0, 0, committed, time.time(), 0))
+            self._acked = committed
+        if not self._marked:
+            self._mark()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

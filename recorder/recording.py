@@ -92,14 +92,14 @@ class Recording:
         except Exception:
             logger.exception("could not apply a hand-over item of kind %d", item.kind)
 
-    def mark(self, committed: Callable[[], None]) -> None:
+    def mark(self, committed: Callable[[], None], soon: bool = False) -> None:
         """Call `committed` once every record submitted so far is committed; behind the call
-        records still on their thread, if any."""
+        records still on their thread, if any. `soon`: a relay waits for it (`Writer.mark`)."""
         pending = self._last_call_records
         if pending is not None and not pending.done():
-            self._last_call_records = self._call_records.submit(self.writer.mark, committed)
+            self._last_call_records = self._call_records.submit(self.writer.mark, committed, soon)
         else:
-            self.writer.mark(committed)
+            self.writer.mark(committed, soon)
 
     def relay_gone(self, relay: int) -> None:
         """A relay disconnected without closing its sessions: it crashed or was killed."""

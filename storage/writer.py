@@ -226,11 +226,12 @@ class Writer:
         if events:
             self._observer.dropped_records("no_writer", events)
 
-    def mark(self, committed: Callable[[], None]) -> None:
-        """Call `committed` (from the writer thread) once everything submitted so far is."""
+    def mark(self, committed: Callable[[], None], soon: bool = False) -> None:
+        """Call `committed` (from the writer thread) once everything submitted so far is;
+        `soon`: without waiting for more records once the queue is empty."""
         with self._markers_lock:  # called from the loop and the call records' thread
             self._markers += 1
-        self._queue.put_nowait(Marker(committed))
+        self._queue.put_nowait(Marker(committed, soon))
 
     def count_unless_stored(self, session_id: str, seqs: Sequence[int], reason: str) -> None:
         """Count as dropped (`reason`) those of a session's messages `seqs` whose event is not
@@ -356,7 +357,9 @@ class Writer:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                # A relay that waits for an acknowledgement sends nothing until it comes: more
+                # records would not come before the deadline (0.25 s lost per batch).
+                if remaining <= 0 or batch.soon:
                     break
                 time.sleep(min(remaining, DRAIN_PAUSE_S))
                 continue

@@ -20,12 +20,15 @@ class Barrier:
 
 class Marker:
     """Queued behind everything submitted before it; `committed` runs once those records are
-    committed (or dropped and counted), after the batch that holds the last of them."""
+    committed (or dropped and counted), after the batch that holds the last of them. `soon`:
+    someone is waiting for it (a relay short of room): its batch is committed once the queue
+    is empty, not at the end of the flush interval."""
 
-    __slots__ = ("committed",)
+    __slots__ = ("committed", "soon")
 
-    def __init__(self, committed: Callable[[], None]) -> None:
+    def __init__(self, committed: Callable[[], None], soon: bool = False) -> None:
         self.committed = committed
+        self.soon = soon
 
 
 class Replayed(tuple[Record, ...]):
@@ -48,6 +51,7 @@ class Batch:
     replayed_audio: list[AudioRecord] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     barrier: Barrier | None = None
+    soon: bool = False  # it holds a marker someone waits for
 
     def take(self, item: Sequence[Record] | Barrier | Marker) -> bool:
         """Add `item`; False for a barrier, which ends the batch."""
@@ -56,6 +60,7 @@ class Batch:
             return False
         if type(item) is Marker:
             self.markers.append(item)
+            self.soon = self.soon or item.soon
             return True
         if type(item) is Replayed:
             self.replayed_audio.extend(r for r in item if type(r) is AudioRecord)
