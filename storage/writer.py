@@ -39,10 +39,11 @@ MAX_BATCH_RECORDS = 2000
 # fills memory: 2,000 voice messages of ~6 KB were 12 MB in one batch, and `--queue-size`
 # messages of them could be hundreds of MB. The records of a message take about its size again.
 MAX_BATCH_BYTES = 4 * 1024 * 1024
-# What binds is each relay's bound on what it keeps unacknowledged (16 MiB,
-# `handover.resend.RESEND_LIMIT_BYTES`), which holds everything queued here too; this one is
-# room for four relays (`--workers`), so that the recorder never drops what a relay keeps. At
-# 8 MiB a client sending ten minutes of audio at once (39 MB in 0.5 s) lost ~1,000 appends here.
+# What binds is each relay's bound on what it keeps unacknowledged in memory (8 MiB,
+# `handover.resend.RESEND_LIMIT_BYTES`; the rest waits on the relay's disk), which holds
+# everything queued here too; this one is room for eight relays (`--workers`), so that the
+# recorder never drops what a relay keeps. At 8 MiB, before relays kept their share, a client
+# sending ten minutes of audio at once (39 MB in 0.5 s) lost ~1,000 appends here.
 QUEUE_LIMIT_BYTES = 64 * 1024 * 1024
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0
