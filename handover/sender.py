@@ -35,6 +35,12 @@ from handover.wire import (
 
 logger = logging.getLogger(__name__)
 
+# Largest part of one message the relay keeps (what is kept of a stream is released only at
+# the end of a message): 32 MiB, twice the 16 MB messages rtrec records. With the spill there
+# is no other bound on it: a message of a gigabyte would otherwise be kept whole, in memory,
+# by the relay and by the recorder's frame parser.
+MESSAGE_LIMIT_BYTES = 32 * 1024 * 1024
+
 
 class Sender:
     """The relay's end: never blocks, never touches a frame. What it hands over is kept until
@@ -46,6 +52,7 @@ class Sender:
         limit_bytes: int = RESEND_LIMIT_BYTES,
         spill_limit_bytes: int = 0,
         spill_directory: str | None = None,
+        message_limit_bytes: int = MESSAGE_LIMIT_BYTES,
     ) -> None:
         self._channel = Channel(
             path, self._connected, self._before_flush, self.read_acknowledgements, self._lost
@@ -54,6 +61,10 @@ class Sender:
         # Past `limit_bytes` in memory, what is handed over waits on disk, in order (while
         # anything waits there, everything after it does too), and is dropped only past this.
         self._spill = Spill(spill_limit_bytes, spill_directory)
+        # Bytes of each stream since it was last between messages: a message is kept whole until
+        # it is committed, so one larger than this is dropped (and counted) from there on.
+        self._message_limit = message_limit_bytes
+        self._unfinished: dict[tuple[int, bool], int] = {}
         self._acked = 0  # of the current connection's stream, acknowledged by the recorder
         self._unacked = Unacked()
         self._acks = Decoder()
@@ -171,6 +182,10 @@ class Sender:
         key = (session, from_client)
         if self._inflate_lost and key in self._inflate_lost:
             return False
+        unfinished = (0 if resync else self._unfinished.get(key, 0)) + len(chunk)
+        if unfinished > self._message_limit:
+            return False  # the caller drops it, and what follows until a message starts
+        self._unfinished[key] = 0 if complete else unfinished
         flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
         item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
         if self._spill or self._unacked.size_bytes + len(chunk) > self._limit_bytes:
@@ -254,6 +269,7 @@ class Sender:
                 self._open.pop(item.session, None)
                 self._unacked.forget_session(item.session)
                 for key in ((item.session, False), (item.session, True)):
+                    self._unfinished.pop(key, None)
                     self._takeover.discard(key)
                     self._inflate_lost.discard(key)
             elif item.kind == DROPPED:

@@ -93,9 +93,11 @@ def test_spill_refuses_past_its_bound_but_never_a_control_item(tmp_path: Path):
     assert len(spill) == accepted + 1
 
 
-def _relay(path: str, limit: int, spill_limit: int, tmp: Path) -> tuple[addon.Relay, object]:
+def _relay(
+    path: str, limit: int, spill_limit: int, tmp: Path, message_limit: int = 32 * 1024 * 1024
+) -> tuple[addon.Relay, object]:
     relay = addon.Relay()
-    relay.sender = Sender(path, limit, spill_limit, str(tmp))
+    relay.sender = Sender(path, limit, spill_limit, str(tmp), message_limit)
     assert relay.sender.connect()
     flow = tflow.twebsocketflow()
     relay.sessions[flow.id] = addon._Live(1)
@@ -193,4 +195,26 @@ def test_a_recorder_that_dies_while_a_burst_waits_on_disk_costs_nothing(tmp_path
     assert sender.dropped == 0
     assert {seq for seq, _ in committed} | {seq for seq, _ in again} == set(range(len(sent)))
     assert all(sent[seq] == body for seq, body in committed + again)
+    sender.shutdown()
+
+
+def test_a_message_larger_than_the_relay_keeps_is_dropped_and_the_stream_goes_on(tmp_path: Path):
+    # Kept until its end is committed, a message of a gigabyte would sit whole in the relay's
+    # memory (and the recorder's frame parser): past the limit it is dropped and counted.
+    path = str(tmp_path / "recorder.sock")
+    server = listening(path)
+    relay, flow = _relay(path, 64 * 1024, 16 * 1024 * 1024, tmp_path, message_limit=200_000)
+    recorder = Recorder(server)
+    giant = b'{"type":"input_audio_buffer.append","audio":"' + b"A" * 500_000 + b'"}'
+    sent = [*messages(100), giant, *messages(100, start=100)]
+    stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
+    relay_stream(relay, flow, FrameBoundaries(), stream)
+    sender = relay.sender
+    assert sender is not None
+    sender.close(1, ts=1.0, code=1000, reason="", closed_by="client")
+    _catch_up(recorder, sender)
+    recorded = parsed([item for _, item in recorder.items], RawStream(None))
+    assert [body for _, body in recorded] == [body for body in sent if body is not giant]
+    assert [seq for seq, _ in recorded] == [*range(100), *range(101, 201)]
+    assert sender.dropped == 1
     sender.shutdown()
