@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 from pathlib import Path
 
 from mitmproxy.test import tflow
@@ -118,21 +119,26 @@ def _catch_up(recorder: Recorder, sender: Sender) -> None:
     raise AssertionError("the sender never emptied its spill")
 
 
-def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(tmp_path: Path):
+def _burst(
+    tmp_path: Path, sent: list[bytes], spill_limit: int, message_limit: int = 32 * 1024 * 1024
+) -> tuple[socket.socket, Recorder, Sender]:
+    """`sent` relayed at once to a recorder that acknowledges nothing yet (64 KiB in memory)."""
     path = str(tmp_path / "recorder.sock")
     server = listening(path)
-    limit = 64 * 1024
-    relay, flow = _relay(path, limit, 16 * 1024 * 1024, tmp_path)
+    relay, flow = _relay(path, 64 * 1024, spill_limit, tmp_path, message_limit)
     recorder = Recorder(server)
-    sent = messages(3_000)
     stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
-    assert len(stream) > 8 * limit
-    relay_stream(relay, flow, FrameBoundaries(), stream)  # the recorder acknowledges nothing
-    sender = relay.sender
-    assert sender is not None
+    relay_stream(relay, flow, FrameBoundaries(), stream)
+    assert relay.sender is not None
+    return server, recorder, relay.sender
+
+
+def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(tmp_path: Path):
+    sent = messages(3_000)
+    _, recorder, sender = _burst(tmp_path, sent, 16 * 1024 * 1024)
     assert sender.dropped == 0
-    assert sender.unacknowledged_bytes <= limit
-    assert sender.spilled_bytes > len(stream) // 2
+    assert sender.unacknowledged_bytes <= 64 * 1024
+    assert sender.spilled_bytes > sum(map(len, sent)) // 2
     # The session ends while most of it waits on disk: its CLOSE must come after all of it.
     sender.close(1, ts=1.0, code=1000, reason="", closed_by="client")
     _catch_up(recorder, sender)
@@ -146,15 +152,8 @@ def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(tmp_pat
 
 
 def test_past_the_spill_bound_messages_are_dropped_and_counted(tmp_path: Path):
-    path = str(tmp_path / "recorder.sock")
-    server = listening(path)
-    relay, flow = _relay(path, 64 * 1024, 256 * 1024, tmp_path)
-    recorder = Recorder(server)
     sent = messages(3_000)
-    stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
-    relay_stream(relay, flow, FrameBoundaries(), stream)
-    sender = relay.sender
-    assert sender is not None
+    _, recorder, sender = _burst(tmp_path, sent, 256 * 1024)
     sender.close(1, ts=1.0, code=1000, reason="", closed_by="client")
     _catch_up(recorder, sender)
     recorded = [body for _, body in parsed([i for _, i in recorder.items], RawStream(None))]
@@ -165,15 +164,8 @@ def test_past_the_spill_bound_messages_are_dropped_and_counted(tmp_path: Path):
 
 
 def test_a_recorder_that_dies_while_a_burst_waits_on_disk_costs_nothing(tmp_path: Path):
-    path = str(tmp_path / "recorder.sock")
-    server = listening(path)
-    relay, flow = _relay(path, 64 * 1024, 16 * 1024 * 1024, tmp_path)
-    first = Recorder(server)
     sent = messages(3_000)
-    stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
-    relay_stream(relay, flow, FrameBoundaries(), stream)
-    sender = relay.sender
-    assert sender is not None
+    server, first, sender = _burst(tmp_path, sent, 16 * 1024 * 1024)
     assert sender.spilled_bytes
     # It commits half of what it got (more comes off the disk), then dies before the rest.
     first.read()
@@ -201,16 +193,9 @@ def test_a_recorder_that_dies_while_a_burst_waits_on_disk_costs_nothing(tmp_path
 def test_a_message_larger_than_the_relay_keeps_is_dropped_and_the_stream_goes_on(tmp_path: Path):
     # Kept until its end is committed, a message of a gigabyte would sit whole in the relay's
     # memory (and the recorder's frame parser): past the limit it is dropped and counted.
-    path = str(tmp_path / "recorder.sock")
-    server = listening(path)
-    relay, flow = _relay(path, 64 * 1024, 16 * 1024 * 1024, tmp_path, message_limit=200_000)
-    recorder = Recorder(server)
     giant = b'{"type":"input_audio_buffer.append","audio":"' + b"A" * 500_000 + b'"}'
     sent = [*messages(100), giant, *messages(100, start=100)]
-    stream = b"".join(Frame(Opcode.TEXT, body).serialize(mask=True) for body in sent)
-    relay_stream(relay, flow, FrameBoundaries(), stream)
-    sender = relay.sender
-    assert sender is not None
+    _, recorder, sender = _burst(tmp_path, sent, 16 * 1024 * 1024, message_limit=200_000)
     sender.close(1, ts=1.0, code=1000, reason="", closed_by="client")
     _catch_up(recorder, sender)
     recorded = parsed([item for _, item in recorder.items], RawStream(None))
