@@ -15,7 +15,7 @@ import orjson
 from handover.channel import Channel
 from handover.drops import DropTally
 from handover.resend import RESEND_LIMIT_BYTES, Kept, Unacked, context_takeover
-from handover.spill import Spill
+from handover.spill import Spill, SpillLog
 from handover.wire import (
     ACK,
     CLOSE,
@@ -61,6 +61,7 @@ class Sender:
         # Past `limit_bytes` in memory, what is handed over waits on disk, in order (while
         # anything waits there, everything after it does too), and is dropped only past this.
         self._spill = Spill(spill_limit_bytes, spill_directory)
+        self._spill_log = SpillLog()
         # Bytes of each stream since it was last between messages: a message is kept whole until
         # it is committed, so one larger than this is dropped (and counted) from there on.
         self._message_limit = message_limit_bytes
@@ -156,7 +157,7 @@ class Sender:
         flags = (FROM_CLIENT if from_client else 0) | (IS_TEXT if is_text else 0)
         item = Kept(MESSAGE, flags, session, seq, ts, content, 1)
         if self._spill or self._unacked.size_bytes + len(content) > self._limit_bytes:
-            if not self._spill.append(item):
+            if not self._to_spill(item):
                 self._drop(session, from_client, len(content))
             return
         self._unacked.keep_stream(item, (session, from_client))
@@ -189,7 +190,7 @@ class Sender:
         flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
         item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
         if self._spill or self._unacked.size_bytes + len(chunk) > self._limit_bytes:
-            return self._spill.append(item)
+            return self._to_spill(item)
         self._unacked.keep_stream(item, key)
         if self._channel.sock is not None:
             self._emit(item, flags)
@@ -275,6 +276,11 @@ class Sender:
             elif item.kind == DROPPED:
                 self._drops.acknowledged(orjson.loads(item.body))
 
+    def _to_spill(self, item: Kept) -> bool:
+        if not self._spill:
+            self._spill_log.started()
+        return self._spill.append(item)
+
     def _unspill(self) -> None:
         """Send on what waits on disk while what is sent and not acknowledged stays under the
         bound (one item at least, however large, once everything sent is acknowledged). The
@@ -299,6 +305,8 @@ class Sender:
                     continue
                 unacked.keep_stream(item, key)
             self._emit(item, item.flags)
+        if not spill:
+            self._spill_log.ended(spill.take_peak())
         if not channel.flush_scheduled:
             channel.schedule_flush()
 

@@ -11,15 +11,19 @@ Items go in as `Kept` and come out as equal `Kept`, first in, first out, in chun
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import tempfile
+import time
 from collections import deque
 from typing import IO
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from handover.resend import Kept
+
+logger = logging.getLogger(__name__)
 
 # Items are gathered in memory up to this many bytes, then written as one encrypted chunk.
 CHUNK_BYTES = 256 * 1024
@@ -74,6 +78,8 @@ class Spill:
         self.messages = 0  # messages the items held end
         self._items = 0
         self._sessions: dict[int, int] = {}  # stream items held, by session
+        # The most bytes the file held (its chunks and the items gathering) since `take_peak`.
+        self._peak_bytes = 0
 
     def __bool__(self) -> bool:
         return self._items > 0
@@ -90,6 +96,7 @@ class Spill:
         self._buffer.append(_encode(item))
         self._buffer.append(item.body)
         self._buffered += size
+        self._peak_bytes = max(self._peak_bytes, self._written + self._buffered)
         self._count(item, 1)
         if self._buffered >= CHUNK_BYTES:
             self._write_chunk()
@@ -117,6 +124,11 @@ class Spill:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def take_peak(self) -> int:
+        """The most bytes held since the last call."""
+        peak, self._peak_bytes = self._peak_bytes, 0
+        return peak
 
     def sessions(self) -> set[int]:
         """Sessions with messages held."""
@@ -177,3 +189,27 @@ class Spill:
         self._written = self._read = self._chunks_written = self._chunks_read = 0
         self._buffer, self._buffered = [], 0
         self._front.clear()
+
+
+class SpillLog:
+    """Tells the operator when the relay starts keeping hand-over on disk (the recorder is
+    behind) and, once it caught up, the most that waited; at most once per `EVERY_S`."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self._next_at = 0.0
+        self._told = False
+
+    def started(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_at:
+            self._next_at, self._told = now + self.EVERY_S, True
+            logger.info("recorder behind: hand-over past the memory bound waits on disk")
+
+    def ended(self, peak_bytes: int) -> None:
+        if self._told:
+            self._told = False
+            logger.info(
+                "recorder caught up: at most %.1f MiB waited on disk", peak_bytes / 1024 / 1024
+            )

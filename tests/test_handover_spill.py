@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
 import socket
 from pathlib import Path
 
+import pytest
 from mitmproxy.test import tflow
 from websockets.frames import Frame, Opcode
 
@@ -133,7 +136,10 @@ def _burst(
     return server, recorder, relay.sender
 
 
-def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(tmp_path: Path):
+def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="handover.spill")
     sent = messages(3_000)
     _, recorder, sender = _burst(tmp_path, sent, 16 * 1024 * 1024)
     assert sender.dropped == 0
@@ -149,6 +155,10 @@ def test_a_burst_past_the_memory_bound_waits_on_disk_and_is_all_recorded(tmp_pat
     assert kinds.count(wire.CLOSE) == 1
     assert sender.drain(1.0)
     sender.shutdown()
+    told = [record.getMessage() for record in caplog.records]
+    assert told[0] == "recorder behind: hand-over past the memory bound waits on disk"
+    assert re.fullmatch(r"recorder caught up: at most 0\.\d MiB waited on disk", told[1])
+    assert len(told) == 2
 
 
 def test_past_the_spill_bound_messages_are_dropped_and_counted(tmp_path: Path):
