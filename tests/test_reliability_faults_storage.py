@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -231,3 +233,51 @@ def test_slow_writer_with_a_tiny_queue_drops_and_counts_exactly(
         relayed = iter(per_direction(sent)[direction])
         assert all(event in relayed for event in kept)
     assert proxy.stop() == 0
+
+
+def test_a_burst_the_stuck_writer_cannot_take_waits_on_disk_and_is_recorded_whole(
+    upstream: FakeRealtimeServer, run_proxy: Callable[..., ProxyProcess], sqlite_db_url: str
+):
+    # A client sending a recorded file at once (30 MB of appends) while the writer is stuck:
+    # past the relay's 8 MiB in memory the rest waits on disk, and nothing is dropped.
+    db = sqlite_path(sqlite_db_url)
+    proxy = run_proxy(upstream.base_url, sqlite_db_url)
+    other = sqlite3.connect(db, isolation_level=None)
+    # Random bytes: what permessage-deflate cannot shrink (the client offers it).
+    appends = [
+        json.dumps(
+            {
+                "type": "input_audio_buffer.append",
+                "audio": base64.b64encode(os.urandom(75_000)).decode(),
+            }
+        )
+        for _ in range(300)
+    ]
+
+    async def session() -> Talk:
+        async with Talk.open(upstream, proxy) as talk:
+            await talk.client_says('{"type":"before"}')
+            await talk.settled()
+            wait_until(lambda: len(recorded(db, talk.marker)[1]) >= 3, "first events committed")
+            other.execute("BEGIN EXCLUSIVE")  # the writer is stuck on the lock
+            try:
+                for append in appends:
+                    await talk.client_says(append)
+                await talk.settled()
+                talk.assert_transparent()
+                await asyncio.to_thread(
+                    wait_until, lambda: "waits on disk" in proxy.log, "the relay spilled"
+                )
+            finally:
+                other.execute("ROLLBACK")
+            return talk
+
+    try:
+        talk = asyncio.run(session())
+    finally:
+        other.close()
+    _, events = closed(db, talk.marker)  # queued behind everything the session relayed
+    assert in_order(events) == per_direction(expected_events(upstream, talk.conn_id))
+    assert dropped(proxy) == 0
+    assert proxy.stop() == 0
+    assert "recorder caught up: at most" in proxy.log
