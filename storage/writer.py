@@ -34,11 +34,16 @@ from storage.writer_queue import Barrier, Batch, Marker, Replayed, message_bytes
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH_RECORDS = 2000
+# Batches are this large only under a backlog (the flush interval ends them otherwise), and
+# larger ones mean fewer commits: each commit writes again, whole, every index page it touched,
+# and sessions interleave. At 2,000 records / 4 MiB the writer benchmark's 50,000 voice events
+# took 44 commits; at 6,000 / 12 MiB 7,950 -> 6,350 bytes written per event (2026-12-07).
+MAX_BATCH_RECORDS = 6000
 # Bounds in bytes of the messages' events (`EventRecord.size_bytes`, as relayed), which is what
-# fills memory: 2,000 voice messages of ~6 KB were 12 MB in one batch, and `--queue-size`
-# messages of them could be hundreds of MB. The records of a message take about its size again.
-MAX_BATCH_BYTES = 4 * 1024 * 1024
+# fills memory: the records of a message take about its size again, so a full batch holds ~24 MB.
+# Everything queued here is kept by its relay too until committed, each relay at most 16 MiB
+# (`handover.resend.RESEND_LIMIT_BYTES`): a bound above that would never be reached by one relay.
+MAX_BATCH_BYTES = 12 * 1024 * 1024
 # What binds is each relay's bound on what it keeps unacknowledged (16 MiB,
 # `handover.resend.RESEND_LIMIT_BYTES`), which holds everything queued here too; this one is
 # room for four relays (`--workers`), so that the recorder never drops what a relay keeps. At
