@@ -20,7 +20,7 @@ from recorder.live_session import LiveSessionRecorder
 from recorder.session import SessionRecorder, without_first
 from storage.apply import apply_records
 from storage.db import make_engine, upgrade
-from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio
+from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio, sqlite_datetime
 from storage.models import AudioChunk, Event, Response, table
 from storage.records import (
     AudioRecord,
@@ -134,6 +134,16 @@ def recorded_batch(session_id: str, created: bool = True) -> list[Record]:
     recorder = make("ga", "full", session_id)
     records = [recorder.opened, *records_of(recorder, ga_stream())]
     return [r for r in records if created or not isinstance(r, ResponseCreated)]
+
+
+@given(st.lists(st.datetimes(timezones=st.just(UTC)), min_size=1, max_size=20))
+def test_sqlite_timestamps_are_the_text_of_each_datetime_whatever_came_before(
+    values: list[datetime],
+):
+    # The text of the last second is kept: a datetime in another day, month or year with the
+    # same time of day must not reuse it.
+    for value in [*values, *(v.replace(year=v.year % 9999 + 1) for v in values)]:
+        assert sqlite_datetime(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @pytest.mark.parametrize("created", [True, False])
