@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from recorder import session as session_module
 from recorder.live_session import LiveSessionRecorder
 from recorder.session import SessionRecorder, without_first
+from storage import apply, audio_segments
 from storage.apply import apply_records
 from storage.db import make_engine, upgrade
 from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio, sqlite_datetime
@@ -113,6 +114,36 @@ def test_audio_decodes_as_the_stdlibs_strict_mode_decides(text: str):
     except (binascii.Error, ValueError):
         expected = None
     assert decode_audio(text) == expected
+
+
+AUDIO_TEXTS = st.one_of(
+    st.binary(max_size=30).map(lambda data: base64.b64encode(data).decode()),
+    st.sampled_from(["QUI=", "QUI", "QUJD=", "QU JD", "QUJD\n", "", "é", "QU=D"]),
+)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["s1", "s2"]), AUDIO_TEXTS, st.booleans()), max_size=12))
+def test_audio_decoded_segment_by_segment_makes_the_rows_chunk_by_chunk_makes(
+    chunks: list[tuple[str, str, bool]],
+):
+    records = [
+        AudioRecord(
+            session_id=session_id,
+            seq=seq,
+            ts=NOW + timedelta(milliseconds=seq),
+            direction="server",
+            audio_format="pcm16",
+            sample_rate=24_000,
+            audio_base64=text,
+            response_id="r2" if other_response else "r1",
+        )
+        for seq, (session_id, text, other_response) in enumerate(chunks)
+    ]
+    by_chunk = audio_segments.merge(apply._decoded(records))
+    by_segment = audio_segments.merge_base64(records)
+    if all(len(text) % 4 == 0 and "=" not in text and text.isascii() for _, text, _ in chunks):
+        assert by_segment is not None or any(decode_audio(r.audio_base64) is None for r in records)
+    assert by_segment is None or by_segment == by_chunk
 
 
 def stored(engine: Engine, session_id: str) -> dict[str, list[tuple[Any, ...]]]:
