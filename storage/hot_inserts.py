@@ -62,9 +62,9 @@ def decode_audio(text: str) -> bytes | None:
         return None
 
 
-# The text of the last second `sqlite_datetime` formatted, by (year, ..., second): events come
-# many a second, and formatting an aware datetime whole took a third of a batch's timestamps'
-# time. One tuple, replaced whole, so that another thread never reads half of it.
+# The text of the last second `sqlite_datetime` formatted, keyed by its fields: events come many
+# a second, and an aware datetime's whole isoformat (its offset too) took ~1.1 µs, the kept
+# second and the microseconds ~0.7. One tuple, replaced whole: no thread reads half of it.
 _last_second: tuple[tuple[int, ...], str] = ((), "")
 
 
