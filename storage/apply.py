@@ -138,7 +138,7 @@ def apply_records(connection: Connection, records: Sequence[Record]) -> None:
             continue
         target, to_row = _INSERTS[kind]
         if kind is AudioRecord:
-            rows = audio_segments.merge(_decoded(batch))
+            rows = audio_segments.merge_base64(batch) or audio_segments.merge(_decoded(batch))
         else:
             rows = [to_row(record) for record in batch]
         if rows and kind is AudioRecord and dialect in AUDIO_INSERTS:

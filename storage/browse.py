@@ -29,6 +29,7 @@ from sqlalchemy.types import Text
 
 import protocol
 from storage.cost import session_cost_expression, session_costs
+from storage.event_index import of_types
 from storage.models import (
     AudioChunk,
     Call,
@@ -108,7 +109,7 @@ def _status_condition(status: str) -> ColumnElement[bool]:
 
 def _has_errors() -> ColumnElement[bool]:
     error_event = exists().where(
-        EVENTS.c.session_id == SESSIONS.c.id, EVENTS.c.type == protocol.ERROR
+        EVENTS.c.session_id == SESSIONS.c.id, of_types(EVENTS.c.type, [protocol.ERROR])
     )
     failed = exists().where(RESPONSES.c.session_id == SESSIONS.c.id, RESPONSES.c.status == "failed")
     return or_(error_event, failed)
@@ -143,13 +144,13 @@ def _mentions(term: str) -> ColumnElement[bool]:
     )
     in_output = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
-        EVENTS.c.type.in_(list(protocol.OUTPUT_TEXT_DONE)),
+        of_types(EVENTS.c.type, protocol.OUTPUT_TEXT_DONE),
         *_payload_mentions(output, term),
     )
     typed_text = EVENTS.c.payload[("item", "content", 0, "text")].as_string()
     typed = exists().where(
         EVENTS.c.session_id == SESSIONS.c.id,
-        EVENTS.c.type == protocol.ITEM_CREATE,
+        of_types(EVENTS.c.type, [protocol.ITEM_CREATE]),
         *_payload_mentions(typed_text, term),
     )
     return or_(in_transcriptions, in_output, typed)
@@ -246,7 +247,7 @@ def session_totals(connection: Connection, session_ids: Sequence[str]) -> dict[s
     for session_id, cost in session_costs(connection, session_ids).items():
         totals[session_id].update(cost)
     errors = select(e.session_id, func.count()).where(
-        e.session_id.in_(session_ids), e.type == protocol.ERROR
+        e.session_id.in_(session_ids), of_types(e.type, [protocol.ERROR])
     )
     for session_id, count in connection.execute(errors.group_by(e.session_id)):
         totals[session_id]["errors"] += count

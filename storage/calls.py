@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from storage.browse import CALLS, EVENTS, SESSIONS, dicts, ids_starting
 from storage.cost import session_costs
+from storage.event_index import of_types
 from storage.models import CallEvent, table
 
 CALL_EVENTS = table(CallEvent)
@@ -112,7 +113,7 @@ def session_events_of_types(
     e = EVENTS.c
     query = (
         select(e.session_id, e.seq, e.ts, e.direction, e.type, e.event_id, e.payload)
-        .where(e.session_id.in_(session_ids), e.type.in_(sorted(types)))
+        .where(e.session_id.in_(session_ids), of_types(e.type, types))
         .order_by(e.ts, e.session_id, e.seq)
     )
     return dicts(connection.execute(query))

@@ -22,6 +22,7 @@ from storage.browse import (
     dicts,
     int_sum,
 )
+from storage.event_index import of_types
 
 
 def get_session(connection: Connection, session_id: str) -> dict[str, Any] | None:
@@ -56,7 +57,7 @@ def conversation_events(connection: Connection, session_id: str) -> list[dict[st
     e = EVENTS.c
     query = (
         select(e.seq, e.ts, e.direction, e.type, e.response_id, e.item_id, e.payload)
-        .where(e.session_id == session_id, e.type.in_(sorted(protocol.CONVERSATION_EVENT_TYPES)))
+        .where(e.session_id == session_id, of_types(e.type, protocol.CONVERSATION_EVENT_TYPES))
         .order_by(e.seq)
     )
     return dicts(connection.execute(query))
@@ -67,7 +68,7 @@ def live_events(connection: Connection, session_id: str) -> list[dict[str, Any]]
     e = EVENTS.c
     query = (
         select(e.seq, e.ts, e.direction, e.type, e.payload)
-        .where(e.session_id == session_id, e.type.in_(sorted(live.PRESENTED_EVENT_TYPES)))
+        .where(e.session_id == session_id, of_types(e.type, live.PRESENTED_EVENT_TYPES))
         .order_by(e.seq)
     )
     return dicts(connection.execute(query))
@@ -93,7 +94,7 @@ def speech_stops(connection: Connection, session_id: str) -> list[datetime]:
     e = EVENTS.c
     query = (
         select(e.ts)
-        .where(e.session_id == session_id, e.type == protocol.SPEECH_STOPPED)
+        .where(e.session_id == session_id, of_types(e.type, [protocol.SPEECH_STOPPED]))
         .order_by(e.seq)
     )
     return list(connection.scalars(query))
@@ -122,7 +123,7 @@ def _event_selection(
     if directions:
         conditions.append(e.direction.in_(directions))
     if types:
-        conditions.append(e.type.in_(types))
+        conditions.append(of_types(e.type, types))
     return conditions
 
 

@@ -20,9 +20,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.event_index import INDEXED_CONDITION
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -157,8 +160,18 @@ class Event(Base):
     """One WebSocket message, either direction, in arrival order."""
 
     __tablename__ = "events"
-    # (session_id, type): the dashboard's search, error filters and per-session lookups.
-    __table_args__ = (UniqueConstraint("session_id", "seq"), Index(None, "session_id", "type"))
+    # (session_id, type): the dashboard's search, error filters and per-session lookups; streamed
+    # events left out (storage/event_index.py).
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index(
+            None,
+            "session_id",
+            "type",
+            sqlite_where=text(INDEXED_CONDITION),
+            postgresql_where=text(INDEXED_CONDITION),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = _session_fk()

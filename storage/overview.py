@@ -22,6 +22,7 @@ from storage.browse import (
     filter_conditions,
     int_sum,
 )
+from storage.event_index import of_types
 
 BUCKETS = ("day", "hour")
 
@@ -148,7 +149,7 @@ def error_counts(
     """`error` events and failed responses by type and code, with how many sessions saw each."""
     found: list[dict[str, Any]] = []
     for source, rows, condition in (
-        ("error event", EVENTS, EVENTS.c.type == protocol.ERROR),
+        ("error event", EVENTS, of_types(EVENTS.c.type, [protocol.ERROR])),
         ("failed response", RESPONSES, RESPONSES.c.status == "failed"),
     ):
         c = rows.c

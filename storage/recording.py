@@ -11,6 +11,7 @@ from sqlalchemy import Connection, func, select
 import protocol
 from protocol import live
 from storage.cost import session_costs
+from storage.event_index import of_types
 from storage.models import AudioChunk, Event, RealtimeSession, Response, Transcription, table
 from storage.properties import session_properties
 
@@ -55,7 +56,7 @@ def session_summary(connection: Connection, session_id: str) -> dict[str, Any] |
         "events": _dicts(
             connection.execute(
                 select(EVENTS.c.seq, EVENTS.c.ts, EVENTS.c.type, EVENTS.c.payload)
-                .where(EVENTS.c.session_id == session_id, EVENTS.c.type.in_(DIFF_EVENT_TYPES))
+                .where(EVENTS.c.session_id == session_id, of_types(EVENTS.c.type, DIFF_EVENT_TYPES))
                 .order_by(EVENTS.c.seq)
             )
         ),

@@ -34,16 +34,19 @@ from storage.writer_queue import Barrier, Batch, Marker, Replayed, message_bytes
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH_RECORDS = 2000
+# Batches are this large only under a backlog (the flush interval ends them otherwise), and
+# larger ones mean fewer commits: each commit writes again, whole, every index page it touched,
+# and sessions interleave. At 2,000 records / 4 MiB the writer benchmark's 50,000 voice events
+# took 44 commits; at 6,000 / 12 MiB 7,950 -> 6,350 bytes written per event (2026-12-07).
+MAX_BATCH_RECORDS = 6000
 # Bounds in bytes of the messages' events (`EventRecord.size_bytes`, as relayed), which is what
-# fills memory: 2,000 voice messages of ~6 KB were 12 MB in one batch, and `--queue-size`
-# messages of them could be hundreds of MB. The records of a message take about its size again.
-MAX_BATCH_BYTES = 4 * 1024 * 1024
-# What binds is each relay's bound on what it keeps unacknowledged in memory (8 MiB,
-# `handover.resend.RESEND_LIMIT_BYTES`; the rest waits on the relay's disk), which holds
-# everything queued here too; this one is room for eight relays (`--workers`), so that the
-# recorder never drops what a relay keeps. At 8 MiB, before relays kept their share, a client
-# sending ten minutes of audio at once (39 MB in 0.5 s) lost ~1,000 appends here.
+# fills memory: the records of a message take about its size again. Everything queued here is
+# kept by its relay too until committed, each relay at most 8 MiB in memory
+# (`handover.resend.RESEND_LIMIT_BYTES`; the rest waits on the relay's disk).
+MAX_BATCH_BYTES = 12 * 1024 * 1024
+# Room for eight relays' 8 MiB (`--workers`), so that the recorder never drops what a relay
+# keeps. At 8 MiB, before relays kept their share, a client sending ten minutes of audio at once
+# (39 MB in 0.5 s) lost ~1,000 appends here.
 QUEUE_LIMIT_BYTES = 64 * 1024 * 1024
 DRAIN_PAUSE_S = 0.05  # the writer's nap between drains of the queue while it fills a batch
 RETRY_BACKOFF_MAX_S = 2.0

@@ -56,6 +56,13 @@ def test_sqlite_runs_in_wal_mode(sqlite_db_url: str):
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
 
 
+def test_sqlite_checkpoints_the_wal_every_4000_pages(sqlite_db_url: str):
+    # Fewer checkpoints write each index page into the file fewer times (SQLite's default: 1,000).
+    engine = make_engine(sqlite_db_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 4000
+
+
 def test_writer_commits_every_record_on_close(engine: Engine):
     writer = Writer(engine, queue_size=10_000, flush_interval_s=0.05)
     writer.start()

@@ -18,9 +18,10 @@ from sqlalchemy import Engine, select
 from recorder import session as session_module
 from recorder.live_session import LiveSessionRecorder
 from recorder.session import SessionRecorder, without_first
+from storage import apply, audio_segments
 from storage.apply import apply_records
 from storage.db import make_engine, upgrade
-from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio
+from storage.hot_inserts import AUDIO_COLUMNS, EVENT_COLUMNS, decode_audio, sqlite_datetime
 from storage.models import AudioChunk, Event, Response, table
 from storage.records import (
     AudioRecord,
@@ -115,6 +116,36 @@ def test_audio_decodes_as_the_stdlibs_strict_mode_decides(text: str):
     assert decode_audio(text) == expected
 
 
+AUDIO_TEXTS = st.one_of(
+    st.binary(max_size=30).map(lambda data: base64.b64encode(data).decode()),
+    st.sampled_from(["QUI=", "QUI", "QUJD=", "QU JD", "QUJD\n", "", "é", "QU=D"]),
+)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["s1", "s2"]), AUDIO_TEXTS, st.booleans()), max_size=12))
+def test_audio_decoded_segment_by_segment_makes_the_rows_chunk_by_chunk_makes(
+    chunks: list[tuple[str, str, bool]],
+):
+    records = [
+        AudioRecord(
+            session_id=session_id,
+            seq=seq,
+            ts=NOW + timedelta(milliseconds=seq),
+            direction="server",
+            audio_format="pcm16",
+            sample_rate=24_000,
+            audio_base64=text,
+            response_id="r2" if other_response else "r1",
+        )
+        for seq, (session_id, text, other_response) in enumerate(chunks)
+    ]
+    by_chunk = audio_segments.merge(apply._decoded(records))
+    by_segment = audio_segments.merge_base64(records)
+    if all(len(text) % 4 == 0 and "=" not in text and text.isascii() for _, text, _ in chunks):
+        assert by_segment is not None or any(decode_audio(r.audio_base64) is None for r in records)
+    assert by_segment is None or by_segment == by_chunk
+
+
 def stored(engine: Engine, session_id: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every event, audio and response row of a session, without row ids and the session id."""
     rows = {}
@@ -134,6 +165,16 @@ def recorded_batch(session_id: str, created: bool = True) -> list[Record]:
     recorder = make("ga", "full", session_id)
     records = [recorder.opened, *records_of(recorder, ga_stream())]
     return [r for r in records if created or not isinstance(r, ResponseCreated)]
+
+
+@given(st.lists(st.datetimes(timezones=st.just(UTC)), min_size=1, max_size=20))
+def test_sqlite_timestamps_are_the_text_of_each_datetime_whatever_came_before(
+    values: list[datetime],
+):
+    # The text of the last second is kept: a datetime in another day, month or year with the
+    # same time of day must not reuse it.
+    for value in [*values, *(v.replace(year=v.year % 9999 + 1) for v in values)]:
+        assert sqlite_datetime(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 @pytest.mark.parametrize("created", [True, False])
