@@ -44,7 +44,7 @@ def test_every_addon_option_is_documented():
     recorder = Relay()
     with taddons.context(recorder) as tctx:
         names = [name for name in tctx.options.keys() if name.startswith("rtrec_")]  # noqa: SIM118
-    assert len(names) == 14
+    assert len(names) == 15
     for name in names:
         assert f"`{name}`" in README
 
