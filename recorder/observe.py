@@ -64,6 +64,8 @@ def _seconds(ms: float | None) -> float | None:
 
 
 BUILTIN_TABLE = PriceTable(BUILTIN_PRICES)
+# The records other than events that the traffic metrics are counted from.
+_OBSERVED = (ResponseDone, RateLimitRecord, TranscriptionRecord)
 
 
 def observe(
@@ -82,26 +84,45 @@ def observe(
     server `reported` (`SessionRecorder.reported_models`), else those become `other`.
     `properties` are the session's values for the cost and token counters' property labels.
     """
-    model = metric_model(model, prices, reported)
+    label: str | None = None  # the bounded model label, worked out once a record needs it
     for record in records:
         if isinstance(record, EventRecord):
-            if record.error_type is not None or record.error_code is not None:
-                _count_error(metrics, model, api, record.error_type, record.error_code)
-        elif isinstance(record, ResponseDone):
-            # GPT-Live's delegated work names its own model (a Responses or Decisions one).
-            own = model if record.model is None else metric_model(record.model, prices, reported)
-            _observe_response(metrics, own, api, record, properties)
-        elif isinstance(record, RateLimitRecord):
-            labels = {"name": record.name or "unknown", "key": rate_limit_key}
-            if record.limit_value is not None:
-                metrics.rate_limit_limit.labels(**labels).set(record.limit_value)
-            if record.remaining is not None:
-                metrics.rate_limit_remaining.labels(**labels).set(record.remaining)
-            if record.reset_seconds is not None:
-                metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
-        elif isinstance(record, TranscriptionRecord):
-            transcription_model = metric_model(record.model, prices, reported)
-            _observe_transcription(metrics, transcription_model, api, record, properties)
+            if record.error_type is None and record.error_code is None:
+                continue  # nearly every message: nothing to count but what the tally counts
+        elif not isinstance(record, _OBSERVED):
+            continue
+        if label is None:
+            label = metric_model(model, prices, reported)
+        _observe_record(metrics, label, rate_limit_key, record, prices, reported, properties, api)
+
+
+def _observe_record(
+    metrics: Metrics,
+    model: str,
+    rate_limit_key: str,
+    record: Record,
+    prices: PriceTable,
+    reported: Collection[str],
+    properties: Sequence[str],
+    api: str,
+) -> None:
+    if isinstance(record, EventRecord):
+        _count_error(metrics, model, api, record.error_type, record.error_code)
+    elif isinstance(record, ResponseDone):
+        # GPT-Live's delegated work names its own model (a Responses or Decisions one).
+        own = model if record.model is None else metric_model(record.model, prices, reported)
+        _observe_response(metrics, own, api, record, properties)
+    elif isinstance(record, RateLimitRecord):
+        labels = {"name": record.name or "unknown", "key": rate_limit_key}
+        if record.limit_value is not None:
+            metrics.rate_limit_limit.labels(**labels).set(record.limit_value)
+        if record.remaining is not None:
+            metrics.rate_limit_remaining.labels(**labels).set(record.remaining)
+        if record.reset_seconds is not None:
+            metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
+    elif isinstance(record, TranscriptionRecord):
+        transcription_model = metric_model(record.model, prices, reported)
+        _observe_transcription(metrics, transcription_model, api, record, properties)
 
 
 def _count_error(
