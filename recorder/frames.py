@@ -29,6 +29,7 @@ _OPCODES = {int(opcode): opcode for opcode in Opcode}
 _TEXT, _BINARY, _CONT = int(Opcode.TEXT), int(Opcode.BINARY), int(Opcode.CONT)
 _CLOSE = int(Opcode.CLOSE)
 _RESERVED_BITS = 0b01110000
+_WHOLE_TEXT, _WHOLE_BINARY = 0x80 | _TEXT, 0x80 | _BINARY  # FIN, no reserved bits
 
 
 class FrameError(Exception):
@@ -86,6 +87,23 @@ def _header(data: bytes, at: int, masked: bool) -> tuple[int, int, bytes | None]
     return start + 4, length, data[start : start + 4]
 
 
+def _one_message(chunk: bytes, masked: bool) -> tuple[bool, bytes] | None:
+    """The message of a chunk that is exactly one whole, unfragmented, uncompressed text or
+    binary frame (the relay hands most over so); None sends any other to the general reading."""
+    if not chunk or (chunk[0] != _WHOLE_TEXT and chunk[0] != _WHOLE_BINARY):
+        return None
+    try:
+        header = _header(chunk, 0, masked)
+    except ProtocolError:
+        return None  # refused by the general reading, which says why
+    if isinstance(header, int) or header[0] + header[1] != len(chunk):
+        return None
+    start, _, mask = header
+    return chunk[0] == _WHOLE_TEXT, chunk[start:] if mask is None else apply_mask(
+        chunk[start:], mask
+    )
+
+
 class Direction:
     """One direction's parser: feed chunks, get whole messages (is_text, payload)."""
 
@@ -119,6 +137,10 @@ class Direction:
             raise FrameError("unreadable since an earlier error")
         if self._closed:
             return []
+        if not self._pending and self._extension is None and not self._fragmented:
+            whole = _one_message(chunk, self.from_client)
+            if whole is not None:
+                return [whole]
         if self._pending:  # joined once the frame under way can go further: no quadratic copy
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)

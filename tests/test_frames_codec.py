@@ -117,8 +117,11 @@ def streams(draw: st.DrawFn) -> tuple[bool, str | None, list[bytes], set[int]]:
     encoder = None if params is None else PerMessageDeflate(False, False, 15, 15)
     frames = draw(st.lists(frame_bytes(from_client, encoder), max_size=12))
     wire = b"".join(frames) + draw(st.binary(max_size=8))
-    cuts = sorted(draw(st.sets(st.integers(0, len(wire)), max_size=10)))
-    chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+    if draw(st.booleans()):  # a frame a chunk, as the relay hands most over
+        chunks = [*frames, wire[len(b"".join(frames)) :]]
+    else:
+        cuts = sorted(draw(st.sets(st.integers(0, len(wire)), max_size=10)))
+        chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
     resyncs = draw(st.sets(st.integers(0, len(chunks) - 1), max_size=2))
     return from_client, header, [c for c in chunks if c], resyncs
 
