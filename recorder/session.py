@@ -12,7 +12,12 @@ from protocol import base64_decoded_size, event_refs, live, parse_frame
 from protocol.audio import AUDIO_FIELD, DELTA_FIELD, is_audio_delta
 from protocol.pii import redact_pii
 from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from protocol.redact import might_hold_secret, redact_free_text, redact_value
+from protocol.redact import (
+    flat_event_holds_secret,
+    might_hold_secret,
+    redact_free_text,
+    redact_value,
+)
 from recorder.pii_redaction import PiiRedactor, redact_strings
 from storage.records import (
     AudioRecord,
@@ -161,10 +166,7 @@ class SessionRecorder:
                 EventRecord(session_id, seq, ts_utc, direction, event_type, len(content), payload)
             ]
         audio = self._strip(event_type, event)
-        # The audio is not stored, only its size: the rest of the frame is all that can hold a
-        # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
-        rest = content if audio is None else without_first(content, audio.encode(errors="ignore"))
-        if might_hold_secret(rest):
+        if self._may_hold_secret(event, content, audio):
             event = redact_value(event)
         if self.pii is not None:
             self.pii.redact(event_type, event)
@@ -210,6 +212,18 @@ class SessionRecorder:
         if interpreted:
             records.extend(interpreted)
         return records
+
+    @staticmethod
+    def _may_hold_secret(event: dict[str, Any], content: bytes, audio: str | None) -> bool:
+        """Whether the event must go through `redact_value`. A flat event (the appends and deltas)
+        is read as decoded; any other by its frame's bytes."""
+        held = flat_event_holds_secret(event)
+        if held is not None:
+            return held
+        # The audio is not stored, only its size: the rest of the frame is all that can hold a
+        # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
+        rest = content if audio is None else without_first(content, audio.encode(errors="ignore"))
+        return might_hold_secret(rest)
 
     def _strip(self, event_type: str, event: dict[str, Any]) -> str | None:
         """`protocol.strip_payload`'s work, returning the event's own audio. The many appends and
