@@ -180,23 +180,23 @@ class Recording:
         entry = self._entry(relay, item)
         if entry is None or entry.frames is None:
             return
-        direction = entry.frames.direction(item.from_client)
-        if item.flags & wire.RESYNC:  # bytes before it were never handed over here
+        from_client, ts, seq, flags = item.from_client, item.ts, item.seq, item.flags
+        direction = entry.frames.direction(from_client)
+        if flags & wire.RESYNC:  # bytes before it were never handed over here
             direction.resync()
         failed_before = direction.failed
         try:
             messages = direction.feed(item.body)
         except FrameError as exc:
-            side = "client" if item.from_client else "server"
+            side = "client" if from_client else "server"
             if not failed_before:  # once per stream, not per chunk
                 logger.warning("cannot parse the %s's frames: %s; recorded as invalid", side, exc)
             observe.parse_failed(self.metrics, side)
-            entry.recorder.seq = item.seq
-            records = [entry.recorder.unparsed(item.from_client, item.body, item.ts)]
-            self.writer.submit(records, bool(item.flags & wire.REPLAY))
+            entry.recorder.seq = seq
+            records = [entry.recorder.unparsed(from_client, item.body, ts)]
+            self.writer.submit(records, bool(flags & wire.REPLAY))
             return
         # The relay numbered the messages this chunk ends, both directions in one sequence.
-        from_client, ts, seq, flags = item.from_client, item.ts, item.seq, item.flags
         for is_text, content in messages:
             self._record(entry, from_client, content, is_text, ts, seq, flags)
             seq += 1

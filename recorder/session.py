@@ -82,6 +82,7 @@ _OWN_AUDIO_FIELD = {
 _TEXT_DELTAS = protocol.TEXT_DELTAS | {live.INPUT_TRANSCRIPT_DELTA, live.OUTPUT_TRANSCRIPT_DELTA}
 _NEEDLE_HEAD_BYTES = 16
 _ODD_TYPES = frozenset((protocol.BINARY, protocol.INVALID))
+_OUTPUT_DELTAS = protocol.AUDIO_DELTAS | protocol.TEXT_DELTAS
 
 
 def without_first(content: bytes, part: bytes) -> bytes:
@@ -320,7 +321,7 @@ class SessionRecorder:
             if event_type in protocol.SESSION_UPDATES:
                 self._apply_session(event.get("session"))
             return []
-        if event_type in protocol.AUDIO_DELTAS or event_type in protocol.TEXT_DELTAS:
+        if event_type in _OUTPUT_DELTAS:
             self._mark_first_output(event_type, response_id, ts)
             return []
         if event_type in protocol.SESSION_STATE_EVENTS:
