@@ -99,9 +99,8 @@ def _one_message(chunk: bytes, masked: bool) -> tuple[bool, bytes] | None:
     if isinstance(header, int) or header[0] + header[1] != len(chunk):
         return None
     start, _, mask = header
-    return chunk[0] == _WHOLE_TEXT, chunk[start:] if mask is None else apply_mask(
-        chunk[start:], mask
-    )
+    payload = chunk[start:] if mask is None else apply_mask(chunk[start:], mask)
+    return chunk[0] == _WHOLE_TEXT, payload
 
 
 class Direction:
