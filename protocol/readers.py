@@ -56,8 +56,9 @@ def parse_frame(content: bytes, is_text: bool) -> tuple[str, Any]:
             event = json.loads(content.decode("utf-8"))
         except (ValueError, RecursionError):
             return INVALID, None
-    if isinstance(event, dict) and isinstance(event.get("type"), str):
-        return event["type"], event
+    event_type = event.get("type") if isinstance(event, dict) else None
+    if isinstance(event_type, str):
+        return event_type, event
     return INVALID, event
 
 
