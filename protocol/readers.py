@@ -56,8 +56,9 @@ def parse_frame(content: bytes, is_text: bool) -> tuple[str, Any]:
             event = json.loads(content.decode("utf-8"))
         except (ValueError, RecursionError):
             return INVALID, None
-    if isinstance(event, dict) and isinstance(event.get("type"), str):
-        return event["type"], event
+    event_type = event.get("type") if isinstance(event, dict) else None
+    if isinstance(event_type, str):
+        return event_type, event
     return INVALID, event
 
 
@@ -84,13 +85,22 @@ def float_or_none(value: Any) -> float | None:
 
 def event_refs(event: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
     """`event_id`, `response_id` and `item_id` of an event, looking inside `response`/`item`."""
-    response_id = _str_or_none(event.get("response_id"))
-    if response_id is None:
-        response_id = _str_or_none(_dict(event.get("response")).get("id"))
-    item_id = _str_or_none(event.get("item_id"))
-    if item_id is None:
-        item_id = _str_or_none(_dict(event.get("item")).get("id"))
-    return _str_or_none(event.get("event_id")), response_id, item_id
+    # Read for every message: plain lookups and type tests, no helper calls.
+    get = event.get
+    response_id = get("response_id")
+    if not isinstance(response_id, str):
+        response = get("response")
+        response_id = response.get("id") if isinstance(response, dict) else None
+        if not isinstance(response_id, str):
+            response_id = None
+    item_id = get("item_id")
+    if not isinstance(item_id, str):
+        item = get("item")
+        item_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(item_id, str):
+            item_id = None
+    event_id = get("event_id")
+    return event_id if isinstance(event_id, str) else None, response_id, item_id
 
 
 def error_fields(event: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -104,6 +104,53 @@ def might_hold_secret(raw: bytes) -> bool:
     return any(marker in lowered for marker in _SECRET_MARKERS)
 
 
+# What `redact_value` changes in an event: a secret field's value, and the `sk-`/`ek_` tokens
+# of `redact_text` (case-sensitive, like `_TOKEN`) in any key or string.
+def _key_may_change(key: str) -> bool:
+    return key.lower() in SECRET_FIELDS or "sk-" in key or "ek_" in key
+
+
+# Field names of the high-frequency events (audio and transcript deltas, appends, VAD), checked
+# once here by the same rule; any other key is checked as it comes.
+_PLAIN_KEYS = frozenset(
+    key
+    for key in (
+        "event_id",
+        "type",
+        "response_id",
+        "item_id",
+        "output_index",
+        "content_index",
+        "delta",
+        "audio",
+        "obfuscation",
+        "previous_item_id",
+        "audio_start_ms",
+        "audio_end_ms",
+        "transcript",
+        "logprobs",
+    )
+    if not _key_may_change(key)
+)
+
+
+def flat_event_holds_secret(event: dict[str, Any]) -> bool | None:
+    """Whether `redact_value` would change a flat event (no object or array in it): exact, on
+    the decoded text, so escapes need no care. None for a nested event: `might_hold_secret`."""
+    for key, value in event.items():
+        if key not in _PLAIN_KEYS and _key_may_change(key):
+            return True
+        kind = type(value)
+        if kind is int or kind is float or kind is bool or value is None:
+            continue  # nothing to redact (exact types first: half the cost of `isinstance`)
+        if kind is str or isinstance(value, str):
+            if "sk-" in value or "ek_" in value:
+                return True
+        elif isinstance(value, dict | list):
+            return None
+    return False
+
+
 def redact_value(value: Any, redact_string: Callable[[str], str] = redact_text) -> Any:
     """A copy of a decoded JSON value with secret fields and embedded tokens (keys too) replaced.
 

@@ -371,6 +371,7 @@ class Metrics:
         property_values: PropertyLabels | None = None,
     ) -> None:
         self.registry = registry
+        self._children: dict[tuple[object, tuple[str, ...]], object] = {}
         # First in the registry: it adds its sums to `events`/`event_bytes` before they are read.
         self.relayed = RelayedTally(self)
         registry.register(self.relayed)
@@ -397,6 +398,15 @@ class Metrics:
             self.handover_anomalies.labels(kind=kind)
         for reason in ATTACH_FAILURE_REASONS:
             self.observer_attach_failures.labels(reason=reason)
+
+    def child[M: (Counter, Gauge, Histogram)](self, metric: M, *values: str) -> M:
+        """`metric.labels(*values)`, found once: a lookup costs ~1.5 µs, and each response
+        updates a dozen series."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child  # type: ignore[return-value]
 
     def property_label_values(self, properties: Mapping[str, str]) -> tuple[str, ...]:
         """A session's values for the property labels (`recorder.property_labels`)."""

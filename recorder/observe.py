@@ -64,6 +64,8 @@ def _seconds(ms: float | None) -> float | None:
 
 
 BUILTIN_TABLE = PriceTable(BUILTIN_PRICES)
+# The records other than events that the traffic metrics are counted from.
+_OBSERVED = (ResponseDone, RateLimitRecord, TranscriptionRecord)
 
 
 def observe(
@@ -82,51 +84,70 @@ def observe(
     server `reported` (`SessionRecorder.reported_models`), else those become `other`.
     `properties` are the session's values for the cost and token counters' property labels.
     """
-    model = metric_model(model, prices, reported)
+    label: str | None = None  # the bounded model label, worked out once a record needs it
     for record in records:
         if isinstance(record, EventRecord):
-            if record.error_type is not None or record.error_code is not None:
-                _count_error(metrics, model, api, record.error_type, record.error_code)
-        elif isinstance(record, ResponseDone):
-            # GPT-Live's delegated work names its own model (a Responses or Decisions one).
-            own = model if record.model is None else metric_model(record.model, prices, reported)
-            _observe_response(metrics, own, api, record, properties)
-        elif isinstance(record, RateLimitRecord):
-            labels = {"name": record.name or "unknown", "key": rate_limit_key}
-            if record.limit_value is not None:
-                metrics.rate_limit_limit.labels(**labels).set(record.limit_value)
-            if record.remaining is not None:
-                metrics.rate_limit_remaining.labels(**labels).set(record.remaining)
-            if record.reset_seconds is not None:
-                metrics.rate_limit_reset.labels(**labels).set(record.reset_seconds)
-        elif isinstance(record, TranscriptionRecord):
-            transcription_model = metric_model(record.model, prices, reported)
-            _observe_transcription(metrics, transcription_model, api, record, properties)
+            if record.error_type is None and record.error_code is None:
+                continue  # nearly every message: nothing to count but what the tally counts
+        elif not isinstance(record, _OBSERVED):
+            continue
+        if label is None:
+            label = metric_model(model, prices, reported)
+        _observe_record(metrics, label, rate_limit_key, record, prices, reported, properties, api)
+
+
+def _observe_record(
+    metrics: Metrics,
+    model: str,
+    rate_limit_key: str,
+    record: Record,
+    prices: PriceTable,
+    reported: Collection[str],
+    properties: Sequence[str],
+    api: str,
+) -> None:
+    if isinstance(record, EventRecord):
+        _count_error(metrics, model, api, record.error_type, record.error_code)
+    elif isinstance(record, ResponseDone):
+        # GPT-Live's delegated work names its own model (a Responses or Decisions one).
+        own = model if record.model is None else metric_model(record.model, prices, reported)
+        _observe_response(metrics, own, api, record, properties)
+    elif isinstance(record, RateLimitRecord):
+        name = record.name or "unknown"
+        if record.limit_value is not None:
+            metrics.child(metrics.rate_limit_limit, name, rate_limit_key).set(record.limit_value)
+        if record.remaining is not None:
+            metrics.child(metrics.rate_limit_remaining, name, rate_limit_key).set(record.remaining)
+        if record.reset_seconds is not None:
+            reset = metrics.child(metrics.rate_limit_reset, name, rate_limit_key)
+            reset.set(record.reset_seconds)
+    elif isinstance(record, TranscriptionRecord):
+        transcription_model = metric_model(record.model, prices, reported)
+        _observe_transcription(metrics, transcription_model, api, record, properties)
 
 
 def _count_error(
     metrics: Metrics, model: str, api: str, error_type: str | None, code: str | None
 ) -> None:
-    metrics.errors.labels(model=model, type=error_type or "", code=code or "", api=api).inc()
+    metrics.child(metrics.errors, model, error_type or "", code or "", api).inc()
 
 
 def _observe_response(
     metrics: Metrics, model: str, api: str, done: ResponseDone, properties: Sequence[str]
 ) -> None:
-    metrics.responses.labels(
-        model=model, status=done.status or "unknown", reason=done.status_reason or ""
-    ).inc()
+    status, reason = done.status or "unknown", done.status_reason or ""
+    metrics.child(metrics.responses, model, status, reason).inc()
     if done.error_type is not None or done.error_code is not None:
         _count_error(metrics, model, api, done.error_type, done.error_code)
     # A GPT-Live turn has no usage of its own (the session is billed per second).
     series = token_series(done.usage) if done.usage else {}
     for (direction, modality, cached), tokens in series.items():
-        metrics.tokens.labels(model, direction, modality, cached, *properties).inc(tokens)
+        metrics.child(metrics.tokens, model, direction, modality, cached, *properties).inc(tokens)
     if done.cost_usd is not None and done.cost_usd >= 0:
-        metrics.cost.labels(model, "response", api, *properties).inc(done.cost_usd)
+        metrics.child(metrics.cost, model, "response", api, *properties).inc(done.cost_usd)
     if done.created_at is not None:
         duration = (done.done_at - done.created_at).total_seconds()
-        metrics.response_duration.labels(model=model, api=api).observe(max(duration, 0.0))
+        metrics.child(metrics.response_duration, model, api).observe(max(duration, 0.0))
     for histogram, ms in (
         (metrics.time_to_first_audio, done.time_to_first_audio_ms),
         (metrics.time_to_first_text, done.time_to_first_text_ms),
@@ -135,7 +156,7 @@ def _observe_response(
     ):
         seconds = _seconds(ms)
         if seconds is not None:
-            histogram.labels(model=model, api=api).observe(max(seconds, 0.0))
+            metrics.child(histogram, model, api).observe(max(seconds, 0.0))
 
 
 def _observe_transcription(
@@ -147,20 +168,23 @@ def _observe_transcription(
     )
     for direction, modality, tokens in details:
         if tokens and tokens > 0:
-            metrics.transcription_tokens.labels(model, direction, modality, *properties).inc(tokens)
+            counter = metrics.child(
+                metrics.transcription_tokens, model, direction, modality, *properties
+            )
+            counter.inc(tokens)
     broken_down = _n(record.input_audio_tokens) + _n(record.input_text_tokens)
     if record.input_tokens is not None and record.input_tokens > broken_down:
-        metrics.transcription_tokens.labels(model, "input", "unknown", *properties).inc(
+        metrics.child(metrics.transcription_tokens, model, "input", "unknown", *properties).inc(
             record.input_tokens - broken_down
         )
     if record.output_tokens and record.output_tokens > 0:
-        metrics.transcription_tokens.labels(model, "output", "text", *properties).inc(
+        metrics.child(metrics.transcription_tokens, model, "output", "text", *properties).inc(
             record.output_tokens
         )
     if record.seconds is not None and record.seconds > 0:
-        metrics.transcription_seconds.labels(model=model).inc(record.seconds)
+        metrics.child(metrics.transcription_seconds, model).inc(record.seconds)
     if record.cost_usd is not None and record.cost_usd >= 0:
-        metrics.cost.labels(model, "transcription", api, *properties).inc(record.cost_usd)
+        metrics.child(metrics.cost, model, "transcription", api, *properties).inc(record.cost_usd)
 
 
 def session_opened(metrics: Metrics, model: str | None, prices: PriceTable, api: str) -> None:

@@ -180,25 +180,26 @@ class Recording:
         entry = self._entry(relay, item)
         if entry is None or entry.frames is None:
             return
-        direction = entry.frames.direction(item.from_client)
-        if item.flags & wire.RESYNC:  # bytes before it were never handed over here
+        from_client, ts, seq, flags = item.from_client, item.ts, item.seq, item.flags
+        direction = entry.frames.direction(from_client)
+        if flags & wire.RESYNC:  # bytes before it were never handed over here
             direction.resync()
         failed_before = direction.failed
         try:
             messages = direction.feed(item.body)
         except FrameError as exc:
-            side = "client" if item.from_client else "server"
+            side = "client" if from_client else "server"
             if not failed_before:  # once per stream, not per chunk
                 logger.warning("cannot parse the %s's frames: %s; recorded as invalid", side, exc)
             observe.parse_failed(self.metrics, side)
-            entry.recorder.seq = item.seq
-            records = [entry.recorder.unparsed(item.from_client, item.body, item.ts)]
-            self.writer.submit(records, bool(item.flags & wire.REPLAY))
+            entry.recorder.seq = seq
+            records = [entry.recorder.unparsed(from_client, item.body, ts)]
+            self.writer.submit(records, bool(flags & wire.REPLAY))
             return
         # The relay numbered the messages this chunk ends, both directions in one sequence.
-        for offset, (is_text, content) in enumerate(messages):
-            seq = item.seq + offset
-            self._record(entry, item.from_client, content, is_text, item.ts, seq, item.flags)
+        for is_text, content in messages:
+            self._record(entry, from_client, content, is_text, ts, seq, flags)
+            seq += 1
 
     def _record(
         self,
@@ -221,8 +222,9 @@ class Recording:
             logger.exception("could not interpret a %s message; it was relayed as is", direction)
             observe.parse_failed(self.metrics, direction)
             records = [session.unparsed(from_client, body, ts)]
-        if session.opened.call_id is not None:  # one call's usage counts once, whoever saw it
-            records = self.calls.of_call(session.opened.call_id, records)
+        opened = session.opened
+        if opened.call_id is not None:  # one call's usage counts once, whoever saw it
+            records = self.calls.of_call(opened.call_id, records)
             replayed = bool(flags & wire.REPLAY)
             self.writer.submit([r for r in records if not is_call_record(r)], replayed)
             self._submit_call_records([r for r in records if is_call_record(r)])
@@ -230,24 +232,25 @@ class Recording:
             self.writer.submit(records, bool(flags & wire.REPLAY))
         if not entry.counted and session.model is not None:
             self._count_session(entry)
+        metrics = self.metrics
         try:
             observe.observe(
-                self.metrics,
+                metrics,
                 session.model,
                 session.rate_limit_key,
                 records,
-                prices=self.prices,
-                reported=session.reported_models,
-                properties=entry.property_labels,
-                api=session.opened.api,
+                self.prices,
+                session.reported_models,
+                entry.property_labels,
+                opened.api,
             )
             if isinstance(session, LiveSessionRecorder):
-                observe.live_billing(self.metrics, session, entry.property_labels)
+                observe.live_billing(metrics, session, entry.property_labels)
         except Exception:
             logger.exception("could not update metrics for a %s message", direction)
         first = records[0]
         event_type = first.type if isinstance(first, EventRecord) else protocol.INVALID
-        self.metrics.relayed.add(direction, event_type, len(body), session.opened.api)
+        metrics.relayed.add(direction, event_type, len(body), opened.api)
 
     def _close(self, relay: int, item: Item) -> None:
         entry = self.sessions.pop((relay, item.session), None)

@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import protocol
-from protocol import live
+from protocol import base64_decoded_size, event_refs, live, parse_frame
 from protocol.audio import AUDIO_FIELD, DELTA_FIELD, is_audio_delta
 from protocol.pii import redact_pii
 from protocol.pricing import BUILTIN_PRICES, PriceTable, response_cost, transcription_cost
-from protocol.redact import might_hold_secret, redact_free_text, redact_value
+from protocol.redact import (
+    flat_event_holds_secret,
+    might_hold_secret,
+    redact_free_text,
+    redact_value,
+)
 from recorder.pii_redaction import PiiRedactor, redact_strings
 from storage.records import (
     AudioRecord,
@@ -76,6 +81,8 @@ _OWN_AUDIO_FIELD = {
 # The high-frequency events without audio: their `audio` field, if any, would be stripped.
 _TEXT_DELTAS = protocol.TEXT_DELTAS | {live.INPUT_TRANSCRIPT_DELTA, live.OUTPUT_TRANSCRIPT_DELTA}
 _NEEDLE_HEAD_BYTES = 16
+_ODD_TYPES = frozenset((protocol.BINARY, protocol.INVALID))
+_OUTPUT_DELTAS = protocol.AUDIO_DELTAS | protocol.TEXT_DELTAS
 
 
 def without_first(content: bytes, part: bytes) -> bytes:
@@ -151,67 +158,73 @@ class SessionRecorder:
         self, seq: int, from_client: bool, content: bytes, is_text: bool, ts: float
     ) -> list[Record]:
         direction = "client" if from_client else "server"
-        event_type, event = protocol.parse_frame(content, is_text)
-        ts_utc = utc(ts)
-        if not isinstance(event, dict) or event_type in (protocol.BINARY, protocol.INVALID):
+        event_type, event = parse_frame(content, is_text)
+        ts_utc = datetime.fromtimestamp(ts, UTC)  # `utc(ts)`, once per message
+        session_id = self.opened.id
+        if not isinstance(event, dict) or event_type in _ODD_TYPES:
+            payload = self._odd_payload(content, event_type, event)
             return [
-                EventRecord(
-                    session_id=self.id,
-                    seq=seq,
-                    ts=ts_utc,
-                    direction=direction,
-                    type=event_type,
-                    size_bytes=len(content),
-                    payload=self._odd_payload(content, event_type, event),
-                )
+                EventRecord(session_id, seq, ts_utc, direction, event_type, len(content), payload)
             ]
         audio = self._strip(event_type, event)
-        # The audio is not stored, only its size: the rest of the frame is all that can hold a
-        # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
-        rest = content if audio is None else without_first(content, audio.encode(errors="ignore"))
-        if might_hold_secret(rest):
+        if self._may_hold_secret(event, content, audio):
             event = redact_value(event)
         if self.pii is not None:
             self.pii.redact(event_type, event)
-        event_id, response_id, item_id = protocol.event_refs(event)
+        event_id, response_id, item_id = event_refs(event)
         error_type, error_code = (
             protocol.error_fields(event) if event_type in self.error_events else (None, None)
         )
         records: list[Record] = [
             EventRecord(
-                session_id=self.id,
-                seq=seq,
-                ts=ts_utc,
-                direction=direction,
-                type=event_type,
-                size_bytes=len(content),
-                payload=None if self.record_mode == "metadata" else event,
-                event_id=event_id,
-                response_id=response_id,
-                item_id=item_id,
-                error_type=error_type,
-                error_code=error_code,
+                session_id,
+                seq,
+                ts_utc,
+                direction,
+                event_type,
+                len(content),
+                None if self.record_mode == "metadata" else event,
+                event_id,
+                response_id,
+                item_id,
+                error_type,
+                error_code,
             )
         ]
-        user_side, fmt = self._audio_side(from_client, event_type, response_id)
-        if audio is not None and user_side:
-            self.input_clock.append(protocol.base64_decoded_size(audio), fmt, ts)
-        if audio is not None and self.record_mode == "full":
-            records.append(
-                AudioRecord(
-                    session_id=self.id,
-                    seq=seq,
-                    ts=ts_utc,
-                    direction="client" if user_side else "server",
-                    audio_format=fmt.name,
-                    sample_rate=fmt.sample_rate,
-                    audio_base64=audio,
-                    response_id=response_id,
-                    item_id=item_id,
+        if audio is not None:
+            user_side, fmt = self._audio_side(from_client, event_type, response_id)
+            if user_side:
+                self.input_clock.append(base64_decoded_size(audio), fmt, ts)
+            if self.record_mode == "full":
+                records.append(
+                    AudioRecord(
+                        session_id,
+                        seq,
+                        ts_utc,
+                        "client" if user_side else "server",
+                        fmt.name,
+                        fmt.sample_rate,
+                        audio,
+                        response_id,
+                        item_id,
+                    )
                 )
-            )
-        records.extend(self._interpret(from_client, event_type, event, ts, response_id))
+        interpreted = self._interpret(from_client, event_type, event, ts, response_id)
+        if interpreted:
+            records.extend(interpreted)
         return records
+
+    @staticmethod
+    def _may_hold_secret(event: dict[str, Any], content: bytes, audio: str | None) -> bool:
+        """Whether the event must go through `redact_value`. A flat event (the appends and deltas)
+        is read as decoded; any other by its frame's bytes."""
+        held = flat_event_holds_secret(event)
+        if held is not None:
+            return held
+        # The audio is not stored, only its size: the rest of the frame is all that can hold a
+        # secret, a few hundred bytes instead of kilobytes (escaped audio is simply not cut out).
+        rest = content if audio is None else without_first(content, audio.encode(errors="ignore"))
+        return might_hold_secret(rest)
 
     def _strip(self, event_type: str, event: dict[str, Any]) -> str | None:
         """`protocol.strip_payload`'s work, returning the event's own audio. The many appends and
@@ -308,7 +321,7 @@ class SessionRecorder:
             if event_type in protocol.SESSION_UPDATES:
                 self._apply_session(event.get("session"))
             return []
-        if event_type in protocol.AUDIO_DELTAS or event_type in protocol.TEXT_DELTAS:
+        if event_type in _OUTPUT_DELTAS:
             self._mark_first_output(event_type, response_id, ts)
             return []
         if event_type in protocol.SESSION_STATE_EVENTS:

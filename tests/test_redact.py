@@ -6,10 +6,13 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.redact import (
     REDACTED,
     api_key,
+    flat_event_holds_secret,
     key_fingerprint,
     might_hold_secret,
     redact_free_text,
@@ -20,6 +23,7 @@ from protocol.redact import (
 )
 from recorder.session import SessionRecorder
 from storage.records import EventRecord, SessionOpened
+from tests.support.frames import json_keys, json_values, texts, wrong_values
 
 KEY = "sk-proj-abcDEF1234567890xyz"
 EPHEMERAL = "ek_68af1e2b3c4d5e6f7a8b9c0d"
@@ -185,3 +189,37 @@ def test_might_hold_secret_finds_every_marker_in_short_and_long_frames(marker, p
     frame = b'{"type":"x","delta":"' + b"a" * padding + marker + b'"}'
     assert might_hold_secret(frame)
     assert not might_hold_secret(frame.replace(marker, b"zz"))
+
+
+flat_values = st.one_of(wrong_values.filter(lambda v: not isinstance(v, list | dict)), texts)
+secret_keys = st.sampled_from(["client_secret", "API_KEY", "Api-Key", "authorization", "x_sk-1"])
+
+
+@given(st.dictionaries(json_keys | secret_keys, flat_values, max_size=8))
+def test_a_flat_event_is_let_through_only_when_redaction_would_change_nothing(event):
+    held = flat_event_holds_secret(event)
+    assert held is not None
+    if not held:
+        assert redact_value(event) == event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "x", "delta": f"say {KEY} now"},
+        {"type": "x", "transcript": EPHEMERAL},
+        {"type": "x", "Client_Secret": "opaque"},
+        {"type": "x", "authorization": 1},
+        {"type": "x", f"{KEY}": "name"},
+    ],
+)
+def test_a_flat_event_with_a_secret_is_sent_to_redaction(event):
+    assert flat_event_holds_secret(event) is True
+    assert redact_value(event) != event
+
+
+@given(st.dictionaries(json_keys, json_values, min_size=1, max_size=4))
+def test_a_nested_event_is_left_to_the_frame_check(event):
+    nested = any(isinstance(value, list | dict) for value in event.values())
+    held = flat_event_holds_secret(event)
+    assert (held is None) == nested or held is True
