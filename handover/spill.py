@@ -71,8 +71,8 @@ class Spill:
         self._read = 0  # of those, bytes taken out
         self._chunks_written = 0
         self._chunks_read = 0
-        self._buffer: list[bytes] = []  # headers and bodies of items not yet in a chunk
-        self._buffered = 0
+        self._gathering: list[Kept] = []  # items not yet in a chunk, as they came
+        self._buffered = 0  # their bytes once encoded
         self._front: deque[Kept] = deque()  # a chunk read back, not yet taken
         self.size_bytes = 0  # bodies of the items held, wherever they are
         self.messages = 0  # messages the items held end
@@ -93,8 +93,7 @@ class Spill:
         size = _ITEM.size + len(item.body)
         if not force and self._written + self._buffered + size > self.limit_bytes:
             return False
-        self._buffer.append(_encode(item))
-        self._buffer.append(item.body)
+        self._gathering.append(item)
         self._buffered += size
         self._peak_bytes = max(self._peak_bytes, self._written + self._buffered)
         self._count(item, 1)
@@ -150,19 +149,19 @@ class Spill:
             return
         if self._chunks_read < self._chunks_written:
             self._front.extend(_decode(self._read_chunk()))
-        else:  # everything on disk is taken: the items still gathering come next
-            plain = b"".join(self._buffer)
-            self._buffer, self._buffered = [], 0
-            self._front.extend(_decode(plain))
+        else:  # everything on disk is taken: the items still gathering come next, as they are
+            self._front.extend(self._gathering)
+            self._gathering, self._buffered = [], 0
 
     def _cipher(self, chunk: int) -> Cipher[modes.CTR]:
         counter = (chunk << _COUNTER_SHIFT).to_bytes(16, "big")
         return Cipher(algorithms.AES(self._key), modes.CTR(counter))
 
     def _write_chunk(self) -> None:
+        plain = b"".join(part for item in self._gathering for part in (_encode(item), item.body))
         encryptor = self._cipher(self._chunks_written).encryptor()
-        sealed = encryptor.update(b"".join(self._buffer)) + encryptor.finalize()
-        self._buffer, self._buffered = [], 0
+        sealed = encryptor.update(plain) + encryptor.finalize()
+        self._gathering, self._buffered = [], 0
         if self._file is None:
             # Closed by `close` (the relay's shutdown), unlinked from the start.
             self._file = tempfile.TemporaryFile(  # noqa: SIM115
@@ -187,7 +186,7 @@ class Spill:
         if self._file is not None and self._written:
             os.ftruncate(self._file.fileno(), 0)
         self._written = self._read = self._chunks_written = self._chunks_read = 0
-        self._buffer, self._buffered = [], 0
+        self._gathering, self._buffered = [], 0
         self._front.clear()
 
 
