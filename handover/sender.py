@@ -156,15 +156,8 @@ class Sender:
         """Hand one relayed message over, or count it as dropped: never raises, never waits."""
         flags = (FROM_CLIENT if from_client else 0) | (IS_TEXT if is_text else 0)
         item = Kept(MESSAGE, flags, session, seq, ts, content, 1)
-        if self._spill or self._unacked.size_bytes + len(content) > self._limit_bytes:
-            if not self._to_spill(item):
-                self._drop(session, from_client, len(content))
-            return
-        self._unacked.keep_stream(item, (session, from_client))
-        if self._channel.sock is not None:
-            self._emit(item, flags)
-            if not self._channel.flush_scheduled:
-                self._channel.schedule_flush()
+        if not self._hand_over(item, (session, from_client)):
+            self._drop(session, from_client, len(content))
 
     def raw(
         self,
@@ -188,14 +181,21 @@ class Sender:
             return False  # the caller drops it, and what follows until a message starts
         self._unfinished[key] = 0 if complete else unfinished
         flags = (FROM_CLIENT if from_client else 0) | (RESYNC if resync else 0)
-        item = Kept(RAW, flags, session, seq, ts, chunk, messages, complete)
-        if self._spill or self._unacked.size_bytes + len(chunk) > self._limit_bytes:
-            return self._to_spill(item)
+        return self._hand_over(Kept(RAW, flags, session, seq, ts, chunk, messages, complete), key)
+
+    def _hand_over(self, item: Kept, key: tuple[int, bool]) -> bool:
+        """Keep a stream item and send it; past the bound in memory, or behind what waits on
+        disk, it waits on disk too. False when there is no room there either."""
+        if self._spill or self._unacked.size_bytes + len(item.body) > self._limit_bytes:
+            if not self._spill:
+                self._spill_log.started()
+            return self._spill.append(item)
         self._unacked.keep_stream(item, key)
-        if self._channel.sock is not None:
-            self._emit(item, flags)
-            if not self._channel.flush_scheduled:
-                self._channel.schedule_flush()
+        channel = self._channel
+        if channel.sock is not None:
+            self._emit(item, item.flags)
+            if not channel.flush_scheduled:
+                channel.schedule_flush()
         return True
 
     def dropped_raw(self, session: int, from_client: bool, messages: int, size: int) -> None:
@@ -276,11 +276,6 @@ class Sender:
             elif item.kind == DROPPED:
                 self._drops.acknowledged(orjson.loads(item.body))
 
-    def _to_spill(self, item: Kept) -> bool:
-        if not self._spill:
-            self._spill_log.started()
-        return self._spill.append(item)
-
     def _unspill(self) -> None:
         """Send on what waits on disk while what is sent and not acknowledged stays under the
         bound (one item at least, however large, once everything sent is acknowledged). The
@@ -358,9 +353,10 @@ class Sender:
 
     def _lost(self, exc: OSError) -> None:
         logger.error(
-            "recorder connection lost; %d unacknowledged byte(s) kept for it, then messages are"
-            " dropped and counted until it is back",
+            "recorder connection lost; %d unacknowledged byte(s) kept for it in memory and up to"
+            " %d MiB more on disk; past that, messages are dropped and counted until it is back",
             self._unacked.size_bytes,
+            self._spill.limit_bytes // (1024 * 1024),
         )
 
     def _drop(
