@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 
 # Batches are this large only under a backlog (the flush interval ends them otherwise), and
 # larger ones mean fewer commits: each commit writes again, whole, every index page it touched,
-# and sessions interleave. At 2,000 records / 4 MiB the writer benchmark's 50,000 voice events
-# took 44 commits; at 6,000 / 12 MiB 7,950 -> 6,350 bytes written per event (2026-12-07).
+# and sessions interleave. Voice batches end at MAX_BATCH_BYTES first (~2,700 records); small
+# frames reach this bound. At 2,000 records the writer benchmark's 50,000 voice events took 44
+# commits; at 6,000 records / 12 MiB, 15 (7,950 -> 6,350 bytes written per event, 2026-12-07).
 MAX_BATCH_RECORDS = 6000
 # Bounds in bytes of the messages' events (`EventRecord.size_bytes`, as relayed), which is what
 # fills memory: the records of a message take about its size again. Everything queued here is
