@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from wsproto.frame_protocol import XorMaskerSimple
 
+from protocol.ws_frame import frame_header
+
 CLOSE_OPCODE = 0x8
 NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.1.5: a close frame without a code
 
@@ -77,18 +79,11 @@ class FrameBoundaries:
 
     def _read_header(self, data: bytes, pos: int, prefix: int) -> int:
         """The offset just past the header at `pos`, or -1 if the chunk cuts it."""
-        size = len(data)
-        if size - pos < 2:
+        header = frame_header(data, pos)
+        if isinstance(header, int):
             return -1
-        first, second = data[pos], data[pos + 1]
-        length = second & 0x7F
-        end = pos + 2 + (2 if length == 126 else 8 if length == 127 else 0)
-        mask_end = end + 4 if second & 0x80 else end
-        if mask_end > size:
-            return -1
-        if length >= 126:
-            length = int.from_bytes(data[pos + 2 : end], "big")
-        opcode, fin = first & 0x0F, first & 0x80
+        mask_end, length, masked = header
+        opcode, fin = data[pos] & 0x0F, data[pos] & 0x80
         starts = opcode in (0x1, 0x2) or (opcode >= 0x8 and not self._fragmented)
         if starts and pos >= prefix and self.message_start is None:
             self.message_start = pos - prefix
@@ -98,7 +93,7 @@ class FrameBoundaries:
             self._final = bool(fin)
         elif opcode == CLOSE_OPCODE and self.close is None:
             self._close_payload = bytearray()
-            self._close_mask = data[end:mask_end]
+            self._close_mask = data[mask_end - 4 : mask_end] if masked else b""
         self._remaining = length
         if length == 0:
             self._frame_done()

@@ -20,6 +20,8 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.headers import parse_extension
 from websockets.speedups import apply_mask
 
+from protocol.ws_frame import frame_header
+
 logger = logging.getLogger(__name__)
 
 DEFLATE = "permessage-deflate"
@@ -65,26 +67,17 @@ def deflate_decoder(params: dict[str, str | None], from_client: bool) -> PerMess
 def _header(data: bytes, at: int, masked: bool) -> tuple[int, int, bytes | None] | int:
     """(where the payload starts, its length, the mask) of the frame at `at`; or how many bytes
     from `at` its header needs when `data` ends before. ProtocolError as websockets raises it."""
-    size = len(data) - at
-    if size < 2:
+    if len(data) - at < 2:
         return 2
-    head1, head2 = data[at], data[at + 1]
-    if head1 & 0x0F not in _OPCODES:
+    if data[at] & 0x0F not in _OPCODES:
         raise ProtocolError("invalid opcode")
-    if bool(head2 & 0x80) != masked:
+    if bool(data[at + 1] & 0x80) != masked:
         raise ProtocolError("incorrect masking")
-    length, start = head2 & 0x7F, at + 2
-    if length >= 126:
-        extra = 2 if length == 126 else 8
-        if size < 2 + extra:
-            return 2 + extra
-        length = int.from_bytes(data[start : start + extra])
-        start += extra
-    if not masked:
-        return start, length, None
-    if len(data) < start + 4:
-        return start + 4 - at
-    return start + 4, length, data[start : start + 4]
+    header = frame_header(data, at)
+    if isinstance(header, int):
+        return header
+    start, length, _ = header
+    return start, length, data[start - 4 : start] if masked else None
 
 
 def _one_message(chunk: bytes, masked: bool) -> tuple[bool, bytes] | None:
