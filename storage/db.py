@@ -74,8 +74,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     # A checkpoint every 4,000 pages (64 MiB of WAL at 16 KiB) instead of 1,000: each index page
     # goes into the file once per checkpoint however often it changed, so fewer checkpoints write
-    # less (writer benchmark: 6,350 -> 6,110 bytes per voice event). The price: the -wal file
-    # stays up to ~64 MiB on disk, and a dashboard read looks pages up in a longer WAL index.
+    # less (writer benchmark: 6,350 -> 6,110 bytes per voice event). The recorder's writer has a
+    # thread that checkpoints every 8 MiB it commits (storage/checkpointer.py): this is the net
+    # for it and what every other program's writes get (the -wal file up to ~64 MiB on disk).
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
 

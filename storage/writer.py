@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage.apply import apply_records, with_natural_keys
+from storage.checkpointer import Checkpointer
 from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.prune import prune_calls, prune_sessions, prune_upgrade_failures
 from storage.records import (
@@ -126,6 +127,10 @@ def _events_in(records: Iterable[Record]) -> int:
     return sum(isinstance(record, EventRecord) for record in records)
 
 
+def _sqlite_file(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+
+
 def _reason(exc: BaseException) -> str:
     """The error's class and the first line of the driver's message: never the SQL, its
     parameters (recorded content) or PostgreSQL's DETAIL/CONTEXT lines, which quote the data."""
@@ -173,8 +178,12 @@ class Writer:
         self.failing_since: float | None = None
         self._retention_days = retention_days
         self._next_prune = time.monotonic()
+        # SQLite files: the WAL moved into the file beside this thread (storage/checkpointer.py).
+        self._checkpointer = Checkpointer(engine) if _sqlite_file(engine) else None
 
     def start(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         self._thread.start()
 
     @property
@@ -292,6 +301,8 @@ class Writer:
                     self._markers -= len(batch.markers)
             if batch.records:
                 self._write(batch.records, batch.replayed_audio)
+                if self._checkpointer is not None:
+                    self._checkpointer.committed(batch.size_bytes)
             for marker in batch.markers:
                 self._run_marker(marker)
             barrier = batch.barrier
@@ -299,6 +310,8 @@ class Writer:
                 barrier.done.set()
                 if barrier.stop:
                     self._report_given_up()
+                    if self._checkpointer is not None:
+                        self._checkpointer.close()
                     self._checkpoint()
                     return
 
