@@ -17,7 +17,9 @@ ends when a checkpoint moved nothing new.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 
 from sqlalchemy import Engine
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 # 6,780 bytes written per event; every 8 MiB 77-78k, 6,370; every 16 MiB 70k, 6,200; on commit
 # (the autocheckpoint's 4,000 pages) 59-61k, 6,015.
 CHECKPOINT_EVERY_BYTES = 8 * 1024 * 1024
+CHECKPOINT_NICE = 10
 
 
 def catch_up(connection: PoolProxiedConnection) -> tuple[int, bool]:
@@ -81,6 +84,7 @@ class Checkpointer:
             self._thread.join()
 
     def _run(self) -> None:
+        _lower_priority()
         try:
             connection = self._engine.raw_connection()
         except SQLAlchemyError as exc:  # the writer reports an unavailable database
@@ -103,6 +107,14 @@ class Checkpointer:
                 self.checkpoints += runs
         finally:
             connection.close()
+
+
+def _lower_priority() -> None:
+    """This thread yields the CPU to the relays and the recorder's loop: on Linux a thread has a
+    nice value of its own. Falling behind only leaves more for SQLite's autocheckpoint."""
+    # Elsewhere than Linux, or not allowed: checkpoints at the recorder's priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECKPOINT_NICE)
 
 
 def _reason(exc: BaseException) -> str:
