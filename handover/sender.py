@@ -216,15 +216,23 @@ class Sender:
         if self._drops.pending:
             self._report_drops()
 
-    def drain(self, timeout_s: float) -> bool:
+    def drain(self, timeout_s: float, quiet_s: float | None = None) -> bool:
         """Block until the recorder acknowledged everything (at shutdown); False if it did not
-        in time, or is not there: then what is left is logged."""
-        deadline = time.monotonic() + timeout_s
+        within `timeout_s`, or acknowledged nothing for `quiet_s`, or is not there: then what
+        is left is logged."""
+        now = time.monotonic()
+        deadline = now + timeout_s
+        quiet_until = now + (timeout_s if quiet_s is None else quiet_s)
+        acked = self._acked
         self._report_drops()
         channel = self._channel
         while channel.sock is not None and (channel.parts or self._unacked or self._spill):
             channel.flush()  # what acknowledgements let out of the spill too
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            if self._acked != acked:  # the recorder is committing: it gets more time
+                acked = self._acked
+                quiet_until = now + (timeout_s if quiet_s is None else quiet_s)
+            remaining = min(deadline, quiet_until) - now
             if channel.sock is None or remaining <= 0:
                 break
             wait_s = min(remaining, 0.005) if channel.parts else remaining

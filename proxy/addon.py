@@ -29,6 +29,13 @@ from proxy.tags import SessionTags, session_tags
 
 logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
+# At shutdown the relay waits for the recorder to acknowledge what it handed over, what waits on
+# disk included (up to `--spill-mb`, committed at 10-20k voice messages/s): as long as the
+# recorder keeps acknowledging, up to 20 s (compose stops after 30: 2 s of close frames first,
+# then the recorder exits with nothing left to write); a recorder that acknowledges nothing for
+# 5 s (its database locked) is not waited for any longer.
+SHUTDOWN_DRAIN_S = 20.0
+SHUTDOWN_QUIET_S = 5.0
 TAGS_KEY = "rtrec_tags"
 # Distinct unrecorded path shapes the relay names; past these they are all `other`.
 MAX_UNRECORDED_SHAPES = 50
@@ -122,7 +129,7 @@ class Relay:
         if self.sender is not None:
             for live in self.sessions.values():
                 self.sender.close(live.number, ts=now, code=None, reason=SHUTDOWN_REASON)
-            self.sender.drain(timeout_s=10.0)
+            self.sender.drain(timeout_s=SHUTDOWN_DRAIN_S, quiet_s=SHUTDOWN_QUIET_S)
             self.sender.shutdown()
             self.sender = None
         self.sessions.clear()

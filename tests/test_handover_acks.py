@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +268,38 @@ def test_drop_counts_a_recorder_acknowledged_are_told_to_the_next(tmp_path: Path
         "client_bytes": 39,
         "server_bytes": 0,
     }
+
+
+def test_shutdown_waits_while_the_recorder_acknowledges_and_not_once_it_stops(tmp_path: Path):
+    """A large backlog (a spill) takes the recorder longer than any fixed wait; a recorder whose
+    database is locked acknowledges nothing, and waiting on it only delays the exit."""
+    path = str(tmp_path / "recorder.sock")
+    server = listening(path)
+    sender = Sender(path)
+    assert sender.connect()
+    recorder = Recorder(server)
+    sender.open(1, id="s1")
+    for seq, body in enumerate(messages(20)):
+        sender.message(1, seq, True, True, 1.0, body)
+    sender.flush()
+
+    def acknowledge_one_by_one() -> None:  # 20 acknowledgements 0.1 s apart: 2 s in all
+        while len(recorder.read()) < 21:
+            time.sleep(0.01)
+        for position, _ in recorder.items:
+            time.sleep(0.1)
+            recorder.acknowledge(position)
+
+    acknowledging = threading.Thread(target=acknowledge_one_by_one)
+    acknowledging.start()
+    started = time.monotonic()
+    assert sender.drain(timeout_s=60, quiet_s=0.5)
+    assert time.monotonic() - started >= 1.5  # past the quiet bound: acknowledgements came
+    acknowledging.join()
+
+    for seq, body in enumerate(messages(5, start=20), start=20):
+        sender.message(1, seq, True, True, 2.0, body)
+    started = time.monotonic()
+    assert not sender.drain(timeout_s=60, quiet_s=0.5)  # nothing acknowledged any more
+    assert time.monotonic() - started < 30
+    sender.shutdown()
