@@ -26,6 +26,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import PoolProxiedConnection
 
+from storage.db import error_reason
+
 logger = logging.getLogger(__name__)
 
 # The writer asks for a checkpoint once it has committed this much since the last one (two of
@@ -63,7 +65,6 @@ class Checkpointer:
         self._wanted = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="rtrec-checkpoint", daemon=True)
-        self.checkpoints = 0  # passive checkpoints run
         self._failing = False  # the last turn failed: logged once until one works again
 
     def start(self) -> None:
@@ -88,7 +89,9 @@ class Checkpointer:
         try:
             connection = self._engine.raw_connection()
         except SQLAlchemyError as exc:  # the writer reports an unavailable database
-            logger.warning("no checkpoint thread (%s): SQLite checkpoints on commit", _reason(exc))
+            logger.warning(
+                "no checkpoint thread (%s): SQLite checkpoints on commit", error_reason(exc)
+            )
             return
         try:
             while True:
@@ -97,14 +100,13 @@ class Checkpointer:
                 if self._stopping:
                     return
                 try:
-                    runs, _ = catch_up(connection)
+                    catch_up(connection)
                 except Exception as exc:  # whatever fails, the autocheckpoint is still there
                     if not self._failing:
-                        logger.warning("background checkpoint failed: %s", _reason(exc))
+                        logger.warning("background checkpoint failed: %s", error_reason(exc))
                     self._failing = True
                     continue
                 self._failing = False
-                self.checkpoints += runs
         finally:
             connection.close()
 
@@ -115,10 +117,3 @@ def _lower_priority() -> None:
     # Elsewhere than Linux, or not allowed: checkpoints at the recorder's priority.
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECKPOINT_NICE)
-
-
-def _reason(exc: BaseException) -> str:
-    """The error's class and first line: SQLite's messages name no data."""
-    error = getattr(exc, "orig", None) or exc
-    lines = str(error).splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"

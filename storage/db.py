@@ -55,6 +55,14 @@ def _check_writable(path: Path) -> None:
         raise DatabaseURLError(f"database {path}: {os.strerror(errno.EACCES)}")
 
 
+def error_reason(exc: BaseException) -> str:
+    """The error's class and the first line of the driver's message: never the SQL, its
+    parameters (recorded content) or PostgreSQL's DETAIL/CONTEXT lines, which quote the data."""
+    error = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 SQLITE_CACHE_KIB = 8192
 SQLITE_CHECKPOINT_PAGES = 4000
 

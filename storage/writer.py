@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from storage.apply import apply_records, with_natural_keys
 from storage.checkpointer import Checkpointer
-from storage.db import SQLITE_BUSY_TIMEOUT_MS
+from storage.db import SQLITE_BUSY_TIMEOUT_MS, error_reason
 from storage.prune import prune_calls, prune_sessions, prune_upgrade_failures
 from storage.records import (
     AudioRecord,
@@ -129,14 +129,6 @@ def _events_in(records: Iterable[Record]) -> int:
 
 def _sqlite_file(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-
-
-def _reason(exc: BaseException) -> str:
-    """The error's class and the first line of the driver's message: never the SQL, its
-    parameters (recorded content) or PostgreSQL's DETAIL/CONTEXT lines, which quote the data."""
-    error = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 class Writer:
@@ -262,7 +254,9 @@ class Writer:
             with self._engine.connect() as connection:
                 missing = len(seqs) - len(stored_seqs(connection, session_id, seqs))
         except SQLAlchemyError as exc:
-            logger.error("could not check stored events: %s; counted all as dropped", _reason(exc))
+            logger.error(
+                "could not check stored events: %s; counted all as dropped", error_reason(exc)
+            )
             missing = len(seqs)
         if missing:
             self._observer.dropped_records(reason, missing)
@@ -331,7 +325,7 @@ class Writer:
             with self._engine.connect() as connection:
                 busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
         except SQLAlchemyError as exc:
-            logger.warning("could not checkpoint the database at shutdown: %s", _reason(exc))
+            logger.warning("could not checkpoint the database at shutdown: %s", error_reason(exc))
             return
         if busy:  # a reader (the dashboard) was in the middle of a read: it keeps the WAL alive
             logger.info("database checkpoint at shutdown incomplete: a reader holds the WAL")
@@ -346,7 +340,7 @@ class Writer:
                 calls = prune_calls(connection, cutoff, PRUNE_BATCH_SESSIONS)
                 failures = prune_upgrade_failures(connection, cutoff, PRUNE_BATCH_SESSIONS)
         except SQLAlchemyError as exc:
-            logger.error("retention pruning failed: %s", _reason(exc))
+            logger.error("retention pruning failed: %s", error_reason(exc))
             self._observer.db_error()
             return
         if deleted or calls or failures:
@@ -410,7 +404,9 @@ class Writer:
                 if self.failing_since is None:
                     self.failing_since = time.monotonic()
                     logger.error(
-                        "database unavailable, holding %d records: %s", len(batch), _reason(exc)
+                        "database unavailable, holding %d records: %s",
+                        len(batch),
+                        error_reason(exc),
                     )
                 pause_s = backoff_s
                 if self._closing.is_set():
@@ -422,7 +418,7 @@ class Writer:
                 logger.warning(
                     "batch of %d records failed (%s); writing them one by one",
                     len(batch),
-                    _reason(exc),
+                    error_reason(exc),
                 )
                 self._observer.db_error()
                 self._write_one_by_one(batch)
@@ -482,7 +478,7 @@ class Writer:
             with self._engine.begin() as connection:
                 apply_records(connection, [record])
         except Exception as exc:  # whatever one record does, the writer thread must live on
-            logger.warning("%s record refused: %s", type(record).__name__, _reason(exc))
+            logger.warning("%s record refused: %s", type(record).__name__, error_reason(exc))
             self._observer.db_error()
             return False
         return True
