@@ -220,9 +220,9 @@ class Sender:
         """Block until the recorder acknowledged everything (at shutdown); False if it did not
         within `timeout_s`, or acknowledged nothing for `quiet_s`, or is not there: then what
         is left is logged."""
+        quiet = timeout_s if quiet_s is None else quiet_s
         now = time.monotonic()
-        deadline = now + timeout_s
-        quiet_until = now + (timeout_s if quiet_s is None else quiet_s)
+        deadline, quiet_until = now + timeout_s, now + quiet
         acked = self._acked
         self._report_drops()
         channel = self._channel
@@ -231,7 +231,7 @@ class Sender:
             now = time.monotonic()
             if self._acked != acked:  # the recorder is committing: it gets more time
                 acked = self._acked
-                quiet_until = now + (timeout_s if quiet_s is None else quiet_s)
+                quiet_until = now + quiet
             remaining = min(deadline, quiet_until) - now
             if channel.sock is None or remaining <= 0:
                 break
